@@ -1,0 +1,333 @@
+"""The conditional GAN shared by every script: dataset settings, the three models,
+latent and label sampling, pixel scaling, and loading saved generators (ours or Keras 2's).
+
+Faithful to ../shared/SPEC.md sections 3-5 and 8; the scripts next to this file import it.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
+
+import h5py  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers  # noqa: E402
+
+IMAGE_SHAPE = (80, 80, 3)
+LATENT_DIM = 100
+FILTERS = 128
+EMBEDDING_DIM = 8
+LEAKY_SLOPE = 0.2
+DROPOUT = 0.1
+G_LR, G_BETA_1 = 0.0002, 0.5
+D_BETA_1 = 0.08
+BETA_2, EPSILON = 0.999, 1e-7
+INTERPOLATION_STEPS = 10
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Per-dataset settings from SPEC.md's table; paths are relative to the data folder."""
+
+    name: str
+    n_classes: int
+    d_lr: float
+    gan_upper: float
+    images_file: str
+    labels_file: str
+    prepare_script: str
+    class_names: tuple
+    heatmap_labels: tuple
+    heatmap_samples: int
+
+
+DATASETS = {
+    "celeb": Dataset(
+        name="celeb",
+        n_classes=4,
+        d_lr=0.00007,
+        gan_upper=4.50,
+        images_file="img_align_celeba_attractive.npz",
+        labels_file="ids_align_celeba_attractive.npz",
+        prepare_script="files/prepare_faces.py",
+        class_names=("fem", "mal", "fem_cheek", "fem_lips"),
+        heatmap_labels=(2, 1),
+        heatmap_samples=3,
+    ),
+    "xray": Dataset(
+        name="xray",
+        n_classes=3,
+        d_lr=0.00004,
+        gan_upper=3.00,
+        images_file="img_align_xray.npz",
+        labels_file="labels_align_xray.npz",
+        prepare_script="files/prepare_xrays.py",
+        class_names=("healthy", "viral", "bacter"),
+        heatmap_labels=(0, 1, 2),
+        heatmap_samples=1,
+    ),
+}
+ATTRIBUTES_FILE = "list_attr_celeba.csv"
+
+
+# ---------------------------------------------------------------- face labels (SPEC 3)
+
+
+def face_classes(male, high_cheekbones, big_lips):
+    """The 4 face classes from +1/-1 (or 1/0) attribute columns: 0 female, 1 male,
+    2 female with high cheekbones, 3 female with big lips and no high cheekbones."""
+    male, cheek, lips = (np.asarray(a) > 0 for a in (male, high_cheekbones, big_lips))
+    classes = np.zeros(male.shape, dtype=np.int64)
+    classes[male] = 1
+    classes[~male & cheek] = 2
+    classes[(classes == 0) & lips] = 3
+    return classes
+
+
+def read_attribute_table(path):
+    """CelebA attributes as (image_ids, {column: int array}); reads the Kaggle CSV
+    (`image_id,5_o_Clock_Shadow,...`) or the original space-separated `list_attr_celeba.txt`
+    (a count line, then the 40 names, then `file +1 -1 ...` rows)."""
+    with open(path) as f:
+        lines = [line.strip() for line in f if line.strip()]
+    if lines and "," in lines[0]:
+        header = lines[0].split(",")
+        rows = [line.split(",") for line in lines[1:]]
+    else:
+        start = 1 if lines and lines[0].isdigit() else 0
+        header = ["image_id"] + lines[start].split()
+        rows = [line.split() for line in lines[start + 1 :]]
+    if "image_id" not in header:
+        raise ValueError(f"{path}: no image_id column")
+    rows = [r for r in rows if len(r) == len(header)]
+    ids = [r[0] for r in rows]
+    columns = {
+        name: np.array([int(r[i]) for r in rows], dtype=np.int64)
+        for i, name in enumerate(header)
+        if name != "image_id"
+    }
+    return ids, columns
+
+
+def face_labels_from_rows(attribute_path, rows):
+    """Class of each prepared face from its row number in the attribute table."""
+    _, columns = read_attribute_table(attribute_path)
+    missing = [c for c in ("Male", "High_Cheekbones", "Big_Lips") if c not in columns]
+    if missing:
+        raise ValueError(f"{attribute_path}: missing columns {', '.join(missing)}")
+    rows = np.asarray(rows)
+    n_rows = len(columns["Male"])
+    if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
+        raise ValueError(f"row numbers outside the attribute table's {n_rows} rows")
+    return face_classes(columns["Male"][rows], columns["High_Cheekbones"][rows], columns["Big_Lips"][rows])
+
+
+# ---------------------------------------------------------------- models (SPEC 4)
+
+
+def adamax(lr, beta_1):
+    return keras.optimizers.Adamax(learning_rate=lr, beta_1=beta_1, beta_2=BETA_2, epsilon=EPSILON)
+
+
+def build_discriminator(n_classes, filters=FILTERS, lr=0.00007, beta_1=D_BETA_1):
+    image = keras.Input(IMAGE_SHAPE)
+    label = keras.Input((1,))
+    h, w, _ = IMAGE_SHAPE
+    label_map = layers.Embedding(n_classes, EMBEDDING_DIM)(label)
+    label_map = layers.Dense(h * w)(label_map)
+    label_map = layers.Reshape((h, w, 1))(label_map)
+    x = layers.Concatenate()([image, label_map])
+    x = layers.Conv2D(filters, 5, padding="same")(x)
+    x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    x = layers.Dropout(DROPOUT)(x)
+    for _ in range(4):
+        x = layers.Conv2D(filters, 5, strides=2, padding="same")(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    x = layers.Flatten()(x)
+    # float32 output keeps the loss the collapse guard reads in float32 under mixed precision
+    out = layers.Dense(1, activation="sigmoid", dtype="float32")(x)
+    model = keras.Model([image, label], out, name="discriminator")
+    model.compile(loss="binary_crossentropy", optimizer=adamax(lr, beta_1), metrics=["accuracy"])
+    return model
+
+
+def build_generator(n_classes, latent_dim=LATENT_DIM, filters=FILTERS):
+    latent = keras.Input((latent_dim,))
+    label = keras.Input((1,))
+    side = IMAGE_SHAPE[0] // 16
+    label_map = layers.Embedding(n_classes, EMBEDDING_DIM)(label)
+    label_map = layers.Dense(side * side)(label_map)
+    label_map = layers.Reshape((side, side, 1))(label_map)
+    x = layers.Dense(filters * side * side)(latent)
+    x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    x = layers.Reshape((side, side, filters))(x)
+    x = layers.Concatenate()([x, label_map])
+    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same")(x)
+    x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    x = layers.Dropout(DROPOUT)(x)
+    for _ in range(3):
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same")(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    out = layers.Conv2D(IMAGE_SHAPE[2], 5, activation="tanh", padding="same", dtype="float32")(x)
+    model = keras.Model([latent, label], out, name="generator")
+    model.compile(loss="binary_crossentropy", optimizer=adamax(G_LR, G_BETA_1))
+    return model
+
+
+def build_gan(generator, discriminator, lr=G_LR, beta_1=G_BETA_1):
+    """Generator -> discriminator, for saving and for the GAN step's optimizer. The training
+    step updates only the generator's variables here, so the discriminator needs no freezing
+    (Keras 3 would otherwise stop it learning in its own step: SPEC.md section 4)."""
+    latent, label = generator.inputs
+    validity = discriminator([generator([latent, label]), label])
+    model = keras.Model([latent, label], validity, name="gan")
+    model.compile(loss="binary_crossentropy", optimizer=adamax(lr, beta_1))
+    return model
+
+
+# ---------------------------------------------------------------- sampling (SPEC 5, 8)
+
+
+def scale_images(images_uint8):
+    """uint8 pixels -> float32 in [-1, 1]."""
+    return (np.asarray(images_uint8, dtype=np.float32) - 127.5) / 127.5
+
+
+def to_unit(images):
+    """Generator output in [-1, 1] -> [0, 1]."""
+    return (np.asarray(images, dtype=np.float32) + 1.0) / 2.0
+
+
+def cumulative_fractions(labels, n_classes):
+    """[0, f0, f0+f1, ..., 1.0]: the class fractions of the training set, cumulated."""
+    counts = np.bincount(np.asarray(labels), minlength=n_classes)[:n_classes]
+    return np.concatenate([[0.0], np.cumsum(counts) / counts.sum()])
+
+
+def sample_labels(rng, n, cum):
+    """Label i where cum[i] <= u < cum[i+1] for u uniform in [0, 1)."""
+    u = rng.random(n)
+    return np.searchsorted(np.asarray(cum)[1:], u, side="right").astype(np.int32)
+
+
+def training_latents(rng, n, latent_dim=LATENT_DIM):
+    """The n*latent_dim evenly spaced values in [-3, 3), shuffled, as (n, latent_dim)."""
+    size = n * latent_dim
+    grid = -3.0 + np.arange(size) * (6.0 / size)
+    return rng.permutation(grid).reshape(n, latent_dim).astype(np.float32)
+
+
+def heatmap_latents(rng, n_samples, latent_dim=LATENT_DIM, steps=INTERPOLATION_STEPS):
+    """For each sample, `steps` latents interpolated between two shuffled copies of the
+    latent_dim values -3 + k*6/latent_dim; shape (n_samples*steps, latent_dim)."""
+    grid = -3.0 + np.arange(latent_dim) * (6.0 / latent_dim)
+    ends = np.stack([rng.permutation(grid) for _ in range(2 * n_samples)])
+    ratios = np.linspace(0.0, 1.0, steps)[None, :, None]
+    p1, p2 = ends[0::2, None, :], ends[1::2, None, :]
+    return ((1.0 - ratios) * p1 + ratios * p2).reshape(-1, latent_dim).astype(np.float32)
+
+
+def generate(generator, latents, labels, batch_size=256):
+    """Generator output in [0, 1] for these latents and labels (no dropout)."""
+    labels = np.asarray(labels, dtype=np.int32).reshape(-1, 1)
+    out = generator.predict([np.asarray(latents, dtype=np.float32), labels], batch_size=batch_size, verbose=0)
+    return to_unit(out)
+
+
+# ---------------------------------------------------------------- loading saved models
+
+
+class ModelFileError(ValueError):
+    """A .h5 file that cannot be read as one of this project's models."""
+
+
+def _h5_layers(path):
+    """(model config layers, {layer name: [weight arrays]}) from a Keras 2 or Keras 3 .h5."""
+    try:
+        with h5py.File(path, "r") as f:
+            config = json.loads(f.attrs["model_config"])
+            group = f["model_weights"] if "model_weights" in f else f
+            weights = {}
+            for name in group.attrs["layer_names"]:
+                name = name.decode() if isinstance(name, bytes) else name
+                layer = group[name]
+                weights[name] = [np.asarray(layer[w]) for w in layer.attrs["weight_names"]]
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise ModelFileError(f"{path}: not a readable Keras .h5 model ({e})") from e
+    return config["config"]["layers"], weights
+
+
+def _input_widths(config_layers):
+    widths = []
+    for layer in config_layers:
+        if layer["class_name"] == "InputLayer":
+            cfg = layer["config"]
+            shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+            widths.append(tuple(shape[1:]))
+    return widths
+
+
+def _architecture(config_layers):
+    """(n_classes, filters, latent_dim or None) read off a saved generator or discriminator."""
+    by_class = {}
+    for layer in config_layers:
+        by_class.setdefault(layer["class_name"], []).append(layer["config"])
+    try:
+        n_classes = by_class["Embedding"][0]["input_dim"]
+        convs = by_class.get("Conv2DTranspose") or by_class["Conv2D"]
+        filters = convs[0]["filters"]
+    except (KeyError, IndexError) as e:
+        raise ModelFileError(f"no embedding or convolution layer ({e})") from e
+    latent = [w[0] for w in _input_widths(config_layers) if len(w) == 1 and w[0] not in (1, None)]
+    return n_classes, filters, (latent[0] if latent else None)
+
+
+def _copy_weights(model, config_layers, saved, path):
+    """Copy saved weights into `model`, matching layers by type and weight shapes in
+    topological order (layer names differ between Keras versions)."""
+    queues = {}
+    for layer in config_layers:
+        arrays = saved.get(layer["config"]["name"], [])
+        if arrays:
+            key = (layer["class_name"], tuple(a.shape for a in arrays))
+            queues.setdefault(key, []).append(arrays)
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        key = (type(layer).__name__, tuple(tuple(w.shape) for w in layer.weights))
+        if not queues.get(key):
+            raise ModelFileError(f"{path}: no saved weights fit layer {layer.name} {key}")
+        layer.set_weights(queues[key].pop(0))
+    left = sum(len(q) for q in queues.values())
+    if left:
+        raise ModelFileError(f"{path}: {left} saved layers have no place in the model")
+
+
+def load_generator(path):
+    """A generator saved by our training or by the original's Keras 2 scripts, rebuilt with
+    build_generator and given the saved weights (Keras 3's load_model refuses Keras 2 files)."""
+    config_layers, saved = _h5_layers(path)
+    inputs = _input_widths(config_layers)
+    try:
+        n_classes, filters, latent_dim = _architecture(config_layers)
+    except ModelFileError as e:
+        raise ModelFileError(f"{path}: not a generator: {e}") from e
+    if len(inputs) != 2 or latent_dim is None or "Conv2DTranspose" not in {c["class_name"] for c in config_layers}:
+        raise ModelFileError(f"{path}: not a generator (inputs {inputs}, want a latent vector and a label)")
+    model = build_generator(n_classes, latent_dim, filters)
+    _copy_weights(model, config_layers, saved, path)
+    return model
+
+
+def load_discriminator(path, lr, beta_1=D_BETA_1):
+    """A discriminator saved by our training (or Keras 2's), trainable, freshly compiled."""
+    config_layers, saved = _h5_layers(path)
+    try:
+        n_classes, filters, _ = _architecture(config_layers)
+    except ModelFileError as e:
+        raise ModelFileError(f"{path}: not a discriminator: {e}") from e
+    model = build_discriminator(n_classes, filters, lr, beta_1)
+    _copy_weights(model, config_layers, saved, path)
+    return model

@@ -1,0 +1,36 @@
+"""Shared test set-up: the scripts' folder on sys.path, helpers to run a script as a user
+would (a subprocess), and the `slow` marker for end-to-end runs (run in CI all the same)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FILES = os.path.join(ROOT, "files")
+DATA = os.path.join(ROOT, "tests", "data")
+sys.path.insert(0, FILES)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: end-to-end runs of the real scripts (run in CI too)")
+
+
+def run_script(script, *args, cwd=None, timeout=600, env=None):
+    """Run files/<script> with args in a subprocess; returns the CompletedProcess."""
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="")
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, os.path.join(FILES, script), *map(str, args)],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+@pytest.fixture
+def run():
+    return run_script
