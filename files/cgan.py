@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
 
-import h5py  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import layers  # noqa: E402
+import h5py
+import keras
+import numpy as np
+from keras import layers
 
 IMAGE_SHAPE = (80, 80, 3)
 LATENT_DIM = 100
@@ -248,7 +248,7 @@ def _h5_layers(path):
     try:
         with h5py.File(path, "r") as f:
             config = json.loads(f.attrs["model_config"])
-            group = f["model_weights"] if "model_weights" in f else f
+            group = f.get("model_weights", f)
             weights = {}
             for name in group.attrs["layer_names"]:
                 name = name.decode() if isinstance(name, bytes) else name

@@ -28,6 +28,7 @@ def run_script(script, *args, cwd=None, timeout=600, env=None):
         text=True,
         timeout=timeout,
         env=full_env,
+        check=False,
     )
 
 

@@ -1,0 +1,365 @@
+"""train_cgan.py: the models, the sampling, the step, the loop's log and reloads, restart,
+and the CLI end to end (SPEC.md sections 4-7)."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import cgan
+import train_cgan
+from conftest import FILES
+from storage import save_model, save_npz
+
+LOG_LINE = re.compile(
+    r"^>\d+/\d+, \d+/\d+, d1=\d+\.\d{3}, d2=\d+\.\d{3}, g=\d+\.\d{3}, secs=\d+, "
+    r"tryAgain=\d+, nTripsOnSameSavedWts=\d+, nSaves=\d+$"
+)
+
+
+def make_xray_data(folder, n=128, seed=0):
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    save_npz(os.path.join(folder, "img_align_xray.npz"), rng.integers(0, 256, (n, 80, 80, 3), dtype=np.uint8))
+    save_npz(os.path.join(folder, "labels_align_xray.npz"), rng.integers(0, 3, n))
+    return folder
+
+
+def args_for(folder, *extra):
+    return train_cgan.parse_args(
+        ["--dataset", "xray", "--data_dir", str(folder), "--summary_dir", os.path.join(str(folder), "cgan"),
+         "--filters", "8", "--n_batch", "16", "--seed", "3", *map(str, extra)]
+    )
+
+
+def weights(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+# ---------------------------------------------------------------- models and sampling
+
+
+@pytest.mark.parametrize("n_classes, d_params, g_params", [(4, 1_712_673, 1_384_196), (3, 1_712_665, 1_384_188)])
+def test_parameter_counts_at_the_originals_width(n_classes, d_params, g_params):
+    d = cgan.build_discriminator(n_classes, filters=128)
+    g = cgan.build_generator(n_classes, filters=128)
+    gan = cgan.build_gan(g, d)
+    assert d.count_params() == d_params
+    assert g.count_params() == g_params
+    assert gan.count_params() == d_params + g_params
+
+
+def test_dataset_settings_are_the_specs():
+    celeb, xray = cgan.DATASETS["celeb"], cgan.DATASETS["xray"]
+    assert (celeb.n_classes, celeb.d_lr, celeb.gan_upper) == (4, 0.00007, 4.50)
+    assert (xray.n_classes, xray.d_lr, xray.gan_upper) == (3, 0.00004, 3.00)
+    d = cgan.build_discriminator(3, filters=8, lr=xray.d_lr)
+    cfg = d.optimizer.get_config()
+    assert (cfg["beta_1"], cfg["beta_2"], cfg["epsilon"]) == (0.08, 0.999, 1e-7)
+    assert np.isclose(cfg["learning_rate"], 0.00004)
+    gcfg = cgan.build_generator(3, filters=8).optimizer.get_config()
+    assert np.isclose(gcfg["learning_rate"], 0.0002) and gcfg["beta_1"] == 0.5
+
+
+def test_training_latents_hold_exactly_the_grid():
+    rng = np.random.default_rng(0)
+    for n in (32, 64):
+        z = cgan.training_latents(rng, n)
+        assert z.shape == (n, 100) and z.dtype == np.float32
+        grid = (-3 + np.arange(n * 100) * 6 / (n * 100)).astype(np.float32)
+        np.testing.assert_array_equal(np.sort(z.ravel()), grid)
+    a, b = cgan.training_latents(rng, 64), cgan.training_latents(rng, 64)
+    assert not np.array_equal(a, b)  # shuffled afresh every batch
+
+
+def test_label_frequencies_follow_the_cumulative_fractions():
+    cum = np.array([0, 0.21328, 0.4402, 0.8939, 1.0])
+    labels = cgan.sample_labels(np.random.default_rng(1), 200_000, cum)
+    freq = np.bincount(labels, minlength=4) / len(labels)
+    np.testing.assert_allclose(freq, np.diff(cum), atol=0.005)
+    assert cgan.sample_labels(np.random.default_rng(1), 10, [0, 0.0, 1.0, 1.0]).tolist() == [1] * 10
+
+
+def test_cumulative_fractions_of_a_training_set():
+    np.testing.assert_allclose(cgan.cumulative_fractions(np.array([0, 0, 1, 2]), 3), [0, 0.5, 0.75, 1.0])
+
+
+# ---------------------------------------------------------------- the step (the Keras 3 trap)
+
+
+def step_checks(trainer):
+    """d learns in its own steps and not in the GAN step; g learns in the GAN step."""
+    d0, g0 = weights(trainer.d), weights(trainer.g)
+    batch = [keras.ops.convert_to_tensor(x) for x in trainer.draw_batch()]
+    real, real_labels, fake_z, fake_labels, gan_z, gan_labels = batch
+    trainer.d_step(keras.ops.convert_to_tensor(cgan.scale_images(real)), real_labels, 1.0)
+    d1 = weights(trainer.d)
+    assert not same(d0, d1), "the discriminator did not learn on the real half batch"
+    assert same(g0, weights(trainer.g))
+    fakes = trainer.g([fake_z, fake_labels], training=False)
+    trainer.d_step(fakes, fake_labels, 0.0)
+    d2 = weights(trainer.d)
+    assert not same(d1, d2), "the discriminator did not learn on the fake half batch"
+    trainer.gan_step(gan_z, gan_labels)
+    assert same(d2, weights(trainer.d)), "the GAN step changed the discriminator"
+    assert not same(g0, weights(trainer.g)), "the GAN step did not change the generator"
+    d3, g3 = weights(trainer.d), weights(trainer.g)
+    trainer.step()  # the compiled step: all three updates
+    assert not same(d3, weights(trainer.d)) and not same(g3, weights(trainer.g))
+
+
+def test_discriminator_learns_in_its_step_and_stays_in_the_gan_step(tmp_path):
+    args = args_for(make_xray_data(tmp_path / "data"))
+    images, labels = train_cgan.load_dataset(args)
+    g, d, gan = train_cgan.build_models(args)
+    step_checks(train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0)))
+
+
+def test_restart_loads_the_saved_models_and_they_still_learn(tmp_path):
+    data = make_xray_data(tmp_path / "data")
+    args = args_for(data)
+    images, labels = train_cgan.load_dataset(args)
+    g, d, gan = train_cgan.build_models(args)
+    trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0))
+    trainer.step()
+    paths = train_cgan.model_paths(args.results_dir, 7)
+    os.makedirs(args.results_dir)
+    save_model(g, paths["generator"])
+    save_model(gan, paths["gan"])
+    save_model(d, paths["discriminator"])
+
+    restart = args_for(data, "--qRestart", "--epochs_goal", 9)
+    assert train_cgan.restart_epoch(restart) == 7
+    g2, d2, gan2 = train_cgan.build_models(restart)
+    assert same(weights(d), weights(d2)) and same(weights(g), weights(g2))
+    assert d2.trainable and len(d2.trainable_variables) == len(d2.weights)
+    step_checks(train_cgan.Trainer(g2, d2, gan2, images, labels, 16, np.random.default_rng(0)))
+
+
+# ---------------------------------------------------------------- the loop: log lines, reloads, abort
+
+
+class ScriptedTrainer(train_cgan.Trainer):
+    """The real trainer whose losses come from a script, to drive the guard through the loop."""
+
+    def __init__(self, losses, *args):
+        super().__init__(*args)
+        self.losses = iter(losses)
+        self.reloaded = []
+
+    def step(self):
+        return next(self.losses)
+
+    def reload(self, which):
+        self.reloaded.append(which)
+        super().reload(which)
+
+
+def test_loop_prints_reloads_and_aborts_like_the_original(tmp_path, capsys):
+    args = args_for(make_xray_data(tmp_path / "data", n=32 * 16), "--epochs_goal", 1)
+    images, labels = train_cgan.load_dataset(args)
+    g, d, gan = train_cgan.build_models(args)
+    os.makedirs(args.results_dir)
+    ok, bad_d, bad_all = (0.6, 0.6, 0.9), (2.5, 0.6, 0.9), (2.5, 0.0004, 3.5)
+    script = [ok, bad_d] + [bad_all] * 7  # trips: 1, then 3 per batch: 4, 7, ..., 22 > 20 at batch 9
+    trainer = ScriptedTrainer(script, g, d, gan, images, labels, 16, np.random.default_rng(0))
+    status = train_cgan.train(args, trainer, train_cgan.CollapseGuard(3.0), 0)
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert status == train_cgan.EXIT_TOO_MANY_REBUILDS
+    assert lines[0] == ">1/1, 2/32, d1=2.500, d2=0.600, g=0.900, secs=0, tryAgain=0, nTripsOnSameSavedWts=0, nSaves=1"
+    assert lines[1] == "LOADING d_model 2 from 1"
+    assert lines[2].startswith(">1/1, 3/32, d1=2.500, d2=0.000, g=3.500,")
+    assert lines[3:6] == ["LOADING d_model 3 from 1", "LOADING g_model 3 from 1", "LOADING gan_models 3 from 1"]
+    assert all(LOG_LINE.match(line) for line in lines if line.startswith(">1/1"))
+    assert lines[-2] == "**********  Too many rebuilds  **************"
+    assert lines[-6].startswith(">1/1, 9/32,") and lines[-6].endswith("tryAgain=19, nTripsOnSameSavedWts=19, nSaves=1")
+    assert lines[-1].startswith(">Accuracy real: ")
+    assert trainer.reloaded[:4] == ["d_model", "d_model", "g_model", "gan_models"] and len(trainer.reloaded) == 22
+    assert "more than 20 reloads" in out.err
+    for path in train_cgan.model_paths(args.results_dir, 1).values():  # saved before stopping
+        assert os.path.exists(path)
+
+
+def test_reload_restores_the_snapshot(tmp_path):
+    args = args_for(make_xray_data(tmp_path / "data"))
+    images, labels = train_cgan.load_dataset(args)
+    g, d, gan = train_cgan.build_models(args)
+    trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0))
+    d0, g0 = weights(d), weights(g)
+    trainer.step()
+    trainer.reload("d_model")
+    assert same(d0, weights(d)) and not same(g0, weights(g))
+    trainer.step()
+    trainer.reload("gan_models")  # the GAN holds both: both come back
+    assert same(d0, weights(d)) and same(g0, weights(g))
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+@pytest.mark.slow
+def test_cli_fresh_then_restart(tmp_path, run):
+    data = make_xray_data(tmp_path / "data", n=96)
+    common = ["--dataset", "xray", "--data_dir", data, "--filters", "8", "--n_batch", "16",
+              "--summary_dir", tmp_path / "cgan", "--seed", "1"]
+    first = run("train_cgan.py", *common, "--epochs_goal", 2)
+    assert first.returncode == 0, first.stderr
+    assert ">2/2, 5/6, d1=" in first.stdout and ">Accuracy real: " in first.stdout
+    second = run("train_cgan.py", *common, "--qRestart", "--epochs-goal", 3)
+    assert second.returncode == 0, second.stderr
+    assert "epochs 3..3" in second.stdout and ">3/3, 5/6," in second.stdout
+    results = data / "results"
+    for epoch in (1, 2, 3):
+        assert os.path.exists(results / f"generated_plot_e{epoch:03d}.png")
+        g = cgan.load_generator(str(results / f"generator_model_{epoch:03d}.h5"))
+        d = cgan.load_discriminator(str(results / f"generator_model_dis{epoch:03d}.h5"), 4e-5)
+        assert g.count_params() == cgan.build_generator(3, filters=8).count_params() and d.built
+        assert os.path.exists(results / f"generator_model_gan{epoch:03d}.h5")
+    assert sorted(os.listdir(data / "real_plots")) == ["real_plot_e001.png", "real_plot_e002.png"]
+    history = (results / "history.csv").read_text().splitlines()
+    assert history[0] == "epoch,d1,d2,g,acc_real,acc_fake,nTryAgains,nTripsOnSameSavedWts,nSaves,secs"
+    assert [row.split(",")[0] for row in history[1:]] == ["1", "2", "3"]
+    assert os.path.exists(results / "losses.png")
+    assert {"generator_summary.txt", "discriminator_summary.txt", "gan_summary.txt"} <= set(os.listdir(tmp_path / "cgan"))
+
+
+def start_training(data, tmp_path, *extra):
+    cmd = [sys.executable, os.path.join(FILES, "train_cgan.py"), "--dataset", "xray", "--data_dir", str(data),
+           "--filters", "8", "--n_batch", "16", "--summary_dir", str(tmp_path / "cgan"), *map(str, extra)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""))
+
+
+def wait_for(path, proc, timeout=120):
+    end = time.time() + timeout
+    while not os.path.exists(path):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < end, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_restart_resumes_from_last_complete_epoch(tmp_path, run):
+    data = make_xray_data(tmp_path / "data", n=16 * 150)  # 150 batches an epoch
+    proc = start_training(data, tmp_path, "--epochs_goal", 5)
+    wait_for(data / "results" / "generator_model_dis001.h5", proc)
+    time.sleep(0.5)
+    proc.kill()
+    out, _ = proc.communicate()
+    assert ">2/5, 5/150," in out, "killed before epoch 2 began"
+    results = data / "results"
+    assert train_cgan.complete_epochs(str(results)) == [1]
+    cgan.load_generator(str(results / "generator_model_001.h5"))
+    resumed = run("train_cgan.py", "--dataset", "xray", "--data_dir", data, "--filters", 8, "--n_batch", 16,
+                  "--summary_dir", tmp_path / "cgan", "--qRestart", "--epochs_goal", 2)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "epochs 2..2" in resumed.stdout and ">2/2, 150/150," in resumed.stdout
+    assert train_cgan.complete_epochs(str(results)) == [1, 2]
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_the_restart_command(tmp_path):
+    data = make_xray_data(tmp_path / "data", n=16 * 60)
+    proc = start_training(data, tmp_path, "--epochs_goal", 5)
+    wait_for(data / "results" / "generator_model_dis001.h5", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == train_cgan.EXIT_INTERRUPTED
+    assert "interrupted; resume with:" in err and "--qRestart --epochs_done 1 --epochs_goal 5" in err
+    assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------- bad input: one line, status 2, nothing written
+
+
+def bad_input(tmp_path, capsys, argv):
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as exit_info:
+        train_cgan.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p for p in tmp_path.rglob("*")) == before, "bad input wrote files"
+    return err
+
+
+def xray_argv(data, *extra):
+    return ["--dataset", "xray", "--data_dir", str(data), "--filters", "8", "--n_batch", "16",
+            "--summary_dir", str(data / "cgan"), *map(str, extra)]
+
+
+def test_missing_npz_names_the_file_and_the_prepare_script(tmp_path, capsys):
+    os.makedirs(tmp_path / "empty")
+    err = bad_input(tmp_path, capsys, xray_argv(tmp_path / "empty"))
+    assert "img_align_xray.npz not found" in err and "files/prepare_xrays.py" in err
+
+
+@pytest.mark.parametrize(
+    "images, labels, message",
+    [
+        (np.zeros((32, 80, 80, 3), np.float32), np.zeros(32, int), "must be uint8 (N, 80, 80, 3)"),
+        (np.zeros((32, 64, 64, 3), np.uint8), np.zeros(32, int), "must be uint8 (N, 80, 80, 3)"),
+        (np.zeros((32, 80, 80, 3), np.uint8), np.zeros(31, int), "31 labels for 32 images"),
+        (np.zeros((32, 80, 80, 3), np.uint8), np.full(32, 3), "labels must be in 0..2"),
+        (np.zeros((32, 80, 80, 3), np.uint8), np.full(32, -1), "labels must be in 0..2"),
+        (np.zeros((8, 80, 80, 3), np.uint8), np.zeros(8, int), "fewer than one batch of 16"),
+    ],
+)
+def test_bad_arrays(tmp_path, capsys, images, labels, message):
+    data = tmp_path / "data"
+    os.makedirs(data)
+    save_npz(data / "img_align_xray.npz", images)
+    save_npz(data / "labels_align_xray.npz", labels)
+    assert message in bad_input(tmp_path, capsys, xray_argv(data))
+
+
+def test_restart_without_checkpoints_lists_complete_epochs(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=32)
+    assert "no complete epoch" in bad_input(tmp_path, capsys, xray_argv(data, "--qRestart"))
+    results = data / "results"
+    os.makedirs(results)
+    g = cgan.build_generator(3, filters=8)
+    d = cgan.build_discriminator(3, filters=8)
+    save_model(g, train_cgan.model_paths(str(results), 4)["generator"])
+    save_model(d, train_cgan.model_paths(str(results), 4)["discriminator"])
+    (results / "generator_model_005.h5").write_bytes(b"truncated")
+    (results / "generator_model_dis005.h5").write_bytes(b"truncated")
+    err = bad_input(tmp_path, capsys, xray_argv(data, "--qRestart", "--epochs_done", 5, "--epochs_goal", 9))
+    assert "epoch 5 is missing or unreadable" in err and "complete epochs: 4" in err
+    err = bad_input(tmp_path, capsys, xray_argv(data, "--qRestart", "--epochs_done", 4, "--epochs_goal", 4))
+    assert "--epochs_goal 4 must be above --epochs_done 4" in err
+
+
+def test_bad_input_through_the_real_cli(tmp_path, run):
+    result = run("train_cgan.py", "--dataset", "celeb", "--data_dir", tmp_path)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("train_cgan.py: error: ") and "img_align_celeba_attractive.npz" in last
+    assert "files/prepare_faces.py" in last and "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_face_labels_come_from_the_attribute_table(tmp_path):
+    data = tmp_path / "celeb"
+    os.makedirs(data)
+    rows = [("000001.jpg", -1, -1, -1), ("000002.jpg", 1, 1, 1), ("000003.jpg", -1, 1, 1), ("000004.jpg", -1, -1, 1)]
+    lines = ["image_id,Attractive,Big_Lips,High_Cheekbones,Male"]
+    lines += [f"{name},1,{lips},{cheek},{male}" for name, male, cheek, lips in rows]
+    (data / "list_attr_celeba.csv").write_text("\n".join(lines) + "\n")
+    ids = np.array([3, 2, 1, 0] * 8)
+    save_npz(data / "img_align_celeba_attractive.npz", np.zeros((32, 80, 80, 3), np.uint8))
+    save_npz(data / "ids_align_celeba_attractive.npz", ids)
+    args = train_cgan.parse_args(["--dataset", "celeb", "--data_dir", str(data), "--n_batch", "16"])
+    _, labels = train_cgan.load_dataset(args)
+    assert labels[:4].tolist() == [3, 2, 1, 0]
