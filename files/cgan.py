@@ -330,4 +330,24 @@ def load_discriminator(path, lr, beta_1=D_BETA_1):
         raise ModelFileError(f"{path}: not a discriminator: {e}") from e
     model = build_discriminator(n_classes, filters, lr, beta_1)
     _copy_weights(model, config_layers, saved, path)
+    _copy_optimizer_state(model, path)
     return model
+
+
+def _copy_optimizer_state(model, path):
+    """Restore the Adamax moments that Keras 3 saved beside the weights, so a restart goes on
+    where training stopped (the learning rate stays the one asked for now). Keras 2 files
+    store theirs in another order: those restart with fresh moments. Returns whether it did."""
+    with h5py.File(path, "r") as f:
+        if "optimizer_weights" not in f or not str(f.attrs.get("keras_version", "")).startswith("3."):
+            return False
+        group = f["optimizer_weights"]
+        saved = [np.asarray(group[name]) for name in group.attrs["weight_names"]]
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    if [s.shape for s in saved] != [tuple(v.shape) for v in optimizer.variables]:
+        return False
+    for variable, value in zip(optimizer.variables, saved):
+        if not variable.path.endswith("learning_rate"):
+            variable.assign(value)
+    return True

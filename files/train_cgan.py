@@ -224,7 +224,8 @@ class Trainer:
         self.latent_dim = g.input_shape[0][1]
         self.rng = rng
         # Build the optimizers' slots outside tf.function, on exactly the variables each updates.
-        d.optimizer.build(d.trainable_variables)
+        if not d.optimizer.built:  # a restarted discriminator comes with its saved moments
+            d.optimizer.build(d.trainable_variables)
         gan.optimizer.build(g.trainable_variables)
         self.train_batch = tf.function(self._train_batch)
         self.snapshot()

@@ -143,6 +143,8 @@ def test_restart_loads_the_saved_models_and_they_still_learn(tmp_path):
     g2, d2, gan2 = train_cgan.build_models(restart)
     assert same(weights(d), weights(d2)) and same(weights(g), weights(g2))
     assert d2.trainable and len(d2.trainable_variables) == len(d2.weights)
+    assert int(d2.optimizer.iterations) == int(d.optimizer.iterations) == 2  # d's moments restored too
+    assert same([v.numpy() for v in d.optimizer.variables[2:]], [v.numpy() for v in d2.optimizer.variables[2:]])
     step_checks(train_cgan.Trainer(g2, d2, gan2, images, labels, 16, np.random.default_rng(0)))
 
 
