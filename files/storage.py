@@ -8,6 +8,10 @@ import tempfile
 import numpy as np
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class InputError(Exception):
     """Bad input from the user: reported as one line, exit status 2, never a traceback."""
 
@@ -32,6 +36,7 @@ def atomic_write(path, write, suffix=""):
     tmp = _temporary_name(path, suffix)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

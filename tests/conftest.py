@@ -15,6 +15,8 @@ sys.path.insert(0, FILES)
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end runs of the real scripts (run in CI too)")
+    # Keras 3.15 calls np.array(tensor) the NumPy 1 way: hundreds of identical warnings per run
+    config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
 
 
 def run_script(script, *args, cwd=None, timeout=600, env=None):

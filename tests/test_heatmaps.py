@@ -1,0 +1,229 @@
+"""heatmaps.py (SPEC.md section 8): Keras 2 generators reproduced, the .npz contents, the
+figure's rows and size, model discovery and bad input, through the real CLI."""
+
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import cgan
+import heatmaps
+from conftest import DATA
+from delta import delta_overlay, delta_sums
+from storage import save_model
+
+NPZ_KEYS = {"labels", "latents", "images", "deltas"}
+MIN_IMAGE_PIXELS = 160
+
+
+def data_file(name):
+    return os.path.join(DATA, name)
+
+
+def save_generator(path, n_classes, filters=8, scale=1.0, label_blind=False):
+    """A generator from our own model code, saved as training saves it. scale > 1 makes the
+    label change the images enough to paint; label_blind zeroes the label embedding."""
+    model = cgan.build_generator(n_classes, filters=filters)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if label_blind and isinstance(layer, keras.layers.Embedding):
+            layer.set_weights([np.zeros_like(w) for w in weights])
+        elif weights:
+            layer.set_weights([w * scale for w in weights])
+    save_model(model, str(path))
+
+
+def load_heatmap(path):
+    with np.load(path) as data:
+        return {key: data[key] for key in data}
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
+def assert_figure_fits(path, n_rows, n_columns=10):
+    width, height = png_size(path)
+    assert width >= n_columns * MIN_IMAGE_PIXELS and height >= n_rows * MIN_IMAGE_PIXELS
+
+
+# ---------------------------------------------------------------- in process
+
+
+@pytest.mark.parametrize("name", ["keras2_generator_c3_f8", "keras2_generator_c4_f8"])
+def test_reproduces_keras2_images(name):
+    expected = np.load(data_file(name + "_expected.npz"))
+    generator = cgan.load_generator(data_file(name + ".h5"))
+    labels = tuple(range(heatmaps.model_classes(generator)))
+    images, deltas = heatmaps.heatmap_arrays(generator, labels, expected["latents"])
+    produced = images[expected["labels"], np.arange(len(expected["labels"]))]
+    assert np.abs(produced * 2 - 1 - expected["images"]).max() <= 1e-5
+    np.testing.assert_array_equal(deltas[2, 0], delta_sums(images[2], images[0]))
+
+
+def test_rows_per_sample_and_pair_for_several_samples():
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 20, 80, 80, 3), dtype=np.float32)  # 3 labels, 2 samples of 10
+    deltas = np.stack([delta_sums(images[a], images) for a in range(3)])
+    rows = heatmaps.heatmap_rows(images, deltas)
+    assert len(rows) == 2 * (3 + 6)
+    second = 9  # the second sample's rows start after the first's 3 image + 6 delta rows
+    np.testing.assert_array_equal(rows[second + 1], images[1, 10:])
+    # pair (0, 1): label 0's images painted where label 1's are brighter, then the reverse
+    np.testing.assert_array_equal(rows[second + 3], delta_overlay(images[1, 10:], images[0, 10:]))
+    np.testing.assert_array_equal(rows[second + 4], delta_overlay(images[0, 10:], images[1, 10:]))
+    np.testing.assert_array_equal(rows[second + 8], delta_overlay(images[1, 10:], images[2, 10:]))
+    # the painted pixels are those the saved deltas put above the lowest threshold
+    painted = np.any(rows[second + 3] != images[0, 10:], axis=-1)
+    np.testing.assert_array_equal(painted, deltas[1, 0, 10:] > 0.2)
+
+
+def test_row_names_are_the_originals_for_default_labels():
+    celeb, xray = cgan.DATASETS["celeb"], cgan.DATASETS["xray"]
+    assert heatmaps.row_names(celeb, (2, 1)) == (("fem", "mal"), (("delta_fem", "delta_mal"),))
+    images, pairs = heatmaps.row_names(xray, (0, 1, 2))
+    assert images == ("healthy", "viral", "bacter")
+    assert pairs[0] == ("health vs viral", "viral vs health") and pairs[2] == ("viral vs bacter", "bacter vs viral")
+    assert heatmaps.row_names(celeb, (0, 3)) == (["fem", "fem_lips"], [("fem vs fem_lips", "fem_lips vs fem")])
+
+
+def test_find_models_skips_gan_dis_hidden_and_other_files(tmp_path):
+    for name in ("generator_model_010.h5", "generator_model_gan010.h5", "generator_model_dis010.h5",
+                 "generator_model_002.h5", ".tmp-generator_model_011.h5.x1.h5", "notes.txt", "g.h5"):
+        (tmp_path / name).write_bytes(b"")
+    found = heatmaps.find_models(str(tmp_path))
+    assert [(epoch, os.path.basename(path)) for epoch, path in found] == [
+        (2, "generator_model_002.h5"), (10, "generator_model_010.h5")]
+    assert [epoch for epoch, _ in heatmaps.find_models(str(tmp_path), [10, 99])] == [10]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--labels", "1"], "need at least 2 labels, got 1"),
+    (["--labels", "2", "2"], "labels must differ, got 2 2"),
+    (["--dataset", "xray", "--labels", "0", "3"], "label 3 outside xray's 3 classes (0-2)"),
+    (["--epochs", "7", "9"], "no generators for epochs 7 9 in {models}; epochs found: 2, 10"),
+    (["--models_dir", "{empty}"], "no generator .h5 files in {empty}"),
+    (["--models_dir", "{missing}"], "models folder {missing} not found"),
+    (["--n_samples", "0"], "--n_samples must be at least 1, got 0"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, args, message):
+    folders = {"models": tmp_path / "models", "empty": tmp_path / "empty", "missing": tmp_path / "missing"}
+    for folder in ("models", "empty"):
+        folders[folder].mkdir()
+    for name in ("generator_model_002.h5", "generator_model_010.h5"):
+        (folders["models"] / name).write_bytes(b"")
+    defaults = ["--dataset", "celeb", "--models_dir", str(folders["models"]), "--out_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        heatmaps.main(defaults + [a.format(**folders) for a in args])  # the last of a repeated option wins
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith(f"error: {message.format(**folders)}\n")
+
+
+# ---------------------------------------------------------------- the real CLI
+
+
+@pytest.mark.slow
+def test_cli_on_keras2_file_with_default_folders(tmp_path, run):
+    data = tmp_path / "xray"
+    results = data / "results"
+    results.mkdir(parents=True)
+    shutil.copy(data_file("keras2_generator_c3_f8.h5"), results / "generator_model_380.h5")
+    shutil.copy(data_file("keras2_generator_c3_f8.h5"), results / "generator_model_395.h5")  # not asked for
+    for decoy in ("generator_model_gan380.h5", "generator_model_dis380.h5", ".tmp-generator_model_380.h5.a1.h5"):
+        (results / decoy).write_bytes(b"not a model")
+    r = run("heatmaps.py", "--dataset", "xray", "--data_dir", data, "--epochs", 380)
+    assert r.returncode == 0, r.stderr
+    out = data / "heatmaps"
+    assert sorted(os.listdir(out)) == ["generator_model_380.h5.npz", "generator_model_380.h5.png"]
+    arrays = load_heatmap(out / "generator_model_380.h5.npz")
+    assert set(arrays) == NPZ_KEYS
+    assert arrays["labels"].tolist() == [0, 1, 2]
+    latents = cgan.heatmap_latents(np.random.default_rng(1), 1)
+    assert arrays["latents"].dtype == np.float32
+    np.testing.assert_array_equal(arrays["latents"], latents)
+    images = arrays["images"]
+    assert images.shape == (3, 10, 80, 80, 3) and images.dtype == np.float32
+    assert arrays["deltas"].shape == (3, 3, 10, 80, 80) and arrays["deltas"].dtype == np.float32
+    # the script's images are those of the loader that test_reproduces_keras2_images checks against Keras 2
+    generator = cgan.load_generator(data_file("keras2_generator_c3_f8.h5"))
+    for k in range(3):
+        assert np.abs(images[k] - cgan.generate(generator, latents, [k] * 10)).max() <= 1e-5
+    np.testing.assert_array_equal(arrays["deltas"][0, 2], delta_sums(images[0], images[2]))
+    assert_figure_fits(out / "generator_model_380.h5.png", n_rows=9)
+
+
+@pytest.fixture(scope="module")
+def faces_run(tmp_path_factory):
+    """Our own generators in a `label_results` folder: a 4-class one at width 8 whose labels
+    matter, a label-blind one, a truncated file, a 2-class one (no label 2), a 3-class one
+    at width 16 and a discriminator; heatmaps.py run once over them with the faces defaults."""
+    from conftest import run_script
+
+    keras.utils.set_random_seed(0)
+    folder = tmp_path_factory.mktemp("faces") / "label_results"
+    folder.mkdir()
+    save_generator(folder / "generator_model_001.h5", 4, scale=3.0)
+    save_generator(folder / "generator_model_002.h5", 4, label_blind=True)
+    whole = (folder / "generator_model_001.h5").read_bytes()
+    (folder / "generator_model_003.h5").write_bytes(whole[: len(whole) // 2])
+    save_generator(folder / "generator_model_004.h5", 2)
+    save_generator(folder / "generator_model_005.h5", 3, filters=16)
+    save_model(cgan.build_discriminator(4, filters=8), str(folder / "generator_model_006.h5"))
+    out = folder.parent / "out"
+    result = run_script("heatmaps.py", "--dataset", "celeb", "--models_dir", folder, "--out_dir", out)
+    return folder, out, result
+
+
+@pytest.mark.slow
+def test_cli_goes_on_past_bad_files_and_names_them(faces_run):
+    _, out, r = faces_run
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if "heatmaps.py: error:" in line]
+    assert len(errors) == 4
+    assert "generator_model_003.h5: not a readable Keras .h5 model" in errors[0]
+    assert "label 2 outside generator_model_004.h5's 2 classes" in errors[1]
+    assert "generator_model_006.h5: not a generator" in errors[2]
+    assert errors[3].endswith("3 of 6 model files could not be used: "
+                              "generator_model_003.h5, generator_model_004.h5, generator_model_006.h5")
+    assert sorted(os.listdir(out)) == [f"generator_model_00{k}.h5.{ext}" for k in (1, 2, 5) for ext in ("npz", "png")]
+
+
+@pytest.mark.slow
+def test_cli_npz_and_figure_for_faces(faces_run):
+    _, out, _ = faces_run
+    runs = {k: load_heatmap(out / f"generator_model_00{k}.h5.npz") for k in (1, 2, 5)}
+    for arrays in runs.values():
+        assert set(arrays) == NPZ_KEYS and arrays["labels"].tolist() == [2, 1]
+        assert arrays["images"].shape == (2, 30, 80, 80, 3) and arrays["deltas"].shape == (2, 2, 30, 80, 80)
+        assert 0.0 <= arrays["images"].min() and arrays["images"].max() <= 1.0
+        assert not arrays["deltas"][0, 0].any() and not arrays["deltas"][1, 1].any()
+        # the same latents for every model, so epochs can be compared
+        np.testing.assert_array_equal(arrays["latents"], runs[1]["latents"])
+    # the label-blind generator draws the same image for both labels: nothing to paint
+    blind = runs[2]
+    np.testing.assert_allclose(blind["images"][0], blind["images"][1], atol=1e-6)
+    assert np.abs(blind["deltas"]).max() < 1e-5
+    # the other paints in both directions
+    assert (runs[1]["deltas"][0, 1] > 0.2).any() and (runs[1]["deltas"][1, 0] > 0.2).any()
+    assert_figure_fits(out / "generator_model_001.h5.png", n_rows=3 * 4)
+
+
+@pytest.mark.slow
+def test_cli_swapping_labels_swaps_the_painted_sets(faces_run, run):
+    folder, out, _ = faces_run
+    swapped_out = folder.parent / "swapped"
+    r = run("heatmaps.py", "--dataset", "celeb", "--models_dir", folder, "--out_dir", swapped_out,
+            "--labels", 1, 2, "--epochs", 1)
+    assert r.returncode == 0, r.stderr
+    first = load_heatmap(out / "generator_model_001.h5.npz")
+    swapped = load_heatmap(swapped_out / "generator_model_001.h5.npz")
+    assert swapped["labels"].tolist() == [1, 2]
+    np.testing.assert_array_equal(swapped["images"], first["images"][::-1])
+    for threshold in (1.0, 0.6, 0.2):
+        np.testing.assert_array_equal(swapped["deltas"][0, 1] > threshold, first["deltas"][1, 0] > threshold)
+        np.testing.assert_array_equal(swapped["deltas"][1, 0] > threshold, first["deltas"][0, 1] > threshold)
