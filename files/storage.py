@@ -7,7 +7,6 @@ import tempfile
 
 import numpy as np
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
