@@ -1,0 +1,209 @@
+"""Benchmark of a training step at the original's size, against the machine's arithmetic limit
+and against a plain Keras 3 port of the original's loop; and of the heatmap deltas.
+
+Reads nothing; writes nothing but stdout. Synthetic data: 50,000 uint8 images (the original's
+set size) held in memory as training holds them.
+
+    python files/bench/bench_train.py            # ~10 minutes on 2 CPU cores
+    python files/bench/bench_train.py --quick    # fewer steps, same figures
+
+Floating-point work is counted from the layer shapes (2 FLOPs per multiply-add of every
+Conv2D, Conv2DTranspose and Dense layer); backward passes cost twice their forward pass when
+both input and weight gradients are needed, once when only input gradients are (the
+discriminator inside the GAN step). Last line: RESULT step_s=... (see README).
+"""
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import cgan
+import heatmaps
+from delta import delta_overlay, delta_overlay_per_pixel
+from train_cgan import Trainer
+
+N_CLASSES = 3
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer steps (every figure still printed)")
+    p.add_argument("--steps", type=int, help="timed steps per variant (default 6, quick 2)")
+    p.add_argument("--images", type=int, default=50_000, help="synthetic training set size")
+    p.add_argument("--filters", type=int, default=cgan.FILTERS)
+    p.add_argument("--n_batch", type=int, default=64)
+    return p.parse_args()
+
+
+# ---------------------------------------------------------------- counting and timing
+
+
+def forward_flops(model):
+    """FLOPs of one image's forward pass, from the layer shapes."""
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, c_in = layer.input.shape
+            kh, kw = layer.kernel_size
+            macs += h * w * c_in * kh * kw * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            macs += h * w * c_out * kh * kw * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            macs += int(np.prod(layer.output.shape[1:])) * layer.input.shape[-1]
+    return 2 * macs
+
+
+def step_flops(g, d, n_batch):
+    """FLOPs of the three updates of one batch (SPEC.md section 6, step 1)."""
+    half = n_batch // 2
+    fd, fg = forward_flops(d), forward_flops(g)
+    d_real = 3 * fd * half  # forward + input and weight gradients
+    d_fake = fg * half + 3 * fd * half  # generate, then the same
+    gan = 3 * fg * n_batch + 2 * fd * n_batch  # d: forward + input gradients only
+    return d_real + d_fake + gan
+
+
+def matmul_gflops(n=4096, repeats=6):
+    """float32 matrix-product rate of this machine (best of repeats)."""
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    tf.matmul(a, b).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        tf.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def median_seconds(fn, steps, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def peak_rss_gb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+# ---------------------------------------------------------------- the variants
+
+
+def build(filters, policy="float32"):
+    keras.mixed_precision.set_global_policy(policy)
+    g = cgan.build_generator(N_CLASSES, filters=filters)
+    d = cgan.build_discriminator(N_CLASSES, filters, cgan.DATASETS["xray"].d_lr)
+    gan = cgan.build_gan(g, d)
+    keras.mixed_precision.set_global_policy("float32")
+    return g, d, gan
+
+
+def ours(images, labels, args, policy="float32"):
+    g, d, gan = build(args.filters, policy)
+    trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(0))
+    return median_seconds(trainer.step, args.steps), (g, d)
+
+
+def plain_port(images, labels, args):
+    """The original's loop transcribed to Keras 3: predict for the fakes, train_on_batch three
+    times (the GAN's copy of d frozen the Keras 3 way, so its weights stay in the GAN step)."""
+    g, d, gan = build(args.filters)
+    d.trainable = False
+    gan.compile(loss="binary_crossentropy", optimizer=cgan.adamax(cgan.G_LR, cgan.G_BETA_1))
+    d.trainable = True
+    d.compile(loss="binary_crossentropy", optimizer=cgan.adamax(0.00004, cgan.D_BETA_1), metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    cum = cgan.cumulative_fractions(labels, N_CLASSES)
+    half = args.n_batch // 2
+
+    def step():
+        idx = rng.integers(0, len(images), half)
+        d.train_on_batch([cgan.scale_images(images[idx]), labels[idx]], np.ones((half, 1)))
+        z, y = cgan.training_latents(rng, half), cgan.sample_labels(rng, half, cum)
+        fakes = g.predict([z, y], verbose=0)
+        d.train_on_batch([fakes, y], np.zeros((half, 1)))
+        z, y = cgan.training_latents(rng, args.n_batch), cgan.sample_labels(rng, args.n_batch, cum)
+        gan.train_on_batch([z, y], np.ones((args.n_batch, 1)))
+
+    return median_seconds(step, args.steps)
+
+
+def heatmap_figures(quick):
+    """Seconds per model file for heatmaps.py's work (generation, deltas, figure), and the
+    delta overlays alone against the original's per-pixel loop on the same images."""
+    g = cgan.build_generator(N_CLASSES, filters=cgan.FILTERS)
+    settings = cgan.DATASETS["xray"]
+    latents = cgan.heatmap_latents(np.random.default_rng(0), settings.heatmap_samples)
+    t = time.perf_counter()
+    images, deltas = heatmaps.heatmap_arrays(g, settings.heatmap_labels, latents)
+    heatmaps.render_figure(images, deltas, settings.heatmap_labels, "bench", "/tmp/bench_heatmap.png", settings)
+    per_model = time.perf_counter() - t
+    pairs = [(a, b) for a in range(len(images)) for b in range(len(images)) if a != b]
+    n_loop = 2 if quick else len(pairs)
+
+    def vectorized():
+        for a, b in pairs:
+            delta_overlay(images[a], images[b])
+
+    def per_pixel():
+        for a, b in pairs[:n_loop]:
+            for k in range(len(images[a])):
+                delta_overlay_per_pixel(images[a][k], images[b][k])
+
+    fast = median_seconds(vectorized, 5, warmup=1) / len(pairs)
+    slow = median_seconds(per_pixel, 1, warmup=0) / n_loop
+    return per_model, fast, slow
+
+
+def main():
+    args = parse_args()
+    args.steps = args.steps or (2 if args.quick else 6)
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, devices: "
+          f"{[d.device_type for d in tf.config.list_physical_devices()]}, "
+          f"threads intra={tf.config.threading.get_intra_op_parallelism_threads()} "
+          f"inter={tf.config.threading.get_inter_op_parallelism_threads()}, cpus={os.cpu_count()}")
+    peak = matmul_gflops()
+    print(f"float32 matrix product (4096^2): {peak:.1f} GFLOP/s")
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (args.images, *cgan.IMAGE_SHAPE), dtype=np.uint8)
+    labels = rng.integers(0, N_CLASSES, args.images).astype(np.int32)
+    step_s, (g, d) = ours(images, labels, args)
+    rss = peak_rss_gb()
+    flops = step_flops(g, d, args.n_batch)
+    print(f"step work: {flops / 1e9:.1f} GFLOP (d forward {forward_flops(d) / 1e9:.3f}, "
+          f"g forward {forward_flops(g) / 1e9:.3f} GFLOP per image)")
+    print(f"ours float32: {step_s:.3f} s/step, {args.n_batch / step_s:.1f} images/s, "
+          f"{flops / step_s / 1e9:.1f} GFLOP/s = {flops / step_s / 1e9 / peak:.1%} of the matrix-product rate")
+    print(f"peak RSS with {args.images} uint8 images ({images.nbytes / 1024**3:.2f} GB): {rss:.2f} GB")
+
+    bf16_s, _ = ours(images, labels, args, "mixed_bfloat16")
+    print(f"ours mixed_bfloat16: {bf16_s:.3f} s/step, speed-up {step_s / bf16_s:.2f}x")
+    plain_s = plain_port(images, labels, args)
+    print(f"plain port float32: {plain_s:.3f} s/step, ours is {plain_s / step_s:.2f}x faster")
+
+    per_model, fast, slow = heatmap_figures(args.quick)
+    print(f"heatmaps.py work per model file: {per_model:.2f} s; delta overlay per image "
+          f"{fast * 1e3:.3f} ms vectorized vs {slow * 1e3:.1f} ms per-pixel loop ({slow / fast:.0f}x)")
+    print(f"RESULT step_s={step_s:.4f} vs_peak={flops / step_s / 1e9 / peak:.4f} vs_plain_port={plain_s / step_s:.4f} "
+          f"bf16_speedup={step_s / bf16_s:.4f} peak_rss_gb={rss:.4f} delta_speedup={slow / fast:.1f}")
+
+
+if __name__ == "__main__":
+    main()
