@@ -206,6 +206,21 @@ def cumulative_fractions(labels, n_classes):
     return np.concatenate([[0.0], np.cumsum(counts) / counts.sum()])
 
 
+def print_prepared_summary(what, labels, settings, skipped, n_files, not_seen, limit_flag):
+    """The preparing scripts' closing summary: kept, skipped and why, per-class counts and the
+    cumulative class fractions training will sample labels by."""
+    print(f"kept {len(labels)} {what} of {n_files} files")
+    for reason, count in skipped.items():
+        print(f"  skipped, {reason}: {count}")
+    if not_seen:
+        print(f"  not looked at ({limit_flag} reached): {not_seen}")
+    counts = np.bincount(labels, minlength=settings.n_classes)
+    for label, (name, count) in enumerate(zip(settings.class_names, counts)):
+        print(f"  class {label} {name}: {count} ({count / len(labels):.5f})")
+    cum = cumulative_fractions(labels, settings.n_classes)
+    print(f"cumulative class fractions (training's label sampling): {np.round(cum, 5).tolist()}")
+
+
 def sample_labels(rng, n, cum):
     """Label i where cum[i] <= u < cum[i+1] for u uniform in [0, 1)."""
     u = rng.random(n)

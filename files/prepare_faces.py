@@ -28,7 +28,7 @@ from mtcnn import MTCNN
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from cgan import DATASETS, cumulative_fractions, face_classes, read_attribute_table
+from cgan import DATASETS, face_classes, print_prepared_summary, read_attribute_table
 from storage import InputError, fail, save_npz, writable_folder
 
 CELEB = DATASETS["celeb"]
@@ -183,19 +183,6 @@ def collect_faces(detector, folder, chosen, args, skipped):
     return faces[: len(rows)], np.array(rows, dtype=np.int64), 0
 
 
-def print_summary(labels, skipped, n_files, not_seen):
-    print(f"kept {len(labels)} faces of {n_files} files")
-    for reason in SKIP_REASONS:
-        print(f"  skipped, {reason}: {skipped[reason]}")
-    if not_seen:
-        print(f"  not looked at (--n_faces reached): {not_seen}")
-    counts = np.bincount(labels, minlength=CELEB.n_classes)
-    for label, (name, count) in enumerate(zip(CELEB.class_names, counts)):
-        print(f"  class {label} {name}: {count} ({count / len(labels):.5f})")
-    cum = cumulative_fractions(labels, CELEB.n_classes)
-    print(f"cumulative class fractions (training's label sampling): {np.round(cum, 5).tolist()}")
-
-
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -216,7 +203,8 @@ def main(argv=None):
     # the classes training will derive from these rows (cgan.face_labels_from_rows)
     labels = face_classes(columns["Male"][rows], columns["High_Cheekbones"][rows], columns["Big_Lips"][rows])
     n_files = len(chosen) + skipped[NOT_IN_TABLE] + skipped[NOT_ATTRACTIVE]
-    print_summary(labels, skipped, n_files, not_seen)
+    counts = {reason: skipped[reason] for reason in SKIP_REASONS}
+    print_prepared_summary("faces", labels, CELEB, counts, n_files, not_seen, "--n_faces")
     print(f"wrote {images_path} {faces.shape} and {ids_path} {rows.shape}")
 
 

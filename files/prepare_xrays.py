@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
-from cgan import DATASETS, cumulative_fractions
+from cgan import DATASETS, print_prepared_summary
 from storage import InputError, fail, save_npz, writable_folder
 
 XRAY = DATASETS["xray"]
@@ -135,19 +135,6 @@ def prepare(paths, args):
     return images[: len(labels)], np.array(labels, dtype=np.int64), skipped, len(paths) - seen
 
 
-def print_summary(labels, skipped, n_files, not_seen):
-    print(f"kept {len(labels)} X-rays of {n_files} files")
-    for reason in SKIP_REASONS:
-        print(f"  skipped, {reason}: {skipped[reason]}")
-    if not_seen:
-        print(f"  not looked at (--n_xrays reached): {not_seen}")
-    counts = np.bincount(labels, minlength=XRAY.n_classes)
-    for label, (name, count) in enumerate(zip(XRAY.class_names, counts)):
-        print(f"  class {label} {name}: {count} ({count / len(labels):.5f})")
-    cum = cumulative_fractions(labels, XRAY.n_classes)
-    print(f"cumulative class fractions (training's label sampling): {np.round(cum, 5).tolist()}")
-
-
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -166,7 +153,8 @@ def main(argv=None):
     labels_path = os.path.join(args.out_dir, XRAY.labels_file)
     save_npz(images_path, images)
     save_npz(labels_path, labels)
-    print_summary(labels, skipped, len(paths), not_seen)
+    counts = {reason: skipped[reason] for reason in SKIP_REASONS}
+    print_prepared_summary("X-rays", labels, XRAY, counts, len(paths), not_seen, "--n_xrays")
     print(f"wrote {images_path} {images.shape} and {labels_path} {labels.shape}")
 
 
