@@ -20,7 +20,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 from mtcnn import MTCNN
@@ -28,6 +27,8 @@ from PIL import Image
 from skimage import data
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from alternating import time_alternating
 
 import prepare_faces
 
@@ -78,20 +79,7 @@ def run(paths, batch):
         naive: lambda part: [prepare_faces.faces_of(detector, [path], SIZE)[0] for path in part],
         ours: lambda part: prepare_faces.faces_of(detector, part, SIZE),
     }
-    results = {name: [] for name in ways}
-    seconds = dict.fromkeys(ways, 0.0)
-    cpu_seconds = dict.fromkeys(ways, 0.0)  # all of TensorFlow's threads
-    # alternate the two ways batch by batch, so load from other processes hits both alike
-    for start in range(0, len(paths), batch):
-        for name, detect in ways.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            results[name] += detect(paths[start : start + batch])
-            seconds[name] += time.perf_counter() - t0
-            cpu_seconds[name] += time.process_time() - c0
-    rates = {name: len(paths) / seconds[name] for name in ways}
-    for name, rate in rates.items():
-        cpu_ms = 1000 * cpu_seconds[name] / len(paths)
-        print(f"{name:35s} {rate:7.1f} images/s  {rate / rates[naive]:5.2f}x  {cpu_ms:5.1f} CPU ms/image")
+    rates, results = time_alternating(ways, paths, batch)
     print(f"speed-up: {rates[ours] / rates[naive]:.2f}x")
     n_faces = sum(face is not None for face, _ in results[ours])
     print(f"faces found: {n_faces} of {len(paths)}; same crops as the naive way: {same(results[ours], results[naive])}")

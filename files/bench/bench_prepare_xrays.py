@@ -22,12 +22,13 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from alternating import time_alternating
 
 import prepare_xrays
 
@@ -94,20 +95,7 @@ def run(paths, workers, chunk=25):
         one_thread: lambda part: [pixels for pixels, _ in prepare_xrays.load_xrays(part, SIZE, workers=1)],
         threads: lambda part: [pixels for pixels, _ in prepare_xrays.load_xrays(part, SIZE, workers=workers)],
     }
-    images = {name: [] for name in ways}
-    seconds = dict.fromkeys(ways, 0.0)
-    cpu_seconds = dict.fromkeys(ways, 0.0)  # all threads: tells less work from more cores
-    # alternate the ways chunk by chunk, so load from other processes hits them alike
-    for start in range(0, len(paths), chunk):
-        for name, load in ways.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            images[name] += load(paths[start : start + chunk])
-            seconds[name] += time.perf_counter() - t0
-            cpu_seconds[name] += time.process_time() - c0
-    rates = {name: len(paths) / seconds[name] for name in ways}
-    for name, rate in rates.items():
-        cpu_ms = 1000 * cpu_seconds[name] / len(paths)
-        print(f"{name:45s} {rate:7.1f} images/s  {rate / rates[naive]:5.2f}x  {cpu_ms:5.1f} CPU ms/image")
+    rates, images = time_alternating(ways, paths, chunk)
     print(f"speed-up: {rates[threads] / rates[naive]:.2f}x")
     difference = np.abs(np.stack(images[threads]).astype(int) - np.stack(images[naive]).astype(int))
     print(f"difference from the naive pixels (equalized): mean {difference.mean():.2f}, "
