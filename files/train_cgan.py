@@ -48,6 +48,7 @@ HISTORY_FIELDS = (
     "epoch", "d1", "d2", "g", "acc_real", "acc_fake", "nTryAgains", "nTripsOnSameSavedWts", "nSaves", "secs",
 )
 N_SUMMARY_SAMPLES = 100
+GAN_PARTS = 2  # the GAN step's batch in parts: peak memory within the uint8 set + 2 GB at 50,000 images
 EXIT_TOO_MANY_REBUILDS = 3
 EXIT_INTERRUPTED = 130
 
@@ -105,6 +106,8 @@ def load_dataset(args):
             raise InputError(str(e)) from e
     if labels.size and (labels.min() < 0 or labels.max() >= s.n_classes):
         raise InputError(f"labels must be in 0..{s.n_classes - 1}, found {labels.min()}..{labels.max()}")
+    if args.n_batch < 2 or args.n_batch % 2:
+        raise InputError(f"--n_batch must be even (two half batches), got {args.n_batch}")
     if len(images) < args.n_batch:
         raise InputError(f"{len(images)} images is fewer than one batch of {args.n_batch}")
     return images, labels.astype(np.int32)
@@ -240,20 +243,30 @@ class Trainer:
         return loss
 
     def gan_step(self, latents, labels):
-        """One generator update through the discriminator (target 1); d's weights stay."""
-        with tf.GradientTape() as tape:
-            p = self.d([self.g([latents, labels], training=True), labels], training=True)
-            loss = keras.ops.mean(keras.losses.binary_crossentropy(tf.ones_like(p), p))
-        grads = tape.gradient(loss, self.g.trainable_variables)
+        """One generator update through the discriminator (target 1); d's weights stay.
+        The batch's gradient is summed over GAN_PARTS parts taken one after the other (the
+        same mean gradient), so only one part's activations are held at a time."""
+        n_vars = len(self.g.trainable_variables)
+        grads, losses, after = [0.0] * n_vars, [], []
+        for z, y in zip(tf.split(latents, GAN_PARTS), tf.split(labels, GAN_PARTS)):
+            with tf.control_dependencies(after):  # the part before is done and its memory free
+                with tf.GradientTape() as tape:
+                    p = self.d([self.g([z, y], training=True), y], training=True)
+                    loss = keras.ops.mean(keras.losses.binary_crossentropy(tf.ones_like(p), p))
+                part = tape.gradient(loss, self.g.trainable_variables)
+            grads = [total + tf.convert_to_tensor(g) / GAN_PARTS for total, g in zip(grads, part)]
+            losses.append(loss)
+            after = grads
         self.gan.optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
-        return loss
+        return tf.add_n(losses) / GAN_PARTS
 
     def _train_batch(self, real_uint8, real_labels, fake_latents, fake_labels, gan_latents, gan_labels):
         real = (tf.cast(real_uint8, tf.float32) - 127.5) / 127.5
         d1 = self.d_step(real, real_labels, 1.0)
         fakes = self.g([fake_latents, fake_labels], training=False)
         d2 = self.d_step(fakes, fake_labels, 0.0)
-        g = self.gan_step(gan_latents, gan_labels)
+        with tf.control_dependencies([d2]):  # not alongside d's steps: their memory is free by then
+            g = self.gan_step(gan_latents, gan_labels)
         return d1, d2, g
 
     def draw_batch(self):

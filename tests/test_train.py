@@ -326,6 +326,11 @@ def test_bad_arrays(tmp_path, capsys, images, labels, message):
     assert message in bad_input(tmp_path, capsys, xray_argv(data))
 
 
+def test_odd_batch_size(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=32)
+    assert "--n_batch must be even" in bad_input(tmp_path, capsys, xray_argv(data, "--n_batch", 15))
+
+
 def test_restart_without_checkpoints_lists_complete_epochs(tmp_path, capsys):
     data = make_xray_data(tmp_path / "data", n=32)
     assert "no complete epoch" in bad_input(tmp_path, capsys, xray_argv(data, "--qRestart"))
