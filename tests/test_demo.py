@@ -1,0 +1,64 @@
+"""demo.py end to end at a tiny setting, its refusals of bad input, and its minutes -> epochs plan."""
+
+import os
+import re
+
+import pytest
+
+from demo import planned_epochs
+
+RESULT = re.compile(
+    r"RESULT bacterial_in_lesion=(\S+) lesion_area=(\S+) viral_in_lungs=(\S+) lung_area=(\S+) minutes=(\S+)"
+)
+
+
+@pytest.mark.slow
+def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
+    work = tmp_path / "demo"
+    done = run("demo.py", "--work_dir", work, "--n", 22, "--epochs", 1, "--filters", 8, "--n_samples", 1, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in (
+        "ground_truth.npz", "chest_xray/train/NORMAL/IM-0001-0001.jpeg",
+        "chest_xray/train/PNEUMONIA/person1_bacteria_1.jpeg", "chest_xray/train/PNEUMONIA/person2_virus_1.jpeg",
+        "img_align_xray.npz", "labels_align_xray.npz", "real_plots/real_plot_e001.png",
+        "results/generator_model_001.h5", "results/generator_model_gan001.h5", "results/generator_model_dis001.h5",
+        "results/generated_plot_e001.png", "results/history.csv", "results/losses.png",
+        "heatmaps/generator_model_001.h5.png", "heatmaps/generator_model_001.h5.npz",
+    ):
+        assert os.path.isfile(work / name), name
+    # every step's command is shown, and the settings the training ran with
+    for script in ("make_phantoms.py", "prepare_xrays.py", "train_cgan.py", "heatmaps.py"):
+        assert f"$ python files/{script}" in done.stdout
+    assert "width 8, 1 epochs" in done.stdout
+    last = done.stdout.strip().splitlines()[-1]
+    match = RESULT.fullmatch(last)
+    assert match, last
+    bacterial, lesion, viral, lungs, minutes = map(float, match.groups())
+    assert all(0 <= share <= 1 for share in (bacterial, lesion, viral, lungs))
+    assert 0 < lesion < lungs < 1  # the consolidation lies inside the lungs
+    assert 0 < minutes < 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--n", 0), "--n must be at least 1"),
+    (("--n", 10), "fewer than one batch"),
+    (("--minutes", -1), "--minutes must be above 0"),
+    (("--epochs", 0), "--epochs must be at least 1"),
+])
+def test_bad_input_is_one_line_exit_2(run, tmp_path, args, message):
+    done = run("demo.py", "--work_dir", tmp_path / "demo", *args)
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "demo").exists()
+
+
+def test_refuses_a_folder_that_is_not_a_demo_run(run, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    done = run("demo.py", "--work_dir", tmp_path, "--epochs", 1)
+    assert done.returncode == 2 and "holds no demo run" in done.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_more_minutes_plan_more_epochs_and_wider_models_fewer():
+    assert planned_epochs(30, 900, 16) > planned_epochs(15, 900, 16) > planned_epochs(15, 900, 32) >= 1
+    assert planned_epochs(0.1, 900, 16) == 1  # a budget smaller than the fixed steps still trains
