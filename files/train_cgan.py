@@ -202,7 +202,6 @@ def _write_text(path, text):
 
 def write_summaries(models, folder):
     """Each model's summary() as text, and its diagram when pydot and graphviz are installed."""
-    writable_folder(folder)
     for model in models:
         lines = []
         model.summary(print_fn=lambda line, **kwargs: lines.append(line), line_length=110)  # noqa: B023
@@ -415,16 +414,17 @@ def main(argv=None):
             keras.utils.set_random_seed(args.seed)
         g, d, gan = build_models(args)
         writable_folder(args.results_dir)
+        writable_folder(args.summary_dir)
         real_plots_dir = writable_folder(os.path.join(args.data_dir, "real_plots"))
     except InputError as e:
         fail(str(e))
     print(f"{args.dataset}: {len(images)} images, classes {np.bincount(labels).tolist()}, "
           f"epochs {first_epoch + 1}..{args.epochs_goal}, d_lr={args.d_lr:g} d_beta1={args.d_beta1:g} "
           f"g_lr={args.g_lr:g} filters={args.filters}{' bfloat16' if args.mixed_precision else ''}", flush=True)
-    write_summaries((d, g, gan), args.summary_dir)
-    trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(args.seed))
-    save_real_plots(trainer, real_plots_dir, args.real_plots)
     try:
+        write_summaries((d, g, gan), args.summary_dir)
+        trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(args.seed))
+        save_real_plots(trainer, real_plots_dir, args.real_plots)
         status = train(args, trainer, CollapseGuard(args.settings.gan_upper), first_epoch)
     except KeyboardInterrupt:
         done = complete_epochs(args.results_dir)
