@@ -320,6 +320,11 @@ def _copy_weights(model, config_layers, saved, path):
         raise ModelFileError(f"{path}: {left} saved layers have no place in the model")
 
 
+def n_classes_of(model):
+    """The number of classes a generator or discriminator was built for (its label embedding's size)."""
+    return next(layer.input_dim for layer in model.layers if isinstance(layer, layers.Embedding))
+
+
 def load_generator(path):
     """A generator saved by our training or by the original's Keras 2 scripts, rebuilt with
     build_generator and given the saved weights (Keras 3's load_model refuses Keras 2 files)."""

@@ -23,7 +23,6 @@ import os
 import re
 import sys
 
-import keras
 import numpy as np
 from tqdm import tqdm
 
@@ -98,11 +97,6 @@ def check_labels(labels, n_classes, what, minimum=2):
     outside = [label for label in labels if not 0 <= label < n_classes]
     if outside:
         raise InputError(f"label {outside[0]} outside {what}'s {n_classes} classes (0-{n_classes - 1})")
-
-
-def model_classes(generator):
-    """Number of classes a generator was built for (its label embedding's size)."""
-    return next(layer.input_dim for layer in generator.layers if isinstance(layer, keras.layers.Embedding))
 
 
 def row_names(settings, labels):
@@ -202,7 +196,7 @@ def main(argv=None):
         writable_folder(args.out_dir)
 
         def draw(epoch, path, generator):
-            check_labels(args.labels, model_classes(generator), os.path.basename(path))
+            check_labels(args.labels, cgan.n_classes_of(generator), os.path.basename(path))
             latents = latents_for(generator, args.seed, args.n_samples)
             images, deltas = heatmap_arrays(generator, args.labels, latents)
             out = os.path.join(args.out_dir, os.path.basename(path))

@@ -25,7 +25,7 @@ import numpy as np
 
 import cgan
 import plots
-from heatmaps import check_labels, find_models, model_classes
+from heatmaps import check_labels, find_models
 from storage import (
     InputError,
     fail,
@@ -161,7 +161,7 @@ def main(argv=None):
             generator = cgan.load_generator(path)
         except cgan.ModelFileError as e:
             raise InputError(str(e)) from e
-        check_labels(GRID_LABELS, model_classes(generator), os.path.basename(path))
+        check_labels(GRID_LABELS, cgan.n_classes_of(generator), os.path.basename(path))
         if args.save_points:
             save_points(args, generator, os.path.basename(path))
         else:

@@ -20,7 +20,6 @@ from heatmaps import (
     for_each_model,
     label_images,
     latents_for,
-    model_classes,
 )
 from storage import InputError, fail, save_figure, writable_folder
 
@@ -69,7 +68,7 @@ def main(argv=None):
         writable_folder(args.out_dir)
 
         def draw(epoch, path, generator):
-            check_labels(args.labels, model_classes(generator), os.path.basename(path), minimum=1)
+            check_labels(args.labels, cgan.n_classes_of(generator), os.path.basename(path), minimum=1)
             images = label_images(generator, args.labels, latents_for(generator, args.seed, args.n_samples))
             fig = walk_figure(images, args.labels, settings.class_names, os.path.basename(path))
             save_figure(fig, os.path.join(args.out_dir, f"latent_walk_{epoch:03d}.png"), dpi=plots.DPI)

@@ -176,8 +176,8 @@ def build_models(args):
             d = cgan.load_discriminator(paths["discriminator"], args.d_lr, args.d_beta1)
         except cgan.ModelFileError as e:
             raise InputError(str(e)) from e
-        n_classes, latent_dim, filters = _embedding_classes(d), g.input_shape[0][1], _conv_width(g)
-        if n_classes != s.n_classes or _embedding_classes(g) != s.n_classes:
+        n_classes, latent_dim, filters = cgan.n_classes_of(d), g.input_shape[0][1], _conv_width(g)
+        if n_classes != s.n_classes or cgan.n_classes_of(g) != s.n_classes:
             raise InputError(f"saved models have {n_classes} classes, --dataset {s.name} has {s.n_classes}")
         if latent_dim != args.latent_dim or filters != args.filters:
             raise InputError(
@@ -185,10 +185,6 @@ def build_models(args):
                 f"pass --latent_dim {latent_dim} --filters {filters}"
             )
     return g, d, cgan.build_gan(g, d, args.g_lr)
-
-
-def _embedding_classes(model):
-    return next(layer.input_dim for layer in model.layers if isinstance(layer, keras.layers.Embedding))
 
 
 def _conv_width(model):
@@ -221,7 +217,7 @@ class Trainer:
     def __init__(self, g, d, gan, images, labels, n_batch, rng):
         self.g, self.d, self.gan = g, d, gan
         self.images, self.labels = images, labels
-        self.cum = cgan.cumulative_fractions(labels, _embedding_classes(d))
+        self.cum = cgan.cumulative_fractions(labels, cgan.n_classes_of(d))
         self.n_batch, self.half = n_batch, n_batch // 2
         self.latent_dim = g.input_shape[0][1]
         self.rng = rng

@@ -58,7 +58,7 @@ def assert_figure_fits(path, n_rows, n_columns=10):
 def test_reproduces_keras2_images(name):
     expected = np.load(data_file(name + "_expected.npz"))
     generator = cgan.load_generator(data_file(name + ".h5"))
-    labels = tuple(range(heatmaps.model_classes(generator)))
+    labels = tuple(range(cgan.n_classes_of(generator)))
     images, deltas = heatmaps.heatmap_arrays(generator, labels, expected["latents"])
     produced = images[expected["labels"], np.arange(len(expected["labels"]))]
     assert np.abs(produced * 2 - 1 - expected["images"]).max() <= 1e-5
