@@ -405,7 +405,7 @@ def main(argv=None):
             raise InputError("--epochs_goal must be at least 1")
         images, labels = load_dataset(args)
         if args.mixed_precision:
-            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+            cgan.set_bfloat16()
         if args.seed is not None:
             keras.utils.set_random_seed(args.seed)
         g, d, gan = build_models(args)

@@ -11,6 +11,7 @@ import time
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import cgan
 import train_cgan
@@ -125,6 +126,22 @@ def test_discriminator_learns_in_its_step_and_stays_in_the_gan_step(tmp_path):
     step_checks(train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0)))
 
 
+def test_bfloat16_step_learns_and_keeps_float32_weights_and_losses(tmp_path):
+    args = args_for(make_xray_data(tmp_path / "data"))
+    images, labels = train_cgan.load_dataset(args)
+    cgan.set_bfloat16()
+    try:
+        g, d, gan = train_cgan.build_models(args)
+        trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0))
+        d0, g0 = weights(d), weights(g)
+        losses = trainer.train_batch(*trainer.draw_batch())
+    finally:
+        cgan.set_bfloat16(False)
+    assert [loss.dtype for loss in losses] == [tf.float32] * 3 and all(np.isfinite(losses))
+    assert not same(d0, weights(d)) and not same(g0, weights(g))
+    assert {w.dtype for w in weights(d) + weights(g)} == {np.dtype("float32")}
+
+
 def test_restart_loads_the_saved_models_and_they_still_learn(tmp_path):
     data = make_xray_data(tmp_path / "data")
     args = args_for(data)
@@ -218,9 +235,9 @@ def test_cli_fresh_then_restart(tmp_path, run):
     first = run("train_cgan.py", *common, "--epochs_goal", 2)
     assert first.returncode == 0, first.stderr
     assert ">2/2, 5/6, d1=" in first.stdout and ">Accuracy real: " in first.stdout
-    second = run("train_cgan.py", *common, "--qRestart", "--epochs-goal", 3)
+    second = run("train_cgan.py", *common, "--qRestart", "--epochs-goal", 3, "--mixed_precision")
     assert second.returncode == 0, second.stderr
-    assert "epochs 3..3" in second.stdout and ">3/3, 5/6," in second.stdout
+    assert "epochs 3..3" in second.stdout and "bfloat16" in second.stdout and ">3/3, 5/6," in second.stdout
     results = data / "results"
     for epoch in (1, 2, 3):
         assert os.path.exists(results / f"generated_plot_e{epoch:03d}.png")
