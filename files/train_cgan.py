@@ -58,7 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--dataset", required=True, choices=sorted(cgan.DATASETS))
     p.add_argument("--data_dir", help="folder of the prepared .npz files (default files/<dataset>)")
     p.add_argument("--results_dir", help="where models, plots and history go (default <data_dir>/results)")
-    p.add_argument("--attributes", help="faces only: attribute table (default <data_dir>/list_attr_celeba.csv)")
+    p.add_argument("--attributes", help="faces only: attribute table (default <data_dir>/list_attr_celeba.csv, or .txt)")
     p.add_argument("--summary_dir", default="files/cgan", help="where the models' summaries go")
     p.add_argument("--qRestart", action="store_true", help="resume from saved models instead of starting fresh")
     p.add_argument("--epochs_done", "--epochs-done", type=int,
@@ -77,7 +77,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.data_dir = args.data_dir or os.path.join("files", args.dataset)
     args.results_dir = args.results_dir or os.path.join(args.data_dir, "results")
-    args.attributes = args.attributes or os.path.join(args.data_dir, cgan.ATTRIBUTES_FILE)
+    if args.attributes is None:  # the Kaggle CSV, or else the original's space-separated .txt
+        csv_table = os.path.join(args.data_dir, cgan.ATTRIBUTES_FILE)
+        txt_table = os.path.splitext(csv_table)[0] + ".txt"
+        args.attributes = txt_table if os.path.exists(txt_table) and not os.path.exists(csv_table) else csv_table
     args.settings = cgan.DATASETS[args.dataset]
     args.d_lr = args.d_lr if args.d_lr is not None else args.settings.d_lr
     return args

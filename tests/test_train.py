@@ -387,3 +387,12 @@ def test_face_labels_come_from_the_attribute_table(tmp_path):
     args = train_cgan.parse_args(["--dataset", "celeb", "--data_dir", str(data), "--n_batch", "16"])
     _, labels = train_cgan.load_dataset(args)
     assert labels[:4].tolist() == [3, 2, 1, 0]
+
+    # the original's space-separated table, when there is no CSV
+    (data / "list_attr_celeba.csv").unlink()
+    txt = ["4", "Attractive Big_Lips High_Cheekbones Male"]
+    txt += [f"{name}  1 {lips:2d} {cheek:2d} {male:2d}" for name, male, cheek, lips in rows]
+    (data / "list_attr_celeba.txt").write_text("\n".join(txt) + "\n")
+    args = train_cgan.parse_args(["--dataset", "celeb", "--data_dir", str(data), "--n_batch", "16"])
+    assert args.attributes.endswith("list_attr_celeba.txt")
+    assert train_cgan.load_dataset(args)[1][:4].tolist() == [3, 2, 1, 0]
