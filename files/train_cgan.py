@@ -404,8 +404,11 @@ def main(argv=None):
             raise InputError("--epochs_done needs --qRestart")
         else:
             first_epoch = 0
-        if args.epochs_goal < 1:
-            raise InputError("--epochs_goal must be at least 1")
+        for name in ("epochs_goal", "filters", "latent_dim"):
+            if getattr(args, name) < 1:
+                raise InputError(f"--{name} must be at least 1, got {getattr(args, name)}")
+        if args.real_plots < 0:
+            raise InputError(f"--real_plots must be 0 or more, got {args.real_plots}")
         images, labels = load_dataset(args)
         if args.mixed_precision:
             cgan.set_bfloat16()

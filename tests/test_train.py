@@ -343,9 +343,20 @@ def test_bad_arrays(tmp_path, capsys, images, labels, message):
     assert message in bad_input(tmp_path, capsys, xray_argv(data))
 
 
-def test_odd_batch_size(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--n_batch", 15], "--n_batch must be even"),
+        (["--filters", 0], "--filters must be at least 1, got 0"),
+        (["--latent_dim", -3], "--latent_dim must be at least 1, got -3"),
+        (["--epochs_goal", 0], "--epochs_goal must be at least 1, got 0"),
+        (["--real_plots", -1], "--real_plots must be 0 or more"),
+        (["--epochs_done", 3], "--epochs_done needs --qRestart"),
+    ],
+)
+def test_bad_numbers(tmp_path, capsys, extra, message):
     data = make_xray_data(tmp_path / "data", n=32)
-    assert "--n_batch must be even" in bad_input(tmp_path, capsys, xray_argv(data, "--n_batch", 15))
+    assert message in bad_input(tmp_path, capsys, xray_argv(data, *extra))
 
 
 def test_restart_without_checkpoints_lists_complete_epochs(tmp_path, capsys):
