@@ -1,6 +1,7 @@
 """Files on disk: atomic writes (a killed run never leaves a half-written file under the
 final name), `.npz` arrays under the key `arr_0`, and the one-line error every script exits with."""
 
+import logging
 import os
 import sys
 import tempfile
@@ -64,8 +65,15 @@ def save_arrays(path, **arrays):
 
 
 def save_model(model, path):
-    """model.save(path) for a Keras `.h5`, atomically."""
-    atomic_write(path, lambda tmp: model.save(tmp), suffix=".h5")
+    """model.save(path) for a Keras `.h5`, atomically. `.h5` is the original's format; Keras 3
+    calls it legacy and would say so on every save, three times an epoch."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        atomic_write(path, lambda tmp: model.save(tmp), suffix=".h5")
+    finally:
+        absl.setLevel(level)
 
 
 def save_figure(fig, path, **kwargs):
