@@ -1,12 +1,10 @@
-"""The conditional GAN shared by every script: dataset settings, the three models,
-latent and label sampling, pixel scaling, and loading saved generators (ours or Keras 2's).
-
-Faithful to ../shared/SPEC.md sections 3-5 and 8; the scripts next to this file import it.
+"""The conditional GAN shared by the training and explaining scripts: the three models (the
+original's layers, widths and Adamax settings), latent and label sampling, pixel scaling, and
+loading saved generators and discriminators (ours, or the original's Keras 2 files).
 """
 
 import json
 import os
-from dataclasses import dataclass
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
 
@@ -16,7 +14,10 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-IMAGE_SHAPE = (80, 80, 3)
+from datasets import IMAGE_SIDE
+
+IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 3)
+PIXEL_SCALE = 127.5  # uint8 pixels p are scaled to (p - 127.5) / 127.5 in [-1, 1]
 LATENT_DIM = 100
 FILTERS = 128
 EMBEDDING_DIM = 8
@@ -28,111 +29,16 @@ BETA_2, EPSILON = 0.999, 1e-7
 INTERPOLATION_STEPS = 10
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """Per-dataset settings from SPEC.md's table; paths are relative to the data folder."""
-
-    name: str
-    n_classes: int
-    d_lr: float
-    gan_upper: float
-    images_file: str
-    labels_file: str
-    prepare_script: str
-    class_names: tuple
-    heatmap_labels: tuple
-    heatmap_samples: int
-
-
-DATASETS = {
-    "celeb": Dataset(
-        name="celeb",
-        n_classes=4,
-        d_lr=0.00007,
-        gan_upper=4.50,
-        images_file="img_align_celeba_attractive.npz",
-        labels_file="ids_align_celeba_attractive.npz",
-        prepare_script="files/prepare_faces.py",
-        class_names=("fem", "mal", "fem_cheek", "fem_lips"),
-        heatmap_labels=(2, 1),
-        heatmap_samples=3,
-    ),
-    "xray": Dataset(
-        name="xray",
-        n_classes=3,
-        d_lr=0.00004,
-        gan_upper=3.00,
-        images_file="img_align_xray.npz",
-        labels_file="labels_align_xray.npz",
-        prepare_script="files/prepare_xrays.py",
-        class_names=("healthy", "viral", "bacter"),
-        heatmap_labels=(0, 1, 2),
-        heatmap_samples=1,
-    ),
-}
-ATTRIBUTES_FILE = "list_attr_celeba.csv"
-
-
-# ---------------------------------------------------------------- face labels (SPEC 3)
-
-
-def face_classes(male, high_cheekbones, big_lips):
-    """The 4 face classes from +1/-1 (or 1/0) attribute columns: 0 female, 1 male,
-    2 female with high cheekbones, 3 female with big lips and no high cheekbones."""
-    male, cheek, lips = (np.asarray(a) > 0 for a in (male, high_cheekbones, big_lips))
-    classes = np.zeros(male.shape, dtype=np.int64)
-    classes[male] = 1
-    classes[~male & cheek] = 2
-    classes[(classes == 0) & lips] = 3
-    return classes
-
-
-def read_attribute_table(path):
-    """CelebA attributes as (image_ids, {column: int array}); reads the Kaggle CSV
-    (`image_id,5_o_Clock_Shadow,...`) or the original space-separated `list_attr_celeba.txt`
-    (a count line, then the 40 names, then `file +1 -1 ...` rows)."""
-    with open(path) as f:
-        lines = [line.strip() for line in f if line.strip()]
-    if lines and "," in lines[0]:
-        header = lines[0].split(",")
-        rows = [line.split(",") for line in lines[1:]]
-    else:
-        start = 1 if lines and lines[0].isdigit() else 0
-        header = ["image_id"] + lines[start].split()
-        rows = [line.split() for line in lines[start + 1 :]]
-    if "image_id" not in header:
-        raise ValueError(f"{path}: no image_id column")
-    rows = [r for r in rows if len(r) == len(header)]
-    ids = [r[0] for r in rows]
-    columns = {
-        name: np.array([int(r[i]) for r in rows], dtype=np.int64)
-        for i, name in enumerate(header)
-        if name != "image_id"
-    }
-    return ids, columns
-
-
-def face_labels_from_rows(attribute_path, rows):
-    """Class of each prepared face from its row number in the attribute table."""
-    _, columns = read_attribute_table(attribute_path)
-    missing = [c for c in ("Male", "High_Cheekbones", "Big_Lips") if c not in columns]
-    if missing:
-        raise ValueError(f"{attribute_path}: missing columns {', '.join(missing)}")
-    rows = np.asarray(rows)
-    n_rows = len(columns["Male"])
-    if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
-        raise ValueError(f"row numbers outside the attribute table's {n_rows} rows")
-    return face_classes(columns["Male"][rows], columns["High_Cheekbones"][rows], columns["Big_Lips"][rows])
-
-
-# ---------------------------------------------------------------- models (SPEC 4)
+# ---------------------------------------------------------------- models
 
 
 def adamax(lr, beta_1):
     return keras.optimizers.Adamax(learning_rate=lr, beta_1=beta_1, beta_2=BETA_2, epsilon=EPSILON)
 
 
-def build_discriminator(n_classes, filters=FILTERS, lr=0.00007, beta_1=D_BETA_1):
+def build_discriminator(n_classes, filters, lr, beta_1=D_BETA_1):
+    """Label map as a 4th channel, five 5x5 convolutions (80 -> 5), a sigmoid; compiled with
+    binary cross-entropy and Adamax at this learning rate (per dataset)."""
     image = keras.Input(IMAGE_SHAPE)
     label = keras.Input((1,))
     h, w, _ = IMAGE_SHAPE
@@ -179,8 +85,8 @@ def build_generator(n_classes, latent_dim=LATENT_DIM, filters=FILTERS):
 
 def build_gan(generator, discriminator, lr=G_LR, beta_1=G_BETA_1):
     """Generator -> discriminator, for saving and for the GAN step's optimizer. The training
-    step updates only the generator's variables here, so the discriminator needs no freezing
-    (Keras 3 would otherwise stop it learning in its own step: SPEC.md section 4)."""
+    step updates only the generator's variables here, so the discriminator needs no freezing:
+    the original's `d.trainable = False` would, in Keras 3, also stop it learning in its own step."""
     latent, label = generator.inputs
     validity = discriminator([generator([latent, label]), label])
     model = keras.Model([latent, label], validity, name="gan")
@@ -199,12 +105,14 @@ def set_bfloat16(on=True):
         tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": on})
 
 
-# ---------------------------------------------------------------- sampling (SPEC 5, 8)
+# ---------------------------------------------------------------- sampling
 
 
-def scale_images(images_uint8):
-    """uint8 pixels -> float32 in [-1, 1]."""
-    return (np.asarray(images_uint8, dtype=np.float32) - 127.5) / 127.5
+def scale_images(images):
+    """uint8 pixels (a NumPy array, or a float32 tensor of them) -> float32 in [-1, 1]."""
+    if isinstance(images, np.ndarray):
+        images = images.astype(np.float32)
+    return (images - PIXEL_SCALE) / PIXEL_SCALE
 
 
 def to_unit(images):
@@ -212,25 +120,9 @@ def to_unit(images):
     return (np.asarray(images, dtype=np.float32) + 1.0) / 2.0
 
 
-def cumulative_fractions(labels, n_classes):
-    """[0, f0, f0+f1, ..., 1.0]: the class fractions of the training set, cumulated."""
-    counts = np.bincount(np.asarray(labels), minlength=n_classes)[:n_classes]
-    return np.concatenate([[0.0], np.cumsum(counts) / counts.sum()])
-
-
-def print_prepared_summary(what, labels, settings, skipped, n_files, not_seen, limit_flag):
-    """The preparing scripts' closing summary: kept, skipped and why, per-class counts and the
-    cumulative class fractions training will sample labels by."""
-    print(f"kept {len(labels)} {what} of {n_files} files")
-    for reason, count in skipped.items():
-        print(f"  skipped, {reason}: {count}")
-    if not_seen:
-        print(f"  not looked at ({limit_flag} reached): {not_seen}")
-    counts = np.bincount(labels, minlength=settings.n_classes)
-    for label, (name, count) in enumerate(zip(settings.class_names, counts)):
-        print(f"  class {label} {name}: {count} ({count / len(labels):.5f})")
-    cum = cumulative_fractions(labels, settings.n_classes)
-    print(f"cumulative class fractions (training's label sampling): {np.round(cum, 5).tolist()}")
+def from_unit(images):
+    """Images in [0, 1] -> [-1, 1], the discriminator's input."""
+    return np.asarray(images, dtype=np.float32) * 2.0 - 1.0
 
 
 def sample_labels(rng, n, cum):

@@ -2,62 +2,66 @@
 
 Reads the aligned CelebA photos in --images (default files/celeb/img_align_celeba/) and the
 attribute table --attributes (default files/celeb/list_attr_celeba.csv: the Kaggle CSV, or the
-original space-separated list_attr_celeba.txt). Following SPEC.md section 1, it walks the photos
+original space-separated list_attr_celeba.txt). It walks the photos
 in sorted file-name order, looks each one's row up in the table by file name, keeps those whose
 `Attractive` attribute is +1 (before running the detector), finds the face with MTCNN (the first
 detection's box, abs() on its corner), crops it, resizes it to --size x --size with Pillow, and
-stops after --n_faces faces.
+stops after --n faces.
 
 Writes into --out_dir (default files/celeb/):
   img_align_celeba_attractive.npz  uint8 (N, size, size, 3)
   ids_align_celeba_attractive.npz  int64 (N,), each face's row in the attribute table
-Training turns the rows into the 4 face classes (cgan.face_labels_from_rows, SPEC.md section 3).
+Training turns the rows into the 4 face classes (datasets.face_labels_from_rows).
 
 Fast: MTCNN runs on batches of --batch photos of one size at a time, many times faster than one
 photo per call, with the same boxes. Photos that are missing from the table, unreadable, not
 images, or have no face are skipped and counted.
 """
 
-import argparse
 import os
-import struct
 from collections import Counter
 
 import numpy as np
 from mtcnn import MTCNN
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
-from cgan import DATASETS, face_classes, print_prepared_summary, read_attribute_table
+import cli
+from datasets import (
+    DATASETS,
+    IMAGE_SIDE,
+    NOT_IMAGE,
+    UNREADABLE,
+    face_classes,
+    print_prepared_summary,
+    read_attribute_table,
+    read_image,
+)
 from storage import InputError, fail, save_npz, writable_folder
 
 CELEB = DATASETS["celeb"]
 NEEDED_COLUMNS = ("Attractive", "Male", "High_Cheekbones", "Big_Lips")
 NOT_IN_TABLE = "not in the attribute table"
 NOT_ATTRACTIVE = "not attractive"
-NOT_IMAGE = "not an image"
-UNREADABLE = "unreadable"
-# what Pillow raises for damaged files, depending on the format and where the damage is
-DAMAGED = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 NO_FACE = "no face"
 SKIP_REASONS = (NOT_IN_TABLE, NOT_ATTRACTIVE, NOT_IMAGE, UNREADABLE, NO_FACE)
+N_FACES = 50000  # the original's limit
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(__doc__)
     parser.add_argument("--images", default="files/celeb/img_align_celeba/", help="folder of CelebA photos (default %(default)s)")
     parser.add_argument("--attributes", default="files/celeb/list_attr_celeba.csv", help="CelebA attribute table, .csv or .txt (default %(default)s)")
     parser.add_argument("--out_dir", default="files/celeb/", help="folder for the two .npz files (default %(default)s)")
-    parser.add_argument("--n_faces", type=int, default=50000, help="stop after this many faces (default %(default)s)")
-    parser.add_argument("--size", type=int, default=80, help="side of the square face crops (default %(default)s)")
-    parser.add_argument("--batch", type=int, default=128, help="photos per MTCNN call (default %(default)s)")
+    parser.add_argument("--n", "--n_faces", dest="n", type=cli.POSITIVE, default=N_FACES,
+                        help="stop after this many faces (default %(default)s)")
+    parser.add_argument("--size", type=cli.POSITIVE, default=IMAGE_SIDE, help="side of the square face crops (default %(default)s)")
+    parser.add_argument("--batch_size", "--batch", dest="batch_size", type=cli.POSITIVE, default=128,
+                        help="photos per MTCNN call (default %(default)s)")
     return parser.parse_args(argv)
 
 
 def check_args(args):
-    for name in ("n_faces", "size", "batch"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name} must be at least 1, not {getattr(args, name)}")
     if not os.path.isdir(args.images):
         raise InputError(f"photo folder {args.images} not found")
 
@@ -101,13 +105,7 @@ def attractive_photos(folder, ids, attractive):
 
 def load_photo(path):
     """(RGB pixels, None), or (None, the reason the file cannot be used)."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB")), None
-    except UnidentifiedImageError:
-        return None, NOT_IMAGE
-    except DAMAGED:
-        return None, UNREADABLE
+    return read_image(path, lambda image: np.asarray(image.convert("RGB")))
 
 
 def runs_of_one_shape(photos):
@@ -136,7 +134,7 @@ def first_boxes(detector, photos):
 
 
 def crop_face(pixels, box, size):
-    """SPEC.md section 1: abs() of the corner, crop, resize with Pillow; None if the crop is empty."""
+    """abs() of the box's corner (the original's), crop, resize with Pillow; None if the crop is empty."""
     x, y, width, height = box
     x, y = abs(x), abs(y)
     face = pixels[y : y + height, x : x + width]
@@ -162,13 +160,13 @@ def faces_of(detector, paths, size):
 
 
 def collect_faces(detector, folder, chosen, args, skipped):
-    """(faces, table rows, photos not looked at) for the first n_faces faces among `chosen`;
+    """(faces, table rows, photos not looked at) for the first --n faces among `chosen`;
     adds the reasons for photos without a face to `skipped`."""
-    faces = np.empty((min(args.n_faces, len(chosen)), args.size, args.size, 3), dtype=np.uint8)
+    faces = np.empty((min(args.n, len(chosen)), args.size, args.size, 3), dtype=np.uint8)
     rows, seen = [], 0
     with tqdm(total=len(chosen), unit="img", desc="faces") as bar:
-        for start in range(0, len(chosen), args.batch):
-            batch = chosen[start : start + args.batch]
+        for start in range(0, len(chosen), args.batch_size):
+            batch = chosen[start : start + args.batch_size]
             results = faces_of(detector, [os.path.join(folder, name) for name, _ in batch], args.size)
             bar.update(len(batch))
             for (_, row), (face, reason) in zip(batch, results):
@@ -178,7 +176,7 @@ def collect_faces(detector, folder, chosen, args, skipped):
                     continue
                 faces[len(rows)] = face
                 rows.append(row)
-                if len(rows) == args.n_faces:
+                if len(rows) == args.n:
                     return faces, np.array(rows, dtype=np.int64), len(chosen) - seen
     return faces[: len(rows)], np.array(rows, dtype=np.int64), 0
 
@@ -189,6 +187,8 @@ def main(argv=None):
         check_args(args)
         ids, columns = read_attributes(args.attributes)
         chosen, skipped = attractive_photos(args.images, ids, columns["Attractive"])
+        n_faces = min(args.n, len(chosen))
+        cli.check_memory(n_faces * args.size**2 * 3, f"{n_faces} faces of {args.size}x{args.size}")
         writable_folder(args.out_dir)
     except InputError as e:
         fail(str(e))
@@ -200,11 +200,11 @@ def main(argv=None):
     ids_path = os.path.join(args.out_dir, CELEB.labels_file)
     save_npz(images_path, faces)
     save_npz(ids_path, rows)
-    # the classes training will derive from these rows (cgan.face_labels_from_rows)
+    # the classes training will derive from these rows (datasets.face_labels_from_rows)
     labels = face_classes(columns["Male"][rows], columns["High_Cheekbones"][rows], columns["Big_Lips"][rows])
     n_files = len(chosen) + skipped[NOT_IN_TABLE] + skipped[NOT_ATTRACTIVE]
     counts = {reason: skipped[reason] for reason in SKIP_REASONS}
-    print_prepared_summary("faces", labels, CELEB, counts, n_files, not_seen, "--n_faces")
+    print_prepared_summary("faces", labels, CELEB, counts, n_files, not_seen, "--n")
     print(f"wrote {images_path} {faces.shape} and {ids_path} {rows.shape}")
 
 

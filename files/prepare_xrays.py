@@ -2,7 +2,7 @@
 
 Reads every file under --images (default files/xray/chest_xray/), in sub-folders of any depth,
 in sorted order: Kermany et al. 2018 ship {train,test,val}/{NORMAL,PNEUMONIA}/*.jpeg. The label
-comes from the file name (SPEC.md section 2): `virus` -> 1 (viral pneumonia), `bacteria` -> 2
+comes from the file name: `virus` -> 1 (viral pneumonia), `bacteria` -> 2
 (bacterial pneumonia), anything else -> 0 (healthy). Each image is converted to RGB and resized to
 --size x --size as the posted script did, then histogram-equalized on its grey levels and stored
 as 3 equal channels: the write-up's step the posted script forgot (--no_equalize leaves it out).
@@ -17,43 +17,47 @@ at least twice --size) on all cores. --full_decode decodes at full size instead;
 (.DS_Store) or are damaged are skipped and counted.
 """
 
-import argparse
 import os
-import struct
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ImageOps
 from tqdm import tqdm
 
-from cgan import DATASETS, print_prepared_summary
+import cli
+from datasets import (
+    DATASETS,
+    IMAGE_SIDE,
+    NOT_IMAGE,
+    UNREADABLE,
+    print_prepared_summary,
+    read_image,
+    xray_label,
+)
 from storage import InputError, fail, save_npz, writable_folder
 
 XRAY = DATASETS["xray"]
-NOT_IMAGE = "not an image"
-UNREADABLE = "unreadable"
-# what Pillow raises for damaged files, depending on the format and where the damage is
-DAMAGED = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
 SKIP_REASONS = (NOT_IMAGE, UNREADABLE)
+N_XRAYS = 50000  # the original's limit
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.Parser(__doc__)
     parser.add_argument("--images", default="files/xray/chest_xray/", help="folder of X-ray images, any depth (default %(default)s)")
     parser.add_argument("--out_dir", default="files/xray/", help="folder for the two .npz files (default %(default)s)")
-    parser.add_argument("--n_xrays", type=int, default=50000, help="stop after this many images (default %(default)s)")
-    parser.add_argument("--size", type=int, default=80, help="side of the square output images (default %(default)s)")
+    parser.add_argument("--n", "--n_xrays", dest="n", type=cli.POSITIVE, default=N_XRAYS,
+                        help="stop after this many images (default %(default)s)")
+    parser.add_argument("--size", type=cli.POSITIVE, default=IMAGE_SIDE,
+                        help="side of the square output images (default %(default)s)")
     parser.add_argument("--no_equalize", action="store_true", help="skip histogram equalization (the posted script)")
     parser.add_argument("--full_decode", action="store_true", help="decode JPEGs at full size (slower; exact)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="decoding threads (default: all %(default)s cores)")
+    parser.add_argument("--workers", type=cli.POSITIVE, default=os.cpu_count(),
+                        help="decoding threads (default: all %(default)s cores)")
     return parser.parse_args(argv)
 
 
 def check_args(args):
-    for name in ("n_xrays", "size", "workers"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name} must be at least 1, not {getattr(args, name)}")
     if not os.path.isdir(args.images):
         raise InputError(f"X-ray folder {args.images} not found")
 
@@ -67,16 +71,6 @@ def find_files(folder):
     return found
 
 
-def label_from_name(path):
-    """SPEC.md section 2: `virus` in the file name -> 1, `bacteria` -> 2, otherwise 0."""
-    name = os.path.basename(path)
-    if "virus" in name:
-        return 1
-    if "bacteria" in name:
-        return 2
-    return 0
-
-
 def reduce_decoding(image, size):
     """Ask the JPEG decoder of a just-opened image for the smallest of 1/2, 1/4, 1/8 scale still
     at least twice `size` on each side, so the resize after it still averages over several
@@ -86,16 +80,16 @@ def reduce_decoding(image, size):
 
 def load_xray(path, size, equalize=True, reduced=True):
     """(pixels (size, size, 3) uint8, None), or (None, the reason the file cannot be used)."""
-    try:
-        with Image.open(path) as image:
-            if reduced:
-                reduce_decoding(image, size)
-            # grey JPEGs (most X-rays) skip the RGB round trip: the same pixels, less work
-            small = (image if image.mode == "L" else image.convert("RGB")).resize((size, size))
-    except UnidentifiedImageError:
-        return None, NOT_IMAGE
-    except DAMAGED:
-        return None, UNREADABLE
+
+    def shrink(image):
+        if reduced:
+            reduce_decoding(image, size)
+        # grey JPEGs (most X-rays) skip the RGB round trip: the same pixels, less work
+        return (image if image.mode == "L" else image.convert("RGB")).resize((size, size))
+
+    small, reason = read_image(path, shrink)
+    if small is None:
+        return None, reason
     if equalize:
         small = ImageOps.equalize(small.convert("L"))
     pixels = np.asarray(small)
@@ -116,8 +110,8 @@ def load_xrays(paths, size, equalize=True, workers=1, reduced=True):
 
 
 def prepare(paths, args):
-    """(images, labels, skipped reasons, files not looked at) for the first n_xrays usable files."""
-    images = np.empty((min(args.n_xrays, len(paths)), args.size, args.size, 3), dtype=np.uint8)
+    """(images, labels, skipped reasons, files not looked at) for the first --n usable files."""
+    images = np.empty((min(args.n, len(paths)), args.size, args.size, 3), dtype=np.uint8)
     labels, skipped, seen = [], Counter(), 0
     loaded = load_xrays(paths, args.size, not args.no_equalize, args.workers, not args.full_decode)
     with tqdm(total=len(paths), unit="img", desc="X-rays") as bar:
@@ -128,8 +122,8 @@ def prepare(paths, args):
                 skipped[reason] += 1
                 continue
             images[len(labels)] = pixels
-            labels.append(label_from_name(path))
-            if len(labels) == args.n_xrays:
+            labels.append(xray_label(path))
+            if len(labels) == args.n:
                 break
         loaded.close()
     return images[: len(labels)], np.array(labels, dtype=np.int64), skipped, len(paths) - seen
@@ -142,6 +136,8 @@ def main(argv=None):
         paths = find_files(args.images)
         if not paths:
             raise InputError(f"no files under {args.images}")
+        n_images = min(args.n, len(paths))
+        cli.check_memory(n_images * args.size**2 * 3, f"{n_images} images of {args.size}x{args.size}")
         writable_folder(args.out_dir)
     except InputError as e:
         fail(str(e))
@@ -154,7 +150,7 @@ def main(argv=None):
     save_npz(images_path, images)
     save_npz(labels_path, labels)
     counts = {reason: skipped[reason] for reason in SKIP_REASONS}
-    print_prepared_summary("X-rays", labels, XRAY, counts, len(paths), not_seen, "--n_xrays")
+    print_prepared_summary("X-rays", labels, XRAY, counts, len(paths), not_seen, "--n")
     print(f"wrote {images_path} {images.shape} and {labels_path} {labels.shape}")
 
 

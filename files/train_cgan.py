@@ -1,4 +1,4 @@
-"""Train the conditional GAN on prepared faces or chest X-rays (SPEC.md sections 3-7).
+"""Train the conditional GAN on prepared faces or chest X-rays, as the original did.
 
 Reads   <data_dir>/img_align_celeba_attractive.npz + ids_align_celeba_attractive.npz
         + list_attr_celeba.csv (faces), or <data_dir>/img_align_xray.npz + labels_align_xray.npz
@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 import cgan
+import datasets
 import plots
 from collapse_guard import (
     D_MODEL,
@@ -55,7 +56,7 @@ EXIT_INTERRUPTED = 130
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, choices=sorted(cgan.DATASETS))
+    p.add_argument("--dataset", required=True, choices=sorted(datasets.DATASETS))
     p.add_argument("--data_dir", help="folder of the prepared .npz files (default files/<dataset>)")
     p.add_argument("--results_dir", help="where models, plots and history go (default <data_dir>/results)")
     p.add_argument("--attributes", help="faces only: attribute table (default <data_dir>/list_attr_celeba.csv, or .txt)")
@@ -78,10 +79,10 @@ def parse_args(argv=None):
     args.data_dir = args.data_dir or os.path.join("files", args.dataset)
     args.results_dir = args.results_dir or os.path.join(args.data_dir, "results")
     if args.attributes is None:  # the Kaggle CSV, or else the original's space-separated .txt
-        csv_table = os.path.join(args.data_dir, cgan.ATTRIBUTES_FILE)
+        csv_table = os.path.join(args.data_dir, datasets.ATTRIBUTES_FILE)
         txt_table = os.path.splitext(csv_table)[0] + ".txt"
         args.attributes = txt_table if os.path.exists(txt_table) and not os.path.exists(csv_table) else csv_table
-    args.settings = cgan.DATASETS[args.dataset]
+    args.settings = datasets.DATASETS[args.dataset]
     args.d_lr = args.d_lr if args.d_lr is not None else args.settings.d_lr
     return args
 
@@ -104,7 +105,7 @@ def load_dataset(args):
         if not os.path.exists(args.attributes):
             raise InputError(f"{args.attributes} not found (the CelebA attribute table)")
         try:
-            labels = cgan.face_labels_from_rows(args.attributes, labels)
+            labels = datasets.face_labels_from_rows(args.attributes, labels)
         except ValueError as e:
             raise InputError(str(e)) from e
     if labels.size and (labels.min() < 0 or labels.max() >= s.n_classes):
@@ -214,13 +215,13 @@ def write_summaries(models, folder):
 
 
 class Trainer:
-    """The three updates of a batch (SPEC.md section 6, step 1) as one compiled step, and the
+    """The three updates of a batch (d1: d on real, d2: d on fake, g: the GAN) as one compiled step, and the
     weight snapshots the collapse guard reloads."""
 
     def __init__(self, g, d, gan, images, labels, n_batch, rng):
         self.g, self.d, self.gan = g, d, gan
         self.images, self.labels = images, labels
-        self.cum = cgan.cumulative_fractions(labels, cgan.n_classes_of(d))
+        self.cum = datasets.cumulative_fractions(labels, cgan.n_classes_of(d))
         self.n_batch, self.half = n_batch, n_batch // 2
         self.latent_dim = g.input_shape[0][1]
         self.rng = rng
@@ -259,7 +260,7 @@ class Trainer:
         return tf.add_n(losses) / GAN_PARTS
 
     def _train_batch(self, real_uint8, real_labels, fake_latents, fake_labels, gan_latents, gan_labels):
-        real = (tf.cast(real_uint8, tf.float32) - 127.5) / 127.5
+        real = cgan.scale_images(tf.cast(real_uint8, tf.float32))
         d1 = self.d_step(real, real_labels, 1.0)
         fakes = self.g([fake_latents, fake_labels], training=False)
         d2 = self.d_step(fakes, fake_labels, 0.0)
@@ -295,8 +296,9 @@ class Trainer:
         labels = cgan.sample_labels(self.rng, n, self.cum)
         return cgan.generate(self.g, latents, labels), labels
 
-    def accuracy(self, images01, labels, target):
-        p = self.d.predict([images01 * 2.0 - 1.0, labels.reshape(-1, 1)], verbose=0)
+    def accuracy(self, images, labels, target):
+        """The discriminator's accuracy on images in [-1, 1] that are all real (target 1) or all fake (0)."""
+        p = self.d.predict([images, labels.reshape(-1, 1)], verbose=0)
         return float(np.mean((p[:, 0] > 0.5) == bool(target)))
 
 
@@ -304,7 +306,7 @@ def save_real_plots(trainer, folder, count):
     writable_folder(folder)
     for k in range(count):
         idx = trainer.rng.integers(0, len(trainer.images), N_SUMMARY_SAMPLES)
-        images = trainer.images[idx].astype(np.float32) / 255.0
+        images = cgan.to_unit(cgan.scale_images(trainer.images[idx]))
         plots.labelled_grid(images, trainer.labels[idx], os.path.join(folder, f"real_plot_e{k + 1:03d}.png"))
 
 
@@ -328,9 +330,9 @@ def write_history(rows, path):
 def summarize_performance(epoch, trainer, results_dir):
     """End of an epoch: accuracies, the sample grid, the three model files. Returns the accuracies."""
     idx = trainer.rng.integers(0, len(trainer.images), N_SUMMARY_SAMPLES)
-    acc_real = trainer.accuracy(trainer.images[idx].astype(np.float32) / 255.0, trainer.labels[idx], 1)
+    acc_real = trainer.accuracy(cgan.scale_images(trainer.images[idx]), trainer.labels[idx], 1)
     fakes, fake_labels = trainer.fakes(N_SUMMARY_SAMPLES)
-    acc_fake = trainer.accuracy(fakes, fake_labels, 0)
+    acc_fake = trainer.accuracy(cgan.from_unit(fakes), fake_labels, 0)
     print(f">Accuracy real: {acc_real * 100:.0f}%, fake: {acc_fake * 100:.0f}%", flush=True)
     plots.labelled_grid(fakes, fake_labels, os.path.join(results_dir, f"generated_plot_e{epoch + 1:03d}.png"))
     paths = model_paths(results_dir, epoch + 1)

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import cgan
+import datasets
 import heatmaps
 from conftest import DATA
 from delta import delta_overlay, delta_sums
@@ -83,7 +84,7 @@ def test_rows_per_sample_and_pair_for_several_samples():
 
 
 def test_row_names_are_the_originals_for_default_labels():
-    celeb, xray = cgan.DATASETS["celeb"], cgan.DATASETS["xray"]
+    celeb, xray = datasets.DATASETS["celeb"], datasets.DATASETS["xray"]
     assert heatmaps.row_names(celeb, (2, 1)) == (("fem", "mal"), (("delta_fem", "delta_mal"),))
     images, pairs = heatmaps.row_names(xray, (0, 1, 2))
     assert images == ("healthy", "viral", "bacter")

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 import make_phantoms
-from prepare_xrays import label_from_name, load_xray
+from datasets import xray_label as label_from_name
+from prepare_xrays import load_xray
 
 N, SIZE, SEED = 6, 192, 3
 

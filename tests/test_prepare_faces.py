@@ -15,7 +15,7 @@ from skimage import data
 
 import prepare_faces
 import storage
-from cgan import face_labels_from_rows
+from datasets import face_labels_from_rows
 
 ASTRONAUT = data.astronaut()
 COLUMNS = ["5_o_Clock_Shadow", "Attractive", "Big_Lips", "High_Cheekbones", "Male"]
@@ -153,7 +153,7 @@ def test_txt_table_and_n_faces_stop(celeb, tmp_path, capsys):
     assert ids.tolist() == [celeb.rows[name] for name in KEPT[:2]]
     assert faces.shape == (2, 40, 40, 3)
     # 9 attractive photos; the 2nd face is the 3rd of them
-    assert "not looked at (--n_faces reached): 6" in capsys.readouterr().out
+    assert "not looked at (--n reached): 6" in capsys.readouterr().out
 
 
 def test_batched_boxes_equal_one_call_per_image(detector):
@@ -210,7 +210,7 @@ BAD_INPUTS = [
     ("output not a folder", lambda tmp: ["--out_dir", text_file(tmp, "") / "out"], "cannot create output folder"),
     ("no face", lambda tmp: ["--images", photo_folder(tmp, {"000001.jpg": other_photo("coffee")})],
      "no face found in the 1 attractive photos"),
-    ("size 0", lambda tmp: ["--size", 0], "--size must be at least 1"),
+    ("size 0", lambda tmp: ["--size", 0], "--size: must be at least 1, got 0"),
 ]
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+import datasets
 import prepare_xrays
 import storage
 
@@ -118,7 +119,7 @@ def test_n_xrays_keeps_the_first(xrays, tmp_path, capsys):
     images, labels = load_output(tmp_path)
     assert images.shape == (3, 32, 32, 3) and labels.tolist() == LABELS[:3]
     # the 3rd image kept is the 3rd file: 8 files are left
-    assert "not looked at (--n_xrays reached): 8" in capsys.readouterr().out
+    assert "not looked at (--n reached): 8" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -132,7 +133,7 @@ def test_n_xrays_keeps_the_first(xrays, tmp_path, capsys):
     ],
 )
 def test_label_from_file_name(name, label):
-    assert prepare_xrays.label_from_name(name) == label
+    assert datasets.xray_label(name) == label
 
 
 def test_threads_keep_file_order(xrays):
@@ -199,8 +200,8 @@ BAD_INPUTS = [
     ("empty folder", lambda tmp: ["--images", tmp], "no files under"),
     ("no images", lambda tmp: ["--images", only_junk(tmp)], "no images found under"),
     ("output not a folder", lambda tmp: ["--out_dir", a_file(tmp) / "out"], "cannot create output folder"),
-    ("n_xrays 0", lambda tmp: ["--n_xrays", 0], "--n_xrays must be at least 1"),
-    ("workers 0", lambda tmp: ["--workers", 0], "--workers must be at least 1"),
+    ("n_xrays 0", lambda tmp: ["--n_xrays", 0], "--n/--n_xrays: must be at least 1"),
+    ("workers 0", lambda tmp: ["--workers", 0], "--workers: must be at least 1, got 0"),
 ]
 
 

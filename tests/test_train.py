@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 import cgan
+import datasets
 import train_cgan
 from conftest import FILES
 from storage import save_model, save_npz
@@ -61,7 +62,7 @@ def test_parameter_counts_at_the_originals_width(n_classes, d_params, g_params):
 
 
 def test_dataset_settings_are_the_specs():
-    celeb, xray = cgan.DATASETS["celeb"], cgan.DATASETS["xray"]
+    celeb, xray = datasets.DATASETS["celeb"], datasets.DATASETS["xray"]
     assert (celeb.n_classes, celeb.d_lr, celeb.gan_upper) == (4, 0.00007, 4.50)
     assert (xray.n_classes, xray.d_lr, xray.gan_upper) == (3, 0.00004, 3.00)
     d = cgan.build_discriminator(3, filters=8, lr=xray.d_lr)
@@ -92,7 +93,7 @@ def test_label_frequencies_follow_the_cumulative_fractions():
 
 
 def test_cumulative_fractions_of_a_training_set():
-    np.testing.assert_allclose(cgan.cumulative_fractions(np.array([0, 0, 1, 2]), 3), [0, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(datasets.cumulative_fractions(np.array([0, 0, 1, 2]), 3), [0, 0.5, 0.75, 1.0])
 
 
 # ---------------------------------------------------------------- the step (the Keras 3 trap)

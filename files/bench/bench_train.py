@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 import cgan
+import datasets
 import heatmaps
 from delta import delta_overlay, delta_overlay_per_pixel
 from train_cgan import Trainer
@@ -65,7 +66,7 @@ def forward_flops(model):
 
 
 def step_flops(g, d, n_batch):
-    """FLOPs of the three updates of one batch (SPEC.md section 6, step 1)."""
+    """FLOPs of the three updates of one batch (d on a real half batch, d on a fake one, the GAN)."""
     half = n_batch // 2
     fd, fg = forward_flops(d), forward_flops(g)
     d_real = 3 * fd * half  # forward + input and weight gradients
@@ -107,7 +108,7 @@ def peak_rss_gb():
 
 def build(filters):
     g = cgan.build_generator(N_CLASSES, filters=filters)
-    d = cgan.build_discriminator(N_CLASSES, filters, cgan.DATASETS["xray"].d_lr)
+    d = cgan.build_discriminator(N_CLASSES, filters, datasets.DATASETS["xray"].d_lr)
     return g, d, cgan.build_gan(g, d)
 
 
@@ -130,7 +131,7 @@ def plain_port(images, labels, args):
     d.trainable = True
     d.compile(loss="binary_crossentropy", optimizer=cgan.adamax(0.00004, cgan.D_BETA_1), metrics=["accuracy"])
     rng = np.random.default_rng(0)
-    cum = cgan.cumulative_fractions(labels, N_CLASSES)
+    cum = datasets.cumulative_fractions(labels, N_CLASSES)
     half = args.n_batch // 2
 
     def step():
@@ -149,7 +150,7 @@ def heatmap_figures(quick):
     """Seconds per model file for heatmaps.py's work (generation, deltas, figure), and the
     delta overlays alone against the original's per-pixel loop on the same images."""
     g = cgan.build_generator(N_CLASSES, filters=cgan.FILTERS)
-    settings = cgan.DATASETS["xray"]
+    settings = datasets.DATASETS["xray"]
     latents = cgan.heatmap_latents(np.random.default_rng(0), settings.heatmap_samples)
     t = time.perf_counter()
     images, deltas = heatmaps.heatmap_arrays(g, settings.heatmap_labels, latents)

@@ -1,0 +1,178 @@
+"""What the scripts know about the two datasets, without TensorFlow: the per-dataset settings,
+the class rules (4 face classes from CelebA attributes, 3 X-ray classes from file names),
+reading image files with the reasons a file is skipped, and the preparing scripts' summary.
+The preparing scripts need only this, Pillow and NumPy; training and the models are in cgan.py.
+"""
+
+import os
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SIDE = 80  # prepared images are (80, 80, 3) uint8
+HEALTHY, VIRAL, BACTERIAL = 0, 1, 2  # the X-ray classes
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset's settings; file names are relative to the data folder."""
+
+    name: str
+    n_classes: int
+    d_lr: float  # the discriminator's learning rate
+    gan_upper: float  # a GAN loss above this reloads the last snapshot
+    images_file: str
+    labels_file: str
+    prepare_script: str
+    class_names: tuple
+    heatmap_labels: tuple  # the original heatmap script's compared labels and sample count
+    heatmap_samples: int
+
+
+DATASETS = {
+    "celeb": Dataset(
+        name="celeb",
+        n_classes=4,
+        d_lr=0.00007,
+        gan_upper=4.50,
+        images_file="img_align_celeba_attractive.npz",
+        labels_file="ids_align_celeba_attractive.npz",  # rows of the attribute table
+        prepare_script="files/prepare_faces.py",
+        class_names=("fem", "mal", "fem_cheek", "fem_lips"),
+        heatmap_labels=(2, 1),
+        heatmap_samples=3,
+    ),
+    "xray": Dataset(
+        name="xray",
+        n_classes=3,
+        d_lr=0.00004,
+        gan_upper=3.00,
+        images_file="img_align_xray.npz",
+        labels_file="labels_align_xray.npz",
+        prepare_script="files/prepare_xrays.py",
+        class_names=("healthy", "viral", "bacter"),
+        heatmap_labels=(HEALTHY, VIRAL, BACTERIAL),
+        heatmap_samples=1,
+    ),
+}
+ATTRIBUTES_FILE = "list_attr_celeba.csv"
+
+
+# ---------------------------------------------------------------- X-ray labels
+
+
+def xray_label(path):
+    """`virus` in the file's name -> 1 (viral), `bacteria` -> 2 (bacterial), otherwise 0 (healthy);
+    the folders on the path do not count."""
+    name = os.path.basename(path)
+    if "virus" in name:
+        return VIRAL
+    if "bacteria" in name:
+        return BACTERIAL
+    return HEALTHY
+
+
+# ---------------------------------------------------------------- face labels
+
+
+def face_classes(male, high_cheekbones, big_lips):
+    """The 4 face classes from +1/-1 (or 1/0) attribute columns: 0 female, 1 male,
+    2 female with high cheekbones, 3 female with big lips and no high cheekbones."""
+    male, cheek, lips = (np.asarray(a) > 0 for a in (male, high_cheekbones, big_lips))
+    classes = np.zeros(male.shape, dtype=np.int64)
+    classes[male] = 1
+    classes[~male & cheek] = 2
+    classes[(classes == 0) & lips] = 3
+    return classes
+
+
+def read_attribute_table(path):
+    """CelebA attributes as (image_ids, {column: int array}); reads the Kaggle CSV
+    (`image_id,5_o_Clock_Shadow,...`) or the original space-separated `list_attr_celeba.txt`
+    (a count line, then the 40 names, then `file +1 -1 ...` rows). ValueError for a table
+    without a header or without rows."""
+    with open(path) as f:
+        lines = [line.strip() for line in f if line.strip()]
+    if lines and "," in lines[0]:
+        header = lines[0].split(",")
+        rows = [line.split(",") for line in lines[1:]]
+    else:
+        start = 1 if lines and lines[0].isdigit() else 0
+        if len(lines) <= start:
+            raise ValueError("no column names")
+        header = ["image_id"] + lines[start].split()
+        rows = [line.split() for line in lines[start + 1 :]]
+    if "image_id" not in header:
+        raise ValueError("no image_id column")
+    rows = [r for r in rows if len(r) == len(header)]
+    if not rows:
+        raise ValueError("no rows")
+    ids = [r[0] for r in rows]
+    try:
+        columns = {
+            name: np.array([int(r[i]) for r in rows], dtype=np.int64)
+            for i, name in enumerate(header)
+            if name != "image_id"
+        }
+    except ValueError as e:
+        raise ValueError(f"an attribute that is not +1/-1 ({e})") from e
+    return ids, columns
+
+
+def face_labels_from_rows(attribute_path, rows):
+    """Class of each prepared face from its row number in the attribute table."""
+    _, columns = read_attribute_table(attribute_path)
+    missing = [c for c in ("Male", "High_Cheekbones", "Big_Lips") if c not in columns]
+    if missing:
+        raise ValueError(f"{attribute_path}: missing columns {', '.join(missing)}")
+    rows = np.asarray(rows)
+    n_rows = len(columns["Male"])
+    if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
+        raise ValueError(f"row numbers outside the attribute table's {n_rows} rows")
+    return face_classes(columns["Male"][rows], columns["High_Cheekbones"][rows], columns["Big_Lips"][rows])
+
+
+# ---------------------------------------------------------------- image files
+
+NOT_IMAGE = "not an image"
+UNREADABLE = "unreadable"
+# what Pillow raises for damaged files, depending on the format and where the damage is
+DAMAGED = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
+
+
+def read_image(path, convert):
+    """(convert(opened image), None), or (None, NOT_IMAGE / UNREADABLE) when the file is not an
+    image or is damaged. `convert` must finish its reading before returning (the file closes)."""
+    try:
+        with Image.open(path) as image:
+            return convert(image), None
+    except UnidentifiedImageError:
+        return None, NOT_IMAGE
+    except DAMAGED:
+        return None, UNREADABLE
+
+
+# ---------------------------------------------------------------- class fractions
+
+
+def cumulative_fractions(labels, n_classes):
+    """[0, f0, f0+f1, ..., 1.0]: the class fractions of the training set, cumulated."""
+    counts = np.bincount(np.asarray(labels), minlength=n_classes)[:n_classes]
+    return np.concatenate([[0.0], np.cumsum(counts) / counts.sum()])
+
+
+def print_prepared_summary(what, labels, settings, skipped, n_files, not_seen, limit_flag):
+    """The preparing scripts' closing summary: kept, skipped and why, per-class counts and the
+    cumulative class fractions training will sample labels by."""
+    print(f"kept {len(labels)} {what} of {n_files} files")
+    for reason, count in skipped.items():
+        print(f"  skipped, {reason}: {count}")
+    if not_seen:
+        print(f"  not looked at ({limit_flag} reached): {not_seen}")
+    counts = np.bincount(labels, minlength=settings.n_classes)
+    for label, (name, count) in enumerate(zip(settings.class_names, counts)):
+        print(f"  class {label} {name}: {count} ({count / len(labels):.5f})")
+    cum = cumulative_fractions(labels, settings.n_classes)
+    print(f"cumulative class fractions (training's label sampling): {np.round(cum, 5).tolist()}")
