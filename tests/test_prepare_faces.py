@@ -202,7 +202,7 @@ BAD_INPUTS = [
     ("missing folder", lambda tmp: ["--images", tmp / "nowhere"], "not found"),
     ("empty folder", lambda tmp: ["--images", photo_folder(tmp, {})], "no files in"),
     ("missing table", lambda tmp: ["--attributes", tmp / "nowhere.csv"], "not found"),
-    ("no Attractive", lambda tmp: ["--attributes", text_file(tmp, "image_id,Male,High_Cheekbones,Big_Lips\n")],
+    ("no Attractive", lambda tmp: ["--attributes", text_file(tmp, "image_id,Male,High_Cheekbones,Big_Lips\n000001.jpg,1,-1,-1\n")],
      "has no column Attractive"),
     ("no image_id", lambda tmp: ["--attributes", text_file(tmp, "name" + HEADER[8:] + "\n")], "no image_id column"),
     ("no photo in table", lambda tmp: ["--attributes", text_file(tmp, HEADER + "\n123456.jpg,1,1,1,1,1\n")],
