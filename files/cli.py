@@ -23,7 +23,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
     def error(self, message):
-        fail(message)
+        fail(message.removeprefix("argument "))  # "--seed: must be ...", as the scripts' own checks read
 
 
 def _range_text(low, high, low_open, high_open):

@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 IMAGE_SIDE = 80  # prepared images are (80, 80, 3) uint8
 HEALTHY, VIRAL, BACTERIAL = 0, 1, 2  # the X-ray classes
+N_BATCH = 64  # the original's training batch: half real, half fake for the discriminator
 
 
 @dataclass(frozen=True)

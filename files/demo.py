@@ -11,11 +11,11 @@ first (the same command a user would type) and streaming its output:
   3. train_cgan.py      the conditional GAN, X-ray setting, at a small width and faster learning
                         rates than the original's (printed; the original's need hours)
   4. heatmaps.py        delta heatmaps of the last epochs' generators
-Then it scores the heatmaps against the ground truth (heatmap_scores.py): of the pixels painted
+Then it scores the heatmaps against the ground truth (scoring.py): of the pixels painted
 where "bacterial" is brighter than "healthy", the share inside the lesion region, against that
 region's share of the image (what random painting scores); the same for "viral" and the lungs.
 
-Writes into --work_dir (default demo_run/):
+Writes into --out_dir (default demo_run/; --work_dir is its older name):
   chest_xray/, ground_truth.npz                 the phantoms and their lesion and lung masks
   img_align_xray.npz, labels_align_xray.npz     the training set; real_plots/ its sample grids
   results/   generator_model_NNN.h5 (+ _gan, _dis), generated_plot_eNNN.png, history.csv, losses.png
@@ -36,7 +36,6 @@ lung area of 0.31. The consolidation is learnt last (after about 100 epochs): sh
 bacterial near chance.
 """
 
-import argparse
 import os
 import shlex
 import shutil
@@ -44,14 +43,14 @@ import subprocess
 import sys
 import time
 
-from heatmap_scores import score_heatmap
-from make_phantoms import GROUND_TRUTH
+import cli
+import run_folder
+from datasets import N_BATCH
+from phantoms import GROUND_TRUTH
+from scoring import score_heatmap
 from storage import InputError, fail, writable_folder
 
 FILES = os.path.dirname(os.path.abspath(__file__))
-N_BATCH = 64
-EXIT_TOO_MANY_REBUILDS = 3  # train_cgan.py's status when the collapse guard gives up; models saved
-EXIT_INTERRUPTED = 130
 
 # The demo's training settings. At width 16 the original's rates (d 0.00004, g 0.0002) leave the
 # generator flat grey for hundreds of batches; g 0.005 draws anatomy within 10 epochs, d 0.0005
@@ -69,39 +68,29 @@ OTHER_STEPS_SECONDS = 90.0  # phantoms, preparation, heatmaps, three TensorFlow 
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work_dir", default="demo_run", help="folder for everything the demo writes")
-    p.add_argument("--minutes", type=float, default=15.0, help="wall-time budget of the whole demo")
-    p.add_argument("--epochs", type=int, help="train this many epochs (default: as many as --minutes allows)")
-    p.add_argument("--n", type=int, default=300, help="phantoms per class (healthy, viral, bacterial)")
-    p.add_argument("--filters", type=int, default=FILTERS, help="width of the GAN's conv layers (original: 128)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the phantoms, the training and the heatmaps")
-    p.add_argument("--heatmap_epochs", type=int, default=3, help="draw and score the heatmaps of this many last epochs")
-    p.add_argument("--n_samples", type=int, default=3, help="latent pairs per heatmap (10 images each)")
-    p.add_argument("--lesion_strength", type=float, default=LESION_STRENGTH, help="make_phantoms.py's")
-    p.add_argument("--haze_strength", type=float, default=HAZE_STRENGTH, help="make_phantoms.py's")
-    p.add_argument("--d_lr", type=float, default=D_LR, help="train_cgan.py's (original: 0.00004)")
-    p.add_argument("--g_lr", type=float, default=G_LR, help="train_cgan.py's (original: 0.0002)")
-    p.add_argument("--d_beta1", type=float, default=D_BETA1, help="train_cgan.py's (original: 0.08)")
+    p = cli.Parser(__doc__)
+    p.add_argument("--out_dir", "--work_dir", dest="out_dir", default="demo_run",
+                   help="folder for everything the demo writes (default %(default)s)")
+    p.add_argument("--minutes", type=cli.number(0, low_open=True), default=15.0, help="wall-time budget of the whole demo")
+    p.add_argument("--epochs", type=cli.POSITIVE, help="train this many epochs (default: as many as --minutes allows)")
+    p.add_argument("--n", type=cli.POSITIVE, default=300, help="phantoms per class (healthy, viral, bacterial)")
+    p.add_argument("--filters", type=cli.POSITIVE, default=FILTERS, help="width of the GAN's conv layers (original: 128)")
+    p.add_argument("--seed", type=cli.SEED, default=0, help="seed of the phantoms, the training and the heatmaps")
+    p.add_argument("--heatmap_epochs", type=cli.POSITIVE, default=3,
+                   help="draw and score the heatmaps of this many last epochs")
+    p.add_argument("--n_samples", type=cli.POSITIVE, default=3, help="latent pairs per heatmap (10 images each)")
+    p.add_argument("--lesion_strength", type=cli.number(0, 1), default=LESION_STRENGTH, help="make_phantoms.py's")
+    p.add_argument("--haze_strength", type=cli.number(0, 1), default=HAZE_STRENGTH, help="make_phantoms.py's")
+    p.add_argument("--d_lr", type=cli.RATE, default=D_LR, help="train_cgan.py's (original: 0.00004)")
+    p.add_argument("--g_lr", type=cli.RATE, default=G_LR, help="train_cgan.py's (original: 0.0002)")
+    p.add_argument("--d_beta1", type=cli.BETA, default=D_BETA1, help="train_cgan.py's (original: 0.08)")
     p.add_argument("--mixed_precision", action="store_true", help="train in bfloat16")
     return p.parse_args(argv)
 
 
 def check_args(args):
-    for name in ("n", "filters", "heatmap_epochs", "n_samples"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name} must be at least 1, not {getattr(args, name)}")
-    if args.epochs is not None and args.epochs < 1:
-        raise InputError(f"--epochs must be at least 1, not {args.epochs}")
-    if args.minutes <= 0:
-        raise InputError(f"--minutes must be above 0, not {args.minutes:g}")
     if 3 * args.n < N_BATCH:
         raise InputError(f"--n {args.n} gives {3 * args.n} images, fewer than one batch of {N_BATCH}; use --n 22 or more")
-    for name in ("d_lr", "g_lr"):
-        if getattr(args, name) <= 0:
-            raise InputError(f"--{name} must be above 0")
-    if not 0 <= args.d_beta1 < 1:
-        raise InputError("--d_beta1 must lie in 0..1")
 
 
 def planned_epochs(minutes, n_images, filters):
@@ -114,7 +103,7 @@ def planned_epochs(minutes, n_images, filters):
 def prepare_work_dir(work_dir):
     """Create the work folder; clear a previous demo's training outputs, refuse a stranger's folder."""
     if os.path.isdir(work_dir) and os.listdir(work_dir) and not os.path.exists(os.path.join(work_dir, GROUND_TRUTH)):
-        raise InputError(f"{work_dir} is not empty and holds no demo run ({GROUND_TRUTH}); pick another --work_dir")
+        raise InputError(f"{work_dir} is not empty and holds no demo run ({GROUND_TRUTH}); pick another --out_dir")
     writable_folder(work_dir)
     # epochs of a longer earlier run would otherwise be heatmapped as if this run made them
     for folder in ("results", "heatmaps"):
@@ -133,14 +122,6 @@ def run_step(script, *args):
 def require(status, script):
     if status != 0:
         fail(f"{script} failed (exit status {status}); its messages are above", status=1)
-
-
-def saved_epochs(results_dir):
-    """Epochs with a saved generator, ascending."""
-    names = os.listdir(results_dir) if os.path.isdir(results_dir) else []
-    prefix, suffix = "generator_model_", ".h5"
-    digits = (name[len(prefix):-len(suffix)] for name in names if name.startswith(prefix) and name.endswith(suffix))
-    return sorted(int(d) for d in digits if d.isdigit())
 
 
 def pooled_scores(heatmap_paths, ground_truth):
@@ -165,10 +146,10 @@ def pooled_scores(heatmap_paths, ground_truth):
 
 def run_demo(args):
     """The four steps and the scores; returns the scores."""
-    w = args.work_dir
+    w = args.out_dir
     results, heatmaps = os.path.join(w, "results"), os.path.join(w, "heatmaps")
     require(run_step(
-        "make_phantoms.py", "--out", w, "--n", args.n, "--seed", args.seed, "--lesion_strength",
+        "make_phantoms.py", "--out_dir", w, "--n", args.n, "--seed", args.seed, "--lesion_strength",
         args.lesion_strength, "--haze_strength", args.haze_strength, "--overwrite",
     ), "make_phantoms.py")
     require(run_step("prepare_xrays.py", "--images", os.path.join(w, "chest_xray"), "--out_dir", w), "prepare_xrays.py")
@@ -179,18 +160,19 @@ def run_demo(args):
         "--d_lr", args.d_lr, "--g_lr", args.g_lr, "--d_beta1", args.d_beta1, "--real_plots", 2,
     ]
     status = run_step("train_cgan.py", *train_args, *(["--mixed_precision"] if args.mixed_precision else []))
-    if status == EXIT_TOO_MANY_REBUILDS:
+    if status == cli.EXIT_TOO_MANY_REBUILDS:
         print("training stopped early (collapse guard); the demo goes on with the epochs saved", flush=True)
     else:
         require(status, "train_cgan.py")
-    epochs = saved_epochs(results)[-args.heatmap_epochs:]
+    epochs = run_folder.complete_epochs(results)[-args.heatmap_epochs:]
     require(run_step(
         "heatmaps.py", "--dataset", "xray", "--data_dir", w, "--models_dir", results, "--out_dir", heatmaps,
         "--epochs", *epochs, "--seed", args.seed, "--n_samples", args.n_samples,
     ), "heatmaps.py")
 
     print(f"\nscores against {os.path.join(w, GROUND_TRUTH)} (paint threshold 0.2):", flush=True)
-    paths = [os.path.join(heatmaps, f"generator_model_{epoch:03d}.h5.npz") for epoch in epochs]
+    paths = [os.path.join(heatmaps, os.path.basename(run_folder.model_paths(results, epoch)["generator"]) + ".npz")
+             for epoch in epochs]
     scores = pooled_scores(paths, os.path.join(w, GROUND_TRUTH))
     print(f"\noutputs in {w}/:")
     print(f"  phantoms       {os.path.join(w, 'chest_xray')}  (truth: {os.path.join(w, GROUND_TRUTH)})")
@@ -205,7 +187,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         check_args(args)
-        prepare_work_dir(args.work_dir)
+        prepare_work_dir(args.out_dir)
     except InputError as e:
         fail(str(e))
     n_images = 3 * args.n
@@ -220,7 +202,7 @@ def main(argv=None):
     try:
         scores = run_demo(args)
     except KeyboardInterrupt:
-        fail("interrupted", status=EXIT_INTERRUPTED)
+        fail("interrupted", status=cli.EXIT_INTERRUPTED)
     except InputError as e:
         fail(str(e))
     minutes = (time.time() - start) / 60

@@ -1,4 +1,4 @@
-"""Delta heatmaps from saved generators (SPEC.md section 8): where does switching only the
+"""Delta heatmaps from saved generators: where does switching only the
 label change the image? For each generator, the same interpolated latents are generated with
 every compared label, and for every pair of labels each image is painted where the other
 label's image is brighter (yellow / green / magenta: summed RGB difference above 1.0 / 0.6 / 0.2).
@@ -17,86 +17,53 @@ Writes  <out_dir>/generator_model_NNN.h5.png  the figure (default out_dir <data_
     python files/heatmaps.py --dataset celeb --models_dir files/celeb/label_results --labels 2 1 3
 """
 
-import argparse
 import itertools
 import os
-import re
-import sys
 
 import numpy as np
-from tqdm import tqdm
 
 import cgan
+import cli
 import plots
 from delta import LEVELS, delta_sums, paint_levels
+from saved_generators import (
+    add_model_flags,
+    check_image_memory,
+    check_labels,
+    chosen_generators,
+    for_each_model,
+    label_images,
+    latents_for,
+    resolve_model_flags,
+)
 from storage import InputError, fail, save_arrays, save_figure, writable_folder
 
-# The original's row names for its default labels: image rows, then each pair's two delta rows.
+OUT_NAME = "heatmaps"
+# The original's row names for its default labels, its spelling kept: image rows, then each
+# pair's two delta rows.
 ORIGINAL_ROW_NAMES = {
     "celeb": (("fem", "mal"), (("delta_fem", "delta_mal"),)),
     "xray": (
         ("healthy", "viral", "bacter"),
-        (("health vs viral", "viral vs health"), ("health vs bacter", "bacter vs health"),
-         ("viral vs bacter", "bacter vs viral")),
+        (("health vs viral", "viral vs health"), ("health vs bact", "bact vs health"),
+         ("viral vs bact", "bact_vs viral")),
     ),
 }
 LEGEND_TITLE = "delta rows: the image painted where the other label's image is brighter by s (summed RGB difference)"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, choices=sorted(cgan.DATASETS))
-    p.add_argument("--data_dir", help="the dataset's folder (default files/<dataset>)")
-    p.add_argument("--models_dir", help="folder of generator .h5 files (default <data_dir>/results)")
-    p.add_argument("--out_dir", help="where figures and .npz files go (default <data_dir>/heatmaps)")
-    p.add_argument("--epochs", type=int, nargs="+", metavar="N", help="epochs to draw (default: every saved one)")
-    p.add_argument("--labels", type=int, nargs="+", metavar="LABEL",
-                   help="labels to compare, at least two (default: faces 2 1, X-rays 0 1 2)")
-    p.add_argument("--n_samples", type=int, help="latent pairs to interpolate (default: faces 3, X-rays 1)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the latents, the same for every model (default 1)")
-    p.add_argument("--show", action="store_true", help="also open each figure in a window")
+    p = cli.Parser(__doc__)
+    add_model_flags(p, OUT_NAME, "labels to compare, at least two (default: faces 2 1, X-rays 0 1 2)",
+                    "latent pairs to interpolate (default: faces 3, X-rays 1)")
     args = p.parse_args(argv)
-    settings = cgan.DATASETS[args.dataset]
-    args.data_dir = args.data_dir or os.path.join("files", args.dataset)
-    args.models_dir = args.models_dir or os.path.join(args.data_dir, "results")
-    args.out_dir = args.out_dir or os.path.join(args.data_dir, "heatmaps")
-    args.labels = tuple(args.labels or settings.heatmap_labels)
-    args.n_samples = settings.heatmap_samples if args.n_samples is None else args.n_samples
+    resolve_model_flags(args, OUT_NAME)
+    args.labels = tuple(args.labels or args.settings.heatmap_labels)
+    args.n_samples = args.n_samples or args.settings.heatmap_samples
     return args
 
 
-# ---------------------------------------------------------------- inputs
-
-
-def find_models(models_dir, epochs=None):
-    """(epoch, path) of the generators in models_dir, by epoch, those in epochs only if given."""
-    if not os.path.isdir(models_dir):
-        raise InputError(f"models folder {models_dir} not found")
-    found = []
-    for name in os.listdir(models_dir):
-        number = re.search(r"\d+", name.removesuffix(".h5"))  # not the 5 of ".h5"
-        # hidden names include the temporary files of writes still in progress
-        if name.endswith(".h5") and "_gan" not in name and "_dis" not in name and not name.startswith(".") and number:
-            found.append((int(number.group()), os.path.join(models_dir, name)))
-    found.sort()
-    if not found:
-        raise InputError(f"no generator .h5 files in {models_dir}")
-    chosen = [(epoch, path) for epoch, path in found if epochs is None or epoch in epochs]
-    if not chosen:
-        have = ", ".join(str(epoch) for epoch in sorted({epoch for epoch, _ in found}))
-        raise InputError(f"no generators for epochs {' '.join(map(str, epochs))} in {models_dir}; epochs found: {have}")
-    return chosen
-
-
-def check_labels(labels, n_classes, what, minimum=2):
-    """InputError unless labels are at least `minimum` different classes of n_classes."""
-    if len(labels) < minimum:
-        raise InputError(f"need at least {minimum} labels, got {' '.join(map(str, labels)) or 'none'}")
-    if len(set(labels)) != len(labels):
-        raise InputError(f"labels must differ, got {' '.join(map(str, labels))}")
-    outside = [label for label in labels if not 0 <= label < n_classes]
-    if outside:
-        raise InputError(f"label {outside[0]} outside {what}'s {n_classes} classes (0-{n_classes - 1})")
+# ---------------------------------------------------------------- heatmaps
 
 
 def row_names(settings, labels):
@@ -107,22 +74,6 @@ def row_names(settings, labels):
     names = [settings.class_names[label] for label in labels]
     pairs = [(f"{a} vs {b}", f"{b} vs {a}") for a, b in itertools.combinations(names, 2)]
     return names, pairs
-
-
-def latents_for(generator, seed, n_samples):
-    """The heatmap latents for this generator's latent size; the same seed gives every model
-    the same latents, so epochs can be compared."""
-    return cgan.heatmap_latents(np.random.default_rng(seed), n_samples, generator.inputs[0].shape[1])
-
-
-# ---------------------------------------------------------------- heatmaps
-
-
-def label_images(generator, labels, latents):
-    """(L, n, 80, 80, 3) in [0, 1]: the n latents generated with each of the L labels."""
-    n = len(latents)
-    images = cgan.generate(generator, np.tile(latents, (len(labels), 1)), np.repeat(np.asarray(labels), n))
-    return images.reshape(len(labels), n, *cgan.IMAGE_SHAPE)
 
 
 def heatmap_arrays(generator, labels, latents):
@@ -171,28 +122,14 @@ def legend_entries():
 # ---------------------------------------------------------------- main
 
 
-def for_each_model(models, work, desc):
-    """Load each (epoch, path) generator and call work(epoch, path, generator); a file that
-    cannot be used is reported and skipped, and the run ends in an error naming them all."""
-    failed = []
-    for epoch, path in tqdm(models, desc=desc, unit="model"):
-        try:
-            work(epoch, path, cgan.load_generator(path))
-        except (cgan.ModelFileError, InputError) as e:
-            tqdm.write(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
-            failed.append(os.path.basename(path))
-    if failed:
-        raise InputError(f"{len(failed)} of {len(models)} model files could not be used: {', '.join(failed)}")
-
-
 def main(argv=None):
     args = parse_args(argv)
-    settings = cgan.DATASETS[args.dataset]
+    settings = args.settings
     try:
-        if args.n_samples < 1:
-            raise InputError(f"--n_samples must be at least 1, got {args.n_samples}")
         check_labels(args.labels, settings.n_classes, args.dataset)
-        models = find_models(args.models_dir, args.epochs)
+        # the images, the deltas (L per image) and the painted figure rows
+        check_image_memory(len(args.labels), args.n_samples, per_image=len(args.labels))
+        models = chosen_generators(args.models_dir, args.epochs)
         writable_folder(args.out_dir)
 
         def draw(epoch, path, generator):

@@ -1,4 +1,4 @@
-"""Latent-vector arithmetic on faces (SPEC.md section 10): the average latent point of a
+"""Latent-vector arithmetic on faces: the average latent point of a
 neutral man, minus that of a smiling man, plus that of a smiling woman, generated as a
 woman (label 2) gives a neutral woman.
 
@@ -18,14 +18,14 @@ Writes  step 1: <out_dir>/latent_points_NNN.npz (arr_0: 100 x latent size) and l
     python files/latent_arithmetic.py --neutral_man 2 18 21 26 --smiling_man 32 44 45 47 --smiling_woman 3 55 62 80
 """
 
-import argparse
 import os
 
 import numpy as np
 
 import cgan
+import cli
 import plots
-from heatmaps import check_labels, find_models
+from saved_generators import check_labels, chosen_generators
 from storage import (
     InputError,
     fail,
@@ -49,16 +49,16 @@ RESULT_NAME = "neutral man\n\u2212 smiling man\n+ smiling woman"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(__doc__)
     p.add_argument("--data_dir", default=os.path.join("files", "celeb"), help="the faces' folder (default files/celeb)")
     p.add_argument("--models_dir", help="folder of generator .h5 files (default <data_dir>/results)")
-    p.add_argument("--epoch", type=int, default=200, help="which saved generator to use (default 200)")
+    p.add_argument("--epoch", type=cli.integer(0), default=200, help="which saved generator to use (default 200)")
     p.add_argument("--out_dir", help="where points and figures go (default <data_dir>/arithmetic)")
     p.add_argument("--points", help="the latent points file (default <out_dir>/latent_points_NNN.npz)")
     p.add_argument("--save_points", action="store_true", help="step 1: draw, save and show numbered points")
-    p.add_argument("--seed", type=int, default=1, help="seed of the points and of the grid's labels (default 1)")
+    p.add_argument("--seed", type=cli.SEED, default=1, help="seed of the points and of the grid's labels (default 1)")
     for name, option, default, label in GROUPS:
-        p.add_argument(f"--{option}", type=int, nargs="+", default=list(default), metavar="K",
+        p.add_argument(f"--{option}", type=cli.POSITIVE, nargs="+", default=list(default), metavar="K",
                        help=f"numbers of {name} points, from 1 (label {label}; default {' '.join(map(str, default))})")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
     args = p.parse_args(argv)
@@ -104,6 +104,8 @@ def load_points(path, latent_dim):
     points = load_npz(path, made_by="latent_arithmetic.py --save_points")
     if points.ndim != 2 or points.shape[1] != latent_dim:
         raise InputError(f"{path}: points must be (n, {latent_dim}) for this generator, got {points.shape}")
+    if not np.issubdtype(points.dtype, np.number) or not np.isfinite(points).all():
+        raise InputError(f"{path}: points must be finite numbers (found NaN, infinity or non-numbers)")
     return points.astype(np.float32)
 
 
@@ -154,7 +156,7 @@ def arithmetic(args, generator, model_name):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        _, path = find_models(args.models_dir, [args.epoch])[0]
+        _, path = chosen_generators(args.models_dir, [args.epoch])[0]
         writable_folder(args.out_dir)
         writable_folder(os.path.dirname(args.points) or ".")
         try:

@@ -1,4 +1,4 @@
-"""Walk the latent space (SPEC.md section 9, the original "vectorize" script): for each saved
+"""Walk the latent space (the original's "vectorize" script): for each saved
 generator, the heatmaps' interpolated latents (10 steps between two latent points per sample)
 generated with every class label, so a row shows one label's images along the walk.
 
@@ -9,39 +9,35 @@ Writes  <out_dir>/latent_walk_NNN.png per model (default out_dir <data_dir>/late
     python files/latent_walk.py --dataset celeb --epochs 205
 """
 
-import argparse
 import os
 
 import cgan
+import cli
 import plots
-from heatmaps import (
+from saved_generators import (
+    add_model_flags,
+    check_image_memory,
     check_labels,
-    find_models,
+    chosen_generators,
     for_each_model,
     label_images,
     latents_for,
+    resolve_model_flags,
 )
 from storage import InputError, fail, save_figure, writable_folder
 
+OUT_NAME = "latent_walk"
 N_SAMPLES = 3
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, choices=sorted(cgan.DATASETS))
-    p.add_argument("--data_dir", help="the dataset's folder (default files/<dataset>)")
-    p.add_argument("--models_dir", help="folder of generator .h5 files (default <data_dir>/results)")
-    p.add_argument("--out_dir", help="where the figures go (default <data_dir>/latent_walk)")
-    p.add_argument("--epochs", type=int, nargs="+", metavar="N", help="epochs to draw (default: every saved one)")
-    p.add_argument("--labels", type=int, nargs="+", metavar="LABEL", help="labels to walk with (default: every class)")
-    p.add_argument("--n_samples", type=int, default=N_SAMPLES, help=f"latent pairs to walk between (default {N_SAMPLES})")
-    p.add_argument("--seed", type=int, default=1, help="seed of the latents, the same for every model (default 1)")
-    p.add_argument("--show", action="store_true", help="also open each figure in a window")
+    p = cli.Parser(__doc__)
+    add_model_flags(p, OUT_NAME, "labels to walk with (default: every class)",
+                    f"latent pairs to walk between (default {N_SAMPLES})")
     args = p.parse_args(argv)
-    args.data_dir = args.data_dir or os.path.join("files", args.dataset)
-    args.models_dir = args.models_dir or os.path.join(args.data_dir, "results")
-    args.out_dir = args.out_dir or os.path.join(args.data_dir, "latent_walk")
-    args.labels = tuple(args.labels if args.labels is not None else range(cgan.DATASETS[args.dataset].n_classes))
+    resolve_model_flags(args, OUT_NAME)
+    args.labels = tuple(args.labels if args.labels is not None else range(args.settings.n_classes))
+    args.n_samples = args.n_samples or N_SAMPLES
     return args
 
 
@@ -59,12 +55,11 @@ def walk_figure(images, labels, class_names, title, steps=cgan.INTERPOLATION_STE
 
 def main(argv=None):
     args = parse_args(argv)
-    settings = cgan.DATASETS[args.dataset]
+    settings = args.settings
     try:
-        if args.n_samples < 1:
-            raise InputError(f"--n_samples must be at least 1, got {args.n_samples}")
         check_labels(args.labels, settings.n_classes, args.dataset, minimum=1)
-        models = find_models(args.models_dir, args.epochs)
+        check_image_memory(len(args.labels), args.n_samples)
+        models = chosen_generators(args.models_dir, args.epochs)
         writable_folder(args.out_dir)
 
         def draw(epoch, path, generator):

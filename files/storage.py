@@ -82,17 +82,26 @@ def save_figure(fig, path, **kwargs):
     atomic_write(path, lambda tmp: fig.savefig(tmp, format=ext.lstrip(".") or "png", **kwargs), suffix=ext)
 
 
-def load_npz(path, made_by=None):
-    """The array `arr_0` of a `.npz`; InputError naming the file (and the script that
-    makes it) when it is missing or unreadable."""
+def load_arrays(path, keys, made_by=None):
+    """The named arrays of a `.npz`, in the order of keys; InputError naming the file (and the
+    script that makes it) when it is missing, unreadable or lacks one."""
     hint = f" (make it with {made_by})" if made_by else ""
     if not os.path.exists(path):
         raise InputError(f"{path} not found{hint}")
     try:
         with np.load(path) as data:
-            return data["arr_0"]
+            arrays = {key: data[key] for key in keys if key in data}
     except Exception as e:
-        raise InputError(f"{path}: not a readable .npz with arr_0 ({type(e).__name__}: {e}){hint}") from e
+        raise InputError(f"{path}: not a readable .npz ({type(e).__name__}: {e}){hint}") from e
+    missing = [key for key in keys if key not in arrays]
+    if missing:
+        raise InputError(f"{path} has no array {', '.join(missing)}{hint}")
+    return [arrays[key] for key in keys]
+
+
+def load_npz(path, made_by=None):
+    """The array `arr_0` of a `.npz` (what np.savez_compressed(path, array) writes)."""
+    return load_arrays(path, ("arr_0",), made_by)[0]
 
 
 def writable_folder(path):

@@ -40,10 +40,10 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--n", 0), "--n must be at least 1"),
+    (("--n", 0), "--n: must be at least 1, got 0"),
     (("--n", 10), "fewer than one batch"),
-    (("--minutes", -1), "--minutes must be above 0"),
-    (("--epochs", 0), "--epochs must be at least 1"),
+    (("--minutes", -1), "--minutes: must be above 0, got -1"),
+    (("--epochs", 0), "--epochs: must be at least 1, got 0"),
 ])
 def test_bad_input_is_one_line_exit_2(run, tmp_path, args, message):
     done = run("demo.py", "--work_dir", tmp_path / "demo", *args)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import make_phantoms
-from heatmap_scores import PAINT_THRESHOLD, score_arrays, score_heatmap
+from scoring import PAINT_THRESHOLD, score_arrays, score_heatmap
 from storage import InputError
 
 SAMPLES = 10

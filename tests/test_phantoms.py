@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import datasets
 import make_phantoms
+import phantoms as phantom_drawing
 from datasets import xray_label as label_from_name
 from prepare_xrays import load_xray
 
@@ -21,7 +23,7 @@ def phantoms(tmp_path_factory):
     from conftest import run_script
 
     out = tmp_path_factory.mktemp("phantoms")
-    result = run_script("make_phantoms.py", "--out", out, "--n", N, "--size", SIZE, "--seed", SEED)
+    result = run_script("make_phantoms.py", "--out_dir", out, "--n", N, "--size", SIZE, "--seed", SEED)
     assert result.returncode == 0, result.stderr
     with np.load(out / "ground_truth.npz") as data:
         truth = {key: data[key] for key in data}
@@ -61,7 +63,7 @@ def test_ground_truth_arrays(phantoms):
         assert truth[key].shape == (3 * N, 80, 80) and truth[key].dtype == np.uint8
         assert set(np.unique(truth[key])) <= {0, 1}
     has_lesion = truth["lesion"].any(axis=(1, 2))
-    assert has_lesion.tolist() == (truth["labels"] == make_phantoms.BACTERIAL).tolist()
+    assert has_lesion.tolist() == (truth["labels"] == datasets.BACTERIAL).tolist()
     lung_share = truth["lungs"].mean(axis=(1, 2))
     assert np.all((lung_share > 0.08) & (lung_share < 0.3))
 
@@ -111,22 +113,22 @@ def test_same_seed_same_files_whatever_n(phantoms, tmp_path):
         j = again["names"].tolist().index(name)
         assert np.array_equal(again["lesion"][j], truth["lesion"][k])
         assert np.array_equal(again["lungs"][j], truth["lungs"][k])
-    other, _, _ = make_phantoms.phantom(SEED + 1, 0, 0, SIZE)
-    same, _, _ = make_phantoms.phantom(SEED, 0, 0, SIZE)
+    other, _, _ = phantom_drawing.phantom(SEED + 1, 0, 0, SIZE)
+    same, _, _ = phantom_drawing.phantom(SEED, 0, 0, SIZE)
     assert not np.array_equal(other, same)
 
 
 def test_anatomy_varies_between_images():
-    images = [make_phantoms.phantom(SEED, 0, k, SIZE)[2] for k in range(4)]
+    images = [phantom_drawing.phantom(SEED, 0, k, SIZE)[2] for k in range(4)]
     assert len({image.tobytes() for image in images}) == 4  # lung fields differ: position and size jitter
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--n", "0"], "--n must be at least 1"),
-        (["--size", "64"], "--size must be at least 80"),
-        (["--lesion_strength", "2"], "must lie in 0..1"),
+        (["--n", "0"], "--n: must be at least 1, got 0"),
+        (["--size", "64"], "--size: must be at least 80, got 64"),
+        (["--lesion_strength", "2"], "--lesion_strength: must be in [0, 1], got 2"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(run, tmp_path, args, message):

@@ -1,0 +1,97 @@
+"""What the scripts that explain saved generators share (heatmaps.py, latent_walk.py,
+latent_arithmetic.py): their common flags, the labels check, the loop over the chosen model
+files, and generating the same latents under each label.
+"""
+
+import os
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+import cgan
+import cli
+import run_folder
+from datasets import DATASETS, IMAGE_SIDE
+from storage import InputError
+
+FLOAT_BYTES = 4
+
+
+def add_model_flags(parser, out_name, labels_help, n_samples_help):
+    """The flags every explaining script takes; resolve them with resolve_model_flags."""
+    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    parser.add_argument("--data_dir", help="the dataset's folder (default files/<dataset>)")
+    parser.add_argument("--models_dir", help="folder of generator .h5 files (default <data_dir>/results)")
+    parser.add_argument("--out_dir", help=f"where the outputs go (default <data_dir>/{out_name})")
+    parser.add_argument("--epochs", type=cli.integer(0), nargs="+", metavar="N",
+                        help="epochs to draw (default: every saved one)")
+    parser.add_argument("--labels", type=cli.integer(0), nargs="+", metavar="LABEL", help=labels_help)
+    parser.add_argument("--n_samples", type=cli.POSITIVE, help=n_samples_help)
+    parser.add_argument("--seed", type=cli.SEED, default=1,
+                        help="seed of the latents, the same for every model (default 1)")
+    parser.add_argument("--show", action="store_true", help="also open each figure in a window")
+
+
+def resolve_model_flags(args, out_name):
+    """Fill in the folders' defaults and args.settings, the dataset's settings."""
+    args.settings = DATASETS[args.dataset]
+    args.data_dir = args.data_dir or os.path.join("files", args.dataset)
+    args.models_dir = args.models_dir or os.path.join(args.data_dir, "results")
+    args.out_dir = args.out_dir or os.path.join(args.data_dir, out_name)
+
+
+def check_labels(labels, n_classes, what, minimum=2):
+    """InputError unless labels are at least `minimum` different classes of n_classes."""
+    if len(labels) < minimum:
+        raise InputError(f"need at least {minimum} labels, got {' '.join(map(str, labels)) or 'none'}")
+    if len(set(labels)) != len(labels):
+        raise InputError(f"labels must differ, got {' '.join(map(str, labels))}")
+    outside = [label for label in labels if not 0 <= label < n_classes]
+    if outside:
+        raise InputError(f"label {outside[0]} outside {what}'s {n_classes} classes (0-{n_classes - 1})")
+
+
+def check_image_memory(n_labels, n_samples, per_image=1):
+    """InputError when the images (and `per_image` more arrays of their size) of n_samples
+    interpolations under n_labels labels cannot fit in memory."""
+    n_images = n_labels * n_samples * cgan.INTERPOLATION_STEPS
+    cli.check_memory(n_images * IMAGE_SIDE**2 * 3 * FLOAT_BYTES * (1 + per_image),
+                     f"--n_samples {n_samples} with {n_labels} labels ({n_images} images)")
+
+
+def chosen_generators(models_dir, epochs=None):
+    """(epoch, path) of the generators in models_dir, those of `epochs` only if given."""
+    found = run_folder.generator_files(models_dir)
+    chosen = [(epoch, path) for epoch, path in found if epochs is None or epoch in epochs]
+    if not chosen:
+        have = ", ".join(str(epoch) for epoch in sorted({epoch for epoch, _ in found}))
+        raise InputError(f"no generators for epochs {' '.join(map(str, epochs))} in {models_dir}; epochs found: {have}")
+    return chosen
+
+
+def for_each_model(models, work, desc):
+    """Load each (epoch, path) generator and call work(epoch, path, generator); a file that
+    cannot be used is reported and skipped, and the run ends in an error naming them all."""
+    failed = []
+    for epoch, path in tqdm(models, desc=desc, unit="model"):
+        try:
+            work(epoch, path, cgan.load_generator(path))
+        except (cgan.ModelFileError, InputError) as e:
+            tqdm.write(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
+            failed.append(os.path.basename(path))
+    if failed:
+        raise InputError(f"{len(failed)} of {len(models)} model files could not be used: {', '.join(failed)}")
+
+
+def latents_for(generator, seed, n_samples):
+    """The heatmap latents for this generator's latent size; the same seed gives every model
+    the same latents, so epochs can be compared."""
+    return cgan.heatmap_latents(np.random.default_rng(seed), n_samples, generator.inputs[0].shape[1])
+
+
+def label_images(generator, labels, latents):
+    """(L, n, 80, 80, 3) in [0, 1]: the n latents generated with each of the L labels."""
+    n = len(latents)
+    images = cgan.generate(generator, np.tile(latents, (len(labels), 1)), np.repeat(np.asarray(labels), n))
+    return images.reshape(len(labels), n, *cgan.IMAGE_SHAPE)
