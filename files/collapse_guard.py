@@ -1,5 +1,5 @@
-"""The original's mode-collapse recovery (SPEC.md section 6, steps 2-5) as one unit that
-reads the three losses of a batch and says what to do: print, snapshot, reload, abort.
+"""The original's mode-collapse recovery as one unit that reads the three losses of a batch
+and says what to do: print, snapshot, reload, abort.
 It holds the counters; the training loop holds the weights and acts on the decision."""
 
 from dataclasses import dataclass, field

@@ -1,4 +1,4 @@
-"""The delta overlay of SPEC.md section 8: where image A is brighter than image B, paint a
+"""The original's delta overlay: where image A is brighter than image B, paint a
 copy of B by how much (summed RGB difference s: yellow if s > 1.0, else green if s > 0.6,
 else magenta if s > 0.2).
 
@@ -33,7 +33,7 @@ def paint_levels(base, sums):
     """A float32 copy of base, each pixel painted by the highest level its s exceeds."""
     s = np.asarray(sums).astype(np.float64)
     painted = np.array(np.broadcast_to(base, s.shape + (3,)), dtype=np.float32)
-    # weakest level first, so a stronger level overwrites it: the SPEC's if / elif order
+    # weakest level first, so a stronger level overwrites it: the original's if / elif order
     for threshold, colour, _ in reversed(LEVELS):
         painted[s > threshold] = colour
     return painted

@@ -1,4 +1,4 @@
-"""The collapse guard against SPEC.md section 6, steps 2-5, without training."""
+"""The collapse guard against the original's rules (log, save band, reloads, stop), without training."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The delta overlay against SPEC.md section 8's words, pixel for pixel."""
+"""The delta overlay against the original's rule in words, pixel for pixel."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ YELLOW, GREEN, MAGENTA = (1.0, 1.0, 0.0), (0.0, 1.0, 0.0), (1.0, 0.0, 1.0)
 
 
 def spec_overlay(a, b):
-    """SPEC.md section 8 word for word, one pixel at a time: s = sum over RGB of (A - B)
+    """The original's rule word for word, one pixel at a time: s = sum over RGB of (A - B)
     (the images are float32, so A - B is taken in float32); paint a copy of B yellow if
     s > 1.0, else green if s > 0.6, else magenta if s > 0.2; other pixels keep B.
     float(s) compares s itself, not s rounded to float32, with the thresholds."""

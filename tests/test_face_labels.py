@@ -1,4 +1,4 @@
-"""The 4 face classes of SPEC.md section 3, read from a hand-made CelebA attribute table in both
+"""The original's 4 face classes, read from a hand-made CelebA attribute table in both
 of its formats: the Kaggle CSV and the original space-separated list_attr_celeba.txt."""
 
 import numpy as np

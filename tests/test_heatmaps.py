@@ -1,4 +1,4 @@
-"""heatmaps.py (SPEC.md section 8): Keras 2 generators reproduced, the .npz contents, the
+"""heatmaps.py: Keras 2 generators reproduced, the .npz contents, the
 figure's rows and size, model discovery and bad input, through the real CLI."""
 
 import os

@@ -1,4 +1,4 @@
-"""latent_walk.py (SPEC.md section 9) and latent_arithmetic.py (section 10): Keras 2
+"""latent_walk.py and latent_arithmetic.py: Keras 2
 generators reproduced, figures and points on disk, bad input, through the real CLI."""
 
 import os
@@ -131,7 +131,7 @@ def test_arithmetic_cli_save_points_then_arithmetic(own_model, tmp_path, run):
         latents, labels, images = data["latents"], data["labels"], data["images"]
     assert labels.tolist() == [1] * 10 + [2] * 6
     assert images.shape == (16, 80, 80, 3) and 0 <= images.min() and images.max() <= 1
-    # SPEC.md's default groups (1-based): 2 18 21 26, 32 44 45 47, 3 55 62 80
+    # the original's default groups (1-based): 2 18 21 26, 32 44 45 47, 3 55 62 80
     averages = [points[np.array(group) - 1].mean(0) for group in ([2, 18, 21, 26], [32, 44, 45, 47], [3, 55, 62, 80])]
     np.testing.assert_array_equal(latents[0], points[1])
     np.testing.assert_allclose(latents[[4, 9, 14]], averages, atol=1e-6)
