@@ -27,11 +27,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def _range_text(low, high, low_open, high_open):
+    low, high = (f"{end:g}" if isinstance(end, float) else end for end in (low, high))
     if high is None:
-        return f"{'above' if low_open else 'at least'} {low:g}"
+        return f"{'above' if low_open else 'at least'} {low}"
     if low is None:
-        return f"{'below' if high_open else 'at most'} {high:g}"
-    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f"{'below' if high_open else 'at most'} {high}"
+    return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
 
 
 def integer(low=None, high=None):
