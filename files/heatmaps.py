@@ -29,14 +29,12 @@ from delta import LEVELS, delta_sums, paint_levels
 from saved_generators import (
     add_model_flags,
     check_image_memory,
-    check_labels,
-    chosen_generators,
     for_each_model,
     label_images,
     latents_for,
     resolve_model_flags,
 )
-from storage import InputError, fail, save_arrays, save_figure, writable_folder
+from storage import InputError, fail, save_arrays, save_figure
 
 OUT_NAME = "heatmaps"
 # The original's row names for its default labels, its spelling kept: image rows, then each
@@ -124,24 +122,19 @@ def legend_entries():
 
 def main(argv=None):
     args = parse_args(argv)
-    settings = args.settings
     try:
-        check_labels(args.labels, settings.n_classes, args.dataset)
         # the images, the deltas (L per image) and the painted figure rows
         check_image_memory(len(args.labels), args.n_samples, per_image=len(args.labels))
-        models = chosen_generators(args.models_dir, args.epochs)
-        writable_folder(args.out_dir)
 
         def draw(epoch, path, generator):
-            check_labels(args.labels, cgan.n_classes_of(generator), os.path.basename(path))
             latents = latents_for(generator, args.seed, args.n_samples)
             images, deltas = heatmap_arrays(generator, args.labels, latents)
             out = os.path.join(args.out_dir, os.path.basename(path))
             save_arrays(out + ".npz", labels=np.asarray(args.labels), latents=latents, images=images, deltas=deltas)
-            fig = render_figure(images, deltas, args.labels, os.path.basename(path), out + ".png", settings)
+            fig = render_figure(images, deltas, args.labels, os.path.basename(path), out + ".png", args.settings)
             plots.show_or_close(fig, args.show)
 
-        for_each_model(models, draw, desc="heatmaps")
+        for_each_model(args, draw, desc="heatmaps")
     except InputError as e:
         fail(str(e))
     print(f"figures and .npz files in {args.out_dir}")

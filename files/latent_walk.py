@@ -17,14 +17,12 @@ import plots
 from saved_generators import (
     add_model_flags,
     check_image_memory,
-    check_labels,
-    chosen_generators,
     for_each_model,
     label_images,
     latents_for,
     resolve_model_flags,
 )
-from storage import InputError, fail, save_figure, writable_folder
+from storage import InputError, fail, save_figure
 
 OUT_NAME = "latent_walk"
 N_SAMPLES = 3
@@ -55,21 +53,16 @@ def walk_figure(images, labels, class_names, title, steps=cgan.INTERPOLATION_STE
 
 def main(argv=None):
     args = parse_args(argv)
-    settings = args.settings
     try:
-        check_labels(args.labels, settings.n_classes, args.dataset, minimum=1)
         check_image_memory(len(args.labels), args.n_samples)
-        models = chosen_generators(args.models_dir, args.epochs)
-        writable_folder(args.out_dir)
 
         def draw(epoch, path, generator):
-            check_labels(args.labels, cgan.n_classes_of(generator), os.path.basename(path), minimum=1)
             images = label_images(generator, args.labels, latents_for(generator, args.seed, args.n_samples))
-            fig = walk_figure(images, args.labels, settings.class_names, os.path.basename(path))
+            fig = walk_figure(images, args.labels, args.settings.class_names, os.path.basename(path))
             save_figure(fig, os.path.join(args.out_dir, f"latent_walk_{epoch:03d}.png"), dpi=plots.DPI)
             plots.show_or_close(fig, args.show)
 
-        for_each_model(models, draw, desc="latent walk")
+        for_each_model(args, draw, desc="latent walk", minimum_labels=1)
     except InputError as e:
         fail(str(e))
     print(f"figures in {args.out_dir}")

@@ -13,7 +13,7 @@ import cgan
 import cli
 import run_folder
 from datasets import DATASETS, IMAGE_SIDE
-from storage import InputError
+from storage import InputError, writable_folder
 
 FLOAT_BYTES = 4
 
@@ -70,13 +70,20 @@ def chosen_generators(models_dir, epochs=None):
     return chosen
 
 
-def for_each_model(models, work, desc):
-    """Load each (epoch, path) generator and call work(epoch, path, generator); a file that
-    cannot be used is reported and skipped, and the run ends in an error naming them all."""
+def for_each_model(args, work, desc, minimum_labels=2):
+    """Check args.labels against the dataset, find the chosen generators and make the output
+    folder; then load each generator, check the labels against it and call
+    work(epoch, path, generator). A file that cannot be used is reported and skipped, and the
+    run ends in an error naming them all."""
+    check_labels(args.labels, args.settings.n_classes, args.dataset, minimum_labels)
+    models = chosen_generators(args.models_dir, args.epochs)
+    writable_folder(args.out_dir)
     failed = []
     for epoch, path in tqdm(models, desc=desc, unit="model"):
         try:
-            work(epoch, path, cgan.load_generator(path))
+            generator = cgan.load_generator(path)
+            check_labels(args.labels, cgan.n_classes_of(generator), os.path.basename(path), minimum_labels)
+            work(epoch, path, generator)
         except (cgan.ModelFileError, InputError) as e:
             tqdm.write(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
             failed.append(os.path.basename(path))

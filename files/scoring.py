@@ -1,18 +1,7 @@
-"""Scoring delta heatmaps against ground-truth masks: do they point at the finding?
-
-The heatmap is a heatmaps.py `.npz` on the X-ray setting (arrays `labels` (L,), `deltas`
-(L, L, S, 80, 80), deltas[a, b] = signed RGB sum of images[a] - images[b]); the truth is the
-`ground_truth.npz` make_phantoms.py writes (arrays `lesion` and `lungs`, (N, 80, 80)).
-
-A pixel is painted in the delta of a against b where it exceeds 0.2, the heatmap's lowest
-colour threshold: where image a is brighter than image b.
-  bacterial_in_lesion: of the pixels painted in "bacterial (2) brighter than healthy (0)", over
-      all samples, the share inside the lesion region, the union of every image's lesion mask;
-  lesion_area:         that region's share of the image, what painting at random would score;
-  viral_in_lungs:      of the pixels painted in "viral (1) brighter than healthy (0)", the share
-      inside the lung fields, the union of every image's lung mask;
-  lung_area:           the lung fields' share of the image.
-A share is 0.0 when nothing is painted; bacterial_painted and viral_painted count the pixels.
+"""Scoring delta heatmaps against ground-truth masks: the shares of painted pixels inside the
+lesion and lung regions that heatmap_scores.py prints and the demo reports (heatmap_scores.py's
+help says what each score means). Inputs: a heatmaps.py `.npz` (`labels` (L,), `deltas`
+(L, L, S, 80, 80)) and make_phantoms.py's `ground_truth.npz` (`lesion`, `lungs`, (N, 80, 80)).
 """
 
 import numpy as np

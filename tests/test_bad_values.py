@@ -5,6 +5,8 @@ checked in test_train.py."""
 
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ import latent_walk
 import make_phantoms
 import prepare_faces
 import prepare_xrays
-from conftest import DATA
+from conftest import DATA, ROOT
 from storage import save_arrays, save_npz
 
 HUGE = str(10**7)  # a side or count whose arrays need terabytes
@@ -148,3 +150,12 @@ def test_latent_points_that_are_not_finite_are_refused(bad, folders, capsys):
     save_npz(folders["tmp"] / "points.npz", points)
     argv = arithmetic_argv(folders, "--points", folders["tmp"] / "points.npz")
     assert "points must be finite numbers" in one_error_line(latent_arithmetic.main, argv, capsys)
+
+
+def test_scripts_that_need_no_model_do_not_load_tensorflow():
+    """Preparing X-rays, drawing phantoms, scoring and the demo's own process use Pillow and
+    NumPy only: importing them must not start TensorFlow (seconds and hundreds of MB)."""
+    code = ("import sys; sys.path.insert(0, 'files'); import prepare_xrays, make_phantoms, heatmap_scores, demo; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'h5py') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
