@@ -6,10 +6,12 @@ The preparing scripts need only this, Pillow and NumPy; training and the models 
 
 import os
 import struct
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SIDE = 80  # prepared images are (80, 80, 3) uint8
 HEALTHY, VIRAL, BACTERIAL = 0, 1, 2  # the X-ray classes
@@ -153,6 +155,35 @@ def read_image(path, convert):
         return None, NOT_IMAGE
     except DAMAGED:
         return None, UNREADABLE
+
+
+def find_files(folder):
+    """Every file under folder, sub-folders of any depth included, in sorted order."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()  # os.walk visits sub-folders in this list's order
+        found += [os.path.join(root, name) for name in sorted(files)]
+    return found
+
+
+def read_in_threads(read, paths, workers):
+    """read(path) for each path, in order, by `workers` threads (Pillow releases the GIL while
+    decoding and resizing). Only a few files are in flight, so stopping early is cheap."""
+    with ThreadPoolExecutor(workers) as pool:
+        pending = deque()
+        for path in paths:
+            pending.append(pool.submit(read, path))
+            if len(pending) >= 4 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def grey_rgb(image, equalize):
+    """A Pillow image as grey levels (histogram-equalized if asked) in 3 equal channels, uint8."""
+    grey = image.convert("L")
+    pixels = np.asarray(ImageOps.equalize(grey) if equalize else grey)
+    return np.repeat(pixels[:, :, None], 3, axis=2)
 
 
 # ---------------------------------------------------------------- class fractions

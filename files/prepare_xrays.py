@@ -18,11 +18,9 @@ at least twice --size) on all cores. --full_decode decodes at full size instead;
 """
 
 import os
-from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 
 import numpy as np
-from PIL import ImageOps
 from tqdm import tqdm
 
 import cli
@@ -31,8 +29,11 @@ from datasets import (
     IMAGE_SIDE,
     NOT_IMAGE,
     UNREADABLE,
+    find_files,
+    grey_rgb,
     print_prepared_summary,
     read_image,
+    read_in_threads,
     xray_label,
 )
 from storage import InputError, fail, save_npz, writable_folder
@@ -62,15 +63,6 @@ def check_args(args):
         raise InputError(f"X-ray folder {args.images} not found")
 
 
-def find_files(folder):
-    """Every file under folder, sub-folders of any depth included, in sorted order."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()  # os.walk visits sub-folders in this list's order
-        found += [os.path.join(root, name) for name in sorted(files)]
-    return found
-
-
 def reduce_decoding(image, size):
     """Ask the JPEG decoder of a just-opened image for the smallest of 1/2, 1/4, 1/8 scale still
     at least twice `size` on each side, so the resize after it still averages over several
@@ -91,22 +83,14 @@ def load_xray(path, size, equalize=True, reduced=True):
     if small is None:
         return None, reason
     if equalize:
-        small = ImageOps.equalize(small.convert("L"))
+        return grey_rgb(small, equalize=True), None
     pixels = np.asarray(small)
     return (np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels), None
 
 
 def load_xrays(paths, size, equalize=True, workers=1, reduced=True):
-    """load_xray for each path, in order, decoded by `workers` threads (Pillow releases the GIL
-    while decoding and resizing). Only a few files are in flight, so stopping early is cheap."""
-    with ThreadPoolExecutor(workers) as pool:
-        pending = deque()
-        for path in paths:
-            pending.append(pool.submit(load_xray, path, size, equalize, reduced))
-            if len(pending) >= 4 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    """load_xray for each path, in order, decoded by `workers` threads."""
+    return read_in_threads(lambda path: load_xray(path, size, equalize, reduced), paths, workers)
 
 
 def prepare(paths, args):
