@@ -1,9 +1,11 @@
-"""What the scripts know about the two datasets, without TensorFlow: the per-dataset settings,
-the class rules (4 face classes from CelebA attributes, 3 X-ray classes from file names),
-reading image files with the reasons a file is skipped, and the preparing scripts' summary.
-The preparing scripts need only this, Pillow and NumPy; training and the models are in cgan.py.
+"""What the scripts know about the datasets, without TensorFlow: the per-dataset settings (the
+original's two, and `folder`, any folder of labelled images, whose classes come from its
+classes.json), the class rules (4 face classes from CelebA attributes, 3 X-ray classes from file
+names), reading image files with the reasons a file is skipped, and the preparing scripts'
+summary. The preparing scripts need only this, Pillow and NumPy; the models are in cgan.py.
 """
 
+import json
 import os
 import struct
 from collections import deque
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from storage import InputError
 
 IMAGE_SIDE = 80  # prepared images are (80, 80, 3) uint8
 HEALTHY, VIRAL, BACTERIAL = 0, 1, 2  # the X-ray classes
@@ -61,6 +65,51 @@ DATASETS = {
     ),
 }
 ATTRIBUTES_FILE = "list_attr_celeba.csv"
+
+# Any folder of labelled images (prepare_folders.py). The discriminator's learning rate and the
+# reload bound default to the faces' settings: they were tuned on varied RGB photographs, the
+# X-rays' lower rate and stricter bound on near-identical grey images.
+FOLDER = "folder"
+CLASSES_FILE = "classes.json"
+FOLDER_D_LR, FOLDER_GAN_UPPER = DATASETS["celeb"].d_lr, DATASETS["celeb"].gan_upper
+DATASET_NAMES = (*sorted(DATASETS), FOLDER)
+MIN_CLASSES, MAX_CLASSES = 2, 100
+
+
+def read_classes(data_dir):
+    """(class names, images per class) from a prepared folder dataset's classes.json."""
+    path = os.path.join(data_dir, CLASSES_FILE)
+    if not os.path.exists(path):
+        raise InputError(f"{path} not found (make it with files/prepare_folders.py)")
+    try:
+        with open(path) as f:
+            table = json.load(f)
+        names, counts = [str(name) for name in table["classes"]], [int(c) for c in table["counts"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not a classes table ({type(e).__name__}: {e})") from e
+    if not MIN_CLASSES <= len(names) <= MAX_CLASSES or len(counts) != len(names):
+        raise InputError(f"{path}: needs {MIN_CLASSES} to {MAX_CLASSES} classes with a count each")
+    return names, counts
+
+
+def dataset_settings(name, data_dir):
+    """The settings of dataset `name`; for `folder`, built from data_dir's classes.json
+    (every class compared in the heatmaps, one sample, as for X-rays)."""
+    if name != FOLDER:
+        return DATASETS[name]
+    names, _ = read_classes(data_dir)
+    return Dataset(
+        name=FOLDER,
+        n_classes=len(names),
+        d_lr=FOLDER_D_LR,
+        gan_upper=FOLDER_GAN_UPPER,
+        images_file="img_align_folder.npz",
+        labels_file="labels_align_folder.npz",
+        prepare_script="files/prepare_folders.py",
+        class_names=tuple(names),
+        heatmap_labels=tuple(range(len(names))),
+        heatmap_samples=1,
+    )
 
 
 # ---------------------------------------------------------------- X-ray labels
@@ -186,6 +235,45 @@ def grey_rgb(image, equalize):
     return np.repeat(pixels[:, :, None], 3, axis=2)
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def to_rgb(image):
+    """Any Pillow mode as an RGB image: 16-bit grey scaled to 8 bits, transparency over black."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        grey = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255)
+        return Image.fromarray(np.round(grey).astype(np.uint8), "L").convert("RGB")
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        span = values.max() - values.min()
+        grey = (values - values.min()) / span * 255 if span else np.zeros_like(values)
+        return Image.fromarray(np.round(grey).astype(np.uint8), "L").convert("RGB")
+    if (image.mode == "P" and "transparency" in image.info) or image.mode in ("LA", "PA", "RGBA"):
+        image = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image).convert("RGB")
+    return image.convert("RGB")
+
+
+def square(image, pad):
+    """The centre square of the image, or the image padded with black to a square."""
+    width, height = image.size
+    side = max(width, height) if pad else min(width, height)
+    if pad:
+        canvas = Image.new(image.mode, (side, side))
+        canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+        return canvas
+    left, top = (width - side) // 2, (height - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
+def load_square_image(path, size, pad=False, grey=False, equalize=False):
+    """(pixels (size, size, 3) uint8, None), or (None, the reason the file cannot be used)."""
+    small, reason = read_image(path, lambda image: square(to_rgb(image), pad).resize((size, size)))
+    if small is None:
+        return None, reason
+    return (grey_rgb(small, equalize) if grey else np.asarray(small)), None
+
+
 # ---------------------------------------------------------------- class fractions
 
 
@@ -195,16 +283,16 @@ def cumulative_fractions(labels, n_classes):
     return np.concatenate([[0.0], np.cumsum(counts) / counts.sum()])
 
 
-def print_prepared_summary(what, labels, settings, skipped, n_files, not_seen, limit_flag):
+def print_prepared_summary(what, labels, class_names, skipped, n_files, not_seen, limit_flag):
     """The preparing scripts' closing summary: kept, skipped and why, per-class counts and the
     cumulative class fractions training will sample labels by."""
     print(f"kept {len(labels)} {what} of {n_files} files")
     for reason, count in skipped.items():
         print(f"  skipped, {reason}: {count}")
     if not_seen:
-        print(f"  not looked at ({limit_flag} reached): {not_seen}")
-    counts = np.bincount(labels, minlength=settings.n_classes)
-    for label, (name, count) in enumerate(zip(settings.class_names, counts)):
+        print(f"  left out ({limit_flag} reached): {not_seen}")
+    counts = np.bincount(labels, minlength=len(class_names))
+    for label, (name, count) in enumerate(zip(class_names, counts)):
         print(f"  class {label} {name}: {count} ({count / len(labels):.5f})")
-    cum = cumulative_fractions(labels, settings.n_classes)
+    cum = cumulative_fractions(labels, len(class_names))
     print(f"cumulative class fractions (training's label sampling): {np.round(cum, 5).tolist()}")

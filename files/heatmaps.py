@@ -32,7 +32,7 @@ from saved_generators import (
     for_each_model,
     label_images,
     latents_for,
-    resolve_model_flags,
+    parse_model_args,
 )
 from storage import InputError, fail, save_arrays, save_figure
 
@@ -52,10 +52,9 @@ LEGEND_TITLE = "delta rows: the image painted where the other label's image is b
 
 def parse_args(argv=None):
     p = cli.Parser(__doc__)
-    add_model_flags(p, OUT_NAME, "labels to compare, at least two (default: faces 2 1, X-rays 0 1 2)",
-                    "latent pairs to interpolate (default: faces 3, X-rays 1)")
-    args = p.parse_args(argv)
-    resolve_model_flags(args, OUT_NAME)
+    add_model_flags(p, OUT_NAME, "labels to compare, at least two (default: faces 2 1, X-rays 0 1 2, folder: every class)",
+                    "latent pairs to interpolate (default: faces 3, X-rays and folder 1)")
+    args = parse_model_args(p, argv, OUT_NAME)
     args.labels = tuple(args.labels or args.settings.heatmap_labels)
     args.n_samples = args.n_samples or args.settings.heatmap_samples
     return args
@@ -67,7 +66,7 @@ def parse_args(argv=None):
 def row_names(settings, labels):
     """Names of the image rows and of each pair's two delta rows: the original's for the
     default labels, '<a> vs <b>' (a painted where b is brighter) from the class names otherwise."""
-    if labels == settings.heatmap_labels:
+    if settings.name in ORIGINAL_ROW_NAMES and labels == settings.heatmap_labels:
         return ORIGINAL_ROW_NAMES[settings.name]
     names = [settings.class_names[label] for label in labels]
     pairs = [(f"{a} vs {b}", f"{b} vs {a}") for a, b in itertools.combinations(names, 2)]

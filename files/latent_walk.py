@@ -20,7 +20,7 @@ from saved_generators import (
     for_each_model,
     label_images,
     latents_for,
-    resolve_model_flags,
+    parse_model_args,
 )
 from storage import InputError, fail, save_figure
 
@@ -32,8 +32,7 @@ def parse_args(argv=None):
     p = cli.Parser(__doc__)
     add_model_flags(p, OUT_NAME, "labels to walk with (default: every class)",
                     f"latent pairs to walk between (default {N_SAMPLES})")
-    args = p.parse_args(argv)
-    resolve_model_flags(args, OUT_NAME)
+    args = parse_model_args(p, argv, OUT_NAME)
     args.labels = tuple(args.labels if args.labels is not None else range(args.settings.n_classes))
     args.n_samples = args.n_samples or N_SAMPLES
     return args

@@ -204,7 +204,7 @@ def main(argv=None):
     labels = face_classes(columns["Male"][rows], columns["High_Cheekbones"][rows], columns["Big_Lips"][rows])
     n_files = len(chosen) + skipped[NOT_IN_TABLE] + skipped[NOT_ATTRACTIVE]
     counts = {reason: skipped[reason] for reason in SKIP_REASONS}
-    print_prepared_summary("faces", labels, CELEB, counts, n_files, not_seen, "--n")
+    print_prepared_summary("faces", labels, CELEB.class_names, counts, n_files, not_seen, "--n")
     print(f"wrote {images_path} {faces.shape} and {ids_path} {rows.shape}")
 
 

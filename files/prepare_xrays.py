@@ -134,7 +134,7 @@ def main(argv=None):
     save_npz(images_path, images)
     save_npz(labels_path, labels)
     counts = {reason: skipped[reason] for reason in SKIP_REASONS}
-    print_prepared_summary("X-rays", labels, XRAY, counts, len(paths), not_seen, "--n")
+    print_prepared_summary("X-rays", labels, XRAY.class_names, counts, len(paths), not_seen, "--n")
     print(f"wrote {images_path} {images.shape} and {labels_path} {labels.shape}")
 
 

@@ -12,15 +12,16 @@ from tqdm import tqdm
 import cgan
 import cli
 import run_folder
-from datasets import DATASETS, IMAGE_SIDE
+from datasets import DATASET_NAMES, IMAGE_SIDE, dataset_settings
 from storage import InputError, writable_folder
 
 FLOAT_BYTES = 4
 
 
 def add_model_flags(parser, out_name, labels_help, n_samples_help):
-    """The flags every explaining script takes; resolve them with resolve_model_flags."""
-    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    """The flags every explaining script takes; parse them with parse_model_args."""
+    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES,
+                        help="celeb, xray, or folder (your own classes, named by <data_dir>/classes.json)")
     parser.add_argument("--data_dir", help="the dataset's folder (default files/<dataset>)")
     parser.add_argument("--models_dir", help="folder of generator .h5 files (default <data_dir>/results)")
     parser.add_argument("--out_dir", help=f"where the outputs go (default <data_dir>/{out_name})")
@@ -33,12 +34,17 @@ def add_model_flags(parser, out_name, labels_help, n_samples_help):
     parser.add_argument("--show", action="store_true", help="also open each figure in a window")
 
 
-def resolve_model_flags(args, out_name):
-    """Fill in the folders' defaults and args.settings, the dataset's settings."""
-    args.settings = DATASETS[args.dataset]
+def parse_model_args(parser, argv, out_name):
+    """Parse the flags, fill in the folders' defaults and args.settings, the dataset's settings."""
+    args = parser.parse_args(argv)
     args.data_dir = args.data_dir or os.path.join("files", args.dataset)
     args.models_dir = args.models_dir or os.path.join(args.data_dir, "results")
     args.out_dir = args.out_dir or os.path.join(args.data_dir, out_name)
+    try:
+        args.settings = dataset_settings(args.dataset, args.data_dir)
+    except InputError as e:
+        parser.error(str(e))
+    return args
 
 
 def check_labels(labels, n_classes, what, minimum=2):

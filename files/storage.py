@@ -99,6 +99,17 @@ def load_arrays(path, keys, made_by=None):
     return [arrays[key] for key in keys]
 
 
+def npz_keys(path):
+    """The names of the arrays in a `.npz`; InputError naming the file when it is missing or unreadable."""
+    if not os.path.exists(path):
+        raise InputError(f"{path} not found")
+    try:
+        with np.load(path) as data:
+            return set(data.files)
+    except Exception as e:
+        raise InputError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from e
+
+
 def load_npz(path, made_by=None):
     """The array `arr_0` of a `.npz` (what np.savez_compressed(path, array) writes)."""
     return load_arrays(path, ("arr_0",), made_by)[0]

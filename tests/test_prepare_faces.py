@@ -153,7 +153,7 @@ def test_txt_table_and_n_faces_stop(celeb, tmp_path, capsys):
     assert ids.tolist() == [celeb.rows[name] for name in KEPT[:2]]
     assert faces.shape == (2, 40, 40, 3)
     # 9 attractive photos; the 2nd face is the 3rd of them
-    assert "not looked at (--n reached): 6" in capsys.readouterr().out
+    assert "left out (--n reached): 6" in capsys.readouterr().out
 
 
 def test_batched_boxes_equal_one_call_per_image(detector):

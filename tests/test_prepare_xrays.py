@@ -119,7 +119,7 @@ def test_n_xrays_keeps_the_first(xrays, tmp_path, capsys):
     images, labels = load_output(tmp_path)
     assert images.shape == (3, 32, 32, 3) and labels.tolist() == LABELS[:3]
     # the 3rd image kept is the 3rd file: 8 files are left
-    assert "not looked at (--n reached): 8" in capsys.readouterr().out
+    assert "left out (--n reached): 8" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,136 @@
+"""Prepare your own labelled images for training: one sub-folder per class, the layout Keras's
+image_dataset_from_directory and torchvision's ImageFolder read.
+
+    DIR/benign/img001.jpg, DIR/benign/scans/a.png, ...     class 0 (sub-folders of any depth)
+    DIR/malignant/x.tif, ...                               class 1
+
+Classes get ids 0..K-1 in sorted folder-name order (2 <= K <= 100). JPEG, PNG, BMP, TIFF, WebP
+and any other format Pillow reads, in any mode (grey, RGB, RGBA, 16-bit, palette), become RGB:
+16-bit grey is scaled to 8 bits, transparent pixels are laid over black. Each image is
+centre-cropped to a square (--pad pads it with black instead) and resized to --size x --size
+with Pillow's default filter. --grey stores grey levels in 3 equal channels, and --equalize
+with it equalizes each image's histogram, as prepare_xrays.py does for X-rays.
+
+Writes into --out_dir (default files/folder/):
+  img_align_folder.npz     uint8 (N, size, size, 3)
+  labels_align_folder.npz  int64 (N,), the class ids
+  classes.json             {"classes": [names in id order], "counts": [images per class]}
+Files that are not images or are damaged are skipped and counted; so are class folders with
+no usable image, and the remaining classes are numbered without them. Then:
+
+    python files/train_cgan.py --dataset folder --data_dir files/folder
+"""
+
+import json
+import os
+from collections import Counter
+from functools import partial
+
+import numpy as np
+from tqdm import tqdm
+
+import cli
+from datasets import (
+    CLASSES_FILE,
+    IMAGE_SIDE,
+    MAX_CLASSES,
+    MIN_CLASSES,
+    NOT_IMAGE,
+    UNREADABLE,
+    find_files,
+    load_square_image,
+    print_prepared_summary,
+    read_in_threads,
+)
+from storage import InputError, atomic_write, fail, save_npz, writable_folder
+
+IMAGES_FILE, LABELS_FILE = "img_align_folder.npz", "labels_align_folder.npz"
+EMPTY_CLASS = "class folders with no usable image"
+SKIP_REASONS = (NOT_IMAGE, UNREADABLE)
+
+
+def parse_args(argv=None):
+    p = cli.Parser(__doc__)
+    p.add_argument("--images", required=True, help="folder with one sub-folder of images per class")
+    p.add_argument("--out_dir", default="files/folder/", help="folder for the prepared files (default %(default)s)")
+    p.add_argument("--n", type=cli.POSITIVE, help="at most this many images per class (default: all)")
+    p.add_argument("--size", type=cli.POSITIVE, default=IMAGE_SIDE, help="side of the square images (default %(default)s)")
+    p.add_argument("--pad", action="store_true", help="pad to a square with black instead of cropping the centre")
+    p.add_argument("--grey", action="store_true", help="store grey levels (3 equal channels)")
+    p.add_argument("--equalize", action="store_true", help="with --grey: equalize each image's histogram")
+    p.add_argument("--workers", type=cli.POSITIVE, default=os.cpu_count(),
+                   help="decoding threads (default: all %(default)s cores)")
+    args = p.parse_args(argv)
+    if args.equalize and not args.grey:
+        p.error("--equalize works on grey levels: add --grey")
+    return args
+
+
+def class_folders(root):
+    """(class name, sorted image paths) per sub-folder of root, in sorted name order."""
+    if not os.path.isdir(root):
+        raise InputError(f"image folder {root} not found")
+    names = sorted(name for name in os.listdir(root) if os.path.isdir(os.path.join(root, name)))
+    if len(names) < MIN_CLASSES:
+        raise InputError(f"{root} has {len(names)} class folders; it needs at least {MIN_CLASSES}, one per class")
+    return [(name, find_files(os.path.join(root, name))) for name in names]
+
+
+def prepare(folders, args):
+    """(images, labels, class names, counts, skipped reasons, usable images over --n) over the
+    class folders."""
+    paths = [(name, path) for name, files in folders for path in files]
+    n_images = len(paths) if args.n is None else sum(min(args.n, len(files)) for _, files in folders)
+    cli.check_memory(n_images * args.size**2 * 3, f"{n_images} images of {args.size}x{args.size}")
+    images = np.empty((n_images, args.size, args.size, 3), dtype=np.uint8)
+    kept, names, skipped, over_limit = Counter(), [], Counter(), 0
+    read = partial(load_square_image, size=args.size, pad=args.pad, grey=args.grey, equalize=args.equalize)
+    loaded = read_in_threads(read, [path for _, path in paths], args.workers)
+    with tqdm(total=len(paths), unit="img", desc="images") as bar:
+        for (name, _), (pixels, reason) in zip(paths, loaded):
+            bar.update()
+            if pixels is None:
+                skipped[reason] += 1
+            elif args.n is not None and kept[name] == args.n:
+                over_limit += 1
+            else:
+                images[len(names)] = pixels
+                names.append(name)
+                kept[name] += 1
+    classes = [name for name, _ in folders if kept[name]]
+    skipped[EMPTY_CLASS] = len(folders) - len(classes)
+    labels = np.array([classes.index(name) for name in names], dtype=np.int64)
+    return images[: len(names)], labels, classes, [kept[name] for name in classes], skipped, over_limit
+
+
+def write_classes(path, classes, counts):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump({"classes": classes, "counts": counts}, f, indent=1)
+
+    atomic_write(path, write)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        folders = class_folders(args.images)
+        images, labels, classes, counts, skipped, over_limit = prepare(folders, args)
+        if len(classes) < MIN_CLASSES:
+            raise InputError(f"{len(classes)} class folders in {args.images} hold a usable image; at least "
+                             f"{MIN_CLASSES} must ({sum(skipped[r] for r in SKIP_REASONS)} files skipped)")
+        if len(classes) > MAX_CLASSES:
+            raise InputError(f"{len(classes)} classes in {args.images}; at most {MAX_CLASSES} are supported")
+        writable_folder(args.out_dir)
+    except InputError as e:
+        fail(str(e))
+    save_npz(os.path.join(args.out_dir, IMAGES_FILE), images)
+    save_npz(os.path.join(args.out_dir, LABELS_FILE), labels)
+    write_classes(os.path.join(args.out_dir, CLASSES_FILE), classes, counts)
+    n_files = sum(len(files) for _, files in folders)
+    print_prepared_summary("images", labels, classes, skipped, n_files, over_limit, "--n")
+    print(f"wrote {IMAGES_FILE} {images.shape}, {LABELS_FILE} {labels.shape} and {CLASSES_FILE} to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Projecting a given image into a generator's latent space: the latent whose image under a
+given label is closest to it. Adam moves a batch of latents from several starting points at
+once, minimizing the mean squared error plus a weighted SSIM term; each image keeps its best
+start. Latents stay in [-3, 3], the range training drew them from.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+import cgan
+
+LATENT_RANGE = 3.0
+STEPS, STARTS, LEARNING_RATE, SSIM_WEIGHT = 300, 8, 0.05, 0.2
+
+
+def _losses(generator, latents, labels, targets01, ssim_weight):
+    """Per latent: MSE on [0, 1] pixels + ssim_weight * (1 - SSIM), and the two parts."""
+    images = (generator([latents, labels], training=False) + 1.0) / 2.0
+    mse = tf.reduce_mean(tf.square(images - targets01), axis=[1, 2, 3])
+    ssim = tf.image.ssim(images, targets01, max_val=1.0)
+    return mse + ssim_weight * (1.0 - ssim), mse, ssim
+
+
+def _project_batch(generator, x, y, steps, starts, lr, ssim_weight, rng, progress, desc):
+    """Best latent, its MSE and SSIM, of each image in one batch."""
+    n, latent_dim = len(x), generator.inputs[0].shape[1]
+    # start s of image i sits at row s * n + i, so a reshape to (starts, n) lines them up
+    targets, labels = tf.constant(np.tile(x, (starts, 1, 1, 1))), tf.constant(np.tile(y, starts).reshape(-1, 1))
+    z = tf.Variable(cgan.training_latents(rng, starts * n, latent_dim))
+    optimizer = keras.optimizers.Adam(learning_rate=lr)
+    optimizer.build([z])
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss, _, _ = _losses(generator, z, labels, targets, ssim_weight)
+            total = tf.reduce_sum(loss)  # each latent's gradient is its own loss's
+        optimizer.apply_gradients([(tape.gradient(total, z), z)])
+        z.assign(tf.clip_by_value(z, -LATENT_RANGE, LATENT_RANGE))
+
+    for _ in tqdm(range(steps), desc=desc, unit="step", disable=not progress, leave=False):
+        step()
+    loss, mse, ssim = (t.numpy().reshape(starts, n) for t in _losses(generator, z, labels, targets, ssim_weight))
+    best, columns = loss.argmin(axis=0), np.arange(n)
+    return z.numpy().reshape(starts, n, latent_dim)[best, columns], mse[best, columns], ssim[best, columns]
+
+
+def project(generator, images01, labels, steps=STEPS, starts=STARTS, lr=LEARNING_RATE,
+            ssim_weight=SSIM_WEIGHT, seed=0, batch_size=32, progress=True):
+    """For images (N, 80, 80, 3) in [0, 1] and their labels (N,): (latents (N, d), the
+    reconstructions (N, 80, 80, 3) in [0, 1], their MSE (N,) and SSIM (N,))."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for start in range(0, len(images01), batch_size):
+        x = np.asarray(images01[start : start + batch_size], dtype=np.float32)
+        y = np.asarray(labels[start : start + batch_size], dtype=np.int32)
+        desc = f"projecting {start + 1}-{start + len(x)} of {len(images01)}"
+        parts.append(_project_batch(generator, x, y, steps, starts, lr, ssim_weight, rng, progress, desc))
+    latents, mse, ssim = (np.concatenate(arrays) for arrays in zip(*parts))
+    return latents, cgan.generate(generator, latents, labels), mse, ssim
