@@ -1,0 +1,211 @@
+"""Your own labelled images: prepare_folders.py on a folder made here (drawn shapes in mixed
+formats and modes, a damaged file, a non-image, an empty class folder), the folder dataset in
+training and the explaining scripts, and explain_image.py's projection."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import cgan
+import datasets
+import explain_image
+import prepare_folders
+import projection
+from conftest import DATA
+from storage import load_npz, save_arrays, save_model
+
+SIZE = 80
+
+
+def draw_shape(rng, shape, width=100, height=120):
+    """A noisy dark picture with a bright square or disc in the middle, uint8 RGB."""
+    pixels = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+    v, u = np.mgrid[:height, :width]
+    inside = (np.abs(u - width / 2) < 20) & (np.abs(v - height / 2) < 20)
+    if shape == "discs":
+        inside = (u - width / 2) ** 2 + (v - height / 2) ** 2 < 20**2
+    pixels[inside] = 240
+    return pixels
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """discs/ (PNG RGB, 16-bit grey PNG, RGBA WebP in a sub-folder), squares/ (JPEG, BMP palette,
+    TIFF, grey PNG, a damaged JPEG, a text file), empty/ (nothing usable)."""
+    root = tmp_path_factory.mktemp("own") / "images"
+    rng = np.random.default_rng(0)
+    for name in ("discs/deeper", "squares", "empty"):
+        os.makedirs(root / name)
+    for k in range(4):
+        Image.fromarray(draw_shape(rng, "discs")).save(root / "discs" / f"d{k}.png")
+        Image.fromarray(draw_shape(rng, "squares")).save(root / "squares" / f"s{k}.jpg", quality=95)
+    sixteen = (draw_shape(rng, "discs")[:, :, 0].astype(np.uint16) * 257)
+    Image.fromarray(sixteen).save(root / "discs" / "d16.png")  # mode I;16
+    Image.fromarray(np.dstack([draw_shape(rng, "discs"), np.full((120, 100), 255, np.uint8)]), "RGBA").save(
+        root / "discs" / "deeper" / "alpha.webp")
+    Image.fromarray(draw_shape(rng, "squares")).convert("P").save(root / "squares" / "palette.bmp")
+    Image.fromarray(draw_shape(rng, "squares")).save(root / "squares" / "t.tiff")
+    Image.fromarray(draw_shape(rng, "squares")[:, :, 0], "L").save(root / "squares" / "grey.png")
+    (root / "squares" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "squares" / "notes.txt").write_text("not an image")
+    (root / "empty" / ".DS_Store").write_bytes(b"\x00\x01")
+    return root
+
+
+def prepare(image_folder, out, *extra, capsys=None):
+    prepare_folders.main(["--images", str(image_folder), "--out_dir", str(out), "--workers", "2", *map(str, extra)])
+    images = load_npz(out / "img_align_folder.npz")
+    labels = load_npz(out / "labels_align_folder.npz")
+    with open(out / "classes.json") as f:
+        return images, labels, json.load(f)
+
+
+def test_every_format_and_mode_becomes_an_80x80_rgb_image(image_folder, tmp_path, capsys):
+    images, labels, classes = prepare(image_folder, tmp_path)
+    assert classes == {"classes": ["discs", "squares"], "counts": [6, 7]}  # empty/ skipped
+    assert images.shape == (13, SIZE, SIZE, 3) and images.dtype == np.uint8
+    assert labels.tolist() == [0] * 6 + [1] * 7
+    out = capsys.readouterr().out
+    assert "skipped, unreadable: 1" in out and "skipped, not an image: 2" in out
+    assert "skipped, class folders with no usable image: 1" in out
+    # every image shows its bright shape in the middle and dark corners, whatever its mode
+    assert (images[:, 38:42, 38:42].mean(axis=(1, 2, 3)) > 200).all()
+    assert (images[:, :6, :6].mean(axis=(1, 2, 3)) < 70).all()
+
+
+def test_a_disc_and_a_square_keep_their_shape(image_folder, tmp_path):
+    """Centre crop of a 100x120 picture: the 40-pixel shapes become 32 pixels wide at 80x80."""
+    images, labels, _ = prepare(image_folder, tmp_path)
+    disc, square = images[labels == 0][0, :, :, 0] > 128, images[labels == 1][0, :, :, 0] > 128
+    assert square[25, 25] and square[54, 54] and not disc[25, 25]  # a square's corner, not a disc's
+    assert disc[40, 26] and disc[26, 40]
+
+
+def test_pad_grey_equalize_and_n(image_folder, tmp_path):
+    images, labels, classes = prepare(image_folder, tmp_path, "--pad", "--grey", "--equalize", "--n", 2)
+    assert classes["counts"] == [2, 2] and labels.tolist() == [0, 0, 1, 1]
+    assert (images[..., 0] == images[..., 1]).all() and (images[..., 1] == images[..., 2]).all()
+    padded_strip = images[:, :, :4]  # 100x120 padded to 120x120: black bars left and right
+    assert padded_strip.mean() < images[:, :, 10:].mean()
+    counts = np.bincount(images[0, ..., 0].ravel(), minlength=256)
+    assert counts.max() < 0.5 * counts.sum()  # equalized: no grey level holds most of the image
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: root / "nowhere", "not found"),
+    (lambda root: root / "squares", "has 0 class folders; it needs at least 2"),
+])
+def test_bad_image_folders_are_one_line_errors(image_folder, tmp_path, capsys, make, message):
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_folders.main(["--images", str(make(image_folder)), "--out_dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_usable_class_is_refused(tmp_path, capsys):
+    for name in ("a", "b"):
+        os.makedirs(tmp_path / "images" / name)
+    Image.new("RGB", (10, 10)).save(tmp_path / "images" / "a" / "x.png")
+    (tmp_path / "images" / "b" / "y.jpg").write_bytes(b"damaged")
+    with pytest.raises(SystemExit):
+        prepare_folders.main(["--images", str(tmp_path / "images"), "--out_dir", str(tmp_path / "out")])
+    assert "1 class folders in" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_the_folder_dataset_takes_its_classes_from_classes_json(image_folder, tmp_path):
+    prepare(image_folder, tmp_path)
+    settings = datasets.dataset_settings("folder", str(tmp_path))
+    assert settings.n_classes == 2 and settings.class_names == ("discs", "squares")
+    assert settings.heatmap_labels == (0, 1) and settings.images_file == "img_align_folder.npz"
+    with pytest.raises(datasets.InputError, match="classes.json not found"):
+        datasets.dataset_settings("folder", str(tmp_path / "elsewhere"))
+
+
+def test_heatmaps_name_rows_by_the_folders_class_names(run, tmp_path):
+    with open(tmp_path / "classes.json", "w") as f:
+        json.dump({"classes": ["benign", "malignant", "unsure"], "counts": [1, 1, 1]}, f)
+    os.makedirs(tmp_path / "results")
+    save_model(cgan.build_generator(3, cgan.LATENT_DIM, 4), str(tmp_path / "results" / "generator_model_001.h5"))
+    done = run("heatmaps.py", "--dataset", "folder", "--data_dir", tmp_path, "--labels", 0, 1)
+    assert done.returncode == 0, done.stderr
+    assert os.path.exists(tmp_path / "heatmaps" / "generator_model_001.h5.png")
+    from heatmaps import row_names
+    assert row_names(datasets.dataset_settings("folder", str(tmp_path)), (0, 2)) == (
+        ["benign", "unsure"], [("benign vs unsure", "unsure vs benign")])
+    no_table = run("heatmaps.py", "--dataset", "folder", "--data_dir", tmp_path / "results")
+    assert no_table.returncode == 2 and "classes.json not found" in no_table.stderr.strip().splitlines()[-1]
+
+
+# ---------------------------------------------------------------- projection
+
+
+def test_projection_recovers_an_image_made_from_a_known_latent():
+    keras.utils.set_random_seed(3)
+    generator = cgan.build_generator(3, cgan.LATENT_DIM, 8)
+    for layer in generator.layers:  # larger weights: images that depend strongly on the latent
+        layer.set_weights([w * 2.0 for w in layer.get_weights()])
+    rng = np.random.default_rng(5)
+    known = cgan.training_latents(rng, 3)
+    labels = np.array([0, 1, 2])
+    images = cgan.generate(generator, known, labels)
+    latents, reconstructions, mse, ssim = projection.project(generator, images, labels, steps=60, starts=2,
+                                                             progress=False)
+    # a latent drawn at random, as the projection starts, is much further off
+    start_error = np.mean((cgan.generate(generator, cgan.training_latents(rng, 3), labels) - images) ** 2)
+    assert mse.max() < 0.2 * start_error  # measured: 0.011 against 0.09
+    np.testing.assert_allclose(mse, np.mean((reconstructions - images) ** 2, axis=(1, 2, 3)), rtol=1e-3, atol=1e-7)
+    assert (ssim > 0.85).all() and np.abs(latents).max() <= projection.LATENT_RANGE
+
+
+def test_explain_image_writes_the_reconstruction_relabelled_images_and_deltas(image_folder, tmp_path, capsys):
+    model = os.path.join(DATA, "keras2_generator_c3_f8.h5")
+    explain_image.main(["--model", model, "--image", str(image_folder / "discs" / "d0.png"), "--label", "1",
+                        "--out_dir", str(tmp_path), "--steps", "3", "--starts", "2"])
+    with np.load(tmp_path / "explain_d0.npz") as result:
+        assert result["targets"].tolist() == [0, 2] and result["labels"].tolist() == [1]
+        assert result["relabelled"].shape == (1, 2, SIZE, SIZE, 3)
+        expected = (result["reconstructions"][:, None] - result["relabelled"]).sum(axis=-1)
+        np.testing.assert_allclose(result["deltas"], expected, atol=1e-5)
+    assert os.path.exists(tmp_path / "explain_d0.png")
+    assert "reconstruction: MSE" in capsys.readouterr().out
+
+
+def test_explain_many_scores_each_image_against_its_own_mask(tmp_path, capsys):
+    model = os.path.join(DATA, "keras2_generator_c3_f8.h5")
+    images = np.zeros((4, SIZE, SIZE, 3), np.uint8)
+    save_arrays(tmp_path / "set.npz", images=images, labels=np.array([2, 2, 0, 2]))
+    masks = np.zeros((4, SIZE, SIZE), np.uint8)
+    masks[:, :40] = 1
+    save_arrays(tmp_path / "truth.npz", lesion=masks)
+    explain_image.main(["--model", model, "--npz", str(tmp_path / "set.npz"), "--indices", "0", "1", "--to", "0",
+                        "--ground_truth", str(tmp_path / "truth.npz"), "--out_dir", str(tmp_path),
+                        "--steps", "2", "--starts", "1"])
+    out = capsys.readouterr().out
+    assert "inside each image's own lesion mask (mask area 0.500" in out
+    with np.load(tmp_path / "explain_set.npz") as result:
+        assert result["indices"].tolist() == [0, 1] and result["latents"].shape == (2, cgan.LATENT_DIM)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--label", "5"], "label 5 outside"),
+    (["--label", "1", "--to", "3"], "label 3 outside"),
+    (["--label", "1", "--image", "{junk}"], "not an image"),
+    ([], "--image needs its --label"),
+    (["--label", "1", "--equalize"], "--equalize works on grey levels"),
+])
+def test_explain_image_bad_input_is_one_line(tmp_path, capsys, extra, message):
+    (tmp_path / "junk.png").write_text("not an image")
+    image = tmp_path / "img.png"
+    Image.new("RGB", (90, 80), (10, 20, 30)).save(image)
+    argv = ["--model", os.path.join(DATA, "keras2_generator_c3_f8.h5"), "--image", str(image),
+            "--out_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        explain_image.main(argv + [a.format(junk=tmp_path / "junk.png") for a in extra])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
