@@ -5,7 +5,9 @@ Writes, under --out_dir (default `files/xray/`):
   chest_xray/train/PNEUMONIA/person2_virus_1.jpeg ...      viral: diffuse haze in both lungs
   chest_xray/train/PNEUMONIA/person1_bacteria_1.jpeg ...   bacterial: one consolidation, always
                                                            in the right lower lobe (image's left)
-  ground_truth.npz   the truth the heatmaps are scored against (heatmap_scores.py), arrays:
+  ground_truth.npz   the truth the heatmaps are scored against (heatmap_scores.py), one row per
+                     image in file-name order, the order prepare_xrays.py reads them (so row i
+                     is image i of the training set), arrays:
       names  (N,)        str, path relative to chest_xray/, e.g. "train/PNEUMONIA/person1_bacteria_1.jpeg"
       labels (N,)        int, 0 healthy, 1 viral, 2 bacterial (prepare_xrays.py's rule on the name)
       lesion (N, 80, 80) uint8 0/1, the consolidation; all zero for healthy and viral images
@@ -69,7 +71,9 @@ def write_phantoms(root, n, size=SIZE, seed=0, lesion_strength=LESION_STRENGTH, 
     """Draw and save n phantoms per class under root/chest_xray; return the ground-truth arrays."""
     for folder in ("NORMAL", "PNEUMONIA"):
         os.makedirs(os.path.join(root, "chest_xray", "train", folder))
-    jobs = [(label, k, name) for label, names in file_names(n).items() for k, name in enumerate(names)]
+    # in name order, the order prepare_xrays.py reads them: truth row i is training image i
+    jobs = sorted(((label, k, name) for label, names in file_names(n).items() for k, name in enumerate(names)),
+                  key=lambda job: job[2])
     truth = {"names": [], "labels": [], "lesion": [], "lungs": []}
     for label, k, name in tqdm(jobs, desc="phantoms", unit="img"):
         image, lesion, lungs = phantom(seed, label, k, size, lesion_strength, haze_strength)
