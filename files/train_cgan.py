@@ -183,15 +183,17 @@ def settings_line(args, images, labels, first_epoch):
 
 
 def resume_command(args):
-    """The command that continues this run: short when run_config.json holds its settings,
-    every setting spelled out otherwise."""
+    """The command that continues this run: the machine flags typed besides the restart's own when
+    run_config.json holds the run's settings, every setting spelled out otherwise."""
     cmd = ["python", "files/train_cgan.py", "--dataset", args.dataset, "--results_dir", args.results_dir,
            "--qRestart", "--epochs_goal", str(args.epochs_goal)]
-    if not args.has_config:
-        for name in args.flag_names:
-            value = getattr(args, name)
-            if name in RESTART_FLAGS or name == "dataset" or value is None or value is False:
-                continue
+    if args.has_config:
+        spelled = [name for name in MACHINE_FLAGS if name in args.given]
+    else:
+        spelled = [name for name in args.flag_names if name not in RESTART_FLAGS and name != "dataset"]
+    for name in spelled:
+        value = getattr(args, name)
+        if value is not None and value is not False:
             cmd += [f"--{name}"] if value is True else [f"--{name}", str(value)]
     return shlex.join(cmd)
 

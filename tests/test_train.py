@@ -1,11 +1,13 @@
 """train_cgan.py: the models, the sampling, the step, the loop's log and reloads, restart,
 and the CLI end to end. Resuming, the run folder's safety and settings: test_train_resume.py."""
 
+import io
 import os
 import re
 import signal
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -383,6 +385,18 @@ def test_bad_arrays(tmp_path, capsys, images, labels, message):
 def test_bad_numbers(tmp_path, capsys, extra, message):
     data = make_xray_data(tmp_path / "data", n=32)
     assert message in bad_input(tmp_path, capsys, xray_argv(data, *extra))
+
+
+def test_a_data_set_too_big_for_memory_is_refused_before_it_is_read(tmp_path, capsys):
+    data = tmp_path / "data"
+    os.makedirs(data)
+    header = io.BytesIO()  # an .npz whose arr_0 says it holds a billion images (and holds none)
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (10**9, 80, 80, 3)})
+    with zipfile.ZipFile(data / "img_align_xray.npz", "w") as archive:
+        archive.writestr("arr_0.npy", header.getvalue())
+    save_npz(data / "labels_align_xray.npz", np.zeros(10**3, int))
+    err = bad_input(tmp_path, capsys, xray_argv(data))
+    assert "training 1000000000 images at --n_batch 16 --filters 8 --latent_dim 100 would need 19.2 TB of memory" in err
 
 
 def test_restart_without_checkpoints_lists_complete_epochs(tmp_path, capsys):

@@ -214,6 +214,19 @@ def test_a_restart_takes_the_runs_settings_and_refuses_contradictions(tmp_path, 
     assert f"{data / 'labels_align_xray.npz'} changed since the run began: " in err
 
 
+def test_machine_flags_may_change_on_restart_and_stay_in_the_resume_command(tmp_path, monkeypatch):
+    data = make_xray_data(tmp_path / "data", n=32)
+    results = tmp_path / "results"
+    os.makedirs(results)
+    run_folder.write_config(str(results), train_cgan.run_config(train_cgan.parse_args(train_argv(data, results))))
+    monkeypatch.setattr(train_cgan, "MACHINE_FLAGS", ("real_plots",))  # none yet; a device choice would be one
+    restart = train_cgan.parse_args(train_argv(data, results, "--qRestart", "--real_plots", 3))
+    with pytest.raises(InputError, match="no complete epoch"):  # past the settings check
+        train_cgan.settle_run(restart)
+    assert restart.real_plots == 3 and restart.has_config
+    assert train_cgan.resume_command(restart).endswith("--qRestart --epochs_goal 100 --real_plots 3")
+
+
 def test_an_old_runs_resume_command_spells_out_its_settings():
     argv = ["--dataset", "xray", "--data_dir", "d", "--results_dir", "r", "--qRestart", "--epochs_goal", "9",
             "--filters", "8", "--d_lr", "0.0005", "--mixed_precision"]
