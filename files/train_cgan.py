@@ -106,6 +106,7 @@ def parse_args(argv=None):
     typed = build_parser().parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(args.flag_names, unset)))
     args.given = {name for name, value in vars(typed).items() if value is not unset}
     resolve_defaults(args)
+    args.has_config = False  # whether the run's settings are recorded in its run_config.json
     return args
 
 
@@ -119,7 +120,6 @@ def resolve_defaults(args):
         args.attributes = txt_table if os.path.exists(txt_table) and not os.path.exists(csv_table) else csv_table
     args.settings = datasets.DATASETS[args.dataset]
     args.d_lr = args.d_lr if args.d_lr is not None else args.settings.d_lr
-    args.has_config = False  # whether the run's settings are recorded in its run_config.json
 
 
 # ---------------------------------------------------------------- the run's settings
@@ -144,7 +144,10 @@ def run_config(args):
 
 
 def _shown(value):
-    return {True: "on", False: "off", None: "none"}[value] if value is None or isinstance(value, bool) else value
+    """A flag's value as it reads in a message: on or off for a switch, none when unset."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else value
 
 
 def _same_setting(a, b):
@@ -199,11 +202,14 @@ def resume_command(args):
 
 
 def describe_epochs(epochs):
+    """'no complete epoch', 'complete epoch 4', 'complete epochs 1-5' or 'complete epochs 2, 5'."""
     if not epochs:
         return "no complete epoch"
-    if epochs == list(range(epochs[0], epochs[-1] + 1)) and len(epochs) > 1:
+    if len(epochs) == 1:
+        return f"complete epoch {epochs[0]}"
+    if epochs == list(range(epochs[0], epochs[-1] + 1)):
         return f"complete epochs {epochs[0]}-{epochs[-1]}"
-    return f"complete epoch{'s' if len(epochs) > 1 else ''} {', '.join(map(str, epochs))}"
+    return f"complete epochs {', '.join(map(str, epochs))}"
 
 
 def settle_run(args):
@@ -238,7 +244,8 @@ def restart_epoch(args):
     complete = run_folder.complete_epochs(args.results_dir)
     if args.epochs_done is None:
         if not complete:
-            raise InputError(f"--qRestart: no complete epoch in {args.results_dir}")
+            again = "; start again with --overwrite" if run_folder.run_files(args.results_dir) else ""
+            raise InputError(f"--qRestart: no complete epoch in {args.results_dir}{again}")
         args.epochs_done = complete[-1]
     elif args.epochs_done not in complete:
         raise InputError(
@@ -453,8 +460,9 @@ class Trainer:
 
 
 def training_state(trainer, guard, ij, stopped):
-    """(info, arrays) of what the .h5 files lack to go on exactly: both optimizers' variables, the
-    random states (NumPy's and the Dropout layers'), the guard's counters and snapshot, the batch count."""
+    """(info, arrays): the training state beside the weights in the .h5 files, all a restart needs to
+    go on exactly: both optimizers' variables, the random states (NumPy's and the Dropout layers'),
+    the guard's counters and snapshot, the batch count."""
     info = {
         "ij": ij,
         "guard": {name: getattr(guard, name) for name in GUARD_COUNTERS},

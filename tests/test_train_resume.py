@@ -66,26 +66,19 @@ def test_a_resumed_run_repeats_the_uninterrupted_one_exactly(tmp_path, run):
     assert without_seconds(whole) == without_seconds(resumed)
 
 
-def interrupt_in_epoch(proc, epoch):
-    """Read the run's log until the given epoch is under way (the epochs before it complete), then
-    Ctrl-C it; returns the log read."""
-    lines = read_until(proc, lambda line: line.startswith(f">{epoch}/"))
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=120)  # drain the log: a closed pipe would fail the run's next print
-    assert proc.returncode == cli.EXIT_INTERRUPTED
-    return lines
-
-
 @pytest.mark.slow
 def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_path):
     data = make_xray_data(tmp_path / "data", n=160)  # 5 batches of 32 an epoch: one log line each
     results, summaries = tmp_path / "results", tmp_path / "X"
     settings = ["--d_lr", "0.0005", "--g_lr", "0.005", "--d_beta1", "0.5", "--seed", "3", "--n_batch", "32",
                 "--summary_dir", summaries, "--filters", "4", "--mixed_precision", "--real_plots", "0"]
-    goal = 1000  # never reached: each run is stopped by Ctrl-C once an epoch is complete
+    goal = 1000  # never reached: both runs are stopped by Ctrl-C
     first = start_training(tmp_path / "first.err", "--dataset", "xray", "--data_dir", data, "--results_dir", results,
                            *settings, "--epochs_goal", goal)
-    interrupt_in_epoch(first, 2)
+    read_until(first, lambda line: line.startswith(">2/"))  # epoch 1 is complete, epoch 2 under way
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=120)  # drain the log: a closed pipe would fail the run's next print
+    assert first.returncode == cli.EXIT_INTERRUPTED
     err = (tmp_path / "first.err").read_text()
     assert "Traceback" not in err
     command = err.split("interrupted; resume with:\n")[1].strip()
@@ -93,26 +86,28 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     done = run_folder.complete_epochs(str(results))
 
     # the printed command as it stands, run from the repository's root by this Python
+    for name in os.listdir(summaries):  # the resumed run writes them again, from the models it built
+        os.remove(summaries / name)
     second = start_training(tmp_path / "second.err", *shlex.split(command)[2:])
-    first_line = read_until(second, lambda line: True)[0]
-    assert first_line.startswith("xray: 160 images, classes ")
-    assert first_line.endswith(
+    lines = read_until(second, lambda line: line.startswith(f"training state of epoch {done[-1]} restored"))
+    second.send_signal(signal.SIGINT)
+    second.communicate(timeout=120)
+    assert second.returncode == cli.EXIT_INTERRUPTED
+    assert lines[0].startswith("xray: 160 images, classes ")
+    assert lines[0].endswith(
         f"epochs {done[-1] + 1}..{goal}, n_batch=32 d_lr=0.0005 d_beta1=0.5 g_lr=0.005 filters=4 latent_dim=100 "
         f"seed=3 precision=bfloat16 real_plots=0 data_dir={data} summary_dir={summaries} (settings from run_config.json)"
     )
-    interrupt_in_epoch(second, done[-1] + 2)
-    later = run_folder.complete_epochs(str(results))
-    assert later[: len(done)] == done and len(later) > len(done)
     flags = run_folder.read_config(str(results))["flags"]
     assert {k: flags[k] for k in ("d_lr", "g_lr", "d_beta1", "seed", "n_batch", "filters", "mixed_precision")} == {
         "d_lr": 0.0005, "g_lr": 0.005, "d_beta1": 0.5, "seed": 3, "n_batch": 32, "filters": 4, "mixed_precision": True}
-    for epoch in (done[0], later[-1]):  # the models keep their shapes
-        paths = run_folder.model_paths(str(results), epoch)
-        g, d = cgan.load_generator(paths["generator"]), cgan.load_discriminator(paths["discriminator"], 0.0005)
-        assert [w.shape for w in g.get_weights()] == [w.shape for w in cgan.build_generator(3, 100, 4).get_weights()]
-        assert [w.shape for w in d.get_weights()] == [
-            w.shape for w in cgan.build_discriminator(3, 4, 0.0005).get_weights()]
-    assert {"generator_summary.txt", "discriminator_summary.txt", "gan_summary.txt"} <= set(os.listdir(summaries))
+    # the resumed run's models have the run's shapes: its summaries against those of models built so
+    fresh = {m.name: m for m in (cgan.build_generator(3, 100, 4), cgan.build_discriminator(3, 4, 0.0005))}
+    for name, model in fresh.items():
+        written = (summaries / f"{name}_summary.txt").read_text()
+        assert f"Trainable params: {model.count_params():,} (" in written
+    g = cgan.load_generator(run_folder.model_paths(str(results), done[-1])["generator"])
+    assert g.count_params() == fresh["generator"].count_params()
 
 
 # ---------------------------------------------------------------- nothing half-done, nothing overwritten
@@ -123,49 +118,55 @@ class Killed(BaseException):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["disk full at epoch 2's discriminator", "killed before epoch 2's history row"])
-def test_a_failed_write_or_a_kill_leaves_the_epochs_before_complete_and_resumable(tmp_path, capsys, monkeypatch, fault):
+def test_a_full_disk_and_a_kill_leave_the_epochs_before_complete_and_resumable(tmp_path, capsys, monkeypatch):
     data = make_xray_data(tmp_path / "data", n=32)
     results = tmp_path / "results"
     argv = train_argv(data, results, "--seed", 1, "--epochs_goal", 2)
     replace = os.replace
 
-    def failing_replace(src, dst):
-        name = os.path.basename(dst)
-        if fault.startswith("disk full") and name == "generator_model_dis002.h5":
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), src, None, dst)
-        if fault.startswith("killed") and name == "history.csv" and os.path.exists(run_folder.state_path(results, 2)):
-            raise Killed
-        replace(src, dst)
+    def failing_replace(fault):
+        def replace_or_fail(src, dst):
+            name = os.path.basename(dst)
+            if fault == "disk full" and name == "generator_model_dis002.h5":
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), src, None, dst)
+            if fault == "kill" and name == "history.csv" and os.path.exists(run_folder.state_path(results, 2)):
+                raise Killed  # epoch 2's files all written, its history row not
+            replace(src, dst)
 
-    monkeypatch.setattr(os, "replace", failing_replace)
-    if fault.startswith("disk full"):
-        with pytest.raises(SystemExit) as stop:
-            train_cgan.main(argv)
-        err = capsys.readouterr().err.strip()
-        assert stop.value.code == train_cgan.EXIT_WRITE_FAILED and len(err.splitlines()) == 1
-        assert err.endswith(
-            f"writing {results}/generator_model_dis002.h5 failed: No space left on device; complete epoch 1 in "
-            f"{results}; make room, then resume with: python files/train_cgan.py --dataset xray --results_dir "
-            f"{results} --qRestart --epochs_goal 2"
-        )
-    else:
-        with pytest.raises(Killed):
-            train_cgan.main(argv)
-        # what SIGKILL would have left behind: temporary files, here and in the shared folders
-        for folder, name in ((results, ".tmp-history.csv.k1"), (data / "real_plots", ".tmp-real_plot_e001.png.k2.png"),
-                             (data / "cgan", ".tmp-gan_summary.txt.k3"), (data / "cgan", ".tmp-notes.txt.k4")):
-            os.makedirs(folder, exist_ok=True)
-            (folder / name).write_bytes(b"partial")
-    monkeypatch.undo()
+        return replace_or_fail
+
+    # the disk fills while epoch 2 is being written
+    monkeypatch.setattr(os, "replace", failing_replace("disk full"))
+    with pytest.raises(SystemExit) as stop:
+        train_cgan.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == train_cgan.EXIT_WRITE_FAILED and len(err.splitlines()) == 1
+    assert err.endswith(
+        f"writing {results}/generator_model_dis002.h5 failed: No space left on device; complete epoch 1 in "
+        f"{results}; make room, then resume with: python files/train_cgan.py --dataset xray --results_dir "
+        f"{results} --qRestart --epochs_goal 2"
+    )
     assert run_folder.complete_epochs(str(results)) == [1] and len(run_folder.read_history(str(results))) == 1
 
+    # resumed, it is killed between epoch 2's training state and its history row
+    monkeypatch.setattr(os, "replace", failing_replace("kill"))
+    with pytest.raises(Killed):
+        train_cgan.main(argv + ["--qRestart"])
+    assert run_folder.complete_epochs(str(results)) == [1] and len(run_folder.read_history(str(results))) == 1
+    # what SIGKILL leaves besides: temporary files, here and in the folders other runs share
+    for folder, name in ((results, ".tmp-history.csv.k1"), (data / "real_plots", ".tmp-real_plot_e001.png.k2.png"),
+                         (data / "cgan", ".tmp-gan_summary.txt.k3"), (data / "cgan", ".tmp-notes.txt.k4")):
+        os.makedirs(folder, exist_ok=True)
+        (folder / name).write_bytes(b"partial")
+
+    monkeypatch.setattr(os, "replace", replace)
     assert train_cgan.main(argv + ["--qRestart"]) == 0
-    assert "epochs 2..2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "epochs 2..2" in out and "removed 3 temporary file(s) of writes a killed run left" in out
     assert run_folder.complete_epochs(str(results)) == [1, 2]
     leftovers = [name for folder in (results, data / "real_plots", data / "cgan") for name in os.listdir(folder)
                  if name.startswith(".tmp-")]
-    assert leftovers == ([".tmp-notes.txt.k4"] if fault.startswith("killed") else [])  # not this script's file
+    assert leftovers == [".tmp-notes.txt.k4"]  # not a file of this script's
 
 
 @pytest.mark.slow
@@ -197,7 +198,7 @@ def test_a_restart_takes_the_runs_settings_and_refuses_contradictions(tmp_path, 
     run_folder.write_config(str(results), train_cgan.run_config(fresh))
 
     restart = train_cgan.parse_args(["--dataset", "xray", "--results_dir", str(results), "--qRestart"])
-    with pytest.raises(InputError, match="no complete epoch"):
+    with pytest.raises(InputError, match="no complete epoch in .*; start again with --overwrite$"):
         train_cgan.settle_run(restart)
     assert (restart.d_lr, restart.seed, restart.filters, restart.data_dir) == (5e-4, 3, 4, str(data))
     assert "no complete epoch" in bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--d_lr", 0.0005))
