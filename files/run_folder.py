@@ -1,30 +1,51 @@
-"""A training run's folder (placeholder until the run-folder work lands): generator files."""
+"""The layout of a training run's folder (`--results_dir`), in one place: the epoch files'
+names, which epochs are complete, the history, the lock, the run's settings and the training
+state. Training writes it; every script that reads saved models asks here.
 
+    generator_model_NNN.h5, generator_model_ganNNN.h5, generator_model_disNNN.h5,
+    generated_plot_eNNN.png      the original's files of epoch NNN
+    train_state_NNN.npz          what the .h5 files lack to go on exactly (see save_state)
+    history.csv                  one row per complete epoch: written last, the epoch's commit
+    losses.png                   the history drawn
+    run_config.json              the run's settings and data files, written before epoch 1
+    .lock                        held by the training run using the folder; holds its pid
+
+An epoch's files are written in that order, each under a temporary name and renamed when
+whole, and its row in history.csv last: an epoch is complete when history.csv lists it and
+its generator and discriminator files open. In a folder without history rows or run_config.json
+(the original's), an epoch is complete when those two files open.
+"""
+
+import csv
+import fcntl
+import hashlib
+import json
 import os
 import re
+from contextlib import contextmanager
 
-from storage import InputError
+import h5py
+import numpy as np
+
+from storage import InputError, atomic_write, save_arrays, writable_folder
+
+RUN_CONFIG = "run_config.json"
+HISTORY = "history.csv"
+LOSSES = "losses.png"
+LOCK = ".lock"
+TEMPORARY_PREFIX = ".tmp-"  # storage.atomic_write's temporary names: .tmp-<final name>.<random>
+HISTORY_FIELDS = (
+    "epoch", "d1", "d2", "g", "acc_real", "acc_fake", "nTryAgains", "nTripsOnSameSavedWts", "nSaves", "secs",
+)
+_EPOCH_FILE = re.compile(r"^(generator_model_(gan|dis)?\d+\.h5|generated_plot_e\d+\.png|train_state_\d+\.npz)$")
+_GENERATOR_FILE = re.compile(r"^generator_model_(\d+)\.h5$")
 
 
-def generator_files(models_dir):
-    """(epoch, path) of the generators in models_dir, by epoch: every .h5 whose name has
-    neither `_gan` nor `_dis`, its epoch the first number in the name."""
-    if not os.path.isdir(models_dir):
-        raise InputError(f"models folder {models_dir} not found")
-    found = []
-    for name in os.listdir(models_dir):
-        number = re.search(r"\d+", name.removesuffix(".h5"))  # not the 5 of ".h5"
-        # hidden names include the temporary files of writes still in progress
-        if name.endswith(".h5") and "_gan" not in name and "_dis" not in name and not name.startswith(".") and number:
-            found.append((int(number.group()), os.path.join(models_dir, name)))
-    found.sort()
-    if not found:
-        raise InputError(f"no generator .h5 files in {models_dir}")
-    return found
+# ---------------------------------------------------------------- an epoch's files
 
 
 def model_paths(results_dir, epoch):
-    """The three files of an epoch, by the original's names."""
+    """The three model files of an epoch, by the original's names."""
     return {
         "generator": os.path.join(results_dir, f"generator_model_{epoch:03d}.h5"),
         "gan": os.path.join(results_dir, f"generator_model_gan{epoch:03d}.h5"),
@@ -32,9 +53,223 @@ def model_paths(results_dir, epoch):
     }
 
 
-def complete_epochs(results_dir):
-    """Epochs whose generator and discriminator files both exist."""
+def plot_path(results_dir, epoch):
+    return os.path.join(results_dir, f"generated_plot_e{epoch:03d}.png")
+
+
+def state_path(results_dir, epoch):
+    return os.path.join(results_dir, f"train_state_{epoch:03d}.npz")
+
+
+def readable_h5(path):
+    """Whether path opens as a saved Keras model."""
+    try:
+        with h5py.File(path, "r") as f:
+            return "model_weights" in f
+    except OSError:
+        return False
+
+
+def saved_epochs(results_dir):
+    """Epochs whose generator and discriminator files both open, ascending."""
     if not os.path.isdir(results_dir):
         return []
-    return sorted(epoch for epoch, _ in generator_files(results_dir)
-                  if os.path.exists(model_paths(results_dir, epoch)["discriminator"]))
+    epochs = sorted(int(m.group(1)) for m in map(_GENERATOR_FILE.match, os.listdir(results_dir)) if m)
+    return [e for e in epochs if all(readable_h5(model_paths(results_dir, e)[k]) for k in ("generator", "discriminator"))]
+
+
+def complete_epochs(results_dir):
+    """Epochs whose generator and discriminator open and that history.csv lists, or that come
+    before its first row (an original's run resumed here). Without history rows: none in a run
+    with run_config.json (nothing committed yet), every epoch whose two files open otherwise."""
+    on_disk = saved_epochs(results_dir)
+    listed = {int(row["epoch"]) for row in read_history(results_dir)}
+    if listed:
+        return [e for e in on_disk if e in listed or e < min(listed)]
+    return [] if read_config(results_dir) is not None else on_disk
+
+
+def run_files(results_dir):
+    """The files a training run keeps in results_dir (not the lock, not temporary files), sorted."""
+    if not os.path.isdir(results_dir):
+        return []
+    fixed = {RUN_CONFIG, HISTORY, LOSSES}
+    names = (n for n in os.listdir(results_dir) if n in fixed or _EPOCH_FILE.match(n))
+    return sorted(os.path.join(results_dir, n) for n in names)
+
+
+def clear_run(results_dir):
+    """Remove a run's files from results_dir (for --overwrite); other files stay."""
+    for path in run_files(results_dir):
+        os.remove(path)
+
+
+def generator_files(models_dir):
+    """[(epoch, path)] of the generators in any folder of them, by epoch, by the original's rule:
+    every `.h5` whose name holds neither `_gan` nor `_dis`, its epoch the first number in the name
+    without `.h5`. Hidden names (the temporary files of writes in progress among them) are skipped."""
+    if not os.path.isdir(models_dir):
+        raise InputError(f"models folder {models_dir} not found")
+    found = []
+    for name in os.listdir(models_dir):
+        number = re.search(r"\d+", name.removesuffix(".h5"))  # not the 5 of ".h5"
+        if name.endswith(".h5") and "_gan" not in name and "_dis" not in name and not name.startswith(".") and number:
+            found.append((int(number.group()), os.path.join(models_dir, name)))
+    if not found:
+        raise InputError(f"no generator .h5 files in {models_dir}")
+    return sorted(found)
+
+
+def remove_temporary_files(folder, prefixes=("",)):
+    """Remove the temporary files that killed writes left in folder: all of them, or only those
+    whose final name starts with one of prefixes (in a folder that other runs write to as well).
+    Returns how many."""
+    if not os.path.isdir(folder):
+        return 0
+    names = [n for n in os.listdir(folder) if n.startswith(TEMPORARY_PREFIX)]
+    doomed = [n for n in names if n[len(TEMPORARY_PREFIX):].startswith(tuple(prefixes))]
+    for name in doomed:
+        os.remove(os.path.join(folder, name))
+    return len(doomed)
+
+
+# ---------------------------------------------------------------- the history
+
+
+def read_history(results_dir, up_to_epoch=None):
+    """history.csv's rows as dicts of strings (all, or those up to an epoch); [] without one."""
+    path = os.path.join(results_dir, HISTORY)
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [row for row in rows if up_to_epoch is None or int(row["epoch"]) <= up_to_epoch]
+
+
+def write_history(results_dir, rows):
+    """history.csv with these rows, atomically: the last write of an epoch, its commit."""
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(os.path.join(results_dir, HISTORY), write)
+
+
+# ---------------------------------------------------------------- the lock
+
+
+def _in_use(results_dir, pid):
+    return InputError(
+        f"{results_dir} is in use by another training run (pid {pid or 'unknown'}); "
+        "wait for it to end or pick another --results_dir"
+    )
+
+
+def check_not_in_use(results_dir):
+    """InputError if a running training run holds results_dir's lock. Writes nothing."""
+    path = os.path.join(results_dir, LOCK)
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _in_use(results_dir, f.read().strip()) from None
+
+
+@contextmanager
+def locked(results_dir):
+    """Hold results_dir's lock for the with-block, with this process's pid in the lock file;
+    InputError at once if another run holds it. The kernel drops the lock when the holder
+    dies, so the file a killed run leaves behind blocks nobody."""
+    writable_folder(results_dir)
+    with open(os.path.join(results_dir, LOCK), "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise _in_use(results_dir, f.read().strip()) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+
+
+# ---------------------------------------------------------------- the run's settings
+
+
+def read_config(results_dir):
+    """run_config.json as a dict, or None when the folder has none; InputError if unreadable."""
+    path = os.path.join(results_dir, RUN_CONFIG)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable run config ({e})") from e
+
+
+def write_config(results_dir, config):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(config, f, indent=2)
+            f.write("\n")
+
+    atomic_write(os.path.join(results_dir, RUN_CONFIG), write)
+
+
+def file_record(path):
+    """{"path", "bytes", "sha256"} of a data file, to tell later whether it changed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": path, "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def check_data_files(records):
+    """InputError naming the file and both versions when a recorded data file has changed."""
+    for record in records:
+        path = record["path"]
+        try:
+            now = file_record(path)
+        except OSError as e:
+            raise InputError(f"{path}, a data file of this run, cannot be read: {e.strerror}") from e
+        if (now["bytes"], now["sha256"]) != (record["bytes"], record["sha256"]):
+            raise InputError(
+                f"{path} changed since the run began: {record['bytes']} bytes, sha256 {record['sha256'][:12]} "
+                f"then; {now['bytes']} bytes, sha256 {now['sha256'][:12]} now"
+            )
+
+
+# ---------------------------------------------------------------- the training state
+
+
+def save_state(results_dir, epoch, info, arrays):
+    """train_state_NNN.npz: `info` (JSON-able: counters, random generator states) and named
+    lists of arrays (optimizer variables, ...), atomically. One NumPy file per epoch beside
+    the .h5 files, which already hold the weights: written whole or not at all, readable
+    without TensorFlow, and without the model graph a TensorFlow checkpoint would need."""
+    flat = {f"{name}.{i:04d}": value for name, values in arrays.items() for i, value in enumerate(values)}
+    save_arrays(state_path(results_dir, epoch), info=np.array(json.dumps(info)), **flat)
+
+
+def load_state(results_dir, epoch):
+    """(info, {name: [arrays]}) of an epoch's state file, or None when there is none."""
+    path = state_path(results_dir, epoch)
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as data:
+            info = json.loads(str(data["info"]))
+            arrays = {}
+            for key in sorted(k for k in data.files if k != "info"):
+                arrays.setdefault(key.rsplit(".", 1)[0], []).append(data[key])
+    except (OSError, ValueError, KeyError) as e:
+        raise InputError(f"{path}: not a readable training state ({e})") from e
+    return info, arrays

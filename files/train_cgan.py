@@ -2,37 +2,44 @@
 
 Reads   <data_dir>/img_align_celeba_attractive.npz + ids_align_celeba_attractive.npz
         + list_attr_celeba.csv (faces), or <data_dir>/img_align_xray.npz + labels_align_xray.npz
-Writes  <results_dir>/generator_model_NNN.h5, generator_model_ganNNN.h5, generator_model_disNNN.h5,
-        generated_plot_eNNN.png (every epoch), history.csv and losses.png (updated every epoch);
-        <data_dir>/real_plots/real_plot_eNNN.png; <summary_dir>/*_summary.txt
+Writes  <results_dir>/run_config.json (the run's settings, before epoch 1); every epoch
+        generator_model_NNN.h5, generator_model_ganNNN.h5, generator_model_disNNN.h5,
+        generated_plot_eNNN.png, train_state_NNN.npz, then its row of history.csv (the epoch is
+        complete) and losses.png; <data_dir>/real_plots/real_plot_eNNN.png; <summary_dir>/*_summary.txt
 
     python files/train_cgan.py --dataset xray --epochs_goal 100
+    python files/train_cgan.py --dataset xray --qRestart --epochs_goal 150     # with the run's own settings
     python files/train_cgan.py --dataset xray --qRestart --epochs_done 405 --epochs_goal 410
 """
 
 import argparse
-import csv
 import importlib.util
+import math
 import os
+import platform
 import shlex
 import shutil
 import sys
 import time
+import zipfile
+from datetime import datetime
 from functools import partial
 
-import h5py
 import keras
 import numpy as np
 import tensorflow as tf
 
 import cgan
+import cli
 import datasets
 import plots
+import run_folder
 from collapse_guard import (
     D_MODEL,
     G_MODEL,
     GAN_MODELS,
     LOG_FORMAT,
+    MAX_TRIPS,
     CollapseGuard,
     should_print,
 )
@@ -45,37 +52,66 @@ from storage import (
     writable_folder,
 )
 
-HISTORY_FIELDS = (
-    "epoch", "d1", "d2", "g", "acc_real", "acc_fake", "nTryAgains", "nTripsOnSameSavedWts", "nSaves", "secs",
-)
+N_BATCH = 64  # the original's batch: d sees 32 real and 32 generated images, the GAN 64 latents
 N_SUMMARY_SAMPLES = 100
 GAN_PARTS = 2  # the GAN step's batch in parts: peak memory within the uint8 set + 2 GB at 50,000 images
-EXIT_TOO_MANY_REBUILDS = 3
-EXIT_INTERRUPTED = 130
+EXIT_WRITE_FAILED = 1  # a write failed (disk full, folder gone); the epochs before it are complete
+REAL_PLOTS_STREAM = 1  # the real-sample grids draw from their own random stream, not training's
+GUARD_COUNTERS = ("ijSave", "nTryAgains", "nTripsOnSameSavedWts", "nSaves")
+
+# What a restart sets; every other flag belongs to the run and comes back from run_config.json.
+RESTART_FLAGS = ("qRestart", "overwrite", "results_dir", "epochs_done", "epochs_goal")
+# Flags that describe the machine rather than the experiment, which a restart may change too.
+MACHINE_FLAGS = ()
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = cli.Parser(__doc__)
     p.add_argument("--dataset", required=True, choices=sorted(datasets.DATASETS))
     p.add_argument("--data_dir", help="folder of the prepared .npz files (default files/<dataset>)")
     p.add_argument("--results_dir", help="where models, plots and history go (default <data_dir>/results)")
     p.add_argument("--attributes", help="faces only: attribute table (default <data_dir>/list_attr_celeba.csv, or .txt)")
     p.add_argument("--summary_dir", default="files/cgan", help="where the models' summaries go")
-    p.add_argument("--qRestart", action="store_true", help="resume from saved models instead of starting fresh")
-    p.add_argument("--epochs_done", "--epochs-done", type=int,
-                   help="with --qRestart: the saved epoch to resume from (default: newest complete one)")
-    p.add_argument("--epochs_goal", "--epochs-goal", type=int, default=100, help="train up to this epoch")
-    p.add_argument("--n_batch", type=int, default=64, help="batch size (half real, half fake for d)")
-    p.add_argument("--latent_dim", type=int, default=cgan.LATENT_DIM)
-    p.add_argument("--filters", type=int, default=cgan.FILTERS, help="width of every conv layer (original: 128)")
-    p.add_argument("--d_lr", type=float, help="discriminator learning rate (default per dataset: 0.00007 / 0.00004)")
-    p.add_argument("--d_beta1", type=float, default=cgan.D_BETA_1, help="discriminator Adamax beta_1")
-    p.add_argument("--g_lr", type=float, default=cgan.G_LR, help="GAN (generator) learning rate")
+    p.add_argument("--qRestart", action="store_true",
+                   help="continue the run in --results_dir, with the settings in its run_config.json")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a --results_dir that holds a run, removing that run's files first")
+    p.add_argument("--epochs_done", "--epochs-done", type=cli.POSITIVE,
+                   help="with --qRestart: the complete epoch to resume from (default: the newest)")
+    p.add_argument("--epochs_goal", "--epochs-goal", "--epochs", type=cli.POSITIVE, default=100,
+                   help="train up to this epoch")
+    p.add_argument("--n_batch", "--batch_size", type=cli.integer(2), default=N_BATCH,
+                   help="batch size, even: half real, half generated for d")
+    p.add_argument("--latent_dim", type=cli.POSITIVE, default=cgan.LATENT_DIM)
+    p.add_argument("--filters", type=cli.POSITIVE, default=cgan.FILTERS, help="width of every conv layer (original: 128)")
+    p.add_argument("--d_lr", type=cli.RATE, help="discriminator learning rate (default per dataset: 0.00007 / 0.00004)")
+    p.add_argument("--d_beta1", type=cli.BETA, default=cgan.D_BETA_1, help="discriminator Adamax beta_1")
+    p.add_argument("--g_lr", type=cli.RATE, default=cgan.G_LR, help="GAN (generator) learning rate")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32)")
-    p.add_argument("--seed", type=int, help="seed for a reproducible run")
-    p.add_argument("--real_plots", type=int, default=2, help="how many grids of real samples to draw first")
-    args = p.parse_args(argv)
+    p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run")
+    p.add_argument("--real_plots", type=cli.integer(0), default=2, help="how many grids of real samples to draw first")
+    return p
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.n_batch % 2:
+        parser.error(f"--n_batch must be even (two half batches), got {args.n_batch}")
+    args.flag_names = tuple(vars(args))
+    # The same command line again onto a namespace that has every flag already: argparse then
+    # fills in no defaults, and what changed was typed.
+    unset = object()
+    typed = build_parser().parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(args.flag_names, unset)))
+    args.given = {name for name, value in vars(typed).items() if value is not unset}
+    resolve_defaults(args)
+    args.has_config = False  # whether the run's settings are recorded in its run_config.json
+    return args
+
+
+def resolve_defaults(args):
+    """The defaults that follow from other flags."""
     args.data_dir = args.data_dir or os.path.join("files", args.dataset)
     args.results_dir = args.results_dir or os.path.join(args.data_dir, "results")
     if args.attributes is None:  # the Kaggle CSV, or else the original's space-separated .txt
@@ -84,16 +120,178 @@ def parse_args(argv=None):
         args.attributes = txt_table if os.path.exists(txt_table) and not os.path.exists(csv_table) else csv_table
     args.settings = datasets.DATASETS[args.dataset]
     args.d_lr = args.d_lr if args.d_lr is not None else args.settings.d_lr
-    return args
+
+
+# ---------------------------------------------------------------- the run's settings
+
+
+def data_files(args):
+    s = args.settings
+    paths = [os.path.join(args.data_dir, s.images_file), os.path.join(args.data_dir, s.labels_file)]
+    return paths + ([args.attributes] if s.name == "celeb" else [])
+
+
+def run_config(args):
+    """What run_config.json records: every flag, the data files with their sizes and hashes,
+    the library versions, the start time."""
+    return {
+        "flags": {name: getattr(args, name) for name in args.flag_names},
+        "data_files": [run_folder.file_record(path) for path in data_files(args)],
+        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "numpy": np.__version__},
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+def _shown(value):
+    """A flag's value as it reads in a message: on or off for a switch, none when unset."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else value
+
+
+def _same_setting(a, b):
+    if isinstance(a, str) and isinstance(b, str):
+        return os.path.normpath(a) == os.path.normpath(b)
+    return a == b and isinstance(a, bool) == isinstance(b, bool)  # True == 1 in Python
+
+
+def take_run_settings(args, config):
+    """Continue with the run's recorded settings. A flag typed now that contradicts one is refused."""
+    path = os.path.join(args.results_dir, run_folder.RUN_CONFIG)
+    recorded = config.get("flags", {})
+    for name in args.flag_names:
+        if name in RESTART_FLAGS or name in MACHINE_FLAGS or name not in recorded:
+            continue
+        if name in args.given and not _same_setting(getattr(args, name), recorded[name]):
+            raise InputError(
+                f"--{name} {_shown(getattr(args, name))} contradicts this run's --{name} {_shown(recorded[name])} "
+                f"({path}); a restart keeps the run's settings: leave --{name} out"
+            )
+        setattr(args, name, recorded[name])
+    args.settings = datasets.DATASETS[args.dataset]
+    run_folder.check_data_files(config.get("data_files", []))
+
+
+def settings_line(args, images, labels, first_epoch):
+    source = "run_config.json" if args.has_config else "the command line"
+    return (
+        f"{args.dataset}: {len(images)} images, classes {np.bincount(labels).tolist()}, "
+        f"epochs {first_epoch + 1}..{args.epochs_goal}, n_batch={args.n_batch} d_lr={args.d_lr:g} "
+        f"d_beta1={args.d_beta1:g} g_lr={args.g_lr:g} filters={args.filters} latent_dim={args.latent_dim} "
+        f"seed={_shown(args.seed)} precision={'bfloat16' if args.mixed_precision else 'float32'} "
+        f"real_plots={args.real_plots} data_dir={args.data_dir} summary_dir={args.summary_dir} "
+        f"(settings from {source})"
+    )
+
+
+def resume_command(args):
+    """The command that continues this run: the machine flags typed besides the restart's own when
+    run_config.json holds the run's settings, every setting spelled out otherwise."""
+    cmd = ["python", "files/train_cgan.py", "--dataset", args.dataset, "--results_dir", args.results_dir,
+           "--qRestart", "--epochs_goal", str(args.epochs_goal)]
+    if args.has_config:
+        spelled = [name for name in MACHINE_FLAGS if name in args.given]
+    else:
+        spelled = [name for name in args.flag_names if name not in RESTART_FLAGS and name != "dataset"]
+    for name in spelled:
+        value = getattr(args, name)
+        if value is not None and value is not False:
+            cmd += [f"--{name}"] if value is True else [f"--{name}", str(value)]
+    return shlex.join(cmd)
+
+
+def describe_epochs(epochs):
+    """'no complete epoch', 'complete epoch 4', 'complete epochs 1-5' or 'complete epochs 2, 5'."""
+    if not epochs:
+        return "no complete epoch"
+    if len(epochs) == 1:
+        return f"complete epoch {epochs[0]}"
+    if epochs == list(range(epochs[0], epochs[-1] + 1)):
+        return f"complete epochs {epochs[0]}-{epochs[-1]}"
+    return f"complete epochs {', '.join(map(str, epochs))}"
+
+
+def settle_run(args):
+    """Check the flags against the results folder; a restart takes the run's settings from its
+    run_config.json. Returns the number of epochs done. Writes nothing."""
+    results = args.results_dir
+    run_folder.check_not_in_use(results)
+    if not args.qRestart:
+        if args.epochs_done is not None:
+            raise InputError("--epochs_done needs --qRestart")
+        if run_folder.run_files(results) and not args.overwrite:
+            raise InputError(
+                f"{results} already holds a training run ({describe_epochs(run_folder.complete_epochs(results))}); "
+                "use --qRestart to continue it or --overwrite to start again"
+            )
+        first_epoch = 0
+    else:
+        if args.overwrite:
+            raise InputError("--overwrite starts a fresh run; it cannot go with --qRestart")
+        config = run_folder.read_config(results)
+        if config is not None:
+            take_run_settings(args, config)
+            args.has_config = True
+        first_epoch = restart_epoch(args)
+    if args.epochs_goal <= first_epoch:
+        raise InputError(f"--epochs_goal {args.epochs_goal} must be above --epochs_done {first_epoch}")
+    return first_epoch
+
+
+def restart_epoch(args):
+    """The epoch to resume from, checked; InputError listing the complete epochs otherwise."""
+    complete = run_folder.complete_epochs(args.results_dir)
+    if args.epochs_done is None:
+        if not complete:
+            again = "; start again with --overwrite" if run_folder.run_files(args.results_dir) else ""
+            raise InputError(f"--qRestart: no complete epoch in {args.results_dir}{again}")
+        args.epochs_done = complete[-1]
+    elif args.epochs_done not in complete:
+        raise InputError(
+            f"--qRestart: epoch {args.epochs_done} is missing, unreadable or incomplete in {args.results_dir}; "
+            f"{describe_epochs(complete)}"
+        )
+    return args.epochs_done
 
 
 # ---------------------------------------------------------------- data
 
 
+def stored_rows(path):
+    """The length of a .npz's arr_0, read from its header without loading it; None if unreadable."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("arr_0.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape = read(f)[0]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return shape[0] if shape else None
+
+
+def memory_needed(n_images, args):
+    """A lower bound on training's memory in bytes: the uint8 images; the weights of both models
+    with their two Adamax moments and the guard's snapshot; one activation map per conv layer of
+    both models for every sample of a GAN step part."""
+    f, side = args.filters, cgan.IMAGE_SHAPE[0]
+    images = n_images * math.prod(cgan.IMAGE_SHAPE)
+    params = 4 * 4 * 4 * f * f + 4 * 5 * 5 * f * f + 25 * f * args.latent_dim  # the convolutions and the latent Dense
+    maps = 2 * f * sum((side // 2**k) ** 2 for k in range(4))
+    return images + 4 * 4 * params + 4 * maps * (args.n_batch // GAN_PARTS)
+
+
 def load_dataset(args):
     """uint8 images (N, 80, 80, 3) and int32 labels (N,), checked; InputError otherwise."""
     s = args.settings
-    images = load_npz(os.path.join(args.data_dir, s.images_file), s.prepare_script)
+    images_path = os.path.join(args.data_dir, s.images_file)
+    n_images = stored_rows(images_path)
+    if n_images is not None:
+        cli.check_memory(
+            memory_needed(n_images, args),
+            f"training {n_images} images at --n_batch {args.n_batch} --filters {args.filters} --latent_dim {args.latent_dim}",
+        )
+    images = load_npz(images_path, s.prepare_script)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != cgan.IMAGE_SHAPE:
         raise InputError(f"images must be uint8 (N, 80, 80, 3), got {images.dtype} {images.shape}")
     labels = load_npz(os.path.join(args.data_dir, s.labels_file), s.prepare_script)
@@ -110,61 +308,12 @@ def load_dataset(args):
             raise InputError(str(e)) from e
     if labels.size and (labels.min() < 0 or labels.max() >= s.n_classes):
         raise InputError(f"labels must be in 0..{s.n_classes - 1}, found {labels.min()}..{labels.max()}")
-    if args.n_batch < 2 or args.n_batch % 2:
-        raise InputError(f"--n_batch must be even (two half batches), got {args.n_batch}")
     if len(images) < args.n_batch:
         raise InputError(f"{len(images)} images is fewer than one batch of {args.n_batch}")
     return images, labels.astype(np.int32)
 
 
-# ---------------------------------------------------------------- checkpoints
-
-
-def model_paths(results_dir, epoch):
-    """The three files of an epoch, by the original's names."""
-    return {
-        "generator": os.path.join(results_dir, f"generator_model_{epoch:03d}.h5"),
-        "gan": os.path.join(results_dir, f"generator_model_gan{epoch:03d}.h5"),
-        "discriminator": os.path.join(results_dir, f"generator_model_dis{epoch:03d}.h5"),
-    }
-
-
-def _readable_h5(path):
-    try:
-        with h5py.File(path, "r") as f:
-            return "model_weights" in f
-    except OSError:
-        return False
-
-
-def complete_epochs(results_dir):
-    """Epochs whose generator and discriminator files both exist and open."""
-    if not os.path.isdir(results_dir):
-        return []
-    epochs = []
-    for name in os.listdir(results_dir):
-        digits = name[len("generator_model_"):-len(".h5")]
-        if name.startswith("generator_model_") and name.endswith(".h5") and digits.isdigit():
-            paths = model_paths(results_dir, int(digits))
-            if _readable_h5(paths["generator"]) and _readable_h5(paths["discriminator"]):
-                epochs.append(int(digits))
-    return sorted(epochs)
-
-
-def restart_epoch(args):
-    """The epoch to resume from, checked; InputError listing the complete epochs otherwise."""
-    complete = complete_epochs(args.results_dir)
-    listing = ", ".join(map(str, complete)) or "none"
-    if args.epochs_done is None:
-        if not complete:
-            raise InputError(f"--qRestart: no complete epoch in {args.results_dir} (need generator and dis files)")
-        args.epochs_done = complete[-1]
-    elif args.epochs_done not in complete:
-        raise InputError(
-            f"--qRestart: epoch {args.epochs_done} is missing or unreadable in {args.results_dir}; "
-            f"complete epochs: {listing}"
-        )
-    return args.epochs_done
+# ---------------------------------------------------------------- models
 
 
 def build_models(args):
@@ -174,7 +323,7 @@ def build_models(args):
         g = cgan.build_generator(s.n_classes, args.latent_dim, args.filters)
         d = cgan.build_discriminator(s.n_classes, args.filters, args.d_lr, args.d_beta1)
     else:
-        paths = model_paths(args.results_dir, args.epochs_done)
+        paths = run_folder.model_paths(args.results_dir, args.epochs_done)
         try:
             g = cgan.load_generator(paths["generator"])
             d = cgan.load_discriminator(paths["discriminator"], args.d_lr, args.d_beta1)
@@ -269,7 +418,7 @@ class Trainer:
         return d1, d2, g
 
     def draw_batch(self):
-        """Real half batch (uint8), fake half batch's latents and labels, the GAN's 64 of each."""
+        """Real half batch (uint8), fake half batch's latents and labels, the GAN's n_batch of each."""
         idx = self.rng.integers(0, len(self.images), self.half)
         return (
             self.images[idx], self.labels[idx].reshape(-1, 1),
@@ -284,12 +433,20 @@ class Trainer:
         return tuple(float(x) for x in losses)
 
     def snapshot(self):
-        self.saved = {
-            D_MODEL: self.d.get_weights(), G_MODEL: self.g.get_weights(), GAN_MODELS: self.gan.get_weights()
-        }
+        """The guard's copy of the weights. The GAN is the generator and the discriminator, all
+        snapshotted at once, so its copy is theirs."""
+        self.saved = {D_MODEL: self.d.get_weights(), G_MODEL: self.g.get_weights()}
 
     def reload(self, which):
-        {D_MODEL: self.d, G_MODEL: self.g, GAN_MODELS: self.gan}[which].set_weights(self.saved[which])
+        if which in (D_MODEL, GAN_MODELS):
+            self.d.set_weights(self.saved[D_MODEL])
+        if which in (G_MODEL, GAN_MODELS):
+            self.g.set_weights(self.saved[G_MODEL])
+
+    def seed_states(self):
+        """The Dropout layers' random states (Keras SeedGenerator variables), generator's first."""
+        return [layer.seed_generator.state for model in (self.g, self.d) for layer in model.layers
+                if hasattr(layer, "seed_generator")]
 
     def fakes(self, n):
         latents = cgan.training_latents(self.rng, n, self.latent_dim)
@@ -302,29 +459,57 @@ class Trainer:
         return float(np.mean((p[:, 0] > 0.5) == bool(target)))
 
 
-def save_real_plots(trainer, folder, count):
-    writable_folder(folder)
+def training_state(trainer, guard, ij, stopped):
+    """(info, arrays): the training state beside the weights in the .h5 files, all a restart needs to
+    go on exactly: both optimizers' variables, the random states (NumPy's and the Dropout layers'),
+    the guard's counters and snapshot, the batch count."""
+    info = {
+        "ij": ij,
+        "guard": {name: getattr(guard, name) for name in GUARD_COUNTERS},
+        "stopped_by_guard": stopped,
+        "numpy_rng": trainer.rng.bit_generator.state,
+    }
+    arrays = {
+        "d_optimizer": [v.numpy() for v in trainer.d.optimizer.variables],
+        "gan_optimizer": [v.numpy() for v in trainer.gan.optimizer.variables],
+        "seed_states": [v.numpy() for v in trainer.seed_states()],
+        "saved_d": trainer.saved[D_MODEL],
+        "saved_g": trainer.saved[G_MODEL],
+    }
+    return info, arrays
+
+
+def restore_state(trainer, guard, info, arrays, path):
+    """Put a saved training state back; returns the batch count ij. After a stop by the guard,
+    nTripsOnSameSavedWts starts again at 0, as it did when the original was restarted."""
+    pairs = [
+        (trainer.d.optimizer.variables, arrays.get("d_optimizer", [])),
+        (trainer.gan.optimizer.variables, arrays.get("gan_optimizer", [])),
+        (trainer.seed_states(), arrays.get("seed_states", [])),
+    ]
+    for variables, values in pairs:
+        if [tuple(v.shape) for v in variables] != [a.shape for a in values]:
+            raise InputError(f"{path}: its training state does not fit these models")
+        for variable, value in zip(variables, values):
+            if not variable.path.endswith("learning_rate"):  # the rate stays the one asked for now
+                variable.assign(value)
+    for name, model, key in ((D_MODEL, trainer.d, "saved_d"), (G_MODEL, trainer.g, "saved_g")):
+        if [w.shape for w in model.get_weights()] != [a.shape for a in arrays.get(key, [])]:
+            raise InputError(f"{path}: its guard snapshot does not fit these models")
+        trainer.saved[name] = arrays[key]
+    trainer.rng.bit_generator.state = info["numpy_rng"]
+    for name in GUARD_COUNTERS:
+        setattr(guard, name, info["guard"][name])
+    if info["stopped_by_guard"]:
+        guard.nTripsOnSameSavedWts = 0
+    return info["ij"]
+
+
+def save_real_plots(images, labels, folder, count, rng):
     for k in range(count):
-        idx = trainer.rng.integers(0, len(trainer.images), N_SUMMARY_SAMPLES)
-        images = cgan.to_unit(cgan.scale_images(trainer.images[idx]))
-        plots.labelled_grid(images, trainer.labels[idx], os.path.join(folder, f"real_plot_e{k + 1:03d}.png"))
-
-
-def read_history(path, up_to_epoch):
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f) if int(row["epoch"]) <= up_to_epoch]
-
-
-def write_history(rows, path):
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    atomic_write(path, write)
+        idx = rng.integers(0, len(images), N_SUMMARY_SAMPLES)
+        grid = cgan.to_unit(cgan.scale_images(images[idx]))
+        plots.labelled_grid(grid, labels[idx], os.path.join(folder, f"real_plot_e{k + 1:03d}.png"))
 
 
 def summarize_performance(epoch, trainer, results_dir):
@@ -334,35 +519,37 @@ def summarize_performance(epoch, trainer, results_dir):
     fakes, fake_labels = trainer.fakes(N_SUMMARY_SAMPLES)
     acc_fake = trainer.accuracy(cgan.from_unit(fakes), fake_labels, 0)
     print(f">Accuracy real: {acc_real * 100:.0f}%, fake: {acc_fake * 100:.0f}%", flush=True)
-    plots.labelled_grid(fakes, fake_labels, os.path.join(results_dir, f"generated_plot_e{epoch + 1:03d}.png"))
-    paths = model_paths(results_dir, epoch + 1)
+    plots.labelled_grid(fakes, fake_labels, run_folder.plot_path(results_dir, epoch + 1))
+    paths = run_folder.model_paths(results_dir, epoch + 1)
     save_model(trainer.g, paths["generator"])
     save_model(trainer.gan, paths["gan"])
     save_model(trainer.d, paths["discriminator"])
     return acc_real, acc_fake
 
 
-def restart_command(args, epochs_done):
-    cmd = [
-        "python", "files/train_cgan.py", "--dataset", args.dataset, "--data_dir", args.data_dir,
-        "--results_dir", args.results_dir, "--qRestart", "--epochs_done", str(epochs_done),
-        "--epochs_goal", str(args.epochs_goal),
-    ]
-    if args.filters != cgan.FILTERS:
-        cmd += ["--filters", str(args.filters)]
-    return shlex.join(cmd)
+def end_epoch(args, trainer, guard, ij, epoch, history, means, seconds, stopped):
+    """Epoch epoch+1's files in commit order: plot and models, training state, then its history
+    row, which makes it complete; losses.png after."""
+    acc_real, acc_fake = summarize_performance(epoch, trainer, args.results_dir)
+    run_folder.save_state(args.results_dir, epoch + 1, *training_state(trainer, guard, ij, stopped))
+    history.append(dict(zip(run_folder.HISTORY_FIELDS, (
+        epoch + 1, *(f"{m:.5f}" for m in means), f"{acc_real:.3f}", f"{acc_fake:.3f}",
+        guard.nTryAgains, guard.nTripsOnSameSavedWts, guard.nSaves, f"{seconds:.1f}",
+    ))))
+    run_folder.write_history(args.results_dir, history)
+    plots.loss_curves(history, os.path.join(args.results_dir, run_folder.LOSSES))
 
 
-def train(args, trainer, guard, first_epoch):
-    """Epochs first_epoch .. epochs_goal-1 (0-based), as the original's loop. Returns the exit status."""
+def train(args, trainer, guard, first_epoch, ij=0):
+    """Epochs first_epoch .. epochs_goal-1 (0-based), as the original's loop; ij counts the batches
+    trained before. Returns the exit status."""
     batches_per_epoch = len(trainer.images) // args.n_batch
-    history_path = os.path.join(args.results_dir, "history.csv")
-    history = read_history(history_path, first_epoch)
+    history = run_folder.read_history(args.results_dir, first_epoch)
     start = time.time()
-    ij = 0
     for epoch in range(first_epoch, args.epochs_goal):
         epoch_start = time.time()
         sums = np.zeros(3)
+        stopped = False
         for j in range(batches_per_epoch):
             ij += 1
             d1, d2, g = trainer.step()
@@ -376,68 +563,103 @@ def train(args, trainer, guard, first_epoch):
             if decision.snapshot:
                 trainer.snapshot()
             for which in decision.reloads:
-                print(f"LOADING {which} {j + 1} from {guard.ijSave}", flush=True)
+                print("LOADING", which, j + 1, " from ", guard.ijSave, flush=True)  # the original's print
                 trainer.reload(which)
             if decision.abort:
                 print("**********  Too many rebuilds  **************", flush=True)
-                summarize_performance(epoch, trainer, args.results_dir)
-                print(f"stopped: more than 20 reloads on the same saved weights in epoch {epoch + 1}; "
-                      f"models saved as epoch {epoch + 1}", file=sys.stderr)
-                return EXIT_TOO_MANY_REBUILDS
-        acc_real, acc_fake = summarize_performance(epoch, trainer, args.results_dir)
-        means = sums / batches_per_epoch
-        history.append(dict(zip(HISTORY_FIELDS, (
-            epoch + 1, *(f"{m:.5f}" for m in means), f"{acc_real:.3f}", f"{acc_fake:.3f}",
-            guard.nTryAgains, guard.nTripsOnSameSavedWts, guard.nSaves, f"{time.time() - epoch_start:.1f}",
-        ))))
-        write_history(history, history_path)
-        plots.loss_curves(history, os.path.join(args.results_dir, "losses.png"))
+                stopped = True
+                break
+        end_epoch(args, trainer, guard, ij, epoch, history, sums / (j + 1), time.time() - epoch_start, stopped)
+        if stopped:
+            print(f"stopped: more than {MAX_TRIPS} reloads on the same saved weights in epoch {epoch + 1}; "
+                  f"models saved as epoch {epoch + 1}", file=sys.stderr)
+            return cli.EXIT_TOO_MANY_REBUILDS
     return 0
+
+
+# ---------------------------------------------------------------- the run
+
+
+def prepare_folder(args, first_epoch):
+    """Under the lock: clear what killed writes left, the old run for --overwrite; record a fresh
+    run's settings; a restart from an earlier epoch takes the later ones out of the history."""
+    results = args.results_dir
+    removed = run_folder.remove_temporary_files(results)
+    removed += run_folder.remove_temporary_files(os.path.join(args.data_dir, "real_plots"), ("real_plot_e",))
+    removed += run_folder.remove_temporary_files(args.summary_dir, ("generator_", "discriminator_", "gan_"))
+    if removed:
+        print(f"removed {removed} temporary file(s) of writes a killed run left", flush=True)
+    if not args.qRestart:
+        if args.overwrite:
+            run_folder.clear_run(results)
+        run_folder.write_config(results, run_config(args))
+        args.has_config = True
+    else:
+        kept = run_folder.read_history(results, first_epoch)
+        if len(kept) < len(run_folder.read_history(results)):
+            run_folder.write_history(results, kept)
+
+
+def start_training(args, images, labels, first_epoch, models):
+    """Summaries and real-sample grids, then the epochs, the state of a restart put back first."""
+    g, d, gan = models
+    write_summaries((d, g, gan), args.summary_dir)
+    real_plots_rng = np.random.default_rng(None if args.seed is None else [REAL_PLOTS_STREAM, args.seed])
+    save_real_plots(images, labels, os.path.join(args.data_dir, "real_plots"), args.real_plots, real_plots_rng)
+    trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(args.seed))
+    guard = CollapseGuard(args.settings.gan_upper)
+    ij = 0
+    if args.qRestart:
+        saved = run_folder.load_state(args.results_dir, first_epoch)
+        path = run_folder.state_path(args.results_dir, first_epoch)
+        if saved is not None:
+            ij = restore_state(trainer, guard, *saved, path)
+            print(f"training state of epoch {first_epoch} restored from {path}", flush=True)
+        else:
+            moments = "come from its .h5" if int(d.optimizer.iterations) else "start afresh too (a Keras 2 file)"
+            print(f"no {os.path.basename(path)}: the GAN's optimizer, the random generators and the collapse "
+                  f"guard start afresh; the discriminator's Adamax moments {moments}", flush=True)
+    return train(args, trainer, guard, first_epoch, ij)
+
+
+def run(args):
+    first_epoch = settle_run(args)
+    images, labels = load_dataset(args)
+    if args.mixed_precision:
+        cgan.set_bfloat16()
+    if args.seed is not None:
+        keras.utils.set_random_seed(args.seed)
+    models = build_models(args)
+    writable_folder(args.summary_dir)
+    writable_folder(os.path.join(args.data_dir, "real_plots"))
+    with run_folder.locked(args.results_dir):
+        prepare_folder(args, first_epoch)
+        print(settings_line(args, images, labels, first_epoch), flush=True)
+        if args.qRestart and not args.has_config:
+            print(f"{args.results_dir} has no {run_folder.RUN_CONFIG} (a run begun before it was written): "
+                  "the settings come from the command line", flush=True)
+        return start_training(args, images, labels, first_epoch, models)
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        if args.qRestart:
-            first_epoch = restart_epoch(args)
-            if args.epochs_goal <= first_epoch:
-                raise InputError(f"--epochs_goal {args.epochs_goal} must be above --epochs_done {first_epoch}")
-        elif args.epochs_done is not None:
-            raise InputError("--epochs_done needs --qRestart")
-        else:
-            first_epoch = 0
-        for name in ("epochs_goal", "filters", "latent_dim"):
-            if getattr(args, name) < 1:
-                raise InputError(f"--{name} must be at least 1, got {getattr(args, name)}")
-        if args.real_plots < 0:
-            raise InputError(f"--real_plots must be 0 or more, got {args.real_plots}")
-        images, labels = load_dataset(args)
-        if args.mixed_precision:
-            cgan.set_bfloat16()
-        if args.seed is not None:
-            keras.utils.set_random_seed(args.seed)
-        g, d, gan = build_models(args)
-        writable_folder(args.results_dir)
-        writable_folder(args.summary_dir)
-        real_plots_dir = writable_folder(os.path.join(args.data_dir, "real_plots"))
+        return run(args)
     except InputError as e:
         fail(str(e))
-    print(f"{args.dataset}: {len(images)} images, classes {np.bincount(labels).tolist()}, "
-          f"epochs {first_epoch + 1}..{args.epochs_goal}, d_lr={args.d_lr:g} d_beta1={args.d_beta1:g} "
-          f"g_lr={args.g_lr:g} filters={args.filters}{' bfloat16' if args.mixed_precision else ''}", flush=True)
-    try:
-        write_summaries((d, g, gan), args.summary_dir)
-        trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(args.seed))
-        save_real_plots(trainer, real_plots_dir, args.real_plots)
-        status = train(args, trainer, CollapseGuard(args.settings.gan_upper), first_epoch)
     except KeyboardInterrupt:
-        done = complete_epochs(args.results_dir)
+        done = run_folder.complete_epochs(args.results_dir)
         if done:
-            print(f"\ninterrupted; resume with:\n  {restart_command(args, done[-1])}", file=sys.stderr)
+            print(f"\ninterrupted; resume with:\n  {resume_command(args)}", file=sys.stderr)
         else:
-            print("\ninterrupted before the first epoch was saved", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return status
+            print("\ninterrupted before the first epoch was complete; start again with --overwrite", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
+    except OSError as e:  # a full disk, a folder gone or made read-only
+        where = e.filename2 or e.filename
+        done = run_folder.complete_epochs(args.results_dir)
+        then = f"resume with: {resume_command(args)}" if done else "start again with --overwrite"
+        fail(f"writing {where or args.results_dir} failed: {e.strerror or ' '.join(str(e).split())}; "
+             f"{describe_epochs(done)} in {args.results_dir}; make room, then {then}", status=EXIT_WRITE_FAILED)
 
 
 if __name__ == "__main__":

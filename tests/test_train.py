@@ -1,12 +1,13 @@
 """train_cgan.py: the models, the sampling, the step, the loop's log and reloads, restart,
-and the CLI end to end (SPEC.md sections 4-7)."""
+and the CLI end to end. Resuming, the run folder's safety and settings: test_train_resume.py."""
 
+import io
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
+import zipfile
 
 import keras
 import numpy as np
@@ -14,9 +15,11 @@ import pytest
 import tensorflow as tf
 
 import cgan
+import cli
 import datasets
+import run_folder
 import train_cgan
-from conftest import FILES
+from conftest import FILES, ROOT
 from storage import save_model, save_npz
 
 LOG_LINE = re.compile(
@@ -53,7 +56,7 @@ def same(a, b):
 
 @pytest.mark.parametrize("n_classes, d_params, g_params", [(4, 1_712_673, 1_384_196), (3, 1_712_665, 1_384_188)])
 def test_parameter_counts_at_the_originals_width(n_classes, d_params, g_params):
-    d = cgan.build_discriminator(n_classes, filters=128)
+    d = cgan.build_discriminator(n_classes, filters=128, lr=datasets.DATASETS["xray"].d_lr)
     g = cgan.build_generator(n_classes, filters=128)
     gan = cgan.build_gan(g, d)
     assert d.count_params() == d_params
@@ -104,7 +107,7 @@ def step_checks(trainer):
     d0, g0 = weights(trainer.d), weights(trainer.g)
     batch = [keras.ops.convert_to_tensor(x) for x in trainer.draw_batch()]
     real, real_labels, fake_z, fake_labels, gan_z, gan_labels = batch
-    trainer.d_step(keras.ops.convert_to_tensor(cgan.scale_images(real)), real_labels, 1.0)
+    trainer.d_step(cgan.scale_images(tf.cast(real, tf.float32)), real_labels, 1.0)
     d1 = weights(trainer.d)
     assert not same(d0, d1), "the discriminator did not learn on the real half batch"
     assert same(g0, weights(trainer.g))
@@ -150,7 +153,7 @@ def test_restart_loads_the_saved_models_and_they_still_learn(tmp_path):
     g, d, gan = train_cgan.build_models(args)
     trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0))
     trainer.step()
-    paths = train_cgan.model_paths(args.results_dir, 7)
+    paths = run_folder.model_paths(args.results_dir, 7)
     os.makedirs(args.results_dir)
     save_model(g, paths["generator"])
     save_model(gan, paths["gan"])
@@ -195,20 +198,29 @@ def test_loop_prints_reloads_and_aborts_like_the_original(tmp_path, capsys):
     trainer = ScriptedTrainer(script, g, d, gan, images, labels, 16, np.random.default_rng(0))
     status = train_cgan.train(args, trainer, train_cgan.CollapseGuard(3.0), 0)
     out = capsys.readouterr()
-    lines = out.out.splitlines()
-    assert status == train_cgan.EXIT_TOO_MANY_REBUILDS
-    assert lines[0] == ">1/1, 2/32, d1=2.500, d2=0.600, g=0.900, secs=0, tryAgain=0, nTripsOnSameSavedWts=0, nSaves=1"
-    assert lines[1] == "LOADING d_model 2 from 1"
+    lines = [re.sub(r"secs=\d+", "secs=S", line) for line in out.out.splitlines()]  # seconds depend on the machine
+    assert status == cli.EXIT_TOO_MANY_REBUILDS
+    assert lines[0] == ">1/1, 2/32, d1=2.500, d2=0.600, g=0.900, secs=S, tryAgain=0, nTripsOnSameSavedWts=0, nSaves=1"
+    assert lines[1] == "LOADING d_model 2  from  1"  # print("LOADING d_model", j+1, " from ", ijSave)
     assert lines[2].startswith(">1/1, 3/32, d1=2.500, d2=0.000, g=3.500,")
-    assert lines[3:6] == ["LOADING d_model 3 from 1", "LOADING g_model 3 from 1", "LOADING gan_models 3 from 1"]
-    assert all(LOG_LINE.match(line) for line in lines if line.startswith(">1/1"))
+    assert lines[3:6] == ["LOADING d_model 3  from  1", "LOADING g_model 3  from  1", "LOADING gan_models 3  from  1"]
+    assert all(LOG_LINE.match(line) for line in out.out.splitlines() if line.startswith(">1/1"))
     assert lines[-2] == "**********  Too many rebuilds  **************"
     assert lines[-6].startswith(">1/1, 9/32,") and lines[-6].endswith("tryAgain=19, nTripsOnSameSavedWts=19, nSaves=1")
     assert lines[-1].startswith(">Accuracy real: ")
     assert trainer.reloaded[:4] == ["d_model", "d_model", "g_model", "gan_models"] and len(trainer.reloaded) == 22
     assert "more than 20 reloads" in out.err
-    for path in train_cgan.model_paths(args.results_dir, 1).values():  # saved before stopping
+    for path in run_folder.model_paths(args.results_dir, 1).values():  # saved before stopping
         assert os.path.exists(path)
+    # the stopped epoch is complete: a restart goes on from it, with the trip count back at 0
+    (row,) = run_folder.read_history(args.results_dir)
+    assert (row["epoch"], row["nTryAgains"], row["nTripsOnSameSavedWts"]) == ("1", "22", "22")
+    assert run_folder.complete_epochs(args.results_dir) == [1]
+    info, _ = run_folder.load_state(args.results_dir, 1)
+    guard = train_cgan.CollapseGuard(3.0)
+    trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0))
+    assert train_cgan.restore_state(trainer, guard, *run_folder.load_state(args.results_dir, 1), "state") == 9
+    assert info["stopped_by_guard"] and (guard.nTryAgains, guard.nTripsOnSameSavedWts, guard.ijSave) == (22, 0, 1)
 
 
 def test_reload_restores_the_snapshot(tmp_path):
@@ -231,14 +243,15 @@ def test_reload_restores_the_snapshot(tmp_path):
 @pytest.mark.slow
 def test_cli_fresh_then_restart(tmp_path, run):
     data = make_xray_data(tmp_path / "data", n=96)
-    common = ["--dataset", "xray", "--data_dir", data, "--filters", "8", "--n_batch", "16",
+    common = ["--dataset", "xray", "--data_dir", data, "--filters", "8", "--batch_size", "16",
               "--summary_dir", tmp_path / "cgan", "--seed", "1"]
-    first = run("train_cgan.py", *common, "--epochs_goal", 2)
+    first = run("train_cgan.py", *common, "--epochs", 2)
     assert first.returncode == 0, first.stderr
     assert ">2/2, 5/6, d1=" in first.stdout and ">Accuracy real: " in first.stdout
-    second = run("train_cgan.py", *common, "--qRestart", "--epochs-goal", 3, "--mixed_precision")
+    second = run("train_cgan.py", *common, "--qRestart", "--epochs-goal", 3)
     assert second.returncode == 0, second.stderr
-    assert "epochs 3..3" in second.stdout and "bfloat16" in second.stdout and ">3/3, 5/6," in second.stdout
+    assert "epochs 3..3" in second.stdout and "(settings from run_config.json)" in second.stdout
+    assert "training state of epoch 2 restored" in second.stdout and ">3/3, 5/6," in second.stdout
     results = data / "results"
     for epoch in (1, 2, 3):
         assert os.path.exists(results / f"generated_plot_e{epoch:03d}.png")
@@ -246,58 +259,58 @@ def test_cli_fresh_then_restart(tmp_path, run):
         d = cgan.load_discriminator(str(results / f"generator_model_dis{epoch:03d}.h5"), 4e-5)
         assert g.count_params() == cgan.build_generator(3, filters=8).count_params() and d.built
         assert os.path.exists(results / f"generator_model_gan{epoch:03d}.h5")
+        assert os.path.exists(results / f"train_state_{epoch:03d}.npz")
     assert sorted(os.listdir(data / "real_plots")) == ["real_plot_e001.png", "real_plot_e002.png"]
     history = (results / "history.csv").read_text().splitlines()
     assert history[0] == "epoch,d1,d2,g,acc_real,acc_fake,nTryAgains,nTripsOnSameSavedWts,nSaves,secs"
     assert [row.split(",")[0] for row in history[1:]] == ["1", "2", "3"]
-    assert os.path.exists(results / "losses.png")
+    assert os.path.exists(results / "losses.png") and os.path.exists(results / "run_config.json")
     assert {"generator_summary.txt", "discriminator_summary.txt", "gan_summary.txt"} <= set(os.listdir(tmp_path / "cgan"))
 
 
-def start_training(data, tmp_path, *extra):
-    cmd = [sys.executable, os.path.join(FILES, "train_cgan.py"), "--dataset", "xray", "--data_dir", str(data),
-           "--filters", "8", "--n_batch", "16", "--summary_dir", str(tmp_path / "cgan"), *map(str, extra)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""))
+def start_training(stderr_path, *argv):
+    """train_cgan.py in a subprocess, its stdout a pipe to read line by line, stderr to a file."""
+    with open(stderr_path, "w") as err:
+        return subprocess.Popen(
+            [sys.executable, os.path.join(FILES, "train_cgan.py"), *map(str, argv)], stdout=subprocess.PIPE,
+            stderr=err, text=True, cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""),
+        )
 
 
-def wait_for(path, proc, timeout=120):
-    end = time.time() + timeout
-    while not os.path.exists(path):
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() < end, f"{path} never appeared"
-        time.sleep(0.05)
-
-
-@pytest.mark.slow
-def test_sigkill_mid_epoch_then_restart_resumes_from_last_complete_epoch(tmp_path, run):
-    data = make_xray_data(tmp_path / "data", n=16 * 150)  # 150 batches an epoch
-    proc = start_training(data, tmp_path, "--epochs_goal", 5)
-    wait_for(data / "results" / "generator_model_dis001.h5", proc)
-    time.sleep(0.5)
-    proc.kill()
-    out, _ = proc.communicate()
-    assert ">2/5, 5/150," in out, "killed before epoch 2 began"
-    results = data / "results"
-    assert train_cgan.complete_epochs(str(results)) == [1]
-    cgan.load_generator(str(results / "generator_model_001.h5"))
-    resumed = run("train_cgan.py", "--dataset", "xray", "--data_dir", data, "--filters", 8, "--n_batch", 16,
-                  "--summary_dir", tmp_path / "cgan", "--qRestart", "--epochs_goal", 2)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "epochs 2..2" in resumed.stdout and ">2/2, 150/150," in resumed.stdout
-    assert train_cgan.complete_epochs(str(results)) == [1, 2]
+def read_until(proc, done):
+    """proc's stdout lines up to the first for which done(line) holds; fails if the run ends first."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if done(lines[-1]):
+            return lines
+    raise AssertionError(f"the run ended (status {proc.wait()}) before the line awaited; its last lines: {lines[-5:]}")
 
 
 @pytest.mark.slow
-def test_ctrl_c_prints_the_restart_command(tmp_path):
-    data = make_xray_data(tmp_path / "data", n=16 * 60)
-    proc = start_training(data, tmp_path, "--epochs_goal", 5)
-    wait_for(data / "results" / "generator_model_dis001.h5", proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == train_cgan.EXIT_INTERRUPTED
-    assert "interrupted; resume with:" in err and "--qRestart --epochs_done 1 --epochs_goal 5" in err
-    assert "Traceback" not in err
+def test_sigkill_leaves_exactly_the_complete_epochs_and_a_lock_that_blocks_nobody(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=16 * 10)  # 10 batches an epoch
+    argv = xray_argv(data, "--real_plots", 0, "--seed", 2)
+    proc = start_training(tmp_path / "stderr.txt", *argv, "--epochs_goal", 5)
+    try:
+        read_until(proc, lambda line: line.startswith(">2/5, 5/10,"))  # epoch 1 complete, epoch 2 under way
+        os.kill(proc.pid, signal.SIGSTOP)  # held wherever it is, lock and all
+        for extra in ([], ["--qRestart"]):  # a second run on the folder is refused at once
+            err = bad_input(tmp_path, capsys, argv + extra)
+            assert f"is in use by another training run (pid {proc.pid})" in err
+    finally:
+        proc.kill()
+        proc.wait()
+    results = str(data / "results")
+    listed = [int(row["epoch"]) for row in run_folder.read_history(results)]
+    assert listed[:1] == [1] and run_folder.complete_epochs(results) == listed == list(range(1, len(listed) + 1))
+    for epoch in listed:
+        cgan.load_generator(run_folder.model_paths(results, epoch)["generator"])
+    k = listed[-1]
+    assert train_cgan.main(argv + ["--qRestart", "--epochs_goal", str(k + 1)]) == 0  # the dead run's lock file is no bar
+    assert f"epochs {k + 1}..{k + 1}" in capsys.readouterr().out
+    assert run_folder.complete_epochs(results) == list(range(1, k + 2))
+    assert not [name for name in os.listdir(results) if name.startswith(".tmp-")]
 
 
 # ---------------------------------------------------------------- bad input: one line, status 2, nothing written
@@ -347,17 +360,43 @@ def test_bad_arrays(tmp_path, capsys, images, labels, message):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--n_batch", 15], "--n_batch must be even"),
-        (["--filters", 0], "--filters must be at least 1, got 0"),
-        (["--latent_dim", -3], "--latent_dim must be at least 1, got -3"),
-        (["--epochs_goal", 0], "--epochs_goal must be at least 1, got 0"),
-        (["--real_plots", -1], "--real_plots must be 0 or more"),
+        (["--n_batch", 15], "--n_batch must be even (two half batches), got 15"),
+        (["--batch_size", 0], "argument --n_batch/--batch_size: must be at least 2, got 0"),
+        (["--filters", 0], "argument --filters: must be at least 1, got 0"),
+        (["--latent_dim", -3], "argument --latent_dim: must be at least 1, got -3"),
+        (["--epochs", 0], "argument --epochs_goal/--epochs-goal/--epochs: must be at least 1, got 0"),
+        (["--real_plots", -1], "argument --real_plots: must be at least 0, got -1"),
         (["--epochs_done", 3], "--epochs_done needs --qRestart"),
+        (["--qRestart", "--epochs_done", 0], "argument --epochs_done/--epochs-done: must be at least 1, got 0"),
+        (["--seed", -1], "argument --seed: must be in [0, 4.29497e+09], got -1"),
+        (["--seed", 2**32], "argument --seed: must be in [0, 4.29497e+09], got 4294967296"),
+        (["--d_lr", "nan"], "argument --d_lr: must be in (0, 1], got nan"),
+        (["--d_lr", 0], "argument --d_lr: must be in (0, 1], got 0"),
+        (["--d_lr", -0.001], "argument --d_lr: must be in (0, 1], got -0.001"),
+        (["--g_lr", "inf"], "argument --g_lr: must be in (0, 1], got inf"),
+        (["--g_lr", "0"], "argument --g_lr: must be in (0, 1], got 0"),
+        (["--d_beta1", 1], "argument --d_beta1: must be in [0, 1), got 1"),
+        (["--d_beta1", -0.1], "argument --d_beta1: must be in [0, 1), got -0.1"),
+        (["--n_batch", 2**50], "training 32 images at --n_batch 1125899906842624 --filters 8 --latent_dim 100 would need"),
+        (["--filters", 10**7], "--filters 10000000 --latent_dim 100 would need"),
+        (["--overwrite", "--qRestart"], "--overwrite starts a fresh run; it cannot go with --qRestart"),
     ],
 )
 def test_bad_numbers(tmp_path, capsys, extra, message):
     data = make_xray_data(tmp_path / "data", n=32)
     assert message in bad_input(tmp_path, capsys, xray_argv(data, *extra))
+
+
+def test_a_data_set_too_big_for_memory_is_refused_before_it_is_read(tmp_path, capsys):
+    data = tmp_path / "data"
+    os.makedirs(data)
+    header = io.BytesIO()  # an .npz whose arr_0 says it holds a billion images (and holds none)
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (10**9, 80, 80, 3)})
+    with zipfile.ZipFile(data / "img_align_xray.npz", "w") as archive:
+        archive.writestr("arr_0.npy", header.getvalue())
+    save_npz(data / "labels_align_xray.npz", np.zeros(10**3, int))
+    err = bad_input(tmp_path, capsys, xray_argv(data))
+    assert "training 1000000000 images at --n_batch 16 --filters 8 --latent_dim 100 would need 19.2 TB of memory" in err
 
 
 def test_restart_without_checkpoints_lists_complete_epochs(tmp_path, capsys):
@@ -366,13 +405,13 @@ def test_restart_without_checkpoints_lists_complete_epochs(tmp_path, capsys):
     results = data / "results"
     os.makedirs(results)
     g = cgan.build_generator(3, filters=8)
-    d = cgan.build_discriminator(3, filters=8)
-    save_model(g, train_cgan.model_paths(str(results), 4)["generator"])
-    save_model(d, train_cgan.model_paths(str(results), 4)["discriminator"])
+    d = cgan.build_discriminator(3, filters=8, lr=4e-5)
+    save_model(g, run_folder.model_paths(str(results), 4)["generator"])
+    save_model(d, run_folder.model_paths(str(results), 4)["discriminator"])
     (results / "generator_model_005.h5").write_bytes(b"truncated")
     (results / "generator_model_dis005.h5").write_bytes(b"truncated")
     err = bad_input(tmp_path, capsys, xray_argv(data, "--qRestart", "--epochs_done", 5, "--epochs_goal", 9))
-    assert "epoch 5 is missing or unreadable" in err and "complete epochs: 4" in err
+    assert "epoch 5 is missing, unreadable or incomplete" in err and "; complete epoch 4" in err
     err = bad_input(tmp_path, capsys, xray_argv(data, "--qRestart", "--epochs_done", 4, "--epochs_goal", 4))
     assert "--epochs_goal 4 must be above --epochs_done 4" in err
 
