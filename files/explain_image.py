@@ -64,7 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--indices_from", help="with --npz: an .npz whose `indices` array gives the rows")
     p.add_argument("--labels_npz", help="with --npz: a prepared labels .npz (arr_0), rows as the images'")
     p.add_argument("--label", type=cli.integer(0), help="the image's label (for --npz: of every image)")
-    p.add_argument("--to", type=cli.integer(0), nargs="+", metavar="J", help="labels to switch to (default: all others)")
+    p.add_argument("--to", type=cli.integer(0), nargs="+", metavar="J", help="labels to switch to (default: every label the images do not have; every label if they have all)")
     p.add_argument("--out_dir", default="explained", help="where the figure and .npz go (default %(default)s)")
     p.add_argument("--pad", action="store_true", help="--image: pad to a square instead of cropping the centre")
     p.add_argument("--grey", action="store_true", help="--image: grey levels in 3 equal channels")
@@ -190,7 +190,8 @@ def main(argv=None):
                 raise InputError(f"{args.model} has {n_classes} classes, --dataset {args.dataset} has {len(class_names)}")
         images, labels, indices, name = read_one_image(args) if args.image else read_many_images(args)
         check_labels(sorted(set(labels.tolist())), n_classes, os.path.basename(args.model), minimum=1)
-        targets = args.to if args.to else [j for j in range(n_classes) if j not in set(labels.tolist())]
+        others = [j for j in range(n_classes) if j not in set(labels.tolist())]
+        targets = args.to or others or list(range(n_classes))
         check_labels(targets, n_classes, os.path.basename(args.model), minimum=1)
         masks = load_arrays(args.ground_truth, (args.mask,))[0] if args.ground_truth else None
         if masks is not None and (masks.shape[1:] != cgan.IMAGE_SHAPE[:2] or indices.max() >= len(masks)):

@@ -1,7 +1,8 @@
-"""Train the conditional GAN on prepared faces or chest X-rays, as the original did.
+"""Train the conditional GAN on prepared faces, chest X-rays or your own classes, as the original did.
 
 Reads   <data_dir>/img_align_celeba_attractive.npz + ids_align_celeba_attractive.npz
-        + list_attr_celeba.csv (faces), or <data_dir>/img_align_xray.npz + labels_align_xray.npz
+        + list_attr_celeba.csv (faces), <data_dir>/img_align_xray.npz + labels_align_xray.npz,
+        or <data_dir>/img_align_folder.npz + labels_align_folder.npz + classes.json (folder)
 Writes  <results_dir>/run_config.json (the run's settings, before epoch 1); every epoch
         generator_model_NNN.h5, generator_model_ganNNN.h5, generator_model_disNNN.h5,
         generated_plot_eNNN.png, train_state_NNN.npz, then its row of history.csv (the epoch is
@@ -52,7 +53,6 @@ from storage import (
     writable_folder,
 )
 
-N_BATCH = 64  # the original's batch: d sees 32 real and 32 generated images, the GAN 64 latents
 N_SUMMARY_SAMPLES = 100
 GAN_PARTS = 2  # the GAN step's batch in parts: peak memory within the uint8 set + 2 GB at 50,000 images
 EXIT_WRITE_FAILED = 1  # a write failed (disk full, folder gone); the epochs before it are complete
@@ -67,7 +67,8 @@ MACHINE_FLAGS = ()
 
 def build_parser():
     p = cli.Parser(__doc__)
-    p.add_argument("--dataset", required=True, choices=sorted(datasets.DATASETS))
+    p.add_argument("--dataset", required=True, choices=datasets.DATASET_NAMES,
+                   help="celeb, xray, or folder (your own classes, from prepare_folders.py)")
     p.add_argument("--data_dir", help="folder of the prepared .npz files (default files/<dataset>)")
     p.add_argument("--results_dir", help="where models, plots and history go (default <data_dir>/results)")
     p.add_argument("--attributes", help="faces only: attribute table (default <data_dir>/list_attr_celeba.csv, or .txt)")
@@ -80,11 +81,14 @@ def build_parser():
                    help="with --qRestart: the complete epoch to resume from (default: the newest)")
     p.add_argument("--epochs_goal", "--epochs-goal", "--epochs", type=cli.POSITIVE, default=100,
                    help="train up to this epoch")
-    p.add_argument("--n_batch", "--batch_size", type=cli.integer(2), default=N_BATCH,
+    p.add_argument("--n_batch", "--batch_size", type=cli.integer(2), default=datasets.N_BATCH,
                    help="batch size, even: half real, half generated for d")
     p.add_argument("--latent_dim", type=cli.POSITIVE, default=cgan.LATENT_DIM)
     p.add_argument("--filters", type=cli.POSITIVE, default=cgan.FILTERS, help="width of every conv layer (original: 128)")
-    p.add_argument("--d_lr", type=cli.RATE, help="discriminator learning rate (default per dataset: 0.00007 / 0.00004)")
+    p.add_argument("--d_lr", type=cli.RATE,
+                   help="discriminator learning rate (default per dataset: celeb and folder 0.00007, xray 0.00004)")
+    p.add_argument("--gan_upper", type=cli.number(0, low_open=True),
+                   help="reload the snapshot when the GAN loss is above this (default: celeb and folder 4.5, xray 3.0)")
     p.add_argument("--d_beta1", type=cli.BETA, default=cgan.D_BETA_1, help="discriminator Adamax beta_1")
     p.add_argument("--g_lr", type=cli.RATE, default=cgan.G_LR, help="GAN (generator) learning rate")
     p.add_argument("--mixed_precision", action="store_true",
@@ -105,7 +109,10 @@ def parse_args(argv=None):
     unset = object()
     typed = build_parser().parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(args.flag_names, unset)))
     args.given = {name for name, value in vars(typed).items() if value is not unset}
-    resolve_defaults(args)
+    try:
+        resolve_defaults(args)
+    except InputError as e:
+        parser.error(str(e))
     args.has_config = False  # whether the run's settings are recorded in its run_config.json
     return args
 
@@ -118,8 +125,9 @@ def resolve_defaults(args):
         csv_table = os.path.join(args.data_dir, datasets.ATTRIBUTES_FILE)
         txt_table = os.path.splitext(csv_table)[0] + ".txt"
         args.attributes = txt_table if os.path.exists(txt_table) and not os.path.exists(csv_table) else csv_table
-    args.settings = datasets.DATASETS[args.dataset]
+    args.settings = datasets.dataset_settings(args.dataset, args.data_dir)
     args.d_lr = args.d_lr if args.d_lr is not None else args.settings.d_lr
+    args.gan_upper = args.gan_upper if args.gan_upper is not None else args.settings.gan_upper
 
 
 # ---------------------------------------------------------------- the run's settings
@@ -128,7 +136,8 @@ def resolve_defaults(args):
 def data_files(args):
     s = args.settings
     paths = [os.path.join(args.data_dir, s.images_file), os.path.join(args.data_dir, s.labels_file)]
-    return paths + ([args.attributes] if s.name == "celeb" else [])
+    extra = {"celeb": [args.attributes], datasets.FOLDER: [os.path.join(args.data_dir, datasets.CLASSES_FILE)]}
+    return paths + extra.get(s.name, [])
 
 
 def run_config(args):
@@ -169,7 +178,7 @@ def take_run_settings(args, config):
                 f"({path}); a restart keeps the run's settings: leave --{name} out"
             )
         setattr(args, name, recorded[name])
-    args.settings = datasets.DATASETS[args.dataset]
+    args.settings = datasets.dataset_settings(args.dataset, args.data_dir)
     run_folder.check_data_files(config.get("data_files", []))
 
 
@@ -178,7 +187,7 @@ def settings_line(args, images, labels, first_epoch):
     return (
         f"{args.dataset}: {len(images)} images, classes {np.bincount(labels).tolist()}, "
         f"epochs {first_epoch + 1}..{args.epochs_goal}, n_batch={args.n_batch} d_lr={args.d_lr:g} "
-        f"d_beta1={args.d_beta1:g} g_lr={args.g_lr:g} filters={args.filters} latent_dim={args.latent_dim} "
+        f"d_beta1={args.d_beta1:g} g_lr={args.g_lr:g} gan_upper={args.gan_upper:g} filters={args.filters} latent_dim={args.latent_dim} "
         f"seed={_shown(args.seed)} precision={'bfloat16' if args.mixed_precision else 'float32'} "
         f"real_plots={args.real_plots} data_dir={args.data_dir} summary_dir={args.summary_dir} "
         f"(settings from {source})"
@@ -607,7 +616,7 @@ def start_training(args, images, labels, first_epoch, models):
     real_plots_rng = np.random.default_rng(None if args.seed is None else [REAL_PLOTS_STREAM, args.seed])
     save_real_plots(images, labels, os.path.join(args.data_dir, "real_plots"), args.real_plots, real_plots_rng)
     trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(args.seed))
-    guard = CollapseGuard(args.settings.gan_upper)
+    guard = CollapseGuard(args.gan_upper)
     ij = 0
     if args.qRestart:
         saved = run_folder.load_state(args.results_dir, first_epoch)

@@ -141,6 +141,30 @@ def test_heatmaps_name_rows_by_the_folders_class_names(run, tmp_path):
     assert no_table.returncode == 2 and "classes.json not found" in no_table.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
+def test_a_folder_dataset_goes_through_the_whole_pipeline(image_folder, tmp_path, run):
+    """prepare_folders.py, one training epoch at a small width, heatmaps named by the classes,
+    and a prepared image explained by the trained generator."""
+    data = tmp_path / "data"
+    assert run("prepare_folders.py", "--images", image_folder, "--out_dir", data).returncode == 0
+    train = run("train_cgan.py", "--dataset", "folder", "--data_dir", data, "--epochs", 1, "--filters", 4,
+                "--batch_size", 4, "--seed", 1, "--summary_dir", tmp_path / "summaries", "--real_plots", 0)
+    assert train.returncode == 0, train.stderr
+    assert "folder: 13 images, classes [6, 7]" in train.stdout and "gan_upper=4.5" in train.stdout
+    model = data / "results" / "generator_model_001.h5"
+    assert cgan.n_classes_of(cgan.load_generator(str(model))) == 2
+    heat = run("heatmaps.py", "--dataset", "folder", "--data_dir", data)
+    assert heat.returncode == 0, heat.stderr
+    with np.load(data / "heatmaps" / "generator_model_001.h5.npz") as saved:
+        assert saved["labels"].tolist() == [0, 1]
+    explained = run("explain_image.py", "--model", model, "--dataset", "folder", "--data_dir", data,
+                    "--npz", data / "img_align_folder.npz", "--labels_npz", data / "labels_align_folder.npz",
+                    "--indices", 0, 12, "--steps", 3, "--starts", 1, "--out_dir", tmp_path / "explained")
+    assert explained.returncode == 0, explained.stderr
+    with np.load(tmp_path / "explained" / "explain_img_align_folder.npz") as saved:
+        assert saved["labels"].tolist() == [0, 1] and saved["targets"].tolist() == [0, 1]
+
+
 # ---------------------------------------------------------------- projection
 
 
