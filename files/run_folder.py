@@ -1,6 +1,6 @@
 """The layout of a training run's folder (`--results_dir`), in one place: the epoch files'
 names, which epochs are complete, the history, the lock, the run's settings and the training
-state. Training writes it; every script that reads saved models asks here.
+state. Training writes the folder; a script that reads saved models finds them here (generator_files).
 
     generator_model_NNN.h5, generator_model_ganNNN.h5, generator_model_disNNN.h5,
     generated_plot_eNNN.png      the original's files of epoch NNN

@@ -591,13 +591,12 @@ def train(args, trainer, guard, first_epoch, ij=0):
 
 def prepare_folder(args, first_epoch):
     """Under the lock: clear what killed writes left, the old run for --overwrite; record a fresh
-    run's settings; a restart from an earlier epoch takes the later ones out of the history."""
+    run's settings; a restart from an earlier epoch takes the later ones out of the history.
+    Returns how many temporary files it removed."""
     results = args.results_dir
     removed = run_folder.remove_temporary_files(results)
     removed += run_folder.remove_temporary_files(os.path.join(args.data_dir, "real_plots"), ("real_plot_e",))
     removed += run_folder.remove_temporary_files(args.summary_dir, ("generator_", "discriminator_", "gan_"))
-    if removed:
-        print(f"removed {removed} temporary file(s) of writes a killed run left", flush=True)
     if not args.qRestart:
         if args.overwrite:
             run_folder.clear_run(results)
@@ -607,6 +606,7 @@ def prepare_folder(args, first_epoch):
         kept = run_folder.read_history(results, first_epoch)
         if len(kept) < len(run_folder.read_history(results)):
             run_folder.write_history(results, kept)
+    return removed
 
 
 def start_training(args, images, labels, first_epoch, models):
@@ -642,11 +642,13 @@ def run(args):
     writable_folder(args.summary_dir)
     writable_folder(os.path.join(args.data_dir, "real_plots"))
     with run_folder.locked(args.results_dir):
-        prepare_folder(args, first_epoch)
+        removed = prepare_folder(args, first_epoch)
         print(settings_line(args, images, labels, first_epoch), flush=True)
         if args.qRestart and not args.has_config:
             print(f"{args.results_dir} has no {run_folder.RUN_CONFIG} (a run begun before it was written): "
                   "the settings come from the command line", flush=True)
+        if removed:
+            print(f"removed {removed} temporary file(s) of writes a killed run left", flush=True)
         return start_training(args, images, labels, first_epoch, models)
 
 
