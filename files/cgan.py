@@ -94,6 +94,14 @@ def build_gan(generator, discriminator, lr=G_LR, beta_1=G_BETA_1):
     return model
 
 
+def reinitialized(model, seed):
+    """The same architecture with freshly drawn weights: the model-randomization test of Adebayo
+    et al. 2018 ("Sanity checks for saliency maps"). A map that explains what the model learnt
+    must change, and stop pointing at the finding, when the learnt weights are gone."""
+    keras.utils.set_random_seed(seed)
+    return keras.models.clone_model(model)
+
+
 def set_bfloat16(on=True):
     """bfloat16 arithmetic with float32 weights for the models built and the functions traced
     from now on. On a GPU: Keras's mixed_bfloat16 policy. On the CPU: oneDNN's graph rewrite,

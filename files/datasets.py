@@ -1,8 +1,9 @@
 """What the scripts know about the datasets, without TensorFlow: the per-dataset settings (the
 original's two, and `folder`, any folder of labelled images, whose classes come from its
 classes.json), the class rules (4 face classes from CelebA attributes, 3 X-ray classes from file
-names), reading image files with the reasons a file is skipped, and the preparing scripts'
-summary. The preparing scripts need only this, Pillow and NumPy; the models are in cgan.py.
+names), reading image files with the reasons a file is skipped, the preparing scripts' summary,
+and reading the prepared arrays back. The preparing scripts need only this, Pillow and NumPy;
+the models are in cgan.py.
 """
 
 import json
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from storage import InputError
+from storage import InputError, load_npz
 
 IMAGE_SIDE = 80  # prepared images are (80, 80, 3) uint8
 HEALTHY, VIRAL, BACTERIAL = 0, 1, 2  # the X-ray classes
@@ -296,3 +297,38 @@ def print_prepared_summary(what, labels, class_names, skipped, n_files, not_seen
         print(f"  class {label} {name}: {count} ({count / len(labels):.5f})")
     cum = cumulative_fractions(labels, len(class_names))
     print(f"cumulative class fractions (training's label sampling): {np.round(cum, 5).tolist()}")
+
+
+# ---------------------------------------------------------------- the prepared arrays
+
+
+def attribute_table(data_dir):
+    """The faces' attribute table in data_dir: the Kaggle CSV, or else the original's .txt."""
+    csv_table = os.path.join(data_dir, ATTRIBUTES_FILE)
+    txt_table = os.path.splitext(csv_table)[0] + ".txt"
+    return txt_table if os.path.exists(txt_table) and not os.path.exists(csv_table) else csv_table
+
+
+def load_prepared(settings, data_dir, attributes=None):
+    """The prepared uint8 images (N, 80, 80, 3) and their classes (N,) int32, checked; faces'
+    classes come from the attribute table (default: attribute_table(data_dir)). InputError
+    for missing or malformed files."""
+    images = load_npz(os.path.join(data_dir, settings.images_file), settings.prepare_script)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE, 3):
+        raise InputError(f"images must be uint8 (N, {IMAGE_SIDE}, {IMAGE_SIDE}, 3), got {images.dtype} {images.shape}")
+    labels = load_npz(os.path.join(data_dir, settings.labels_file), settings.prepare_script)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"{settings.labels_file} must hold integers of shape (N,), got {labels.dtype} {labels.shape}")
+    if len(labels) != len(images):
+        raise InputError(f"{len(labels)} labels for {len(images)} images")
+    if settings.name == "celeb":
+        attributes = attributes or attribute_table(data_dir)
+        if not os.path.exists(attributes):
+            raise InputError(f"{attributes} not found (the CelebA attribute table)")
+        try:
+            labels = face_labels_from_rows(attributes, labels)
+        except ValueError as e:
+            raise InputError(str(e)) from e
+    if labels.size and (labels.min() < 0 or labels.max() >= settings.n_classes):
+        raise InputError(f"labels must be in 0..{settings.n_classes - 1}, found {labels.min()}..{labels.max()}")
+    return images, labels.astype(np.int32)

@@ -39,6 +39,13 @@ def paint_levels(base, sums):
     return painted
 
 
+def levels_exceeded(sums):
+    """(..., len(LEVELS), height, width) bool: whether s exceeds each level's threshold,
+    strongest level first, compared as paint_levels compares."""
+    s = np.asarray(sums).astype(np.float64)
+    return np.stack([s > threshold for threshold, _, _ in LEVELS], axis=-3)
+
+
 def delta_overlay(a, b):
     """Delta of a against b, overlaid on a float32 copy of b (where b is darker than a)."""
     return paint_levels(b, _exact_sums(a, b))

@@ -1,39 +1,65 @@
-"""The whole pipeline in one command, on synthetic chest X-rays whose findings are known.
+"""The whole pipeline in one command, on synthetic chest X-rays whose findings are known: the
+delta heatmaps of a conditional GAN against a classifier's saliency maps, both scored against
+the truth.
 
     python files/demo.py                     # about 15 minutes on 2 CPU cores
     python files/demo.py --minutes 30        # a longer training budget, clearer heatmaps
 
 Runs the project's own scripts one after the other in a subprocess each, printing each command
 first (the same command a user would type) and streaming its output:
-  1. make_phantoms.py   grey chest phantoms, Kermany's layout: healthy, viral (haze over both
-                        lungs), bacterial (a consolidation in the right lower lobe), with ground truth
-  2. prepare_xrays.py   80x80 equalized training set
-  3. train_cgan.py      the conditional GAN, X-ray setting, at a small width and faster learning
-                        rates than the original's (printed; the original's need hours)
-  4. heatmaps.py        delta heatmaps of the last epochs' generators
-Then it scores the heatmaps against the ground truth (scoring.py): of the pixels painted
-where "bacterial" is brighter than "healthy", the share inside the lesion region, against that
-region's share of the image (what random painting scores); the same for "viral" and the lungs.
+  1. make_phantoms.py     grey chest phantoms, Kermany's layout: healthy, viral (haze over both
+                          lungs), bacterial (a consolidation in the right lower lobe), with ground truth
+  2. prepare_xrays.py     80x80 equalized training set
+  3. train_classifier.py  the baseline: a small CNN classifier of the same images, 20% of each
+                          class held out
+  4. train_cgan.py        the conditional GAN, X-ray setting, at a small width and faster learning
+                          rates than the original's (printed; the original's need hours)
+  5. heatmaps.py          delta heatmaps of the last epochs' generators, and (--average) the mean
+                          delta over --average_latents latents drawn as in training
+  6. saliency.py          Grad-CAM, CAM and Integrated Gradients of the held-out viral and
+                          bacterial images
+  7. heatmaps.py, saliency.py --randomized_weights: the same from re-initialized weights, the
+                          sanity check of Adebayo et al. 2018
+Then it scores every map against the ground truth (scoring.py) and prints one table (method x
+finding x score): the bacterial-vs-healthy maps against the lesion region, the viral-vs-healthy
+ones against the lung fields; class-level maps (the mean delta, the mean of each saliency map)
+against the union of all images' masks, and each held-out image's Grad-CAM, CAM and IG against
+that image's own mask. Scores: pixel ROC-AUC (0.5 is chance), energy inside (the share of the
+map's positive mass inside the mask), the pointing game (is the map's maximum inside), and for
+the delta today's painted share at 0.2 (energy, pointing and painted share score the mask's
+area by chance).
 
 Writes into --out_dir (default demo_run/; --work_dir is its older name):
   chest_xray/, ground_truth.npz                 the phantoms and their lesion and lung masks
   img_align_xray.npz, labels_align_xray.npz     the training set; real_plots/ its sample grids
+  classifier/  classifier.keras, held_out.npz   the baseline and its held-out evaluation
   results/   generator_model_NNN.h5 (+ _gan, _dis), generated_plot_eNNN.png, history.csv, losses.png
-  heatmaps/  generator_model_NNN.h5.png and .npz for the last --heatmap_epochs epochs
+  heatmaps/  generator_model_NNN.h5.png, .npz, .average.png, .average.npz for the last --heatmap_epochs
+  saliency/  saliency_1.npz, saliency_2.npz      the classifier's maps of the held-out viral, bacterial images
+  heatmaps_randomized/, saliency_randomized/    the sanity check's
+  comparison.png   per finding: the class's mean phantom, the true region, the averaged delta,
+                   mean Grad-CAM, mean CAM, mean IG
   cgan/      the models' summaries
 Its last line is machine-readable:
-  RESULT bacterial_in_lesion=<f> lesion_area=<f> viral_in_lungs=<f> lung_area=<f> minutes=<f>
-the shares pooled over the heatmapped epochs; minutes is the demo's wall time.
+  RESULT bacterial_in_lesion=<f> lesion_area=<f> viral_in_lungs=<f> lung_area=<f>
+         delta_auc_lesion=<f> gradcam_auc_lesion=<f> cam_auc_lesion=<f> ig_auc_lesion=<f>
+         delta_auc_lungs=<f> gradcam_auc_lungs=<f> cam_auc_lungs=<f> ig_auc_lungs=<f>
+         delta_energy_lesion=<f> gradcam_energy_lesion=<f> delta_energy_lungs=<f> gradcam_energy_lungs=<f>
+         classifier_accuracy=<f> delta_painted_lesion=<f> delta_painted_lungs=<f>
+         gradcam_image_auc_lesion=<f> gradcam_image_auc_lungs=<f> random_delta_auc_lesion=<f>
+         random_gradcam_auc_lesion=<f> random_delta_auc_lungs=<f> random_gradcam_auc_lungs=<f> minutes=<f>
+(one line): the first four are today's painted shares of the interpolation heatmaps, pooled
+over the heatmapped epochs; the delta_* scores are the averaged delta's, pooled over the same
+epochs; the classifier's maps are class-level unless named _image_; random_* are the sanity
+check's; minutes is the demo's wall time.
 
 --minutes -> epochs: the training gets the budget less a fixed allowance for the other steps
 (OTHER_STEPS_SECONDS), divided by the planned seconds per epoch: (images // 64) batches at
 SECONDS_PER_BATCH (measured on 2 CPU cores at width 16, scaled by the square of the width,
 since the convolutions dominate) plus the end-of-epoch sample grid and model files
 (SECONDS_PER_EPOCH_END). --epochs sets the epochs directly. Nothing is measured at run time.
-The default 15 minutes plan 149 epochs of 900 phantoms (2,086 batches); on our 2 cores the demo
-took 15.1 minutes and scored bacterial 0.39 against a lesion area of 0.05, viral 0.75 against a
-lung area of 0.31. The consolidation is learnt last (after about 100 epochs): shorter runs score
-bacterial near chance.
+The default 15 minutes plan 134 epochs of 900 phantoms (1,876 batches). The consolidation is
+learnt last (after about 100 epochs): shorter runs score bacterial near chance.
 """
 
 import os
@@ -44,11 +70,20 @@ import sys
 import time
 
 import cli
+import plots
 import run_folder
-from datasets import N_BATCH
+from datasets import BACTERIAL, DATASETS, HEALTHY, N_BATCH, VIRAL
 from phantoms import GROUND_TRUTH
-from scoring import score_heatmap
-from storage import InputError, fail, writable_folder
+from scoring import (
+    FINDINGS,
+    class_map,
+    pooled_average,
+    score_average_arrays,
+    score_heatmap,
+    score_saliency,
+    score_table,
+)
+from storage import InputError, fail, load_arrays, save_figure, writable_folder
 
 FILES = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,7 +99,14 @@ LESION_STRENGTH, HAZE_STRENGTH = 0.6, 0.4
 SECONDS_PER_BATCH = 0.33  # compiled step, batch of 64, width 16 (history.csv's median epoch: 4.7 s)
 REFERENCE_FILTERS = 16
 SECONDS_PER_EPOCH_END = 0.8  # accuracies, sample grid, three model files
-OTHER_STEPS_SECONDS = 90.0  # phantoms, preparation, heatmaps, three TensorFlow start-ups
+# phantoms, preparation and heatmaps (90 s), and the comparison: the classifier, the averaged
+# deltas, the saliency maps and the two sanity runs, four more TensorFlow start-ups (80 s; they
+# took 116 s of CPU time on our shared 2 cores, TensorFlow's work spread over both)
+OTHER_STEPS_SECONDS = 170.0
+
+AVERAGE_LATENTS = 1000
+METHODS = ("gradcam", "cam", "ig")
+METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG"}
 
 
 def parse_args(argv=None):
@@ -79,6 +121,8 @@ def parse_args(argv=None):
     p.add_argument("--heatmap_epochs", type=cli.POSITIVE, default=3,
                    help="draw and score the heatmaps of this many last epochs")
     p.add_argument("--n_samples", type=cli.POSITIVE, default=3, help="latent pairs per heatmap (10 images each)")
+    p.add_argument("--average_latents", type=cli.POSITIVE, default=AVERAGE_LATENTS,
+                   help="latents of each generator's averaged delta (default %(default)s)")
     p.add_argument("--lesion_strength", type=cli.number(0, 1), default=LESION_STRENGTH, help="make_phantoms.py's")
     p.add_argument("--haze_strength", type=cli.number(0, 1), default=HAZE_STRENGTH, help="make_phantoms.py's")
     p.add_argument("--d_lr", type=cli.RATE, default=D_LR, help="train_cgan.py's (original: 0.00004)")
@@ -106,7 +150,7 @@ def prepare_work_dir(work_dir):
         raise InputError(f"{work_dir} is not empty and holds no demo run ({GROUND_TRUTH}); pick another --out_dir")
     writable_folder(work_dir)
     # epochs of a longer earlier run would otherwise be heatmapped as if this run made them
-    for folder in ("results", "heatmaps"):
+    for folder in ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized"):
         shutil.rmtree(os.path.join(work_dir, folder), ignore_errors=True)
 
 
@@ -145,15 +189,19 @@ def pooled_scores(heatmap_paths, ground_truth):
 
 
 def run_demo(args):
-    """The four steps and the scores; returns the scores."""
+    """The steps; returns the paths the comparison reads."""
     w = args.out_dir
-    results, heatmaps = os.path.join(w, "results"), os.path.join(w, "heatmaps")
+    paths = {key: os.path.join(w, key) for key in
+             ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized")}
     require(run_step(
         "make_phantoms.py", "--out_dir", w, "--n", args.n, "--seed", args.seed, "--lesion_strength",
         args.lesion_strength, "--haze_strength", args.haze_strength, "--overwrite",
     ), "make_phantoms.py")
     require(run_step("prepare_xrays.py", "--images", os.path.join(w, "chest_xray"), "--out_dir", w), "prepare_xrays.py")
+    require(run_step("train_classifier.py", "--dataset", "xray", "--data_dir", w, "--out_dir", paths["classifier"],
+                     "--seed", args.seed), "train_classifier.py")
 
+    results = paths["results"]
     train_args = [
         "--dataset", "xray", "--data_dir", w, "--results_dir", results, "--summary_dir", os.path.join(w, "cgan"),
         "--epochs_goal", args.epochs, "--filters", args.filters, "--n_batch", N_BATCH, "--seed", args.seed,
@@ -165,21 +213,115 @@ def run_demo(args):
     else:
         require(status, "train_cgan.py")
     epochs = run_folder.complete_epochs(results)[-args.heatmap_epochs:]
-    require(run_step(
-        "heatmaps.py", "--dataset", "xray", "--data_dir", w, "--models_dir", results, "--out_dir", heatmaps,
-        "--epochs", *epochs, "--seed", args.seed, "--n_samples", args.n_samples,
-    ), "heatmaps.py")
+    heatmap_args = ["--dataset", "xray", "--data_dir", w, "--models_dir", results, "--seed", args.seed,
+                    "--average", args.average_latents]
+    require(run_step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps"], "--epochs", *epochs,
+                     "--n_samples", args.n_samples), "heatmaps.py")
+    saliency_args = ["--dataset", "xray", "--data_dir", w, "--classifier", os.path.join(paths["classifier"], "classifier.keras"),
+                     "--labels", VIRAL, BACTERIAL, "--seed", args.seed]
+    require(run_step("saliency.py", *saliency_args, "--out_dir", paths["saliency"]), "saliency.py")
+    # the sanity check: the same maps from re-initialized weights (the last epoch's generator)
+    require(run_step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps_randomized"], "--epochs", epochs[-1],
+                     "--n_samples", 1, "--randomized_weights"), "heatmaps.py")
+    require(run_step("saliency.py", *saliency_args, "--out_dir", paths["saliency_randomized"], "--randomized_weights"),
+            "saliency.py")
+    heatmap_names = [os.path.join(paths["heatmaps"], os.path.basename(run_folder.model_paths(results, epoch)["generator"]))
+                     for epoch in epochs]
+    paths["heatmap_files"] = [name + ".npz" for name in heatmap_names]
+    paths["average_files"] = [name + ".average.npz" for name in heatmap_names]
+    last = os.path.basename(heatmap_names[-1])
+    paths["random_average_files"] = [os.path.join(paths["heatmaps_randomized"], last + ".average.npz")]
+    return paths
 
-    print(f"\nscores against {os.path.join(w, GROUND_TRUTH)} (paint threshold 0.2):", flush=True)
-    paths = [os.path.join(heatmaps, os.path.basename(run_folder.model_paths(results, epoch)["generator"]) + ".npz")
-             for epoch in epochs]
-    scores = pooled_scores(paths, os.path.join(w, GROUND_TRUTH))
+
+# ---------------------------------------------------------------- the comparison
+
+
+def saliency_path(folder, label):
+    return os.path.join(folder, f"saliency_{label}.npz")
+
+
+def compare(paths, ground_truth, n_latents, painted):
+    """Score every map; returns (table rows, RESULT scores). `painted` are today's scores of the
+    interpolation heatmaps (pooled_scores), shown beside the averaged delta's."""
+    lesion, lungs = load_arrays(ground_truth, ("lesion", "lungs"), "make_phantoms.py")
+    delta = score_average_arrays(*pooled_average(paths["average_files"]), lesion, lungs)
+    random_delta = score_average_arrays(*pooled_average(paths["random_average_files"]), lesion, lungs)
+    rows, result = [], {}
+    for label, finding in ((BACTERIAL, "lesion"), (VIRAL, "lungs")):
+        _, saliency = score_saliency(saliency_path(paths["saliency"], label), ground_truth, METHODS)
+        _, random_saliency = score_saliency(saliency_path(paths["saliency_randomized"], label), ground_truth, METHODS)
+        n_images = saliency["gradcam"]["image"]["n"]
+        today = painted["bacterial_in_lesion" if finding == "lesion" else "viral_in_lungs"]
+        rows.append(("delta", finding, f"{len(paths['heatmap_files'])} interpolation heatmaps", {"painted": today}))
+        rows.append(("delta", finding, f"mean of {len(paths['average_files'])} x {n_latents} latents", delta[finding]))
+        for method in METHODS:
+            rows.append((METHOD_NAMES[method], finding, "class mean", saliency[method]["class"]))
+        for method in METHODS:
+            rows.append((METHOD_NAMES[method], finding, f"per image (n={n_images})", saliency[method]["image"]))
+        rows.append(("delta, re-initialized", finding, f"mean of {n_latents} latents", random_delta[finding]))
+        for method in METHODS:
+            rows.append((f"{METHOD_NAMES[method]}, re-initialized", finding, "class mean", random_saliency[method]["class"]))
+        result.update({
+            f"delta_auc_{finding}": delta[finding]["auc"],
+            **{f"{method}_auc_{finding}": saliency[method]["class"]["auc"] for method in METHODS},
+            f"delta_energy_{finding}": delta[finding]["energy"],
+            f"gradcam_energy_{finding}": saliency["gradcam"]["class"]["energy"],
+            f"delta_painted_{finding}": delta[finding]["painted"],
+            f"gradcam_image_auc_{finding}": saliency["gradcam"]["image"]["auc"],
+            f"random_delta_auc_{finding}": random_delta[finding]["auc"],
+            f"random_gradcam_auc_{finding}": random_saliency["gradcam"]["class"]["auc"],
+            f"{finding}_image_area": saliency["gradcam"]["image"]["area"],
+        })
+    return rows, result
+
+
+def result_line(painted, compared, accuracy, minutes):
+    """The RESULT line: today's keys first, the issue's comparison keys, then the rest."""
+    keys = ["delta_auc_lesion", "gradcam_auc_lesion", "cam_auc_lesion", "ig_auc_lesion",
+            "delta_auc_lungs", "gradcam_auc_lungs", "cam_auc_lungs", "ig_auc_lungs",
+            "delta_energy_lesion", "gradcam_energy_lesion", "delta_energy_lungs", "gradcam_energy_lungs"]
+    values = {**painted, **{key: compared[key] for key in keys}, "classifier_accuracy": accuracy}
+    for key in ("delta_painted_lesion", "delta_painted_lungs", "gradcam_image_auc_lesion", "gradcam_image_auc_lungs",
+                "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs"):
+        values[key] = compared[key]
+    return " ".join(["RESULT", *(f"{key}={value:.4f}" for key, value in values.items()), f"minutes={minutes:.2f}"])
+
+
+def comparison_figure(paths, data_dir, ground_truth, path):
+    """Per finding: the class's mean phantom, the true region, the averaged delta, and the mean
+    Grad-CAM, CAM and IG of its held-out images (each map on its own scale)."""
+    xray = DATASETS["xray"]
+    images, labels = (load_arrays(os.path.join(data_dir, name), ("arr_0",), "prepare_xrays.py")[0]
+                      for name in (xray.images_file, xray.labels_file))
+    lesion, lungs = load_arrays(ground_truth, ("lesion", "lungs"), "make_phantoms.py")
+    average_labels, mean, _ = pooled_average(paths["average_files"])
+    at = {int(label): k for k, label in enumerate(average_labels)}
+    rows, row_names = [], []
+    for label, truth in ((BACTERIAL, lesion), (VIRAL, lungs)):
+        maps = load_arrays(saliency_path(paths["saliency"], label), METHODS, "saliency.py")
+        rows.append([("grey", images[labels == label].mean(axis=0)[..., 0] / 255.0),
+                     ("mask", truth.astype(bool).any(axis=0)),
+                     ("signed", mean[at[label], at[HEALTHY]]),
+                     *(("signed", class_map(method_maps)) for method_maps in maps)])
+        row_names.append(f"{xray.class_names[label]}: {FINDINGS[label]}")
+    columns = ["mean phantom", "true region", "averaged delta\n(vs healthy)", "mean Grad-CAM", "mean CAM", "mean IG"]
+    fig = plots.panel_grid(rows, row_names, columns)
+    save_figure(fig, path, dpi=plots.DPI)
+    plots.show_or_close(fig, False)
+
+
+def print_outputs(w, paths):
     print(f"\noutputs in {w}/:")
     print(f"  phantoms       {os.path.join(w, 'chest_xray')}  (truth: {os.path.join(w, GROUND_TRUTH)})")
     print(f"  training set   {os.path.join(w, 'img_align_xray.npz')}, real samples in {os.path.join(w, 'real_plots')}")
-    print(f"  training       {results}: generator_model_NNN.h5, generated_plot_eNNN.png, history.csv, losses.png")
-    print(f"  heatmaps       {heatmaps}: " + ", ".join(os.path.basename(p)[:-4] + ".png" for p in paths))
-    return scores
+    print(f"  classifier     {paths['classifier']}: classifier.keras, held_out.npz")
+    print(f"  training       {paths['results']}: generator_model_NNN.h5, generated_plot_eNNN.png, history.csv, losses.png")
+    print(f"  heatmaps       {paths['heatmaps']}: " + ", ".join(os.path.basename(p)[:-4] + ".png" for p in paths["heatmap_files"])
+          + ", and their .average.png")
+    print(f"  saliency maps  {paths['saliency']}: saliency_1.npz, saliency_2.npz")
+    print(f"  sanity check   {paths['heatmaps_randomized']}, {paths['saliency_randomized']}")
+    print(f"  comparison     {os.path.join(w, 'comparison.png')}")
 
 
 def main(argv=None):
@@ -199,14 +341,27 @@ def main(argv=None):
           f"haze_strength={args.haze_strength:g}; width {args.filters}, {args.epochs} epochs ({plan}) of "
           f"{n_images // N_BATCH} batches of {N_BATCH}, d_lr={args.d_lr:g} g_lr={args.g_lr:g} d_beta1={args.d_beta1:g}"
           f"{', bfloat16' if args.mixed_precision else ''}; seed {args.seed}", flush=True)
+    ground_truth = os.path.join(args.out_dir, GROUND_TRUTH)
     try:
-        scores = run_demo(args)
+        paths = run_demo(args)
+        print(f"\nscores against {ground_truth} (paint threshold 0.2):", flush=True)
+        painted = pooled_scores(paths["heatmap_files"], ground_truth)
+        rows, compared = compare(paths, ground_truth, args.average_latents, painted)
+        (accuracy,) = load_arrays(os.path.join(paths["classifier"], "held_out.npz"), ("accuracy",), "train_classifier.py")
+        comparison_figure(paths, args.out_dir, ground_truth, os.path.join(args.out_dir, "comparison.png"))
     except KeyboardInterrupt:
         fail("interrupted", status=cli.EXIT_INTERRUPTED)
     except InputError as e:
         fail(str(e))
+    print(f"\nevery map against the ground truth (classifier's held-out accuracy {float(accuracy):.4f}); lesion: the "
+          "bacterial-vs-healthy maps against the lesion region, lungs: the viral-vs-healthy maps against the lung fields")
+    print("\n".join(score_table(rows)))
+    print(f"chance: ROC-AUC 0.5; energy, pointing and painted share score the region's area: lesion "
+          f"{painted['lesion_area']:.3f}, lungs {painted['lung_area']:.3f} (the union regions); per image, "
+          f"the image's own mask: lesion {compared['lesion_image_area']:.3f}, lungs {compared['lungs_image_area']:.3f} on average")
+    print_outputs(args.out_dir, paths)
     minutes = (time.time() - start) / 60
-    print(" ".join(["RESULT", *(f"{key}={scores[key]:.4f}" for key in scores), f"minutes={minutes:.2f}"]), flush=True)
+    print(result_line(painted, compared, float(accuracy), minutes), flush=True)
 
 
 if __name__ == "__main__":

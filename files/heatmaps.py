@@ -13,7 +13,22 @@ Writes  <out_dir>/generator_model_NNN.h5.png  the figure (default out_dir <data_
             images  (L, n_samples*10, 80, 80, 3)  float32 in [0, 1], generated with each label
             deltas  (L, L, n_samples*10, 80, 80)  float32, deltas[a, b] = RGB sum of images[a] - images[b]
 
+--average N (N = 1000 when not given) adds the delta as a statistic: over N latents drawn as
+in training (a batch of 64 at a time), the same for every model, for each pair of labels
+        <out_dir>/generator_model_NNN.h5.average.npz
+            labels      (L,)                 the compared labels
+            mean        (L, L, 80, 80)       float32, the mean of deltas[a, b] over the N latents
+            share_above (L, L, 3, 80, 80)    float32, per pixel the share of the latents whose
+                                             deltas[a, b] exceeds each threshold of `thresholds`
+            thresholds  (3,)                 1.0, 0.6, 0.2 (yellow, green, magenta)
+            n_latents, randomized
+        <out_dir>/generator_model_NNN.h5.average.png  one panel per pair: the mean delta of the
+            second label against the first, red where the second is brighter, with a colour bar
+--randomized_weights re-initializes each generator's weights (seed --seed) before drawing: the
+model-randomization sanity check of Adebayo et al. 2018, whose deltas must point at nothing.
+
     python files/heatmaps.py --dataset xray --epochs 345 365 380
+    python files/heatmaps.py --dataset xray --epochs 380 --average        # plus 1,000 latents' statistics
     python files/heatmaps.py --dataset celeb --models_dir files/celeb/label_results --labels 2 1 3
 """
 
@@ -21,11 +36,13 @@ import itertools
 import os
 
 import numpy as np
+from tqdm import tqdm
 
 import cgan
 import cli
 import plots
-from delta import LEVELS, delta_sums, paint_levels
+from datasets import IMAGE_SIDE, N_BATCH
+from delta import LEVELS, delta_sums, levels_exceeded, paint_levels
 from saved_generators import (
     add_model_flags,
     check_image_memory,
@@ -48,12 +65,17 @@ ORIGINAL_ROW_NAMES = {
     ),
 }
 LEGEND_TITLE = "delta rows: the image painted where the other label's image is brighter by s (summed RGB difference)"
+AVERAGE_LATENTS = 1000  # --average without a number
 
 
 def parse_args(argv=None):
     p = cli.Parser(__doc__)
     add_model_flags(p, OUT_NAME, "labels to compare, at least two (default: faces 2 1, X-rays 0 1 2, folder: every class)",
                     "latent pairs to interpolate (default: faces 3, X-rays and folder 1)")
+    p.add_argument("--average", type=cli.POSITIVE, nargs="?", const=AVERAGE_LATENTS, metavar="N",
+                   help=f"also the mean delta and threshold shares over N latents drawn as in training (N {AVERAGE_LATENTS} if not given)")
+    p.add_argument("--randomized_weights", action="store_true",
+                   help="re-initialize each generator's weights first (sanity check); seeded by --seed")
     args = parse_model_args(p, argv, OUT_NAME)
     args.labels = tuple(args.labels or args.settings.heatmap_labels)
     args.n_samples = args.n_samples or args.settings.heatmap_samples
@@ -107,6 +129,34 @@ def render_figure(images, deltas, labels, title, path, settings, steps=cgan.INTE
     return fig
 
 
+def averaged_deltas(generator, labels, n_latents, rng, batch_size=N_BATCH):
+    """(mean, share_above): over n_latents latents drawn as training draws them (a batch at a
+    time), mean (L, L, 80, 80) of deltas[a, b], and share_above (L, L, len(LEVELS), 80, 80), per
+    pixel the share of the latents whose deltas[a, b] exceeds each level's threshold."""
+    n_labels = len(labels)
+    total = np.zeros((n_labels, n_labels, IMAGE_SIDE, IMAGE_SIDE), np.float64)
+    above = np.zeros((n_labels, n_labels, len(LEVELS), IMAGE_SIDE, IMAGE_SIDE), np.int64)
+    latent_dim = generator.inputs[0].shape[1]
+    for start in tqdm(range(0, n_latents, batch_size), desc="average", unit="batch", leave=False):
+        latents = cgan.training_latents(rng, min(batch_size, n_latents - start), latent_dim)
+        _, deltas = heatmap_arrays(generator, labels, latents)
+        total += deltas.sum(axis=2)
+        above += levels_exceeded(deltas).sum(axis=2)
+    return (total / n_latents).astype(np.float32), (above / n_latents).astype(np.float32)
+
+
+def render_average_figure(mean, labels, n_latents, title, path, settings):
+    """One panel per pair (i, j) of labels: the mean delta of j against i on one colour scale;
+    saved to path and returned."""
+    names = [settings.class_names[label] for label in labels]
+    pairs = list(itertools.combinations(range(len(labels)), 2))
+    fig = plots.signed_maps([mean[j, i] for i, j in pairs], [f"{names[j]} \u2212 {names[i]}" for i, j in pairs],
+                            title=f"{title}: mean delta over {n_latents} latents (red: the first-named is brighter)",
+                            colorbar_label="mean s, the summed RGB difference")
+    save_figure(fig, path, dpi=plots.DPI)
+    return fig
+
+
 def legend_entries():
     """(text, colour) per level: 's > 1.0', '0.6 < s <= 1.0', '0.2 < s <= 0.6'."""
     (top, colour, _), *lower = LEVELS
@@ -126,12 +176,23 @@ def main(argv=None):
         check_image_memory(len(args.labels), args.n_samples, per_image=len(args.labels))
 
         def draw(epoch, path, generator):
+            if args.randomized_weights:
+                generator = cgan.reinitialized(generator, args.seed)
+            title = os.path.basename(path) + (" (re-initialized weights)" if args.randomized_weights else "")
             latents = latents_for(generator, args.seed, args.n_samples)
             images, deltas = heatmap_arrays(generator, args.labels, latents)
             out = os.path.join(args.out_dir, os.path.basename(path))
             save_arrays(out + ".npz", labels=np.asarray(args.labels), latents=latents, images=images, deltas=deltas)
-            fig = render_figure(images, deltas, args.labels, os.path.basename(path), out + ".png", args.settings)
+            fig = render_figure(images, deltas, args.labels, title, out + ".png", args.settings)
             plots.show_or_close(fig, args.show)
+            if args.average:
+                rng = np.random.default_rng(args.seed)  # every model gets the same latents
+                mean, share_above = averaged_deltas(generator, args.labels, args.average, rng)
+                save_arrays(out + ".average.npz", labels=np.asarray(args.labels), mean=mean, share_above=share_above,
+                            thresholds=np.array([threshold for threshold, _, _ in LEVELS]), n_latents=args.average,
+                            randomized=args.randomized_weights)
+                fig = render_average_figure(mean, args.labels, args.average, title, out + ".average.png", args.settings)
+                plots.show_or_close(fig, args.show)
 
         for_each_model(args, draw, desc="heatmaps")
     except InputError as e:

@@ -105,6 +105,54 @@ def image_rows(rows, row_names, title="", captions=None, legend=(), legend_title
     return fig
 
 
+SIGNED_COLOURS = "RdBu_r"  # red where a map is positive, blue where negative, white at 0
+
+
+def _signed(ax, saliency, limit=None):
+    """Draw a signed map on a diverging scale symmetric about 0; returns the image for a colour bar."""
+    limit = limit or float(np.abs(saliency).max()) or 1.0
+    image = ax.imshow(saliency, cmap=SIGNED_COLOURS, vmin=-limit, vmax=limit, interpolation="nearest")
+    ax.axis("off")
+    return image
+
+
+def signed_maps(maps, titles, title="", colorbar_label=""):
+    """One panel per signed (height, width) map, side by side, on one shared diverging scale
+    symmetric about 0, with one colour bar. Returns the figure."""
+    limit = max(float(np.abs(m).max()) for m in maps) or 1.0
+    fig, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps) + 1.2, 3.8), squeeze=False)
+    for ax, saliency, name in zip(axes[0], maps, titles):
+        image = _signed(ax, saliency, limit)
+        ax.set_title(name, fontsize=11)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.85, label=colorbar_label)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return fig
+
+
+def panel_grid(rows, row_names, column_names, title=""):
+    """A grid of panels; each cell is (kind, array): "grey" an image in [0, 1], "mask" a 0/1 mask,
+    "signed" a map on its own diverging scale symmetric about 0 with its own colour bar (maps of
+    different methods have different units). Returns the figure."""
+    n_rows, n_columns = len(rows), len(column_names)
+    fig, axes = plt.subplots(n_rows, n_columns, figsize=(2.6 * n_columns + 1.0, 2.5 * n_rows + 0.8), squeeze=False)
+    for r, (row, row_name) in enumerate(zip(rows, row_names)):
+        for c, (kind, array) in enumerate(row):
+            ax = axes[r, c]
+            if kind == "signed":
+                fig.colorbar(_signed(ax, array), ax=ax, fraction=0.046, pad=0.03)
+            else:
+                ax.imshow(array, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.axis("off")
+            if r == 0:
+                ax.set_title(column_names[c], fontsize=11)
+        axes[r, 0].text(-0.08, 0.5, row_name, transform=axes[r, 0].transAxes, rotation=90,
+                        ha="right", va="center", fontsize=12)
+    if title:
+        fig.suptitle(title, fontsize=13)
+    return fig
+
+
 def show_or_close(fig, show):
     """Open the figure in a window (until the user closes it) if show, then free it."""
     if show:

@@ -7,15 +7,23 @@ import pytest
 
 from demo import planned_epochs
 
-RESULT = re.compile(
-    r"RESULT bacterial_in_lesion=(\S+) lesion_area=(\S+) viral_in_lungs=(\S+) lung_area=(\S+) minutes=(\S+)"
+RESULT_KEYS = (
+    "bacterial_in_lesion", "lesion_area", "viral_in_lungs", "lung_area",  # today's
+    "delta_auc_lesion", "gradcam_auc_lesion", "cam_auc_lesion", "ig_auc_lesion",
+    "delta_auc_lungs", "gradcam_auc_lungs", "cam_auc_lungs", "ig_auc_lungs",
+    "delta_energy_lesion", "gradcam_energy_lesion", "delta_energy_lungs", "gradcam_energy_lungs", "classifier_accuracy",
+    "delta_painted_lesion", "delta_painted_lungs", "gradcam_image_auc_lesion", "gradcam_image_auc_lungs",
+    "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs",
+    "minutes",
 )
+RESULT = re.compile("RESULT " + " ".join(rf"{key}=(\S+)" for key in RESULT_KEYS))
 
 
 @pytest.mark.slow
 def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
     work = tmp_path / "demo"
-    done = run("demo.py", "--work_dir", work, "--n", 22, "--epochs", 1, "--filters", 8, "--n_samples", 1, timeout=180)
+    done = run("demo.py", "--work_dir", work, "--n", 22, "--epochs", 1, "--filters", 8, "--n_samples", 1,
+               "--average_latents", 64, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     for name in (
         "ground_truth.npz", "chest_xray/train/NORMAL/IM-0001-0001.jpeg",
@@ -24,19 +32,29 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
         "results/generator_model_001.h5", "results/generator_model_gan001.h5", "results/generator_model_dis001.h5",
         "results/generated_plot_e001.png", "results/history.csv", "results/losses.png",
         "heatmaps/generator_model_001.h5.png", "heatmaps/generator_model_001.h5.npz",
+        "heatmaps/generator_model_001.h5.average.png", "heatmaps/generator_model_001.h5.average.npz",
+        "classifier/classifier.keras", "classifier/held_out.npz", "saliency/saliency_1.npz", "saliency/saliency_2.npz",
+        "heatmaps_randomized/generator_model_001.h5.average.npz", "saliency_randomized/saliency_2.npz", "comparison.png",
     ):
         assert os.path.isfile(work / name), name
     # every step's command is shown, and the settings the training ran with
-    for script in ("make_phantoms.py", "prepare_xrays.py", "train_cgan.py", "heatmaps.py"):
+    for script in ("make_phantoms.py", "prepare_xrays.py", "train_classifier.py", "train_cgan.py", "heatmaps.py",
+                   "saliency.py"):
         assert f"$ python files/{script}" in done.stdout
+    assert "--randomized_weights" in done.stdout  # the sanity check's runs
     assert "width 8, 1 epochs" in done.stdout
+    # the table: every method against both findings, with the chance levels
+    for method in ("delta", "Grad-CAM", "CAM", "IG", "delta, re-initialized", "Grad-CAM, re-initialized"):
+        for finding in ("lesion", "lungs"):
+            assert re.search(rf"^{re.escape(method)} +{finding} ", done.stdout, re.MULTILINE), (method, finding)
+    assert "chance: ROC-AUC 0.5" in done.stdout
     last = done.stdout.strip().splitlines()[-1]
     match = RESULT.fullmatch(last)
     assert match, last
-    bacterial, lesion, viral, lungs, minutes = map(float, match.groups())
-    assert all(0 <= share <= 1 for share in (bacterial, lesion, viral, lungs))
-    assert 0 < lesion < lungs < 1  # the consolidation lies inside the lungs
-    assert 0 < minutes < 3
+    scores = dict(zip(RESULT_KEYS, map(float, match.groups())))
+    assert all(0 <= value <= 1 for key, value in scores.items() if key != "minutes")
+    assert 0 < scores["lesion_area"] < scores["lung_area"] < 1  # the consolidation lies inside the lungs
+    assert 0 < scores["minutes"] < 10  # minutes, not seconds
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,0 +1,171 @@
+"""The baseline the delta heatmaps are compared with: a small CNN classifier of the prepared
+images, and the saliency maps researchers read off such a classifier.
+
+The network ends in its last convolution -> global average pooling -> one dense layer (the
+class scores), the architecture class activation maps need (CAM, Zhou et al. 2016); Grad-CAM
+(Selvaraju et al. 2017) and Integrated Gradients (Sundararajan et al. 2017) are computed on
+the same model with tf.GradientTape. The model takes uint8 pixel values (as floats) and scales
+them itself, so a saved `.keras` file is all a user needs, and the black image is IG's baseline.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+import cgan
+from datasets import IMAGE_SIDE
+
+FILTERS = (8, 16, 32)  # per convolution; the last one is the one CAM and Grad-CAM read
+LEARNING_RATE = 0.005
+BATCH_SIZE = 16  # small batches: more steps per epoch, and 100% on the phantoms in about 6 epochs
+MIN_IMPROVEMENT = 0.01  # a validation loss that falls by less does not count as better
+IG_STEPS = 32  # Integrated Gradients' Riemann steps from the black baseline
+IG_IMAGES_PER_BATCH = 8  # images whose IG paths go through the model at once (8 x 32 inputs)
+
+
+# ---------------------------------------------------------------- the model
+
+
+def build_classifier(n_classes, filters=FILTERS, learning_rate=LEARNING_RATE):
+    """A 5x5 convolution with stride 2 (80 -> 40 pixels), a 3x3 one, 2x2 max pooling, a last 3x3
+    convolution at 20x20 (ReLU after each); then global average pooling and a dense layer of
+    class scores (logits). Compiled with Adam and cross-entropy on the logits. The stride-2
+    start keeps an epoch of the demo's 630 images at a few seconds on 2 CPU cores."""
+    pixels = keras.Input(cgan.IMAGE_SHAPE, name="pixels")  # 0..255
+    x = layers.Rescaling(1.0 / cgan.PIXEL_SCALE, offset=-1.0)(pixels)  # the GAN's [-1, 1]
+    first, second, last = filters
+    x = layers.Conv2D(first, 5, strides=2, padding="same", activation="relu", name="conv1")(x)
+    x = layers.Conv2D(second, 3, padding="same", activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(last, 3, padding="same", activation="relu", name="last_conv")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    scores = layers.Dense(n_classes, name="class_scores")(x)
+    model = keras.Model(pixels, scores, name="classifier")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def stratified_split(labels, held_out, validation, seed):
+    """Indices (train, validation, held_out), each sorted: from every class, the shares
+    `held_out` and `validation` of its images (rounded, at least one each when the class has
+    three or more) drawn at random with this seed; the rest is for training."""
+    rng = np.random.default_rng(seed)
+    parts = ([], [], [])
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_held = max(round(held_out * len(members)), 1 if len(members) >= 3 else 0)
+        n_validation = max(round(validation * len(members)), 1 if len(members) >= 3 else 0)
+        parts[2].append(members[:n_held])
+        parts[1].append(members[n_held : n_held + n_validation])
+        parts[0].append(members[n_held + n_validation :])
+    return tuple(np.sort(np.concatenate(part)).astype(np.int64) for part in parts)
+
+
+def fit_classifier(model, images, labels, train, validation, max_epochs, patience, verbose=2):
+    """Train on images[train], stopping when the validation loss has not fallen by
+    MIN_IMPROVEMENT for `patience` epochs, and keep the best epoch's weights; returns Keras's History."""
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=MIN_IMPROVEMENT, patience=patience,
+                                         restore_best_weights=True)
+    return model.fit(
+        images[train], labels[train], validation_data=(images[validation], labels[validation]),
+        epochs=max_epochs, batch_size=BATCH_SIZE, callbacks=[stop], verbose=verbose,
+    )
+
+
+def confusion_matrix(labels, predictions, n_classes):
+    """counts[true, predicted]."""
+    counts = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(counts, (np.asarray(labels), np.asarray(predictions)), 1)
+    return counts
+
+
+def predict_classes(model, images, batch_size=256):
+    return np.argmax(model.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0), axis=1)
+
+
+class ClassifierFileError(ValueError):
+    """A file that cannot be read as a classifier of this module's kind."""
+
+
+def load_classifier(path):
+    """A classifier saved by train_classifier.py; ClassifierFileError for a file that is not one."""
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many kinds for a damaged or foreign file
+        raise ClassifierFileError(f"{path}: not a readable Keras model ({type(e).__name__}: {e})") from e
+    if not isinstance(model.layers[-1], layers.Dense) or not isinstance(model.layers[-2], layers.GlobalAveragePooling2D):
+        raise ClassifierFileError(f"{path}: not a classifier ending in global average pooling and one dense layer")
+    return model
+
+
+# ---------------------------------------------------------------- saliency maps
+
+
+def last_conv(model):
+    return [layer for layer in model.layers if isinstance(layer, layers.Conv2D)][-1]
+
+
+def _features_and_scores(model):
+    """A model giving (last convolution's output, class scores) for the same input."""
+    return keras.Model(model.input, [last_conv(model).output, model.output])
+
+
+def _upsample(maps):
+    """(N, h, w) -> (N, 80, 80), bilinear, as Grad-CAM and CAM are drawn over the image."""
+    resized = tf.image.resize(tf.convert_to_tensor(maps)[..., None], (IMAGE_SIDE, IMAGE_SIDE), method="bilinear")
+    return resized[..., 0].numpy()
+
+
+def class_activation_maps(model, images, target, batch_size=64):
+    """CAM: the last convolution's channels weighted by the dense layer's weights for class
+    `target` (no bias, no ReLU), upsampled: (N, 80, 80), signed. The class score is the
+    spatial mean of this map plus the bias."""
+    kernel = model.layers[-1].kernel.numpy()[:, target]
+    features_and_scores = _features_and_scores(model)
+    maps = []
+    for start in range(0, len(images), batch_size):
+        features, _ = features_and_scores(np.asarray(images[start : start + batch_size], np.float32), training=False)
+        maps.append(np.tensordot(features.numpy(), kernel, axes=([3], [0])))
+    return _upsample(np.concatenate(maps).astype(np.float32))
+
+
+def grad_cam(model, images, target, batch_size=64):
+    """Grad-CAM: the last convolution's channels weighted by the spatial mean of the gradient of
+    class `target`'s score, summed, ReLU, upsampled: (N, 80, 80), at least 0. With global average
+    pooling and one dense layer the gradient is the dense weight over the map's area, so this is
+    the positive part of CAM, scaled."""
+    features_and_scores = _features_and_scores(model)
+    maps = []
+    for start in range(0, len(images), batch_size):
+        batch = tf.convert_to_tensor(np.asarray(images[start : start + batch_size], np.float32))
+        with tf.GradientTape() as tape:
+            features, scores = features_and_scores(batch, training=False)
+            score = tf.reduce_sum(scores[:, target])
+        weights = tf.reduce_mean(tape.gradient(score, features), axis=(1, 2))  # (n, channels)
+        maps.append(tf.nn.relu(tf.einsum("nhwc,nc->nhw", features, weights)).numpy())
+    return _upsample(np.concatenate(maps))
+
+
+def integrated_gradients(model, images, target, steps=IG_STEPS, images_per_batch=IG_IMAGES_PER_BATCH):
+    """Integrated Gradients from the black image (all pixels 0): (x - 0) times the mean gradient of
+    class `target`'s score at x * k/steps, k = 1..steps (the paper's right Riemann sum), summed
+    over the RGB channels: (N, 80, 80), signed. The maps sum to about score(x) - score(black)."""
+    alphas = tf.reshape(tf.range(1, steps + 1, dtype=tf.float32) / steps, (1, steps, 1, 1, 1))
+    maps = []
+    for start in range(0, len(images), images_per_batch):
+        batch = tf.convert_to_tensor(np.asarray(images[start : start + images_per_batch], np.float32))
+        path = tf.reshape(batch[:, None] * alphas, (-1, *cgan.IMAGE_SHAPE))  # (n * steps, 80, 80, 3)
+        with tf.GradientTape() as tape:
+            tape.watch(path)
+            score = tf.reduce_sum(model(path, training=False)[:, target])
+        mean_gradient = tf.reduce_mean(tf.reshape(tape.gradient(score, path), (-1, steps, *cgan.IMAGE_SHAPE)), axis=1)
+        maps.append(tf.reduce_sum(batch * mean_gradient, axis=-1).numpy())
+    return np.concatenate(maps)
+
+
+METHODS = {"gradcam": grad_cam, "cam": class_activation_maps, "ig": integrated_gradients}
