@@ -48,7 +48,6 @@ from storage import (
     InputError,
     atomic_write,
     fail,
-    load_npz,
     save_model,
     writable_folder,
 )
@@ -121,10 +120,7 @@ def resolve_defaults(args):
     """The defaults that follow from other flags."""
     args.data_dir = args.data_dir or os.path.join("files", args.dataset)
     args.results_dir = args.results_dir or os.path.join(args.data_dir, "results")
-    if args.attributes is None:  # the Kaggle CSV, or else the original's space-separated .txt
-        csv_table = os.path.join(args.data_dir, datasets.ATTRIBUTES_FILE)
-        txt_table = os.path.splitext(csv_table)[0] + ".txt"
-        args.attributes = txt_table if os.path.exists(txt_table) and not os.path.exists(csv_table) else csv_table
+    args.attributes = args.attributes or datasets.attribute_table(args.data_dir)
     args.settings = datasets.dataset_settings(args.dataset, args.data_dir)
     args.d_lr = args.d_lr if args.d_lr is not None else args.settings.d_lr
     args.gan_upper = args.gan_upper if args.gan_upper is not None else args.settings.gan_upper
@@ -300,26 +296,10 @@ def load_dataset(args):
             memory_needed(n_images, args),
             f"training {n_images} images at --n_batch {args.n_batch} --filters {args.filters} --latent_dim {args.latent_dim}",
         )
-    images = load_npz(images_path, s.prepare_script)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != cgan.IMAGE_SHAPE:
-        raise InputError(f"images must be uint8 (N, 80, 80, 3), got {images.dtype} {images.shape}")
-    labels = load_npz(os.path.join(args.data_dir, s.labels_file), s.prepare_script)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(f"{s.labels_file} must hold integers of shape (N,), got {labels.dtype} {labels.shape}")
-    if len(labels) != len(images):
-        raise InputError(f"{len(labels)} labels for {len(images)} images")
-    if s.name == "celeb":
-        if not os.path.exists(args.attributes):
-            raise InputError(f"{args.attributes} not found (the CelebA attribute table)")
-        try:
-            labels = datasets.face_labels_from_rows(args.attributes, labels)
-        except ValueError as e:
-            raise InputError(str(e)) from e
-    if labels.size and (labels.min() < 0 or labels.max() >= s.n_classes):
-        raise InputError(f"labels must be in 0..{s.n_classes - 1}, found {labels.min()}..{labels.max()}")
+    images, labels = datasets.load_prepared(s, args.data_dir, args.attributes)
     if len(images) < args.n_batch:
         raise InputError(f"{len(images)} images is fewer than one batch of {args.n_batch}")
-    return images, labels.astype(np.int32)
+    return images, labels
 
 
 # ---------------------------------------------------------------- models
