@@ -95,7 +95,7 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     assert second.returncode == cli.EXIT_INTERRUPTED
     assert lines[0].startswith("xray: 160 images, classes ")
     assert lines[0].endswith(
-        f"epochs {done[-1] + 1}..{goal}, n_batch=32 d_lr=0.0005 d_beta1=0.5 g_lr=0.005 filters=4 latent_dim=100 "
+        f"epochs {done[-1] + 1}..{goal}, n_batch=32 d_lr=0.0005 d_beta1=0.5 g_lr=0.005 gan_upper=3 filters=4 latent_dim=100 "
         f"seed=3 precision=bfloat16 real_plots=0 data_dir={data} summary_dir={summaries} (settings from run_config.json)"
     )
     flags = run_folder.read_config(str(results))["flags"]
