@@ -2,6 +2,7 @@
 
 import os
 import re
+import time
 
 import pytest
 
@@ -22,8 +23,10 @@ RESULT = re.compile("RESULT " + " ".join(rf"{key}=(\S+)" for key in RESULT_KEYS)
 @pytest.mark.slow
 def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
     work = tmp_path / "demo"
+    started = time.monotonic()
     done = run("demo.py", "--work_dir", work, "--n", 22, "--epochs", 1, "--filters", 8, "--n_samples", 1,
-               "--average_latents", 64, timeout=600)
+               "--average_latents", 64)
+    elapsed_minutes = (time.monotonic() - started) / 60
     assert done.returncode == 0, done.stderr[-2000:]
     for name in (
         "ground_truth.npz", "chest_xray/train/NORMAL/IM-0001-0001.jpeg",
@@ -54,7 +57,8 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
     scores = dict(zip(RESULT_KEYS, map(float, match.groups())))
     assert all(0 <= value <= 1 for key, value in scores.items() if key != "minutes")
     assert 0 < scores["lesion_area"] < scores["lung_area"] < 1  # the consolidation lies inside the lungs
-    assert 0 < scores["minutes"] < 10  # minutes, not seconds
+    # the demo's own wall time: within the time its process ran, however fast the machine
+    assert 0 < scores["minutes"] <= elapsed_minutes + 0.005
 
 
 @pytest.mark.parametrize("args, message", [

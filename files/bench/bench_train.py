@@ -6,6 +6,7 @@ set size) held in memory as training holds them.
 
     python files/bench/bench_train.py            # ~10 minutes on 2 CPU cores
     python files/bench/bench_train.py --quick    # fewer steps, same figures
+    python files/bench/bench_train.py --smoke    # every part at the smallest size: checks it runs
 
 Floating-point work is counted from the layer shapes (2 FLOPs per multiply-add of every
 Conv2D, Conv2DTranspose and Dense layer); backward passes cost twice their forward pass when
@@ -18,6 +19,7 @@ import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -42,7 +44,13 @@ def parse_args():
     p.add_argument("--images", type=int, default=50_000, help="synthetic training set size")
     p.add_argument("--filters", type=int, default=cgan.FILTERS)
     p.add_argument("--n_batch", type=int, default=64)
-    return p.parse_args()
+    p.add_argument("--smoke", action="store_true",
+                   help="every part once at the smallest size (128 images, width 4, batch 8): checks that the "
+                        "benchmark runs; its figures mean nothing")
+    args = p.parse_args()
+    if args.smoke:
+        args.quick, args.steps, args.images, args.filters, args.n_batch = True, 1, 128, 4, 8
+    return args
 
 
 # ---------------------------------------------------------------- counting and timing
@@ -146,30 +154,31 @@ def plain_port(images, labels, args):
     return median_seconds(step, args.steps)
 
 
-def heatmap_figures(quick):
-    """Seconds per model file for heatmaps.py's work (generation, deltas, figure), and the
-    delta overlays alone against the original's per-pixel loop on the same images."""
-    g = cgan.build_generator(N_CLASSES, filters=cgan.FILTERS)
+def heatmap_figures(filters, loop_images):
+    """Seconds per model file for heatmaps.py's work (generation, deltas, figure), and seconds per
+    image of the delta overlay against the original's per-pixel loop (on loop_images of the same
+    images, the loop being slow)."""
+    g = cgan.build_generator(N_CLASSES, filters=filters)
     settings = datasets.DATASETS["xray"]
     latents = cgan.heatmap_latents(np.random.default_rng(0), settings.heatmap_samples)
-    t = time.perf_counter()
-    images, deltas = heatmaps.heatmap_arrays(g, settings.heatmap_labels, latents)
-    heatmaps.render_figure(images, deltas, settings.heatmap_labels, "bench", "/tmp/bench_heatmap.png", settings)
-    per_model = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as folder:
+        t = time.perf_counter()
+        images, deltas = heatmaps.heatmap_arrays(g, settings.heatmap_labels, latents)
+        heatmaps.render_figure(images, deltas, settings.heatmap_labels, "bench", os.path.join(folder, "h.png"), settings)
+        per_model = time.perf_counter() - t
     pairs = [(a, b) for a in range(len(images)) for b in range(len(images)) if a != b]
-    n_loop = 2 if quick else len(pairs)
+    looped = [(a, b, k) for a, b in pairs for k in range(images.shape[1])][:loop_images]
 
     def vectorized():
         for a, b in pairs:
             delta_overlay(images[a], images[b])
 
     def per_pixel():
-        for a, b in pairs[:n_loop]:
-            for k in range(len(images[a])):
-                delta_overlay_per_pixel(images[a][k], images[b][k])
+        for a, b, k in looped:
+            delta_overlay_per_pixel(images[a][k], images[b][k])
 
-    fast = median_seconds(vectorized, 5, warmup=1) / len(pairs)
-    slow = median_seconds(per_pixel, 1, warmup=0) / n_loop
+    fast = median_seconds(vectorized, 5, warmup=1) / (len(pairs) * images.shape[1])
+    slow = median_seconds(per_pixel, 1, warmup=0) / len(looped)
     return per_model, fast, slow
 
 
@@ -180,8 +189,9 @@ def main():
           f"{[d.device_type for d in tf.config.list_physical_devices()]}, "
           f"threads intra={tf.config.threading.get_intra_op_parallelism_threads()} "
           f"inter={tf.config.threading.get_inter_op_parallelism_threads()}, cpus={os.cpu_count()}")
-    peak = matmul_gflops()
-    print(f"float32 matrix product (4096^2): {peak:.1f} GFLOP/s")
+    side = 256 if args.smoke else 4096
+    peak = matmul_gflops(side)
+    print(f"float32 matrix product ({side}^2): {peak:.1f} GFLOP/s")
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images, *cgan.IMAGE_SHAPE), dtype=np.uint8)
@@ -200,7 +210,8 @@ def main():
     plain_s = plain_port(images, labels, args)
     print(f"plain port float32: {plain_s:.3f} s/step, ours is {plain_s / step_s:.2f}x faster")
 
-    per_model, fast, slow = heatmap_figures(args.quick)
+    loop_images = 1 if args.smoke else 20 if args.quick else None  # None: all the images of every pair
+    per_model, fast, slow = heatmap_figures(args.filters, loop_images)
     print(f"heatmaps.py work per model file: {per_model:.2f} s; delta overlay per image "
           f"{fast * 1e3:.3f} ms vectorized vs {slow * 1e3:.1f} ms per-pixel loop ({slow / fast:.0f}x)")
     print(f"RESULT step_s={step_s:.4f} vs_peak={flops / step_s / 1e9 / peak:.4f} vs_plain_port={plain_s / step_s:.4f} "

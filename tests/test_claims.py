@@ -1,0 +1,397 @@
+"""The claims the README makes about what the code computes: the two-part GAN step is the
+one-piece update, --mixed_precision computes in bfloat16, a seed repeats the explaining
+scripts, and the figures show what they say (the original's latent rule, rows per sample and
+label, the arithmetic grid's labels)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import cgan
+import heatmaps
+import latent_arithmetic
+import latent_walk
+from conftest import FILES
+from test_heatmaps import data_file
+
+N_CLASSES = 3
+
+
+# ---------------------------------------------------------------- the two-part GAN step
+
+
+def without_dropout(*models):
+    """Dropout rate 0 in every Dropout layer, so a training-mode pass is deterministic."""
+    for model in models:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = 0.0
+
+
+def one_piece_update(g, d, optimizer, latents, labels):
+    """The original's GAN update: the whole batch at once, target 1, only g's weights moved."""
+    with tf.GradientTape() as tape:
+        p = d([g([latents, labels], training=True), labels], training=True)
+        loss = keras.ops.mean(keras.losses.binary_crossentropy(tf.ones_like(p), p))
+    # dense gradients: Keras 3's Adamax takes the embedding's sparse gradient row by row, so
+    # |gradient| of a label seen twice in a batch would be the sum of two |parts|
+    grads = [tf.convert_to_tensor(grad) for grad in tape.gradient(loss, g.trainable_variables)]
+    optimizer.apply_gradients(zip(grads, g.trainable_variables))
+    return float(loss)
+
+
+def gan_batch(seed, n=64):
+    rng = np.random.default_rng(seed)
+    latents = tf.constant(cgan.training_latents(rng, n))
+    labels = tf.constant(rng.integers(0, N_CLASSES, (n, 1)).astype(np.int32))
+    return latents, labels
+
+
+def test_two_part_gan_step_is_the_one_piece_update():
+    """Trainer.gan_step (two halves, gradients summed / 2) moves g as one whole-batch update from
+    the same weights and optimizer moments; dropout off, so both see the same network."""
+    from train_cgan import Trainer
+
+    keras.utils.set_random_seed(0)
+    g = cgan.build_generator(N_CLASSES, filters=4)
+    d = cgan.build_discriminator(N_CLASSES, 4, 0.001)
+    gan = cgan.build_gan(g, d, lr=0.001)
+    without_dropout(g, d)
+    images = np.zeros((64, *cgan.IMAGE_SHAPE), np.uint8)
+    trainer = Trainer(g, d, gan, images, np.arange(64) % N_CLASSES, 64, np.random.default_rng(0))
+    # Warm the optimizer's moments first: Adamax's first step is lr * sign(gradient), blind to
+    # the gradient's scale, so only a later step can tell a wrong scale.
+    for seed in (1, 2):
+        one_piece_update(g, d, gan.optimizer, *gan_batch(seed))
+    start = g.get_weights()
+    moments = [v.numpy() for v in gan.optimizer.variables]
+    d_weights = d.get_weights()
+    latents, labels = gan_batch(3)
+
+    parts_loss = float(tf.function(trainer.gan_step)(latents, labels))
+    parts = g.get_weights()
+    g.set_weights(start)
+    for variable, value in zip(gan.optimizer.variables, moments):
+        variable.assign(value)
+    whole_loss = one_piece_update(g, d, gan.optimizer, latents, labels)
+    whole = g.get_weights()
+
+    assert parts_loss == pytest.approx(whole_loss, rel=1e-5)
+    moved = max(np.abs(w - s).max() for w, s in zip(whole, start))
+    assert moved > 1e-4  # the update did something to compare
+    for p, w, s in zip(parts, whole, start):
+        np.testing.assert_allclose(p - s, w - s, rtol=1e-4, atol=1e-4 * moved)
+    for before, after in zip(d_weights, d.get_weights()):
+        np.testing.assert_array_equal(before, after)  # the GAN step leaves d alone
+
+
+BFLOAT16_PROBE = """
+import json, sys
+import numpy as np, keras, tensorflow as tf
+sys.path.insert(0, sys.argv[1])
+import cgan
+keras.utils.set_random_seed(0)
+g = cgan.build_generator(3, filters=8)
+z = cgan.training_latents(np.random.default_rng(0), 16)
+y = (np.arange(16) % 3).reshape(-1, 1)
+def forward():
+    return tf.function(lambda: g([z, y], training=False))().numpy()
+before = forward()
+cgan.set_bfloat16(True)
+bf16 = forward()
+cgan.set_bfloat16(False)
+after = forward()
+print(json.dumps({"bf16": float(np.abs(bf16 - before).max()), "after": float(np.abs(after - before).max()),
+                  "scale": float(np.abs(before).max()), "dtypes": [str(w.dtype) for w in g.weights]}))
+"""
+
+
+@pytest.mark.slow
+def test_mixed_precision_computes_in_bfloat16_and_switches_back():
+    # In a subprocess: the setting is process-wide. oneDNN switched on: TensorFlow leaves it off
+    # by default on CPUs without AVX-512 (our 2-core machine's), and then the rewrite never runs.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", TF_ENABLE_ONEDNN_OPTS="1")
+    done = subprocess.run([sys.executable, "-c", BFLOAT16_PROBE, FILES], capture_output=True, text=True, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # bfloat16 keeps 8 bits of mantissa: differences of a few parts in a thousand of the outputs
+    assert 1e-4 * result["scale"] < result["bf16"] < 0.05 * result["scale"]
+    assert result["after"] == 0.0  # float32 again once switched off
+    assert set(result["dtypes"]) == {"float32"}  # the weights stay float32
+
+
+# ---------------------------------------------------------------- seeded runs repeat
+
+SEED = 5
+
+
+def start_script(script, *args):
+    """Start files/<script> in a subprocess, as conftest's run_script runs it."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="")
+    return subprocess.Popen([sys.executable, os.path.join(FILES, script), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def run_twice(script, *args, out_dirs):
+    """The same command into two output folders, the two processes side by side."""
+    started = [start_script(script, *args, "--out_dir", out) for out in out_dirs]
+    for process in started:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-2000:]
+
+
+def arrays_of(path):
+    with np.load(path) as data:
+        return {key: data[key] for key in data}
+
+
+def pixels(path):
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def assert_same_files(first, second):
+    """Both folders hold the same files; .npz arrays equal, figures equal pixel for pixel."""
+    names = sorted(os.listdir(first))
+    assert names and names == sorted(os.listdir(second))
+    for name in names:
+        if name.endswith(".npz"):
+            a, b = arrays_of(first / name), arrays_of(second / name)
+            assert list(a) == list(b)
+            for key in a:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
+        else:
+            np.testing.assert_array_equal(pixels(first / name), pixels(second / name), err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def faces_models(tmp_path_factory):
+    """The Keras 2 4-class fixture generator as epoch 200 of a faces run."""
+    folder = tmp_path_factory.mktemp("faces") / "results"
+    folder.mkdir()
+    shutil.copy(data_file("keras2_generator_c4_f8.h5"), folder / "generator_model_200.h5")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def seeded_heatmaps(faces_models):
+    """heatmaps.py run twice with the same seed, 2 samples, into a/ and b/."""
+    out = faces_models.parent / "heatmaps"
+    run_twice("heatmaps.py", "--dataset", "celeb", "--models_dir", faces_models, "--n_samples", 2, "--seed", SEED,
+              out_dirs=(out / "a", out / "b"))
+    return out
+
+
+@pytest.mark.slow
+def test_heatmaps_repeat_with_the_same_seed(seeded_heatmaps, faces_models, tmp_path):
+    assert_same_files(seeded_heatmaps / "a", seeded_heatmaps / "b")
+    heatmaps.main(["--dataset", "celeb", "--models_dir", str(faces_models), "--n_samples", "2",
+                   "--seed", str(SEED + 1), "--out_dir", str(tmp_path)])
+    name = "generator_model_200.h5.npz"
+    other, first = arrays_of(tmp_path / name), arrays_of(seeded_heatmaps / "a" / name)
+    assert not np.array_equal(other["latents"], first["latents"])  # the seed is what repeats them
+
+
+@pytest.mark.slow
+def test_latent_walk_repeats_with_the_same_seed(faces_models, tmp_path):
+    run_twice("latent_walk.py", "--dataset", "celeb", "--models_dir", faces_models, "--n_samples", 2,
+              "--seed", SEED, out_dirs=(tmp_path / "a", tmp_path / "b"))
+    assert_same_files(tmp_path / "a", tmp_path / "b")
+    latent_walk.main(["--dataset", "celeb", "--models_dir", str(faces_models), "--n_samples", "2",
+                      "--seed", str(SEED + 1), "--out_dir", str(tmp_path / "c")])
+    name = "latent_walk_200.png"
+    assert not np.array_equal(pixels(tmp_path / "c" / name), pixels(tmp_path / "a" / name))
+
+
+@pytest.mark.slow
+def test_latent_arithmetic_repeats_with_the_same_seed(faces_models, tmp_path):
+    step_1 = ("latent_arithmetic.py", "--models_dir", faces_models, "--save_points", "--seed", SEED)
+    run_twice(*step_1, out_dirs=(tmp_path / "a", tmp_path / "b"))
+    assert_same_files(tmp_path / "a", tmp_path / "b")
+    # step 2 reads each run's own points (the default <out_dir>/latent_points_200.npz)
+    run_twice("latent_arithmetic.py", "--models_dir", faces_models, out_dirs=(tmp_path / "a", tmp_path / "b"))
+    assert_same_files(tmp_path / "a", tmp_path / "b")
+    assert sorted(os.listdir(tmp_path / "a")) == [
+        "latent_arithmetic_200.npz", "latent_arithmetic_200.png", "latent_points_200.npz", "latent_points_200.png"]
+    latent_arithmetic.main(["--models_dir", str(faces_models), "--save_points", "--seed", str(SEED + 1),
+                            "--out_dir", str(tmp_path / "c")])
+    name = "latent_points_200.npz"
+    assert not np.array_equal(arrays_of(tmp_path / "c" / name)["arr_0"], arrays_of(tmp_path / "a" / name)["arr_0"])
+
+
+# ---------------------------------------------------------------- what the figures show
+
+
+@pytest.mark.slow
+def test_heatmap_latents_follow_the_original_rule(seeded_heatmaps):
+    """Each sample: two shuffles of the 100 values -3 + k*0.06 as end points, and 10 steps on the
+    straight line from the first to the second at ratios 0, 1/9, ..., 1."""
+    latents = arrays_of(seeded_heatmaps / "a" / "generator_model_200.h5.npz")["latents"]
+    assert latents.shape == (20, 100) and latents.dtype == np.float32
+    grid = -3 + np.arange(100) * 0.06
+    ratios = np.linspace(0, 1, 10)[:, None]
+    ends = []
+    for sample in latents.reshape(2, 10, 100):
+        first, last = sample[0].astype(np.float64), sample[-1].astype(np.float64)
+        for end in (first, last):
+            np.testing.assert_allclose(np.sort(end), grid, atol=1e-6)  # a permutation of the grid
+            assert not np.allclose(end, grid)  # shuffled
+        np.testing.assert_allclose(sample, (1 - ratios) * first + ratios * last, atol=1e-6)
+        ends += [first, last]
+    assert len({tuple(end) for end in ends}) == 4  # every end point its own shuffle
+
+
+def kept_figures(monkeypatch, module, name):
+    """A list that collects every figure module.name makes while the test runs."""
+    figures, make = [], getattr(module, name)
+
+    def keep(*args, **kwargs):
+        figures.append(make(*args, **kwargs))
+        return figures[-1]
+
+    monkeypatch.setattr(module, name, keep)
+    return figures
+
+
+def image_axes(fig):
+    """The figure's image axes, with the vertical centre of each."""
+    axes = [ax for ax in fig.axes if ax.images]
+    return [(ax, ax.get_position().y0 + ax.get_position().height / 2) for ax in axes]
+
+
+def row_name_at(fig, y):
+    """The text left of the images whose vertical position is y (the row's name)."""
+    names = [t.get_text() for t in fig.texts if t.get_ha() == "right" and abs(t.get_position()[1] - y) < 1e-6]
+    assert len(names) == 1, names
+    return names[0]
+
+
+def test_walk_rows_are_grouped_by_sample_and_named_by_label(faces_models, tmp_path, monkeypatch):
+    figures = kept_figures(monkeypatch, latent_walk, "walk_figure")
+    latent_walk.main(["--dataset", "celeb", "--models_dir", str(faces_models), "--n_samples", "2",
+                      "--labels", "3", "1", "--seed", str(SEED), "--out_dir", str(tmp_path)])
+    generator = cgan.load_generator(data_file("keras2_generator_c4_f8.h5"))
+    latents = cgan.heatmap_latents(np.random.default_rng(SEED), 2)
+    axes = image_axes(figures[0])
+    assert len(axes) == 4 * 10
+    expected_rows = [(0, 3, "sample 1\n3 fem_lips"), (0, 1, "1 mal"), (1, 3, "sample 2\n3 fem_lips"), (1, 1, "1 mal")]
+    centres = []
+    for row, (sample, label, name) in enumerate(expected_rows):
+        images = cgan.generate(generator, latents[sample * 10 : sample * 10 + 10], [label] * 10)
+        row_axes = axes[row * 10 : row * 10 + 10]
+        centres.append(row_axes[0][1])
+        assert row_name_at(figures[0], centres[-1]) == name
+        for k, (ax, y) in enumerate(row_axes):
+            assert y == pytest.approx(centres[-1])
+            assert [t.get_text() for t in ax.texts] == [str(label)]
+            np.testing.assert_allclose(ax.images[0].get_array(), images[k], atol=1e-5)
+    gaps = -np.diff(centres)
+    assert gaps[1] > gaps[0] == pytest.approx(gaps[2])  # a wider gap between the two samples' groups
+
+
+def test_arithmetic_grid_draws_each_point_with_label_1_or_2(faces_models, tmp_path, monkeypatch):
+    figures = kept_figures(monkeypatch, latent_arithmetic, "points_figure")
+    latent_arithmetic.main(["--models_dir", str(faces_models), "--save_points", "--seed", str(SEED),
+                            "--out_dir", str(tmp_path)])
+    points = arrays_of(tmp_path / "latent_points_200.npz")["arr_0"]
+    generator = cgan.load_generator(data_file("keras2_generator_c4_f8.h5"))
+    as_label = {label: cgan.generate(generator, points, [label] * len(points)) for label in (1, 2)}
+    axes = image_axes(figures[0])
+    assert len(axes) == 100
+    labels = []
+    for k, (ax, _) in enumerate(axes):
+        number, label = ax.texts[0].get_text().split()
+        assert number == str(k + 1)
+        labels.append(int(label.strip("()")))
+        image = ax.images[0].get_array()
+        # drawn with the label shown, not the other (this generator's labels differ by 6e-4 or more)
+        assert np.abs(image - as_label[labels[-1]][k]).max() < 2e-5
+        assert np.abs(image - as_label[3 - labels[-1]][k]).max() > 2e-4
+    assert set(labels) == {1, 2}
+    assert 30 < labels.count(1) < 70  # a fair draw between the two
+
+
+# ---------------------------------------------------------------- the demo's plan and its steps
+
+
+def test_default_demo_plans_134_epochs_as_the_readme_says():
+    import demo
+
+    args = demo.parse_args([])
+    assert (args.minutes, args.n, args.filters) == (15, 300, 16)
+    epochs = demo.planned_epochs(args.minutes, 3 * args.n, args.filters)
+    assert epochs == 134
+    assert epochs * (3 * args.n // 64) == 1876  # the batches the demo's docstring gives
+    with open(os.path.join(os.path.dirname(FILES), "README.md")) as f:
+        assert "134 for the default 15 minutes" in f.read()
+
+
+def fake_steps(monkeypatch, train_status, saved_epochs):
+    """demo.run_step replaced: every step succeeds at once except training, which saves
+    `saved_epochs` (their generator and discriminator files) and exits with train_status.
+    Returns the list of (script, args) the demo ran."""
+    import demo
+
+    calls = []
+
+    def run_step(script, *args):
+        calls.append((script, [str(a) for a in args]))
+        if script == "train_cgan.py":
+            results = args[args.index("--results_dir") + 1]
+            os.makedirs(results, exist_ok=True)
+            for epoch in saved_epochs:
+                for name in (f"generator_model_{epoch:03d}.h5", f"generator_model_dis{epoch:03d}.h5"):
+                    with h5py.File(os.path.join(results, name), "w") as f:  # opens as a saved model
+                        f.create_group("model_weights")
+            return train_status
+        return 0
+
+    monkeypatch.setattr(demo, "run_step", run_step)
+    return calls
+
+
+def test_demo_goes_on_with_the_saved_epochs_when_the_collapse_guard_stops_training(tmp_path, monkeypatch, capsys):
+    import demo
+
+    calls = fake_steps(monkeypatch, train_status=3, saved_epochs=(1, 2, 3, 4))
+    paths = demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path), "--epochs", "10"]))
+    assert "training stopped early (collapse guard)" in capsys.readouterr().out
+    scripts = [script for script, _ in calls]
+    assert scripts[scripts.index("train_cgan.py") + 1] == "heatmaps.py"  # it goes on after the stop
+    heatmap_args = calls[scripts.index("heatmaps.py")][1]
+    chosen = heatmap_args[heatmap_args.index("--epochs") + 1 : heatmap_args.index("--n_samples")]
+    assert chosen == ["2", "3", "4"]  # the last three epochs saved before the stop
+    assert [os.path.basename(p) for p in paths["heatmap_files"]] == [f"generator_model_00{k}.h5.npz" for k in (2, 3, 4)]
+
+
+def test_demo_stops_when_training_fails_otherwise(tmp_path, monkeypatch, capsys):
+    import demo
+
+    calls = fake_steps(monkeypatch, train_status=1, saved_epochs=(1,))
+    with pytest.raises(SystemExit) as exit_info:
+        demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path), "--epochs", "10"]))
+    assert exit_info.value.code == 1
+    assert "train_cgan.py failed (exit status 1)" in capsys.readouterr().err
+    assert [script for script, _ in calls][-1] == "train_cgan.py"  # no heatmaps of a failed run
+
+
+def test_demo_clears_an_earlier_runs_results_and_heatmaps_only(tmp_path):
+    import demo
+
+    for name in ("ground_truth.npz", "chest_xray/train/NORMAL/IM-0001-0001.jpeg", "img_align_xray.npz",
+                 "results/generator_model_149.h5", "results/history.csv", "heatmaps/generator_model_149.h5.npz"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"earlier run")
+    demo.prepare_work_dir(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["chest_xray", "ground_truth.npz", "img_align_xray.npz"]
+    assert (tmp_path / "chest_xray/train/NORMAL/IM-0001-0001.jpeg").read_bytes() == b"earlier run"
