@@ -31,7 +31,7 @@ def montage(images, columns, gap=GRID_GAP_PIXELS):
 def labelled_grid(images, labels, path, columns=10):
     """The original's sample grid: images in [0, 1], axes off, each with its label as small
     white text in its corner; saved to path. One picture of all the images (a montage), not an
-    axes per image: the same figure, drawn several times faster, which an epoch's end needs."""
+    axes per image: the same figure with far less matplotlib work at every epoch's end."""
     images = np.asarray(images)
     rows = int(np.ceil(len(images) / columns))
     canvas, corners = montage(images, columns)
