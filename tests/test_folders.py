@@ -208,7 +208,7 @@ def test_explain_many_scores_each_image_against_its_own_mask(tmp_path, capsys):
     save_arrays(tmp_path / "truth.npz", lesion=masks)
     explain_image.main(["--model", model, "--npz", str(tmp_path / "set.npz"), "--indices", "0", "1", "--to", "0",
                         "--ground_truth", str(tmp_path / "truth.npz"), "--out_dir", str(tmp_path),
-                        "--steps", "2", "--starts", "1"])
+                        "--steps", "2", "--starts", "1", "--ssim_weight", "0"])  # the MSE-only path
     out = capsys.readouterr().out
     assert "inside each image's own lesion mask (mask area 0.500" in out
     with np.load(tmp_path / "explain_set.npz") as result:
