@@ -4,10 +4,10 @@ loading saved generators and discriminators (ours, or the original's Keras 2 fil
 """
 
 import json
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the logs
+import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
+# isort: split
 import h5py
 import keras
 import numpy as np

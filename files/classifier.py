@@ -8,6 +8,9 @@ the same model with tf.GradientTape. The model takes uint8 pixel values (as floa
 them itself, so a saved `.keras` file is all a user needs, and the black image is IG's baseline.
 """
 
+import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf

@@ -12,6 +12,8 @@ from matplotlib.patches import Patch
 from storage import save_figure
 
 GRID_GAP_PIXELS = 4  # white space between the grid's images, as the original's subplots left
+GRID_DPI = 100
+GRID_CELL_PIXELS = 100  # the sample grid's cell per image: the original's 10x10-inch figure at GRID_DPI
 
 
 def montage(images, columns, gap=GRID_GAP_PIXELS):
@@ -30,18 +32,19 @@ def montage(images, columns, gap=GRID_GAP_PIXELS):
 
 def labelled_grid(images, labels, path, columns=10):
     """The original's sample grid: images in [0, 1], axes off, each with its label as small
-    white text in its corner; saved to path. One picture of all the images (a montage), not an
-    axes per image: the same figure with far less matplotlib work at every epoch's end."""
+    white text in its corner; saved to path. As the original's 10-inch figure at 100 DPI, each
+    image has a cell of GRID_CELL_PIXELS; it sits there pixel for pixel (one picture, no axes,
+    no resampling) and the PNG is compressed fast: every epoch draws one."""
     images = np.asarray(images)
-    rows = int(np.ceil(len(images) / columns))
-    canvas, corners = montage(images, columns)
-    fig = plt.figure(figsize=(columns, rows))
-    ax = fig.add_axes([0, 0, 1, 1])
-    ax.imshow(canvas)
-    ax.axis("off")
+    margin = (GRID_CELL_PIXELS - images.shape[2]) // 2
+    canvas, corners = montage(images, columns, gap=2 * margin)
+    canvas = np.pad(canvas, ((margin, margin), (margin, margin), (0, 0)), constant_values=1.0)
+    height, width = canvas.shape[:2]
+    fig = plt.figure(figsize=(width / GRID_DPI, height / GRID_DPI), dpi=GRID_DPI)
+    fig.figimage(canvas, 0, 0)
     for (x, y), label in zip(corners, labels):
-        ax.text(x + 3, y + 10, str(int(label)), color="white", fontsize=6)
-    save_figure(fig, path, dpi=100)
+        fig.text((x + margin + 3) / width, 1 - (y + margin + 10) / height, str(int(label)), color="white", fontsize=6)
+    save_figure(fig, path, dpi=GRID_DPI, pil_kwargs={"compress_level": 1})
     plt.close(fig)
 
 

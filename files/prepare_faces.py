@@ -21,6 +21,9 @@ images, or have no face are skipped and counted.
 import os
 from collections import Counter
 
+import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before mtcnn, which loads it)
+
+# isort: split
 import numpy as np
 from mtcnn import MTCNN
 from PIL import Image

@@ -4,6 +4,9 @@ once, minimizing the mean squared error plus a weighted SSIM term; each image ke
 start. Latents stay in [-3, 3], the range training drew them from.
 """
 
+import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf

@@ -23,6 +23,9 @@ Prints the held-out accuracy and the confusion matrix.
 import os
 import time
 
+import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+
+# isort: split
 import keras
 import numpy as np
 

@@ -24,6 +24,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf
@@ -107,6 +110,13 @@ def median_seconds(fn, steps, warmup=2):
     return statistics.median(times)
 
 
+def onednn_enabled():
+    """Whether TensorFlow runs its oneDNN kernels (it decides once, at import)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return _pywrap_util_port.IsMklEnabled()
+
+
 def peak_rss_gb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
@@ -188,7 +198,8 @@ def main():
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, devices: "
           f"{[d.device_type for d in tf.config.list_physical_devices()]}, "
           f"threads intra={tf.config.threading.get_intra_op_parallelism_threads()} "
-          f"inter={tf.config.threading.get_inter_op_parallelism_threads()}, cpus={os.cpu_count()}")
+          f"inter={tf.config.threading.get_inter_op_parallelism_threads()}, cpus={os.cpu_count()}, "
+          f"oneDNN {'on' if onednn_enabled() else 'off'} (TF_ENABLE_ONEDNN_OPTS)")
     side = 256 if args.smoke else 4096
     peak = matmul_gflops(side)
     print(f"float32 matrix product ({side}^2): {peak:.1f} GFLOP/s")
