@@ -25,3 +25,14 @@ def test_a_part_filled_grid_leaves_the_rest_white(tmp_path):
     picture = np.asarray(Image.open(tmp_path / "grid.png").convert("L"))
     assert picture.shape == (200, 1000)
     assert picture[50, 50] < 20 and picture[150, 150] < 20 and picture[150, 550] > 235
+
+
+def test_each_image_carries_its_label_as_white_text_in_its_corner(tmp_path):
+    images = np.zeros((3, 80, 80, 3), np.float32)
+    plots.labelled_grid(images, [0, 1, 2], tmp_path / "grid.png")
+    picture = np.asarray(Image.open(tmp_path / "grid.png").convert("L")).astype(int)
+    cells = [picture[10:90, 10 + 100 * k : 90 + 100 * k] for k in range(3)]  # each image's 80x80 pixels
+    corners = [cell[:14, :12] for cell in cells]
+    assert all((corner > 128).sum() >= 4 for corner in corners)  # a digit's strokes
+    assert all((cell[20:, 20:] > 128).sum() == 0 for cell in cells)  # nothing else painted
+    assert not np.array_equal(corners[0] > 128, corners[1] > 128)  # the digits differ
