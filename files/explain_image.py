@@ -22,8 +22,10 @@ Writes  <out_dir>/explain_<name>.png  per image (the first --rows): the given im
             deltas (N, T, 80, 80) = summed RGB of reconstruction - relabelled image (positive
             where the image's own label makes it brighter), mse (N,), ssim (N,)
 With --ground_truth (arrays of masks (N, 80, 80), rows as --indices, e.g. make_phantoms.py's
-ground_truth.npz with --mask lesion), it also scores each image's delta against its own mask:
-of the pixels where the own label is brighter by more than 0.2, the share inside the mask.
+ground_truth.npz with --mask lesion), it also scores each image's delta ("own label brighter")
+against that image's own mask as heatmap_scores.py scores any map: pixel ROC-AUC, the share of
+its positive mass inside the mask, the pointing game, and of the pixels painted at 0.2 the share
+inside; averaged over the images and printed beside the masks' mean area (chance).
 
     python files/explain_image.py --model files/xray/results/generator_model_100.h5 \\
         --image scan.png --label 2 --to 0 --grey --equalize
@@ -40,7 +42,7 @@ import projection
 from datasets import DATASET_NAMES, dataset_settings, load_square_image
 from delta import delta_sums, paint_levels
 from saved_generators import check_labels
-from scoring import PAINT_THRESHOLD
+from scoring import PAINT_THRESHOLD, score_per_image
 from storage import (
     InputError,
     fail,
@@ -161,17 +163,21 @@ def explanation_figure(result, class_names, rows, title):
 
 
 def own_mask_scores(result, masks):
-    """Per target: (mean share of each image's own-label-brighter pixels inside its own mask,
-    mean mask area), over images with anything painted."""
+    """Per target: each image's delta ("own label brighter", the positive values) scored against
+    that image's own mask as the heatmap scores score any map (scoring.score_per_image: ROC-AUC,
+    energy inside, pointing, and "area", the masks' mean share, which the last two score by
+    chance), plus "painted": of the pixels above the 0.2 threshold, the share inside, averaged
+    over the "n_painted" images with any painted."""
     region = masks[result["indices"]].astype(bool)
     scores = []
     for t in range(len(result["targets"])):
-        painted = result["deltas"][:, t] > PAINT_THRESHOLD
+        deltas = result["deltas"][:, t]
+        painted = deltas > PAINT_THRESHOLD
         counts = painted.sum(axis=(1, 2))
         inside = (painted & region).sum(axis=(1, 2))
         used = counts > 0
         share = float(np.mean(inside[used] / counts[used])) if used.any() else 0.0
-        scores.append((share, float(region.mean()), int(used.sum())))
+        scores.append({**score_per_image(deltas, region), "painted": share, "n_painted": int(used.sum())})
     return scores
 
 
@@ -217,9 +223,11 @@ def main(argv=None):
     print(f"reconstruction: MSE {mse.mean():.5f} (worst {mse.max():.5f}), SSIM {ssim.mean():.3f} "
           f"(worst {ssim.min():.3f}) over {len(images)} images")
     if masks is not None:
-        for j, (share, area, n_used) in zip(targets, own_mask_scores(result, masks)):
-            print(f"own label brighter than label {j}: {share:.3f} of the painted pixels inside each image's own "
-                  f"{args.mask} mask (mask area {area:.3f}; {n_used} of {len(images)} images painted)")
+        for j, scores in zip(targets, own_mask_scores(result, masks)):
+            print(f"own label brighter than label {j}, against each image's own {args.mask} mask (mean of "
+                  f"{scores['n']} images; chance: area {scores['area']:.3f}, ROC-AUC 0.5): ROC-AUC {scores['auc']:.3f}, "
+                  f"energy in {scores['energy']:.3f}, pointing {scores['pointing']:.3f}, painted@0.2 "
+                  f"{scores['painted']:.3f} ({scores['n_painted']} images painted)")
     print(f"wrote {base}.png and {base}.npz")
 
 

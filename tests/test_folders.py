@@ -210,9 +210,21 @@ def test_explain_many_scores_each_image_against_its_own_mask(tmp_path, capsys):
                         "--ground_truth", str(tmp_path / "truth.npz"), "--out_dir", str(tmp_path),
                         "--steps", "2", "--starts", "1", "--ssim_weight", "0"])  # the MSE-only path
     out = capsys.readouterr().out
-    assert "inside each image's own lesion mask (mask area 0.500" in out
+    assert "against each image's own lesion mask (mean of 2 images; chance: area 0.500" in out
     with np.load(tmp_path / "explain_set.npz") as result:
         assert result["indices"].tolist() == [0, 1] and result["latents"].shape == (2, cgan.LATENT_DIM)
+
+
+def test_own_mask_scores_score_each_delta_against_its_own_mask():
+    masks = np.zeros((3, SIZE, SIZE), np.uint8)
+    masks[0, :10], masks[1, 40:50], masks[2, :, :5] = 1, 1, 1
+    on_mask = masks[[2, 0]].astype(float)  # images 2 and 0, each delta exactly its own mask
+    result = {"indices": np.array([2, 0]), "targets": np.array([0, 1]),
+              "deltas": np.stack([on_mask, -on_mask], axis=1)}  # target 1: the inverse
+    exact, inverse = explain_image.own_mask_scores(result, masks)
+    assert exact["auc"] == 1.0 and exact["energy"] == 1.0 and exact["pointing"] == 1.0 and exact["painted"] == 1.0
+    assert exact["n"] == 2 and exact["n_painted"] == 2 and exact["area"] == masks[[2, 0]].mean()
+    assert inverse["auc"] == 0.0 and inverse["energy"] == 0.0 and inverse["n_painted"] == 0
 
 
 @pytest.mark.parametrize("extra, message", [
