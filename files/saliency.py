@@ -28,7 +28,7 @@ from tqdm import tqdm
 import cli
 from cgan import reinitialized
 from classifier import METHODS, ClassifierFileError, load_classifier
-from datasets import DATASETS, load_prepared
+from datasets import DATASET_NAMES, dataset_settings, load_prepared
 from saved_generators import check_labels
 from storage import InputError, fail, load_arrays, save_arrays, writable_folder
 
@@ -37,7 +37,7 @@ HELD_OUT_FILE = "held_out.npz"  # train_classifier.py's
 
 def parse_args(argv=None):
     p = cli.Parser(__doc__)
-    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--data_dir", help="folder of the prepared .npz files (default files/<dataset>)")
     p.add_argument("--classifier", help="a train_classifier.py model (default <data_dir>/classifier/classifier.keras)")
     p.add_argument("--out_dir", help="where the maps go (default <data_dir>/saliency)")
@@ -49,8 +49,11 @@ def parse_args(argv=None):
                    help="explain a classifier of the same architecture with re-initialized weights (sanity check)")
     p.add_argument("--seed", type=cli.SEED, default=0, help="seed of the re-initialized weights (default %(default)s)")
     args = p.parse_args(argv)
-    args.settings = DATASETS[args.dataset]
     args.data_dir = args.data_dir or os.path.join("files", args.dataset)
+    try:
+        args.settings = dataset_settings(args.dataset, args.data_dir)  # folder: the classes of its classes.json
+    except InputError as e:
+        p.error(str(e))
     args.classifier = args.classifier or os.path.join(args.data_dir, "classifier", "classifier.keras")
     args.out_dir = args.out_dir or os.path.join(args.data_dir, "saliency")
     args.labels = args.labels or list(range(args.settings.n_classes))

@@ -38,7 +38,7 @@ from classifier import (
     predict_classes,
     stratified_split,
 )
-from datasets import DATASETS, load_prepared
+from datasets import DATASET_NAMES, dataset_settings, load_prepared
 from storage import InputError, atomic_write, fail, save_arrays, writable_folder
 
 MODEL_FILE = "classifier.keras"
@@ -47,7 +47,7 @@ HELD_OUT_FILE = "held_out.npz"
 
 def parse_args(argv=None):
     p = cli.Parser(__doc__)
-    p.add_argument("--dataset", required=True, choices=sorted(DATASETS))
+    p.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     p.add_argument("--data_dir", help="folder of the prepared .npz files (default files/<dataset>)")
     p.add_argument("--out_dir", help="where the model and the evaluation go (default <data_dir>/classifier)")
     p.add_argument("--attributes", help="faces only: attribute table (default <data_dir>/list_attr_celeba.csv, or .txt)")
@@ -62,8 +62,11 @@ def parse_args(argv=None):
                    help="width of the first convolution; each next one doubles it (default %(default)s)")
     p.add_argument("--seed", type=cli.SEED, default=0, help="seed of the split and the training (default %(default)s)")
     args = p.parse_args(argv)
-    args.settings = DATASETS[args.dataset]
     args.data_dir = args.data_dir or os.path.join("files", args.dataset)
+    try:
+        args.settings = dataset_settings(args.dataset, args.data_dir)  # folder: the classes of its classes.json
+    except InputError as e:
+        p.error(str(e))
     args.out_dir = args.out_dir or os.path.join(args.data_dir, "classifier")
     return args
 

@@ -144,7 +144,8 @@ def test_heatmaps_name_rows_by_the_folders_class_names(run, tmp_path):
 @pytest.mark.slow
 def test_a_folder_dataset_goes_through_the_whole_pipeline(image_folder, tmp_path, run):
     """prepare_folders.py, one training epoch at a small width, heatmaps named by the classes,
-    and a prepared image explained by the trained generator."""
+    a prepared image explained by the trained generator, and the classifier baseline with its
+    saliency maps."""
     data = tmp_path / "data"
     assert run("prepare_folders.py", "--images", image_folder, "--out_dir", data).returncode == 0
     train = run("train_cgan.py", "--dataset", "folder", "--data_dir", data, "--epochs", 1, "--filters", 4,
@@ -163,6 +164,16 @@ def test_a_folder_dataset_goes_through_the_whole_pipeline(image_folder, tmp_path
     assert explained.returncode == 0, explained.stderr
     with np.load(tmp_path / "explained" / "explain_img_align_folder.npz") as saved:
         assert saved["labels"].tolist() == [0, 1] and saved["targets"].tolist() == [0, 1]
+    classifier = run("train_classifier.py", "--dataset", "folder", "--data_dir", data, "--max_epochs", 1,
+                     "--held_out", 0.3, "--validation", 0.2)
+    assert classifier.returncode == 0, classifier.stderr
+    with np.load(data / "classifier" / "held_out.npz") as saved:
+        assert saved["confusion"].shape == (2, 2)
+    saliency = run("saliency.py", "--dataset", "folder", "--data_dir", data)
+    assert saliency.returncode == 0, saliency.stderr
+    for label in (0, 1):
+        with np.load(data / "saliency" / f"saliency_{label}.npz") as saved:
+            assert set(saved["labels"].tolist()) == {label} and saved["gradcam"].shape[1:] == (SIZE, SIZE)
 
 
 # ---------------------------------------------------------------- projection
