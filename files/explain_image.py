@@ -21,8 +21,8 @@ Writes  <out_dir>/explain_<name>.png  per image (the first --rows): the given im
             images, reconstructions (N, 80, 80, 3), relabelled (N, T, 80, 80, 3) in [0, 1],
             deltas (N, T, 80, 80) = summed RGB of reconstruction - relabelled image (positive
             where the image's own label makes it brighter), mse (N,), ssim (N,)
-With --ground_truth (arrays of masks (N, 80, 80), rows as --indices, e.g. make_phantoms.py's
-ground_truth.npz with --mask lesion), it also scores each image's delta ("own label brighter")
+With --ground_truth (arrays of masks (N, 80, 80), rows as --indices; or make_phantoms.py's
+ground_truth.npz, with --mask lesion or lungs, whose rows are matched to the prepared arrays), it also scores each image's delta ("own label brighter")
 against that image's own mask as heatmap_scores.py scores any map: pixel ROC-AUC, the share of
 its positive mass inside the mask, the pointing game, and of the pixels painted at 0.2 the share
 inside; averaged over the images and printed beside the masks' mean area (chance).
@@ -42,7 +42,7 @@ import projection
 from datasets import DATASET_NAMES, dataset_settings, load_square_image
 from delta import delta_sums, paint_levels
 from saved_generators import check_labels
-from scoring import PAINT_THRESHOLD, score_per_image
+from scoring import PAINT_THRESHOLD, prepared_order, score_per_image
 from storage import (
     InputError,
     fail,
@@ -162,6 +162,23 @@ def explanation_figure(result, class_names, rows, title):
     return plots.image_rows(image_rows, names, title=title, captions=captions)
 
 
+def ground_truth_masks(path, mask, indices, labels):
+    """The masks of an .npz, one row per row of the prepared arrays. make_phantoms.py's
+    ground_truth.npz (it has `names`) lists the phantoms in the order they were drawn, so its
+    rows are put in prepare_xrays.py's order, and its labels must agree with the images'."""
+    keys = npz_keys(path)
+    masks = load_arrays(path, (mask,))[0]
+    if masks.ndim != 3 or masks.shape[1:] != cgan.IMAGE_SHAPE[:2] or indices.max() >= len(masks):
+        raise InputError(f"{path}: {mask} must be (N, 80, 80) with a row for every index")
+    if {"names", "labels"} <= keys:
+        names, truth_labels = load_arrays(path, ("names", "labels"))
+        rows = prepared_order(names)
+        if not np.array_equal(truth_labels[rows][indices], labels):
+            raise InputError(f"{path}: its classes differ from the images': not the phantoms these were prepared from")
+        masks = masks[rows]
+    return masks
+
+
 def own_mask_scores(result, masks):
     """Per target: each image's delta ("own label brighter", the positive values) scored against
     that image's own mask as the heatmap scores score any map (scoring.score_per_image: ROC-AUC,
@@ -199,9 +216,7 @@ def main(argv=None):
         others = [j for j in range(n_classes) if j not in set(labels.tolist())]
         targets = args.to or others or list(range(n_classes))
         check_labels(targets, n_classes, os.path.basename(args.model), minimum=1)
-        masks = load_arrays(args.ground_truth, (args.mask,))[0] if args.ground_truth else None
-        if masks is not None and (masks.shape[1:] != cgan.IMAGE_SHAPE[:2] or indices.max() >= len(masks)):
-            raise InputError(f"{args.ground_truth}: {args.mask} must be (N, 80, 80) with a row for every index")
+        masks = ground_truth_masks(args.ground_truth, args.mask, indices, labels) if args.ground_truth else None
         cli.check_memory(len(images) * (1 + 2 * len(targets)) * images[0].nbytes, f"{len(images)} images")
         writable_folder(args.out_dir)
     except InputError as e:

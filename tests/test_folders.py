@@ -16,7 +16,7 @@ import explain_image
 import prepare_folders
 import projection
 from conftest import DATA
-from storage import load_npz, save_arrays, save_model
+from storage import InputError, load_npz, save_arrays, save_model
 
 SIZE = 80
 
@@ -236,6 +236,18 @@ def test_own_mask_scores_score_each_delta_against_its_own_mask():
     assert exact["auc"] == 1.0 and exact["energy"] == 1.0 and exact["pointing"] == 1.0 and exact["painted"] == 1.0
     assert exact["n"] == 2 and exact["n_painted"] == 2 and exact["area"] == masks[[2, 0]].mean()
     assert inverse["auc"] == 0.0 and inverse["energy"] == 0.0 and inverse["n_painted"] == 0
+
+
+def test_phantom_masks_are_matched_to_the_prepared_order(tmp_path):
+    """make_phantoms.py lists its phantoms as drawn; prepare_xrays.py reads them sorted."""
+    names = np.array(["train/PNEUMONIA/person1_bacteria_1.jpeg", "train/NORMAL/IM-0001-0001.jpeg"])
+    lesion = np.zeros((2, SIZE, SIZE), np.uint8)
+    lesion[0, :5] = 1  # the bacterial phantom's, drawn first, prepared second
+    save_arrays(tmp_path / "truth.npz", names=names, labels=np.array([2, 0]), lesion=lesion)
+    masks = explain_image.ground_truth_masks(str(tmp_path / "truth.npz"), "lesion", np.array([1]), np.array([2]))
+    assert masks[1].sum() == 5 * SIZE and masks[0].sum() == 0
+    with pytest.raises(InputError, match="classes differ"):
+        explain_image.ground_truth_masks(str(tmp_path / "truth.npz"), "lesion", np.array([0]), np.array([2]))
 
 
 @pytest.mark.parametrize("extra, message", [
