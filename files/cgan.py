@@ -102,15 +102,31 @@ def reinitialized(model, seed):
     return keras.models.clone_model(model)
 
 
-def set_bfloat16(on=True):
+def cpu_has_bfloat16():
+    """Whether the CPU does bfloat16 arithmetic itself (AVX-512 BF16 or AMX, read from
+    /proc/cpuinfo; False where that cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def set_bfloat16(on=True, emulated=False):
     """bfloat16 arithmetic with float32 weights for the models built and the functions traced
-    from now on. On a GPU: Keras's mixed_bfloat16 policy. On the CPU: oneDNN's graph rewrite,
-    which leaves the models float32 (saved files as usual) and measured 1.7x faster than
-    float32 on a training step here, against 1.5x for the Keras policy."""
+    from now on; returns whether it is on. On a GPU: Keras's mixed_bfloat16 policy. On a CPU
+    with bfloat16 arithmetic (cpu_has_bfloat16): oneDNN's graph rewrite, which leaves the models
+    float32 (saved files as usual) and measured 1.7x faster than float32 on a training step, against
+    1.5x for the Keras policy. On other CPUs oneDNN emulates bfloat16, many times slower than
+    float32 (see README, Performance), so it stays off unless `emulated` (the tests' way to check
+    the arithmetic on any machine)."""
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if on else "float32")
-    else:
-        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": on})
+        return on
+    on = on and (emulated or cpu_has_bfloat16())
+    tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": on})
+    return on
 
 
 # ---------------------------------------------------------------- sampling

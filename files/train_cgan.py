@@ -187,7 +187,7 @@ def settings_line(args, images, labels, first_epoch):
         f"{args.dataset}: {len(images)} images, classes {np.bincount(labels).tolist()}, "
         f"epochs {first_epoch + 1}..{args.epochs_goal}, n_batch={args.n_batch} d_lr={args.d_lr:g} "
         f"d_beta1={args.d_beta1:g} g_lr={args.g_lr:g} gan_upper={args.gan_upper:g} filters={args.filters} latent_dim={args.latent_dim} "
-        f"seed={_shown(args.seed)} precision={'bfloat16' if args.mixed_precision else 'float32'} "
+        f"seed={_shown(args.seed)} precision={'bfloat16' if args.bfloat16 else 'float32'} "
         f"real_plots={args.real_plots} data_dir={args.data_dir} summary_dir={args.summary_dir} "
         f"(settings from {source})"
     )
@@ -625,8 +625,10 @@ def start_training(args, images, labels, first_epoch, models):
 def run(args):
     first_epoch = settle_run(args)
     images, labels = load_dataset(args)
-    if args.mixed_precision:
-        cgan.set_bfloat16()
+    args.bfloat16 = args.mixed_precision and cgan.set_bfloat16()
+    if args.mixed_precision and not args.bfloat16:
+        print("--mixed_precision: this CPU has no bfloat16 arithmetic (AVX-512 BF16 or AMX) and oneDNN would "
+              "emulate it, several times slower than float32; this run computes in float32", flush=True)
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
     models = build_models(args)

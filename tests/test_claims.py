@@ -106,7 +106,7 @@ y = (np.arange(16) % 3).reshape(-1, 1)
 def forward():
     return tf.function(lambda: g([z, y], training=False))().numpy()
 before = forward()
-cgan.set_bfloat16(True)
+cgan.set_bfloat16(True, emulated=True)  # also where the CPU would only emulate it
 bf16 = forward()
 cgan.set_bfloat16(False)
 after = forward()

@@ -133,7 +133,7 @@ def test_discriminator_learns_in_its_step_and_stays_in_the_gan_step(tmp_path):
 def test_bfloat16_step_learns_and_keeps_float32_weights_and_losses(tmp_path):
     args = args_for(make_xray_data(tmp_path / "data"))
     images, labels = train_cgan.load_dataset(args)
-    cgan.set_bfloat16()
+    cgan.set_bfloat16(emulated=True)  # the bfloat16 path also where this CPU would only emulate it
     try:
         g, d, gan = train_cgan.build_models(args)
         trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0))
@@ -144,6 +144,16 @@ def test_bfloat16_step_learns_and_keeps_float32_weights_and_losses(tmp_path):
     assert [loss.dtype for loss in losses] == [tf.float32] * 3 and all(np.isfinite(losses))
     assert not same(d0, weights(d)) and not same(g0, weights(g))
     assert {w.dtype for w in weights(d) + weights(g)} == {np.dtype("float32")}
+
+
+def test_mixed_precision_stays_float32_where_the_cpu_only_emulates_bfloat16(tmp_path, monkeypatch):
+    monkeypatch.setattr(cgan, "cpu_has_bfloat16", lambda: False)
+    try:
+        assert cgan.set_bfloat16() is False
+        assert tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16") is False
+        assert cgan.set_bfloat16(emulated=True) is True
+    finally:
+        cgan.set_bfloat16(False)
 
 
 def test_restart_loads_the_saved_models_and_they_still_learn(tmp_path):
