@@ -88,4 +88,5 @@ def shared_seed(strategy):
         first = tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0)
         return tf.where(first, tf.constant(drawn, tf.int64), tf.constant(0, tf.int64))
 
-    return int(strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(contribution), axis=None))
+    summed = tf.function(lambda: strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(contribution), axis=None))
+    return int(summed())
