@@ -34,7 +34,7 @@ def argv_for(data, results, *extra):
 
 def epoch_files(epochs):
     """The names a single-device run leaves in its results folder after these epochs."""
-    names = {run_folder.RUN_CONFIG, run_folder.HISTORY, run_folder.LOSSES}
+    names = {run_folder.RUN_CONFIG, run_folder.HISTORY, run_folder.LOSSES, run_folder.LOCK}
     for epoch in epochs:
         paths = [*run_folder.model_paths("", epoch).values(), run_folder.plot_path("", epoch), run_folder.state_path("", epoch)]
         names |= {os.path.basename(path) for path in paths}
@@ -142,7 +142,7 @@ def test_cpu_devices_in_a_process_whose_devices_are_set_up_is_one_line(tmp_path,
 
 
 @pytest.mark.slow
-def test_a_mirrored_run_writes_a_single_device_runs_files_resumes_with_either_and_feeds_heatmaps(tmp_path, run):
+def test_a_mirrored_run_writes_a_single_device_runs_files_resumes_on_one_device_and_feeds_heatmaps(tmp_path, run):
     data = make_xray_data(tmp_path / "data", n=32)  # 2 batches an epoch
     results = tmp_path / "results"
     refused = run("train_cgan.py", *argv_for(data, results, "--strategy", "mirrored", "--cpu_devices", 3))
@@ -157,18 +157,18 @@ def test_a_mirrored_run_writes_a_single_device_runs_files_resumes_with_either_an
     flags = run_folder.read_config(str(results))["flags"]
     assert (flags["strategy"], flags["cpu_devices"]) == ("mirrored", 2)
 
-    # the strategy describes the machine: a restart may change it, and change it back
-    for goal, strategy in ((3, ["--strategy", "default"]), (4, ["--strategy", "mirrored", "--cpu_devices", 2])):
-        resumed = run("train_cgan.py", "--dataset", "xray", "--results_dir", results, "--qRestart", "--epochs_goal", goal, *strategy)
-        assert resumed.returncode == 0, resumed.stderr[-3000:]
-        assert f"training state of epoch {goal - 1} restored" in resumed.stdout
-    assert sorted(os.listdir(results)) == epoch_files([1, 2, 3, 4])
-    assert run_folder.complete_epochs(str(results)) == [1, 2, 3, 4]
+    # the strategy describes the machine: a restart may change it (and back: the two-worker test)
+    resumed = run("train_cgan.py", "--dataset", "xray", "--results_dir", results, "--qRestart", "--epochs_goal", 3,
+                  "--strategy", "default")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "training state of epoch 2 restored" in resumed.stdout and "strategy" not in resumed.stdout
+    assert sorted(os.listdir(results)) == epoch_files([1, 2, 3])
+    assert run_folder.complete_epochs(str(results)) == [1, 2, 3]
     assert sorted(os.listdir(data / "real_plots")) == ["real_plot_e001.png"]
 
-    drawn = run("heatmaps.py", "--dataset", "xray", "--data_dir", data, "--models_dir", results, "--epochs", 2, 4)
+    drawn = run("heatmaps.py", "--dataset", "xray", "--data_dir", data, "--models_dir", results, "--epochs", 2)
     assert drawn.returncode == 0, drawn.stderr[-3000:]
-    assert {"generator_model_002.h5.png", "generator_model_004.h5.png"} <= set(os.listdir(data / "heatmaps"))
+    assert sorted(os.listdir(data / "heatmaps")) == ["generator_model_002.h5.npz", "generator_model_002.h5.png"]
 
 
 def free_ports(n):
@@ -189,7 +189,7 @@ def start_worker(index, ports, temp, argv, log):
 
 
 @pytest.mark.slow
-def test_two_workers_resume_one_checkpoint_train_an_epoch_together_and_only_the_chief_writes(tmp_path):
+def test_two_workers_resume_a_single_device_run_train_an_epoch_together_and_only_the_chief_writes(tmp_path):
     data = make_xray_data(tmp_path / "data", n=32)  # 2 batches an epoch
     results = tmp_path / "results"
     assert train_cgan.main(argv_for(data, results, "--real_plots", 0, "--epochs_goal", 1)) == 0  # one device
