@@ -11,6 +11,7 @@ Writes  <results_dir>/run_config.json (the run's settings, before epoch 1); ever
     python files/train_cgan.py --dataset xray --epochs_goal 100
     python files/train_cgan.py --dataset xray --qRestart --epochs_goal 150     # with the run's own settings
     python files/train_cgan.py --dataset xray --qRestart --epochs_done 405 --epochs_goal 410
+    python files/train_cgan.py --dataset xray --strategy mirrored    # on every GPU here; several machines: README
 """
 
 import argparse
@@ -397,6 +398,7 @@ class Trainer:
         return tuple(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None) for loss in losses)
 
     def _replica_batch(self, *batch):
+        """On one replica: the step on its slice of every part of the batch."""
         context = tf.distribute.get_replica_context()
         k, n = context.replica_id_in_sync_group, context.num_replicas_in_sync
         return self._train_batch(*(part[k * (len(part) // n):(k + 1) * (len(part) // n)] for part in batch))
