@@ -11,6 +11,7 @@ Writes  <results_dir>/run_config.json (the run's settings, before epoch 1); ever
     python files/train_cgan.py --dataset xray --epochs_goal 100
     python files/train_cgan.py --dataset xray --qRestart --epochs_goal 150     # with the run's own settings
     python files/train_cgan.py --dataset xray --qRestart --epochs_done 405 --epochs_goal 410
+    python files/train_cgan.py --dataset xray --strategy mirrored    # on every GPU here; several machines: README
 """
 
 import argparse
@@ -21,6 +22,7 @@ import platform
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 import zipfile
 from datetime import datetime
@@ -36,6 +38,7 @@ import tensorflow as tf
 import cgan
 import cli
 import datasets
+import distribution
 import plots
 import run_folder
 from collapse_guard import (
@@ -64,7 +67,7 @@ GUARD_COUNTERS = ("ijSave", "nTryAgains", "nTripsOnSameSavedWts", "nSaves")
 # What a restart sets; every other flag belongs to the run and comes back from run_config.json.
 RESTART_FLAGS = ("qRestart", "overwrite", "results_dir", "epochs_done", "epochs_goal")
 # Flags that describe the machine rather than the experiment, which a restart may change too.
-MACHINE_FLAGS = ()
+MACHINE_FLAGS = ("strategy", "cpu_devices")
 
 
 def build_parser():
@@ -97,6 +100,11 @@ def build_parser():
                    help="compute in bfloat16 (weights and the guard's losses stay float32)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run")
     p.add_argument("--real_plots", type=cli.integer(0), default=2, help="how many grids of real samples to draw first")
+    p.add_argument("--strategy", choices=distribution.STRATEGIES, default="default",
+                   help="default: one device; mirrored: this machine's GPUs (or --cpu_devices); "
+                        "multiworker: the machines in TF_CONFIG (see README). A restart may change it")
+    p.add_argument("--cpu_devices", type=cli.POSITIVE,
+                   help="with --strategy mirrored: split the CPU into this many logical devices, one replica each")
     return p
 
 
@@ -105,6 +113,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.n_batch % 2:
         parser.error(f"--n_batch must be even (two half batches), got {args.n_batch}")
+    if args.cpu_devices and args.strategy != "mirrored":
+        parser.error(f"--cpu_devices goes with --strategy mirrored, not --strategy {args.strategy}")
     args.flag_names = tuple(vars(args))
     # The same command line again onto a namespace that has every flag already: argparse then
     # fills in no defaults, and what changed was typed.
@@ -116,6 +126,7 @@ def parse_args(argv=None):
     except InputError as e:
         parser.error(str(e))
     args.has_config = False  # whether the run's settings are recorded in its run_config.json
+    args.worker_folder = None  # a multi-worker run's worker beside the chief writes here (follow_the_chief)
     return args
 
 
@@ -357,34 +368,57 @@ def write_summaries(models, folder):
 
 class Trainer:
     """The three updates of a batch (d1: d on real, d2: d on fake, g: the GAN) as one compiled step, and the
-    weight snapshots the collapse guard reloads."""
+    weight snapshots the collapse guard reloads. With a tf.distribute strategy (models and optimizers made
+    in its scope) the step runs on every replica, each on its slice of the batch."""
 
-    def __init__(self, g, d, gan, images, labels, n_batch, rng):
+    def __init__(self, g, d, gan, images, labels, n_batch, rng, strategy=None):
         self.g, self.d, self.gan = g, d, gan
         self.images, self.labels = images, labels
         self.cum = datasets.cumulative_fractions(labels, cgan.n_classes_of(d))
         self.n_batch, self.half = n_batch, n_batch // 2
         self.latent_dim = g.input_shape[0][1]
         self.rng = rng
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
         # Grappler's remapper fails on this step's graph under oneDNN (an error line in every log,
         # the graph left as it was): off, at no cost to the step's time (measured).
         tf.config.optimizer.set_experimental_options({"remapping": False})
         # Build the optimizers' slots outside tf.function, on exactly the variables each updates.
-        if not d.optimizer.built:  # a restarted discriminator comes with its saved moments
-            d.optimizer.build(d.trainable_variables)
-        gan.optimizer.build(g.trainable_variables)
-        self.train_batch = tf.function(self._train_batch)
+        with self.strategy.scope():
+            if not d.optimizer.built:  # a restarted discriminator comes with its saved moments
+                d.optimizer.build(d.trainable_variables)
+            gan.optimizer.build(g.trainable_variables)
+        self.train_batch = tf.function(self._train_batch if strategy is None else self._replicated_batch)
         # the end of an epoch's 100 images in one compiled call each: predict() costs more than the work
         self.generate = tf.function(lambda z, y: self.g([z, y], training=False))
         self.discriminate = tf.function(lambda x, y: self.d([x, y], training=False))
         self.snapshot()
+
+    def replica_share(self, loss):
+        """This replica's part of the batch's mean loss. The optimizers sum the replicas'
+        gradients, so each scales its slice's mean by 1/replicas: the sum is then the gradient of
+        the mean over the global batch, as on one device (whose loss stays as it is)."""
+        return loss if self.replicas == 1 else loss / self.replicas
+
+    def _replicated_batch(self, *batch):
+        """The step on every replica, each on its slice of the batch every worker drew alike; the
+        losses averaged over all replicas, so every worker's guard takes the same decision."""
+        losses = self.strategy.run(self._replica_batch, args=batch)
+        return tuple(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None) for loss in losses)
+
+    def _replica_batch(self, *batch):
+        """On one replica: the step on its slice of every part of the batch."""
+        context = tf.distribute.get_replica_context()
+        k, n = context.replica_id_in_sync_group, context.num_replicas_in_sync
+        return self._train_batch(*(part[k * (len(part) // n):(k + 1) * (len(part) // n)] for part in batch))
 
     def d_step(self, images, labels, target):
         """One discriminator update on images with a constant target; returns its loss."""
         with tf.GradientTape() as tape:
             p = self.d([images, labels], training=True)
             loss = keras.ops.mean(keras.losses.binary_crossentropy(tf.fill(tf.shape(p), target), p))
-        grads = tape.gradient(loss, self.d.trainable_variables)
+            share = self.replica_share(loss)
+        grads = tape.gradient(share, self.d.trainable_variables)
         self.d.optimizer.apply_gradients(zip(grads, self.d.trainable_variables))
         return loss
 
@@ -399,7 +433,8 @@ class Trainer:
                 with tf.GradientTape() as tape:
                     p = self.d([self.g([z, y], training=True), y], training=True)
                     loss = keras.ops.mean(keras.losses.binary_crossentropy(tf.ones_like(p), p))
-                part = tape.gradient(loss, self.g.trainable_variables)
+                    share = self.replica_share(loss)
+                part = tape.gradient(share, self.g.trainable_variables)
             grads = [total + tf.convert_to_tensor(g) / GAN_PARTS for total, g in zip(grads, part)]
             losses.append(loss)
             after = grads
@@ -505,6 +540,16 @@ def restore_state(trainer, guard, info, arrays, path):
     return info["ij"]
 
 
+def real_plots_folder(args):
+    """Where the real-sample grids go: <data_dir>/real_plots, or a worker's own folder beside the chief."""
+    return os.path.join(args.worker_folder or args.data_dir, "real_plots")
+
+
+def summary_folder(args):
+    """Where the models' summaries go: --summary_dir, or a worker's own folder beside the chief."""
+    return os.path.join(args.worker_folder, "summaries") if args.worker_folder else args.summary_dir
+
+
 def save_real_plots(images, labels, folder, count, rng):
     for k in range(count):
         idx = rng.integers(0, len(images), N_SUMMARY_SAMPLES)
@@ -586,8 +631,8 @@ def prepare_folder(args, first_epoch):
     Returns how many temporary files it removed."""
     results = args.results_dir
     removed = run_folder.remove_temporary_files(results)
-    removed += run_folder.remove_temporary_files(os.path.join(args.data_dir, "real_plots"), ("real_plot_e",))
-    removed += run_folder.remove_temporary_files(args.summary_dir, ("generator_", "discriminator_", "gan_"))
+    removed += run_folder.remove_temporary_files(real_plots_folder(args), ("real_plot_e",))
+    removed += run_folder.remove_temporary_files(summary_folder(args), ("generator_", "discriminator_", "gan_"))
     if not args.qRestart:
         if args.overwrite:
             run_folder.clear_run(results)
@@ -600,13 +645,17 @@ def prepare_folder(args, first_epoch):
     return removed
 
 
-def start_training(args, images, labels, first_epoch, models):
+def start_training(args, images, labels, first_epoch, models, strategy):
     """Summaries and real-sample grids, then the epochs, the state of a restart put back first."""
     g, d, gan = models
-    write_summaries((d, g, gan), args.summary_dir)
+    write_summaries((d, g, gan), summary_folder(args))
     real_plots_rng = np.random.default_rng(None if args.seed is None else [REAL_PLOTS_STREAM, args.seed])
-    save_real_plots(images, labels, os.path.join(args.data_dir, "real_plots"), args.real_plots, real_plots_rng)
-    trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(args.seed))
+    save_real_plots(images, labels, real_plots_folder(args), args.real_plots, real_plots_rng)
+    seed = args.seed
+    if seed is None and args.strategy == "multiworker":
+        seed = distribution.shared_seed(strategy)  # every worker draws the same batches
+    replicated = None if args.strategy == "default" else strategy
+    trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(seed), replicated)
     guard = CollapseGuard(args.gan_upper)
     ij = 0
     if args.qRestart:
@@ -622,27 +671,60 @@ def start_training(args, images, labels, first_epoch, models):
     return train(args, trainer, guard, first_epoch, ij)
 
 
+def follow_the_chief(args, folder):
+    """A worker beside the chief of a multi-worker run trains as the chief does, in step with it,
+    and writes into folder, a temporary one: the run's files are the chief's. A restart reads the
+    chief's run in --results_dir (a shared folder, or a copy on each machine) through links, so
+    every worker resumes from the same checkpoint."""
+    if args.qRestart:
+        for path in run_folder.run_files(args.results_dir):
+            os.symlink(os.path.abspath(path), os.path.join(folder, os.path.basename(path)))
+    args.results_dir = folder
+    args.worker_folder = folder
+
+
+def check_replicas(args, strategy):
+    """InputError unless both half batches split evenly across the replicas."""
+    replicas = strategy.num_replicas_in_sync
+    if args.n_batch % (2 * replicas):
+        raise InputError(f"--n_batch {args.n_batch} does not split across {replicas} replicas: "
+                         f"each half batch goes to every replica alike, so it must be a multiple of {2 * replicas}")
+
+
 def run(args):
+    if distribution.is_chief(args.strategy):
+        return run_here(args)
+    with tempfile.TemporaryDirectory(prefix="cgan-worker-") as folder:
+        follow_the_chief(args, folder)
+        return run_here(args)
+
+
+def run_here(args):
     first_epoch = settle_run(args)
     images, labels = load_dataset(args)
+    strategy = distribution.make_strategy(args.strategy, args.cpu_devices)
+    check_replicas(args, strategy)
     args.bfloat16 = args.mixed_precision and cgan.set_bfloat16()
     if args.mixed_precision and not args.bfloat16:
         print("--mixed_precision: this CPU has no bfloat16 arithmetic (AVX-512 BF16 or AMX) and oneDNN would "
               "emulate it, several times slower than float32; this run computes in float32", flush=True)
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
-    models = build_models(args)
-    writable_folder(args.summary_dir)
-    writable_folder(os.path.join(args.data_dir, "real_plots"))
+    with strategy.scope():  # the models' and optimizers' variables live on every replica
+        models = build_models(args)
+    writable_folder(summary_folder(args))
+    writable_folder(real_plots_folder(args))
     with run_folder.locked(args.results_dir):
         removed = prepare_folder(args, first_epoch)
         print(settings_line(args, images, labels, first_epoch), flush=True)
+        if args.strategy != "default":
+            print(distribution.describe(args.strategy, strategy, args.n_batch), flush=True)
         if args.qRestart and not args.has_config:
             print(f"{args.results_dir} has no {run_folder.RUN_CONFIG} (a run begun before it was written): "
                   "the settings come from the command line", flush=True)
         if removed:
             print(f"removed {removed} temporary file(s) of writes a killed run left", flush=True)
-        return start_training(args, images, labels, first_epoch, models)
+        return start_training(args, images, labels, first_epoch, models, strategy)
 
 
 def main(argv=None):

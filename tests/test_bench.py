@@ -2,6 +2,7 @@
 print mean nothing at this size; only that each part ran and reported)."""
 
 import os
+import re
 
 import pytest
 
@@ -32,3 +33,14 @@ def test_benchmark_runs(run, script):
     lines = done.stdout.strip().splitlines()
     for line, start in zip(lines[-2:], LAST_LINES[script]):
         assert line.startswith(start), lines[-2:]
+
+
+@pytest.mark.slow
+def test_bench_train_times_the_step_per_replica_count(run):
+    done = run(os.path.join("bench", "bench_train.py"), "--smoke", "--cpu_devices", 2)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[-4].startswith("one device (--strategy default): ")
+    assert lines[-3].startswith("mirrored, 1 replica(s) of 8 images: ")
+    assert lines[-2].startswith("mirrored, 2 replica(s) of 4 images: ")
+    assert re.fullmatch(r"RESULT default_step_s=[\d.]+ mirrored_step_s=1:[\d.]+,2:[\d.]+", lines[-1])

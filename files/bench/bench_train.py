@@ -7,11 +7,17 @@ set size) held in memory as training holds them.
     python files/bench/bench_train.py            # ~10 minutes on 2 CPU cores
     python files/bench/bench_train.py --quick    # fewer steps, same figures
     python files/bench/bench_train.py --smoke    # every part at the smallest size: checks it runs
+    python files/bench/bench_train.py --cpu_devices 2   # instead: the step on 1 and 2 replicas
 
 Floating-point work is counted from the layer shapes (2 FLOPs per multiply-add of every
 Conv2D, Conv2DTranspose and Dense layer); backward passes cost twice their forward pass when
 both input and weight gradients are needed, once when only input gradients are (the
 discriminator inside the GAN step). Last line: RESULT step_s=... (see README).
+
+--cpu_devices N times train_cgan's step under tf.distribute instead: on one device (train_cgan's
+--strategy default), then MirroredStrategy over 1..N logical CPU devices, the global batch split
+across them; the overhead of the strategy, since logical devices share the same cores. Last
+line: RESULT default_step_s=... mirrored_step_s=1:...,2:...
 """
 
 import argparse
@@ -33,6 +39,7 @@ import tensorflow as tf
 
 import cgan
 import datasets
+import distribution
 import heatmaps
 from delta import delta_overlay, delta_overlay_per_pixel
 from train_cgan import Trainer
@@ -50,6 +57,8 @@ def parse_args():
     p.add_argument("--smoke", action="store_true",
                    help="every part once at the smallest size (128 images, width 4, batch 8): checks that the "
                         "benchmark runs; its figures mean nothing")
+    p.add_argument("--cpu_devices", type=int,
+                   help="instead: the step on one device and on 1..N replicas over N logical CPU devices")
     args = p.parse_args()
     if args.smoke:
         args.quick, args.steps, args.images, args.filters, args.n_batch = True, 1, 128, 4, 8
@@ -166,6 +175,28 @@ def plain_port(images, labels, args):
     return median_seconds(step, args.steps)
 
 
+def replica_step_seconds(images, labels, args, strategy=None):
+    """train_cgan's step with its models made under strategy (None: one device, train_cgan's default)."""
+    with (strategy or tf.distribute.get_strategy()).scope():
+        g, d, gan = build(args.filters)
+    trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(0), strategy)
+    return median_seconds(trainer.step, args.steps)
+
+
+def replica_figures(args, images, labels):
+    """Seconds a step on one device, then on 1..cpu_devices replicas of MirroredStrategy."""
+    one = replica_step_seconds(images, labels, args)
+    print(f"one device (--strategy default): {one:.3f} s/step")
+    mirrored = {}
+    for n in range(1, args.cpu_devices + 1):
+        strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(n)])
+        mirrored[n] = replica_step_seconds(images, labels, args, strategy)
+        print(f"mirrored, {n} replica(s) of {args.n_batch // n} images: {mirrored[n]:.3f} s/step, "
+              f"{mirrored[n] / one:.2f}x the one-device step")
+    times = ",".join(f"{n}:{seconds:.4f}" for n, seconds in mirrored.items())
+    print(f"RESULT default_step_s={one:.4f} mirrored_step_s={times}")
+
+
 def heatmap_figures(filters, loop_images):
     """Seconds per model file for heatmaps.py's work (generation, deltas, figure), and seconds per
     image of the delta overlay against the original's per-pixel loop (on loop_images of the same
@@ -197,6 +228,8 @@ def heatmap_figures(filters, loop_images):
 def main():
     args = parse_args()
     args.steps = args.steps or (2 if args.quick else 6)
+    if args.cpu_devices:
+        distribution.use_cpu_devices(args.cpu_devices)  # before TensorFlow sets up its devices
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, devices: "
           f"{[d.device_type for d in tf.config.list_physical_devices()]}, "
           f"threads intra={tf.config.threading.get_intra_op_parallelism_threads()} "
@@ -209,6 +242,8 @@ def main():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images, *cgan.IMAGE_SHAPE), dtype=np.uint8)
     labels = rng.integers(0, N_CLASSES, args.images).astype(np.int32)
+    if args.cpu_devices:
+        return replica_figures(args, images, labels)
     step_s, (g, d) = ours(images, labels, args)
     rss = peak_rss_gb()
     flops = step_flops(g, d, args.n_batch)

@@ -1,0 +1,95 @@
+"""Training on several devices or machines with TensorFlow's own engine (tf.distribute): the
+strategy that train_cgan.py's --strategy and --cpu_devices ask for, which worker writes files,
+and a seed every worker shares.
+
+    default       one device, as the original trained
+    mirrored      MirroredStrategy: every visible GPU of this machine, or --cpu_devices N
+                  logical CPU devices (for testing without GPUs; not faster on a CPU)
+    multiworker   MultiWorkerMirroredStrategy over the machines TF_CONFIG names; the chief
+                  (task "chief", or worker 0 when the cluster has none) writes the run's files
+"""
+
+import json
+import os
+
+import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before it)
+
+# isort: split
+import numpy as np
+import tensorflow as tf
+
+from storage import InputError
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def use_cpu_devices(n):
+    """Split this machine's CPU into n logical devices. TensorFlow allows it only before it has
+    set up its devices; a process that already has n of them keeps them."""
+    try:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError:
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have != n:
+            raise InputError(f"--cpu_devices {n}: TensorFlow's devices are already set up in this process "
+                             f"({have} CPU device(s)); start a fresh process") from None
+
+
+def tf_config():
+    """(cluster, task) of the TF_CONFIG environment variable; InputError when unset or malformed."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise InputError("--strategy multiworker needs TF_CONFIG: the cluster and this worker's task (see README)")
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        known = task["index"] < len(cluster[task["type"]])
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f'TF_CONFIG is not {{"cluster": {{...}}, "task": {{"type": ..., "index": ...}}}}: {e}') from None
+    if not known:
+        raise InputError(f"TF_CONFIG: task {task['type']} {task['index']} is not in its cluster")
+    return cluster, task
+
+
+def is_chief(strategy_name):
+    """Whether this process writes the run's files: always, but in a multi-worker run where
+    TF_CONFIG makes another task the chief."""
+    if strategy_name != "multiworker":
+        return True
+    cluster, task = tf_config()
+    return task["type"] == "chief" or (task["type"] == "worker" and task["index"] == 0 and "chief" not in cluster)
+
+
+def make_strategy(strategy_name, cpu_devices=None):
+    """The tf.distribute strategy asked for; call it before anything runs on TensorFlow's devices."""
+    if strategy_name == "multiworker":
+        tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if cpu_devices:
+        use_cpu_devices(cpu_devices)
+    if strategy_name == "mirrored":
+        return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_devices)] if cpu_devices else None)
+    return tf.distribute.get_strategy()
+
+
+def describe(strategy_name, strategy, n_batch):
+    """One line for the log: the strategy, its replicas and each one's share of the batch."""
+    replicas = strategy.num_replicas_in_sync
+    devices = ", ".join(name.rsplit("/device:", 1)[-1] for name in strategy.extended.worker_devices)
+    return (f"strategy {strategy_name}: {replicas} replica(s), on this machine {devices}; "
+            f"global batch {n_batch} = {n_batch // replicas} per replica")
+
+
+def shared_seed(strategy):
+    """A seed drawn afresh and the same on every worker: the first replica's draw, summed with
+    the others' zeros. Workers that draw the same batches train on distinct slices of them, and
+    draw the same end-of-epoch samples as the chief."""
+    drawn = int(np.random.SeedSequence().generate_state(1)[0])
+
+    def contribution():
+        first = tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0)
+        return tf.where(first, tf.constant(drawn, tf.int64), tf.constant(0, tf.int64))
+
+    summed = tf.function(lambda: strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(contribution), axis=None))
+    return int(summed())

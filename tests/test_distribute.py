@@ -1,0 +1,224 @@
+"""train_cgan.py on several devices and machines (--strategy, --cpu_devices): one step on two
+replicas is the step on one device; a mirrored run writes a single-device run's files, resumes
+with another strategy and feeds the heatmap scripts; two worker processes train together and
+only the chief writes. Two logical CPU devices need a fresh process: TensorFlow sets its
+devices up once."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cgan
+import distribution
+import run_folder
+import train_cgan
+from collapse_guard import GAN_MODELS
+from conftest import FILES, ROOT
+from test_train import bad_input, make_xray_data
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="")  # as run_script's
+
+
+def argv_for(data, results, *extra):
+    return ["--dataset", "xray", "--data_dir", str(data), "--results_dir", str(results), "--summary_dir",
+            str(data / "cgan"), "--filters", "4", "--n_batch", "16", "--real_plots", "1", *map(str, extra)]
+
+
+def epoch_files(epochs):
+    """The names a single-device run leaves in its results folder after these epochs."""
+    names = {run_folder.RUN_CONFIG, run_folder.HISTORY, run_folder.LOSSES, run_folder.LOCK}
+    for epoch in epochs:
+        paths = [*run_folder.model_paths("", epoch).values(), run_folder.plot_path("", epoch), run_folder.state_path("", epoch)]
+        names |= {os.path.basename(path) for path in paths}
+    return sorted(names)
+
+
+# ---------------------------------------------------------------- one step, one device or two
+
+
+def one_step(out):
+    """Run in a fresh process: on two logical CPU devices, one training step with dropout off from
+    the same weights and batch on one device, on two replicas, and on two replicas under the
+    mixed-precision policy --mixed_precision sets on GPUs (on a CPU it sets a graph rewrite that
+    needs bfloat16 instructions); the weights, Adamax variables and losses of each, and the
+    weights after the guard's reload."""
+    distribution.use_cpu_devices(2)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, *cgan.IMAGE_SHAPE), dtype=np.uint8)
+    labels = rng.integers(0, 3, 64).astype(np.int32)
+    keras.utils.set_random_seed(5)
+    start = cgan.build_generator(3, 100, 4).get_weights(), cgan.build_discriminator(3, 4, 4e-5).get_weights()
+    results = {"start": start[0] + start[1]}
+    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    for name, strategy, policy in (("one", None, "float32"), ("two", two, "float32"), ("two_bf16", two, "mixed_bfloat16")):
+        keras.mixed_precision.set_global_policy(policy)
+        with (strategy or tf.distribute.get_strategy()).scope():
+            g, d = cgan.build_generator(3, 100, 4), cgan.build_discriminator(3, 4, 4e-5)
+            gan = cgan.build_gan(g, d)
+        g.set_weights(start[0])
+        d.set_weights(start[1])
+        for layer in g.layers + d.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = 0.0  # the replicas would draw the same mask, each on its slice
+        trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(1), strategy)
+        results[f"{name}_losses"] = [np.asarray(loss) for loss in trainer.train_batch(*trainer.draw_batch())]
+        results[f"{name}_weights"] = g.get_weights() + d.get_weights()
+        results[f"{name}_moments"] = [v.numpy() for v in d.optimizer.variables + gan.optimizer.variables]
+        trainer.reload(GAN_MODELS)
+        results[f"{name}_reloaded"] = g.get_weights() + d.get_weights()
+    np.savez(out, **{f"{key}.{i:03d}": a for key, arrays in results.items() for i, a in enumerate(arrays)})
+
+
+def load_lists(path):
+    lists = {}
+    with np.load(path) as data:
+        for key in sorted(data.files):
+            lists.setdefault(key.rsplit(".", 1)[0], []).append(data[key])
+    return lists
+
+
+def assert_close(a, b, rtol=1e-5):
+    """Equal to float32 rounding: each array within rtol of its own largest value."""
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x, y, rtol=0, atol=rtol * max(float(np.abs(x).max()), 1e-30))
+
+
+def test_one_step_on_two_replicas_is_the_step_on_one_device(tmp_path):
+    out = tmp_path / "step.npz"
+    code = f"import test_distribute; test_distribute.one_step({str(out)!r})"
+    done = subprocess.run([sys.executable, "-c", code], cwd=TESTS, env=dict(ENV, PYTHONPATH=FILES), capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = load_lists(out)
+    assert not all(np.array_equal(x, y) for x, y in zip(r["start"], r["one_weights"]))
+    # the batch's mean loss and mean gradient: weights, and Adamax moments, which a gradient
+    # summed over the replicas without the 1/replicas share would double
+    assert_close(r["one_losses"], r["two_losses"])
+    for x, y in zip(r["one_weights"], r["two_weights"], strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)  # Adamax moves a weight ~lr whatever its gradient
+    assert_close(r["one_moments"], r["two_moments"])
+    for name in ("one", "two", "two_bf16"):  # the guard's reload puts back the weights on every replica
+        assert all(np.array_equal(x, y) for x, y in zip(r["start"], r[f"{name}_reloaded"], strict=True))
+    np.testing.assert_allclose(r["two_bf16_losses"], r["one_losses"], rtol=0.02)  # bfloat16: 3 digits
+    assert {w.dtype for w in r["two_bf16_weights"]} == {np.dtype("float32")}
+    assert not all(np.array_equal(x, y) for x, y in zip(r["start"], r["two_bf16_weights"]))
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+@pytest.mark.parametrize("extra, tf_config, message", [
+    (["--cpu_devices", 2], None, "--cpu_devices goes with --strategy mirrored, not --strategy default"),
+    (["--strategy", "multiworker", "--cpu_devices", 2], None,
+     "--cpu_devices goes with --strategy mirrored, not --strategy multiworker"),
+    (["--strategy", "multiworker"], None, "--strategy multiworker needs TF_CONFIG: the cluster and this worker's task"),
+    (["--strategy", "multiworker"], '{"cluster": {}}', 'TF_CONFIG is not {"cluster": {...}, "task": {"type": ..., "index": ...}}'),
+    (["--strategy", "multiworker"], '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+     "TF_CONFIG: task worker 1 is not in its cluster"),
+])
+def test_bad_strategy_flags_are_one_line(tmp_path, capsys, monkeypatch, extra, tf_config, message):
+    data = make_xray_data(tmp_path / "data", n=32)
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    assert message in bad_input(tmp_path, capsys, argv_for(data, tmp_path / "results", *extra))
+
+
+def test_cpu_devices_in_a_process_whose_devices_are_set_up_is_one_line(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=32)
+    tf.zeros(1)  # TensorFlow sets up its devices on first use: this process has one CPU device now
+    err = bad_input(tmp_path, capsys, argv_for(data, tmp_path / "results", "--strategy", "mirrored", "--cpu_devices", 3))
+    assert err.endswith("--cpu_devices 3: TensorFlow's devices are already set up in this process (1 CPU device(s)); "
+                        "start a fresh process")
+
+
+@pytest.mark.slow
+def test_a_mirrored_run_writes_a_single_device_runs_files_resumes_on_one_device_and_feeds_heatmaps(tmp_path, run):
+    data = make_xray_data(tmp_path / "data", n=32)  # 2 batches an epoch
+    results = tmp_path / "results"
+    refused = run("train_cgan.py", *argv_for(data, results, "--strategy", "mirrored", "--cpu_devices", 3))
+    assert refused.returncode == 2 and refused.stderr.strip().endswith(
+        "--n_batch 16 does not split across 3 replicas: each half batch goes to every replica alike, "
+        "so it must be a multiple of 6")
+
+    mirrored = run("train_cgan.py", *argv_for(data, results, "--strategy", "mirrored", "--cpu_devices", 2, "--epochs_goal", 2))
+    assert mirrored.returncode == 0, mirrored.stderr[-3000:]
+    assert "strategy mirrored: 2 replica(s), on this machine CPU:0, CPU:1; global batch 16 = 8 per replica" in mirrored.stdout
+    assert sorted(os.listdir(results)) == epoch_files([1, 2])
+    flags = run_folder.read_config(str(results))["flags"]
+    assert (flags["strategy"], flags["cpu_devices"]) == ("mirrored", 2)
+
+    # the strategy describes the machine: a restart may change it (and back: the two-worker test)
+    resumed = run("train_cgan.py", "--dataset", "xray", "--results_dir", results, "--qRestart", "--epochs_goal", 3,
+                  "--strategy", "default")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "training state of epoch 2 restored" in resumed.stdout and "strategy" not in resumed.stdout
+    assert sorted(os.listdir(results)) == epoch_files([1, 2, 3])
+    assert run_folder.complete_epochs(str(results)) == [1, 2, 3]
+    assert sorted(os.listdir(data / "real_plots")) == ["real_plot_e001.png"]
+
+    drawn = run("heatmaps.py", "--dataset", "xray", "--data_dir", data, "--models_dir", results, "--epochs", 2)
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert sorted(os.listdir(data / "heatmaps")) == ["generator_model_002.h5.npz", "generator_model_002.h5.png"]
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def start_worker(index, ports, temp, argv, log):
+    tf_config = {"cluster": {"worker": [f"localhost:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
+    return subprocess.Popen([sys.executable, os.path.join(FILES, "train_cgan.py"), *map(str, argv)], cwd=ROOT,
+                            env=dict(ENV, TF_CONFIG=json.dumps(tf_config), TMPDIR=str(temp)),
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_two_workers_resume_a_single_device_run_train_an_epoch_together_and_only_the_chief_writes(tmp_path):
+    data = make_xray_data(tmp_path / "data", n=32)  # 2 batches an epoch
+    results = tmp_path / "results"
+    assert train_cgan.main(argv_for(data, results, "--real_plots", 0, "--epochs_goal", 1)) == 0  # one device
+
+    ports = free_ports(2)
+    temps = [tmp_path / f"tmp{index}" for index in range(2)]
+    logs = [tmp_path / f"worker{index}.log" for index in range(2)]
+    argv = ["--dataset", "xray", "--results_dir", results, "--qRestart", "--epochs_goal", 2, "--strategy", "multiworker"]
+    workers = []
+    try:
+        for index in range(2):
+            os.makedirs(temps[index])
+            with open(logs[index], "w") as log:
+                workers.append(start_worker(index, ports, temps[index], argv, log))
+        statuses = [worker.wait(timeout=300) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+    outputs = [log.read_text() for log in logs]
+    # both ended well, though a run holds its folder's lock throughout: the other worker wrote elsewhere
+    assert statuses == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    for out in outputs:
+        assert "strategy multiworker: 2 replica(s), on this machine CPU:0; global batch 16 = 8 per replica" in out
+        assert "training state of epoch 1 restored" in out
+    # one training: the same losses and accuracies on both workers
+    said = [[line for line in out.splitlines() if line.startswith(">")] for out in outputs]
+    assert said[0] == said[1] and said[0][-1].startswith(">Accuracy real: ")
+
+    assert sorted(os.listdir(results)) == epoch_files([1, 2])
+    assert run_folder.complete_epochs(str(results)) == [1, 2]
+    assert [os.listdir(temp) for temp in temps] == [[], []]  # the other worker's folder went with it
