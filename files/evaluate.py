@@ -46,7 +46,16 @@ import cli
 import plots
 from classifier import ClassifierFileError, features_and_classes, load_classifier
 from datasets import IMAGE_SIDE, load_prepared
-from gan_metrics import KNN_K, collapsed, diversity, measures
+from gan_metrics import (
+    ALL_CLASSES,
+    FIELDS,
+    FLOOR_EPOCH,
+    KNN_K,
+    MEASURES,
+    collapsed,
+    diversity,
+    measures,
+)
 from saved_generators import (
     add_model_flags,
     check_labels,
@@ -57,11 +66,6 @@ from storage import InputError, atomic_write, fail, load_arrays, save_figure
 
 OUT_NAME = "evaluation"
 HELD_OUT_FILE = "held_out.npz"  # train_classifier.py's
-FIELDS = ("epoch", "label", "n", "label_accuracy", "diversity_gen", "diversity_real", "fd", "kid", "precision",
-          "recall", "nn_ssim", "nn_psnr")
-MEASURES = FIELDS[3:]
-FLOOR_EPOCH = "real"
-ALL_CLASSES = "all"
 MIN_REAL_PER_CLASS = 2 * (KNN_K + 1)  # the floor's halves need more than k neighbours each
 PIXEL_COMPONENTS = 50  # raw pixels -> 50 principal components before t-SNE and in the projector
 SPRITE_SIDE = 40  # TensorBoard shows the sprite's thumbnails; 80x80 would pass its 8192-pixel bound at 10,000 points

@@ -29,11 +29,20 @@ the FID and KID of published tables, and their values cannot be compared with th
   1 and high PSNR flag copies of training images.
 """
 
+import csv
+
 import numpy as np
 from scipy import linalg, ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import NearestNeighbors
+
+# evaluate.py's table, evaluation.csv: a row per epoch and class
+FIELDS = ("epoch", "label", "n", "label_accuracy", "diversity_gen", "diversity_real", "fd", "kid", "precision",
+          "recall", "nn_ssim", "nn_psnr")
+MEASURES = FIELDS[3:]
+FLOOR_EPOCH = "real"  # the real-against-real rows
+ALL_CLASSES = "all"  # the rows of every class together
 
 KNN_K = 3
 SSIM_SIGMA, SSIM_RADIUS = 1.5, 5  # the Gaussian window of Wang et al. 2003: 11 x 11 pixels
@@ -152,3 +161,28 @@ def measures(real, real_features, generated, generated_features, rng):
         "nn_ssim": nn_ssim,
         "nn_psnr": nn_psnr,
     }
+
+
+# ---------------------------------------------------------------- evaluation.csv, read back (the demo reads it)
+
+
+def read_csv(path):
+    """evaluation.csv's rows: epoch and label as written (`real`, `all`), the rest as floats."""
+    with open(path, newline="") as f:
+        return [{key: value if key in ("epoch", "label") else float(value) for key, value in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def class_summaries(rows, class_names):
+    """One line per class of read_csv's rows: each measure's mean over the epochs evaluated,
+    the real-against-real floor in brackets."""
+    lines = []
+    for label, name in enumerate(class_names):
+        found = [row for row in rows if row["label"] == str(label) and row["epoch"] != FLOOR_EPOCH]
+        floor = [row for row in rows if row["label"] == str(label) and row["epoch"] == FLOOR_EPOCH]
+        if not found or not floor:
+            continue
+        epochs = ", ".join(row["epoch"] for row in found)
+        parts = [f"{key} {np.mean([row[key] for row in found]):.3g} [{floor[0][key]:.3g}]" for key in MEASURES]
+        lines.append(f"{name} (epochs {epochs}): " + ", ".join(parts))
+    return lines
