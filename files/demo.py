@@ -61,7 +61,7 @@ check's; minutes is the demo's wall time.
 SECONDS_PER_BATCH (measured on 2 CPU cores at width 16, scaled by the square of the width,
 since the convolutions dominate) plus the end-of-epoch sample grid and model files
 (SECONDS_PER_EPOCH_END). --epochs sets the epochs directly. Nothing is measured at run time.
-The default 15 minutes plan 134 epochs of 900 phantoms (1,876 batches). The consolidation is
+The default 15 minutes plan 123 epochs of 900 phantoms (1,722 batches). The consolidation is
 learnt last (after about 100 epochs): shorter runs score bacterial near chance.
 """
 
@@ -105,8 +105,10 @@ REFERENCE_FILTERS = 16
 SECONDS_PER_EPOCH_END = 0.8  # accuracies, sample grid, three model files
 # phantoms, preparation and heatmaps (90 s), and the comparison: the classifier, the averaged
 # deltas, the saliency maps and the two sanity runs, four more TensorFlow start-ups (80 s; they
-# took 116 s of CPU time on our shared 2 cores, TensorFlow's work spread over both)
-OTHER_STEPS_SECONDS = 170.0
+# took 116 s of CPU time on our shared 2 cores, TensorFlow's work spread over both), and the
+# evaluation of the heatmapped epochs (60 s: one epoch at 500 images per class took 100 s on our
+# 2 cores under a load of 4 to 7, most of it in proportion to the images; 200 per class, 3 epochs)
+OTHER_STEPS_SECONDS = 230.0
 
 AVERAGE_LATENTS = 1000
 EVALUATE_N = 200  # generated images per class and epoch in the demo's evaluation (evaluate.py's default: 500)
