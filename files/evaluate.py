@@ -59,6 +59,7 @@ from gan_metrics import (
 from saved_generators import (
     add_model_flags,
     check_labels,
+    chosen_generators,
     for_each_model,
     parse_model_args,
 )
@@ -332,6 +333,7 @@ def draw_embedding(epoch, real, real_features, generated, generated_features, ar
 
 
 def run(args):
+    chosen_generators(args.models_dir, args.epochs)  # a missing epoch is named before the floor's work
     classifier, held_out_accuracy, real, real_features = load_inputs(args)
     reference = f"{held_out_accuracy:.3f}" if held_out_accuracy is not None else f"unknown (no {HELD_OUT_FILE} beside it)"
     print(f"the classifier's accuracy on its held-out real images: {reference}", flush=True)
