@@ -240,7 +240,7 @@ def test_label_smoothing_sets_the_discriminators_real_target_only(tmp_path, real
 
 @pytest.mark.slow
 def test_both_options_train_save_restart_and_load(tmp_path, run, capsys):
-    data = make_xray_data(tmp_path / "data", n=64)
+    data = make_xray_data(tmp_path / "data", n=32)
     results = data / "results"
     common = ["--dataset", "xray", "--data_dir", str(data), "--summary_dir", str(tmp_path / "cgan"),
               "--filters", "4", "--n_batch", "16", "--real_plots", "0", "--seed", "2"]
