@@ -44,7 +44,12 @@ from tqdm import tqdm
 import cgan
 import cli
 import plots
-from classifier import ClassifierFileError, features_and_classes, load_classifier
+from classifier import (
+    ClassifierFileError,
+    features_and_classes,
+    features_model,
+    load_classifier,
+)
 from datasets import IMAGE_SIDE, load_prepared
 from gan_metrics import (
     ALL_CLASSES,
@@ -94,8 +99,8 @@ def parse_args(argv=None):
 
 
 def load_inputs(args):
-    """(classifier, its held-out accuracy or None, real images in [0, 1] by class, their
-    features by class), checked."""
+    """(the classifier's features_model, its held-out accuracy or None, and by class: the real
+    images in [0, 1], their features, the classes the classifier gives them), checked."""
     check_labels(args.labels, args.settings.n_classes, args.dataset, minimum=1)
     if not os.path.exists(args.classifier):
         raise InputError(f"{args.classifier} not found (make it with train_classifier.py)")
@@ -117,15 +122,22 @@ def load_inputs(args):
     n_real, n_generated = sum(counts.values()), args.n * len(args.labels)
     cli.check_memory((2 * n_real + 2 * n_generated) * IMAGE_SIDE**2 * 3 * FLOAT_BYTES,
                      f"--n {args.n} for {len(args.labels)} classes and {n_real} real images")
-    real = {label: images[labels == label].astype(np.float32) / 255.0 for label in args.labels}
-    real_features = {label: features_and_classes(classifier, images[labels == label])[0] for label in args.labels}
-    return classifier, accuracy, real, real_features
+    chosen = np.isin(labels, args.labels)
+    features_and_scores = features_model(classifier)
+    features, classes = features_and_classes(features_and_scores, images[chosen])
+    by_class = {label: labels[chosen] == label for label in args.labels}
+    real = {label: images[chosen][members].astype(np.float32) / 255.0 for label, members in by_class.items()}
+    real_features = {label: features[members] for label, members in by_class.items()}
+    real_classes = {label: classes[members] for label, members in by_class.items()}
+    return features_and_scores, accuracy, real, real_features, real_classes
 
 
 def generated_sets(generator, labels, n, seed):
-    """{label: (n, 80, 80, 3) images in [0, 1]} from the same n training-style latents under each label."""
+    """{label: (n, 80, 80, 3) images in [0, 1]} from the same n training-style latents under each
+    label, generated in one call."""
     latents = cgan.training_latents(np.random.default_rng(seed), n, generator.inputs[0].shape[1])
-    return {label: cgan.generate(generator, latents, np.full(n, label)) for label in labels}
+    images = cgan.generate(generator, np.tile(latents, (len(labels), 1)), np.repeat(labels, n))
+    return dict(zip(labels, images.reshape(len(labels), n, *images.shape[1:])))
 
 
 # ---------------------------------------------------------------- the measures
@@ -162,7 +174,7 @@ def class_accuracy(classes, label):
     return float(np.mean(classes == label))
 
 
-def floor_rows(classifier, real, real_features, seed):
+def floor_rows(real, real_features, real_classes, seed):
     """The real-against-real rows: each class's real images in two random halves, the second
     half measured against the first as if it were generated."""
     rng = np.random.default_rng(seed)
@@ -172,17 +184,20 @@ def floor_rows(classifier, real, real_features, seed):
         a, b = order[: len(images) // 2], order[len(images) // 2 :]
         first[label], second[label] = images[a], images[b]
         first_features[label], second_features[label] = real_features[label][a], real_features[label][b]
-        accuracy[label] = class_accuracy(features_and_classes(classifier, images[b] * 255.0)[1], label)
+        accuracy[label] = class_accuracy(real_classes[label][b], label)
     return measured_rows(FLOOR_EPOCH, first, first_features, real_diversities(first, seed), second, second_features,
                          accuracy, seed)
 
 
-def evaluate_epoch(epoch, generator, classifier, real, real_features, real_diversity, args):
+def evaluate_epoch(epoch, generator, features, real, real_features, real_diversity, args):
+    """The epoch's rows, its generated images and their features, by class."""
     generated = generated_sets(generator, args.labels, args.n, args.seed)
+    all_features, all_classes = features_and_classes(features, pooled(generated) * 255.0)
     generated_features, accuracy = {}, {}
-    for label, images in generated.items():
-        generated_features[label], classes = features_and_classes(classifier, images * 255.0)
-        accuracy[label] = class_accuracy(classes, label)
+    for k, label in enumerate(generated):
+        window = slice(k * args.n, (k + 1) * args.n)
+        generated_features[label] = all_features[window]
+        accuracy[label] = class_accuracy(all_classes[window], label)
     rows = measured_rows(epoch, real, real_features, real_diversity, generated, generated_features, accuracy, args.seed)
     return rows, generated, generated_features
 
@@ -334,10 +349,10 @@ def draw_embedding(epoch, real, real_features, generated, generated_features, ar
 
 def run(args):
     chosen_generators(args.models_dir, args.epochs)  # a missing epoch is named before the floor's work
-    classifier, held_out_accuracy, real, real_features = load_inputs(args)
+    features, held_out_accuracy, real, real_features, real_classes = load_inputs(args)
     reference = f"{held_out_accuracy:.3f}" if held_out_accuracy is not None else f"unknown (no {HELD_OUT_FILE} beside it)"
     print(f"the classifier's accuracy on its held-out real images: {reference}", flush=True)
-    floor = floor_rows(classifier, real, real_features, args.seed)
+    floor = floor_rows(real, real_features, real_classes, args.seed)
     print("real against real (each class's real images in two halves), every measure's floor:")
     for row in floor:
         print(row_line(row, args.settings))
@@ -345,7 +360,7 @@ def run(args):
     rows, last = [], {}
 
     def work(epoch, path, generator):
-        epoch_rows, generated, generated_features = evaluate_epoch(epoch, generator, classifier, real, real_features,
+        epoch_rows, generated, generated_features = evaluate_epoch(epoch, generator, features, real, real_features,
                                                                    real_diversity, args)
         rows.extend(epoch_rows)
         for row in epoch_rows:
