@@ -176,7 +176,7 @@ def test_evaluate_flags_the_collapse_scores_the_label_blind_generator_at_chance_
         assert by_key[("real", label)]["recall"] > 0.3 and by_key[("real", label)]["diversity_gen"] < 1
     # the same latents under every label give the same images: the classifier names each image's class
     # once, whatever label made it, so the labels' accuracies add up to 1, their mean 1/3
-    assert by_key[("2", "all")]["label_accuracy"] == pytest.approx(1 / 3)
+    assert by_key[("2", "all")]["label_accuracy"] == pytest.approx(1 / 3, abs=1e-5)  # the CSV keeps 6 digits
     assert sum(by_key[("2", label)]["label_accuracy"] for label in ("0", "1", "2")) == pytest.approx(1.0)
     assert os.path.getsize(out / "evaluation.png") > 10_000 and os.path.getsize(out / "embedding_e002.png") > 10_000
 
