@@ -106,8 +106,9 @@ SECONDS_PER_EPOCH_END = 0.8  # accuracies, sample grid, three model files
 # phantoms, preparation and heatmaps (90 s), and the comparison: the classifier, the averaged
 # deltas, the saliency maps and the two sanity runs, four more TensorFlow start-ups (80 s; they
 # took 116 s of CPU time on our shared 2 cores, TensorFlow's work spread over both), and the
-# evaluation of the heatmapped epochs (60 s: one epoch at 500 images per class took 100 s on our
-# 2 cores under a load of 4 to 7, most of it in proportion to the images; 200 per class, 3 epochs)
+# evaluation of the heatmapped epochs (60 s, an estimate: one epoch at 500 images per class took
+# 100 s on our 2 cores under a load of 4 to 7, before evaluate.py stopped re-tracing its models;
+# the demo evaluates 200 per class, 3 epochs)
 OTHER_STEPS_SECONDS = 230.0
 
 AVERAGE_LATENTS = 1000
