@@ -36,25 +36,28 @@ def adamax(lr, beta_1):
     return keras.optimizers.Adamax(learning_rate=lr, beta_1=beta_1, beta_2=BETA_2, epsilon=EPSILON)
 
 
-def build_discriminator(n_classes, filters, lr, beta_1=D_BETA_1):
+def build_discriminator(n_classes, filters, lr, beta_1=D_BETA_1, spectral_norm=False):
     """Label map as a 4th channel, five 5x5 convolutions (80 -> 5), a sigmoid; compiled with
-    binary cross-entropy and Adamax at this learning rate (per dataset)."""
+    binary cross-entropy and Adamax at this learning rate (per dataset). spectral_norm wraps
+    every convolution and dense layer in keras.layers.SpectralNormalization (Miyato et al. 2018),
+    which adds one non-trainable vector per layer, as long as the layer's output width."""
+    normalized = layers.SpectralNormalization if spectral_norm else (lambda layer, **kwargs: layer)
     image = keras.Input(IMAGE_SHAPE)
     label = keras.Input((1,))
     h, w, _ = IMAGE_SHAPE
     label_map = layers.Embedding(n_classes, EMBEDDING_DIM)(label)
-    label_map = layers.Dense(h * w)(label_map)
+    label_map = normalized(layers.Dense(h * w))(label_map)
     label_map = layers.Reshape((h, w, 1))(label_map)
     x = layers.Concatenate()([image, label_map])
-    x = layers.Conv2D(filters, 5, padding="same")(x)
+    x = normalized(layers.Conv2D(filters, 5, padding="same"))(x)
     x = layers.LeakyReLU(LEAKY_SLOPE)(x)
     x = layers.Dropout(DROPOUT)(x)
     for _ in range(4):
-        x = layers.Conv2D(filters, 5, strides=2, padding="same")(x)
+        x = normalized(layers.Conv2D(filters, 5, strides=2, padding="same"))(x)
         x = layers.LeakyReLU(LEAKY_SLOPE)(x)
     x = layers.Flatten()(x)
     # float32 output keeps the loss the collapse guard reads in float32 under mixed precision
-    out = layers.Dense(1, activation="sigmoid", dtype="float32")(x)
+    out = normalized(layers.Dense(1, activation="sigmoid", dtype="float32"), dtype="float32")(x)
     model = keras.Model([image, label], out, name="discriminator")
     model.compile(loss="binary_crossentropy", optimizer=adamax(lr, beta_1), metrics=["accuracy"])
     return model
@@ -212,11 +215,19 @@ def _input_widths(config_layers):
     return widths
 
 
+def _unwrapped(layer):
+    """(class name, config) of a saved layer, of the layer inside a SpectralNormalization wrapper."""
+    if layer["class_name"] == "SpectralNormalization":
+        return layer["config"]["layer"]["class_name"], layer["config"]["layer"]["config"]
+    return layer["class_name"], layer["config"]
+
+
 def _architecture(config_layers):
     """(n_classes, filters, latent_dim or None) read off a saved generator or discriminator."""
     by_class = {}
     for layer in config_layers:
-        by_class.setdefault(layer["class_name"], []).append(layer["config"])
+        class_name, config = _unwrapped(layer)
+        by_class.setdefault(class_name, []).append(config)
     try:
         n_classes = by_class["Embedding"][0]["input_dim"]
         convs = by_class.get("Conv2DTranspose") or by_class["Conv2D"]
@@ -225,6 +236,12 @@ def _architecture(config_layers):
         raise ModelFileError(f"no embedding or convolution layer ({e})") from e
     latent = [w[0] for w in _input_widths(config_layers) if len(w) == 1 and w[0] not in (1, None)]
     return n_classes, filters, (latent[0] if latent else None)
+
+
+def _stored_order(layer):
+    """A layer's weights in the order .h5 files store them: trainable first (Keras's legacy order;
+    a SpectralNormalization layer's own order puts its non-trainable vector between kernel and bias)."""
+    return layer.trainable_weights + layer.non_trainable_weights
 
 
 def _copy_weights(model, config_layers, saved, path):
@@ -237,15 +254,21 @@ def _copy_weights(model, config_layers, saved, path):
             key = (layer["class_name"], tuple(a.shape for a in arrays))
             queues.setdefault(key, []).append(arrays)
     for layer in model.layers:
-        if not layer.weights:
+        weights = _stored_order(layer)
+        if not weights:
             continue
-        key = (type(layer).__name__, tuple(tuple(w.shape) for w in layer.weights))
+        key = (type(layer).__name__, tuple(tuple(w.shape) for w in weights))
         if not queues.get(key):
             raise ModelFileError(f"{path}: no saved weights fit layer {layer.name} {key}")
-        layer.set_weights(queues[key].pop(0))
+        for variable, value in zip(weights, queues[key].pop(0)):
+            variable.assign(value)
     left = sum(len(q) for q in queues.values())
     if left:
         raise ModelFileError(f"{path}: {left} saved layers have no place in the model")
+
+
+def has_spectral_norm(model):
+    return any(isinstance(layer, layers.SpectralNormalization) for layer in model.layers)
 
 
 def n_classes_of(model):
@@ -270,13 +293,15 @@ def load_generator(path):
 
 
 def load_discriminator(path, lr, beta_1=D_BETA_1):
-    """A discriminator saved by our training (or Keras 2's), trainable, freshly compiled."""
+    """A discriminator saved by our training (or Keras 2's), trainable, freshly compiled; with
+    spectral normalization when it was saved with it."""
     config_layers, saved = _h5_layers(path)
     try:
         n_classes, filters, _ = _architecture(config_layers)
     except ModelFileError as e:
         raise ModelFileError(f"{path}: not a discriminator: {e}") from e
-    model = build_discriminator(n_classes, filters, lr, beta_1)
+    model = build_discriminator(n_classes, filters, lr, beta_1, spectral_norm=any(
+        layer["class_name"] == "SpectralNormalization" for layer in config_layers))
     _copy_weights(model, config_layers, saved, path)
     _copy_optimizer_state(model, path)
     return model

@@ -91,6 +91,20 @@ def predict_classes(model, images, batch_size=256):
     return np.argmax(model.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0), axis=1)
 
 
+def features_model(model):
+    """A model giving (pooled features, class scores): the global average pooling's output, what
+    gan_metrics measures on, beside the classifier's scores. Build it once: each new model's
+    predict traces its function again."""
+    return keras.Model(model.input, [model.layers[-2].output, model.output])
+
+
+def features_and_classes(both, pixels, batch_size=256):
+    """(pooled features (N, last convolution's width), predicted classes (N,)) from features_model's
+    model, of images given as 0..255 pixel values."""
+    features, scores = both.predict(np.asarray(pixels, np.float32), batch_size=batch_size, verbose=0)
+    return features, np.argmax(scores, axis=1)
+
+
 class ClassifierFileError(ValueError):
     """A file that cannot be read as a classifier of this module's kind."""
 

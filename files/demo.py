@@ -16,6 +16,8 @@ first (the same command a user would type) and streaming its output:
                           rates than the original's (printed; the original's need hours)
   5. heatmaps.py          delta heatmaps of the last epochs' generators, and (--average) the mean
                           delta over --average_latents latents drawn as in training
+     evaluate.py          the same epochs' generators measured against the real phantoms on the
+                          classifier's features (EVALUATE_N images per class); one line per class
   6. saliency.py          Grad-CAM, CAM and Integrated Gradients of the held-out viral and
                           bacterial images
   7. heatmaps.py, saliency.py --randomized_weights: the same from re-initialized weights, the
@@ -35,6 +37,7 @@ Writes into --out_dir (default demo_run/; --work_dir is its older name):
   classifier/  classifier.keras, held_out.npz   the baseline and its held-out evaluation
   results/   generator_model_NNN.h5 (+ _gan, _dis), generated_plot_eNNN.png, history.csv, losses.png
   heatmaps/  generator_model_NNN.h5.png, .npz, .average.png, .average.npz for the last --heatmap_epochs
+  evaluation/  evaluation.csv, evaluation.png     the measures of the same epochs' generators
   saliency/  saliency_1.npz, saliency_2.npz      the classifier's maps of the held-out viral, bacterial images
   heatmaps_randomized/, saliency_randomized/    the sanity check's
   comparison.png   per finding: the class's mean phantom, the true region, the averaged delta,
@@ -58,7 +61,7 @@ check's; minutes is the demo's wall time.
 SECONDS_PER_BATCH (measured on 2 CPU cores at width 16, scaled by the square of the width,
 since the convolutions dominate) plus the end-of-epoch sample grid and model files
 (SECONDS_PER_EPOCH_END). --epochs sets the epochs directly. Nothing is measured at run time.
-The default 15 minutes plan 134 epochs of 900 phantoms (1,876 batches). The consolidation is
+The default 15 minutes plan 133 epochs of 900 phantoms (1,862 batches). The consolidation is
 learnt last (after about 100 epochs): shorter runs score bacterial near chance.
 """
 
@@ -73,6 +76,7 @@ import cli
 import plots
 import run_folder
 from datasets import BACTERIAL, DATASETS, HEALTHY, N_BATCH, VIRAL
+from gan_metrics import class_summaries, read_csv
 from phantoms import GROUND_TRUTH
 from scoring import (
     FINDINGS,
@@ -98,13 +102,20 @@ LESION_STRENGTH, HAZE_STRENGTH = 0.6, 0.4
 # The --minutes -> epochs plan, 2 CPU cores.
 SECONDS_PER_BATCH = 0.33  # compiled step, batch of 64, width 16 (history.csv's median epoch: 4.7 s)
 REFERENCE_FILTERS = 16
-SECONDS_PER_EPOCH_END = 0.8  # accuracies, sample grid, three model files
+# accuracies, sample grid, model files, training state, loss curves: 0.8 s on the machine above,
+# before the end of an epoch was cut to 45% of its time (1.96 s -> 0.87 s on an AVX2-only 2-core
+# machine: compiled calls instead of predict(), the grid drawn with Pillow)
+SECONDS_PER_EPOCH_END = 0.4
 # phantoms, preparation and heatmaps (90 s), and the comparison: the classifier, the averaged
 # deltas, the saliency maps and the two sanity runs, four more TensorFlow start-ups (80 s; they
-# took 116 s of CPU time on our shared 2 cores, TensorFlow's work spread over both)
-OTHER_STEPS_SECONDS = 170.0
+# took 116 s of CPU time on our shared 2 cores, TensorFlow's work spread over both), and the
+# evaluation of the heatmapped epochs (60 s, an estimate: one epoch at 500 images per class took
+# 100 s on our 2 cores under a load of 4 to 7, before evaluate.py stopped re-tracing its models;
+# the demo evaluates 200 per class, 3 epochs)
+OTHER_STEPS_SECONDS = 230.0
 
 AVERAGE_LATENTS = 1000
+EVALUATE_N = 200  # generated images per class and epoch in the demo's evaluation (evaluate.py's default: 500)
 METHODS = ("gradcam", "cam", "ig")
 METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG"}
 
@@ -150,7 +161,8 @@ def prepare_work_dir(work_dir):
         raise InputError(f"{work_dir} is not empty and holds no demo run ({GROUND_TRUTH}); pick another --out_dir")
     writable_folder(work_dir)
     # epochs of a longer earlier run would otherwise be heatmapped as if this run made them
-    for folder in ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized"):
+    for folder in ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized",
+                   "evaluation"):
         shutil.rmtree(os.path.join(work_dir, folder), ignore_errors=True)
 
 
@@ -192,7 +204,8 @@ def run_demo(args):
     """The steps; returns the paths the comparison reads."""
     w = args.out_dir
     paths = {key: os.path.join(w, key) for key in
-             ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized")}
+             ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized",
+              "evaluation")}
     require(run_step(
         "make_phantoms.py", "--out_dir", w, "--n", args.n, "--seed", args.seed, "--lesion_strength",
         args.lesion_strength, "--haze_strength", args.haze_strength, "--overwrite",
@@ -217,7 +230,11 @@ def run_demo(args):
                     "--average", args.average_latents]
     require(run_step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps"], "--epochs", *epochs,
                      "--n_samples", args.n_samples), "heatmaps.py")
-    saliency_args = ["--dataset", "xray", "--data_dir", w, "--classifier", os.path.join(paths["classifier"], "classifier.keras"),
+    classifier = os.path.join(paths["classifier"], "classifier.keras")
+    require(run_step("evaluate.py", "--dataset", "xray", "--data_dir", w, "--models_dir", results, "--classifier",
+                     classifier, "--out_dir", paths["evaluation"], "--epochs", *epochs, "--n", EVALUATE_N,
+                     "--seed", args.seed), "evaluate.py")
+    saliency_args = ["--dataset", "xray", "--data_dir", w, "--classifier", classifier,
                      "--labels", VIRAL, BACTERIAL, "--seed", args.seed]
     require(run_step("saliency.py", *saliency_args, "--out_dir", paths["saliency"]), "saliency.py")
     # the sanity check: the same maps from re-initialized weights (the last epoch's generator)
@@ -317,6 +334,7 @@ def print_outputs(w, paths):
     print(f"  training set   {os.path.join(w, 'img_align_xray.npz')}, real samples in {os.path.join(w, 'real_plots')}")
     print(f"  classifier     {paths['classifier']}: classifier.keras, held_out.npz")
     print(f"  training       {paths['results']}: generator_model_NNN.h5, generated_plot_eNNN.png, history.csv, losses.png")
+    print(f"  evaluation     {paths['evaluation']}: evaluation.csv, evaluation.png")
     print(f"  heatmaps       {paths['heatmaps']}: " + ", ".join(os.path.basename(p)[:-4] + ".png" for p in paths["heatmap_files"])
           + ", and their .average.png")
     print(f"  saliency maps  {paths['saliency']}: saliency_1.npz, saliency_2.npz")
@@ -356,6 +374,9 @@ def main(argv=None):
     print(f"\nevery map against the ground truth (classifier's held-out accuracy {float(accuracy):.4f}); lesion: the "
           "bacterial-vs-healthy maps against the lesion region, lungs: the viral-vs-healthy maps against the lung fields")
     print("\n".join(score_table(rows)))
+    print("\nthe generators against the real phantoms, mean over the heatmapped epochs [real against real]:")
+    for line in class_summaries(read_csv(os.path.join(paths["evaluation"], "evaluation.csv")), DATASETS["xray"].class_names):
+        print("  " + line)
     print(f"chance: ROC-AUC 0.5; energy, pointing and painted share score the region's area: lesion "
           f"{painted['lesion_area']:.3f}, lungs {painted['lung_area']:.3f} (the union regions); per image, "
           f"the image's own mask: lesion {compared['lesion_image_area']:.3f}, lungs {compared['lungs_image_area']:.3f} on average")

@@ -8,6 +8,7 @@ if not matplotlib.get_backend().lower().startswith(("qt", "tk", "gtk", "wx", "ma
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
 from storage import atomic_write, save_figure
@@ -160,3 +161,56 @@ def show_or_close(fig, show):
     if show:
         plt.show()
     plt.close(fig)
+
+
+def measure_panels(series, floors, measures, title=""):
+    """One panel per measure: for each named series (epochs, {measure: values}) a line over the
+    epochs, and the series' floor ({name: {measure: value}}) as a dashed line in its colour.
+    Returns the figure."""
+    columns = 3
+    rows = int(np.ceil(len(measures) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.2 * rows + 0.6), squeeze=False)
+    colours = dict(zip(series, plt.rcParams["axes.prop_cycle"].by_key()["color"] * len(series)))
+    for ax, measure in zip(axes.flat, measures):
+        for name, (epochs, values) in series.items():
+            ax.plot(epochs, values[measure], marker=".", color=colours[name], label=name)
+            if name in floors and np.isfinite(floors[name][measure]):
+                ax.axhline(floors[name][measure], color=colours[name], linestyle="--", linewidth=1)
+        ax.set_title(measure, fontsize=11)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes.flat[len(measures):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_panels(panels, sources, classes, title=""):
+    """One scatter panel per named (N, 2) point set, side by side in rows of two: points coloured
+    by source (real / generated), marked by class, with one legend. Returns the figure."""
+    markers = "osD^v<>ph*"
+    names = list(dict.fromkeys(classes))
+    colours = {"real": "tab:blue", "generated": "tab:orange"}
+    rows = int(np.ceil(len(panels) / 2))
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 5.5 * rows), squeeze=False)
+    sources, classes = np.asarray(sources), np.asarray(classes)
+    for ax, (panel_title, points) in zip(axes.flat, panels.items()):
+        for source, colour in colours.items():
+            for k, name in enumerate(names):
+                chosen = (sources == source) & (classes == name)
+                ax.scatter(points[chosen, 0], points[chosen, 1], s=8, alpha=0.6, color=colour,
+                           marker=markers[k % len(markers)], label=f"{source}, {name}")
+        ax.set_title(panel_title, fontsize=11)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9, markerscale=2)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig

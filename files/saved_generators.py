@@ -18,8 +18,9 @@ from storage import InputError, writable_folder
 FLOAT_BYTES = 4
 
 
-def add_model_flags(parser, out_name, labels_help, n_samples_help):
-    """The flags every explaining script takes; parse them with parse_model_args."""
+def add_model_flags(parser, out_name, labels_help, n_samples_help=None):
+    """The flags every explaining script takes (--n_samples where n_samples_help is given);
+    parse them with parse_model_args."""
     parser.add_argument("--dataset", required=True, choices=DATASET_NAMES,
                         help="celeb, xray, or folder (your own classes, named by <data_dir>/classes.json)")
     parser.add_argument("--data_dir", help="the dataset's folder (default files/<dataset>)")
@@ -28,7 +29,8 @@ def add_model_flags(parser, out_name, labels_help, n_samples_help):
     parser.add_argument("--epochs", type=cli.integer(0), nargs="+", metavar="N",
                         help="epochs to draw (default: every saved one)")
     parser.add_argument("--labels", type=cli.integer(0), nargs="+", metavar="LABEL", help=labels_help)
-    parser.add_argument("--n_samples", type=cli.POSITIVE, help=n_samples_help)
+    if n_samples_help:
+        parser.add_argument("--n_samples", type=cli.POSITIVE, help=n_samples_help)
     parser.add_argument("--seed", type=cli.SEED, default=1,
                         help="seed of the latents, the same for every model (default 1)")
     parser.add_argument("--show", action="store_true", help="also open each figure in a window")

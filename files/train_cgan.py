@@ -96,6 +96,11 @@ def build_parser():
                    help="reload the snapshot when the GAN loss is above this (default: celeb and folder 4.5, xray 3.0)")
     p.add_argument("--d_beta1", type=cli.BETA, default=cgan.D_BETA_1, help="discriminator Adamax beta_1")
     p.add_argument("--g_lr", type=cli.RATE, default=cgan.G_LR, help="GAN (generator) learning rate")
+    p.add_argument("--label_smoothing", type=cli.number(0, 1, low_open=True), default=1.0, metavar="TARGET",
+                   help="one-sided label smoothing: the discriminator's target for real images (e.g. 0.9; "
+                        "default 1, none); the generator's targets stay 1")
+    p.add_argument("--spectral_norm", action="store_true",
+                   help="spectral normalization on the discriminator's convolution and dense layers")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run")
@@ -198,6 +203,7 @@ def settings_line(args, images, labels, first_epoch):
         f"{args.dataset}: {len(images)} images, classes {np.bincount(labels).tolist()}, "
         f"epochs {first_epoch + 1}..{args.epochs_goal}, n_batch={args.n_batch} d_lr={args.d_lr:g} "
         f"d_beta1={args.d_beta1:g} g_lr={args.g_lr:g} gan_upper={args.gan_upper:g} filters={args.filters} latent_dim={args.latent_dim} "
+        f"label_smoothing={args.label_smoothing:g} spectral_norm={_shown(args.spectral_norm)} "
         f"seed={_shown(args.seed)} precision={'bfloat16' if args.bfloat16 else 'float32'} "
         f"real_plots={args.real_plots} data_dir={args.data_dir} summary_dir={args.summary_dir} "
         f"(settings from {source})"
@@ -324,7 +330,7 @@ def build_models(args):
     s = args.settings
     if not args.qRestart:
         g = cgan.build_generator(s.n_classes, args.latent_dim, args.filters)
-        d = cgan.build_discriminator(s.n_classes, args.filters, args.d_lr, args.d_beta1)
+        d = cgan.build_discriminator(s.n_classes, args.filters, args.d_lr, args.d_beta1, args.spectral_norm)
     else:
         paths = run_folder.model_paths(args.results_dir, args.epochs_done)
         try:
@@ -340,6 +346,9 @@ def build_models(args):
                 f"saved models have latent_dim {latent_dim} and filters {filters}; "
                 f"pass --latent_dim {latent_dim} --filters {filters}"
             )
+        if cgan.has_spectral_norm(d) != args.spectral_norm:
+            raise InputError(f"the saved discriminator has spectral normalization {_shown(cgan.has_spectral_norm(d))}; "
+                             f"--spectral_norm is {_shown(args.spectral_norm)}")
     return g, d, cgan.build_gan(g, d, args.g_lr)
 
 
@@ -371,8 +380,9 @@ class Trainer:
     weight snapshots the collapse guard reloads. With a tf.distribute strategy (models and optimizers made
     in its scope) the step runs on every replica, each on its slice of the batch."""
 
-    def __init__(self, g, d, gan, images, labels, n_batch, rng, strategy=None):
+    def __init__(self, g, d, gan, images, labels, n_batch, rng, strategy=None, real_target=1.0):
         self.g, self.d, self.gan = g, d, gan
+        self.real_target = real_target  # below 1: one-sided label smoothing (Salimans et al. 2016)
         self.images, self.labels = images, labels
         self.cum = datasets.cumulative_fractions(labels, cgan.n_classes_of(d))
         self.n_batch, self.half = n_batch, n_batch // 2
@@ -443,7 +453,7 @@ class Trainer:
 
     def _train_batch(self, real_uint8, real_labels, fake_latents, fake_labels, gan_latents, gan_labels):
         real = cgan.scale_images(tf.cast(real_uint8, tf.float32))
-        d1 = self.d_step(real, real_labels, 1.0)
+        d1 = self.d_step(real, real_labels, self.real_target)
         fakes = self.g([fake_latents, fake_labels], training=False)
         d2 = self.d_step(fakes, fake_labels, 0.0)
         with tf.control_dependencies([d2]):  # not alongside d's steps: their memory is free by then
@@ -655,7 +665,8 @@ def start_training(args, images, labels, first_epoch, models, strategy):
     if seed is None and args.strategy == "multiworker":
         seed = distribution.shared_seed(strategy)  # every worker draws the same batches
     replicated = None if args.strategy == "default" else strategy
-    trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(seed), replicated)
+    trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(seed), replicated,
+                      real_target=args.label_smoothing)
     guard = CollapseGuard(args.gan_upper)
     ij = 0
     if args.qRestart:

@@ -324,16 +324,16 @@ def test_arithmetic_grid_draws_each_point_with_label_1_or_2(faces_models, tmp_pa
 # ---------------------------------------------------------------- the demo's plan and its steps
 
 
-def test_default_demo_plans_134_epochs_as_the_readme_says():
+def test_default_demo_plans_133_epochs_as_the_readme_says():
     import demo
 
     args = demo.parse_args([])
     assert (args.minutes, args.n, args.filters) == (15, 300, 16)
     epochs = demo.planned_epochs(args.minutes, 3 * args.n, args.filters)
-    assert epochs == 134
-    assert epochs * (3 * args.n // 64) == 1876  # the batches the demo's docstring gives
+    assert epochs == 133
+    assert epochs * (3 * args.n // 64) == 1862  # the batches the demo's docstring gives
     with open(os.path.join(os.path.dirname(FILES), "README.md")) as f:
-        assert "134 for the default 15 minutes" in f.read()
+        assert "133 for the default 15 minutes" in f.read()
 
 
 def fake_steps(monkeypatch, train_status, saved_epochs):
@@ -371,6 +371,8 @@ def test_demo_goes_on_with_the_saved_epochs_when_the_collapse_guard_stops_traini
     heatmap_args = calls[scripts.index("heatmaps.py")][1]
     chosen = heatmap_args[heatmap_args.index("--epochs") + 1 : heatmap_args.index("--n_samples")]
     assert chosen == ["2", "3", "4"]  # the last three epochs saved before the stop
+    evaluate_args = calls[scripts.index("evaluate.py")][1]
+    assert evaluate_args[evaluate_args.index("--epochs") + 1 : evaluate_args.index("--n")] == chosen  # the same epochs
     assert [os.path.basename(p) for p in paths["heatmap_files"]] == [f"generator_model_00{k}.h5.npz" for k in (2, 3, 4)]
 
 

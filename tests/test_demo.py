@@ -38,11 +38,12 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
         "heatmaps/generator_model_001.h5.average.png", "heatmaps/generator_model_001.h5.average.npz",
         "classifier/classifier.keras", "classifier/held_out.npz", "saliency/saliency_1.npz", "saliency/saliency_2.npz",
         "heatmaps_randomized/generator_model_001.h5.average.npz", "saliency_randomized/saliency_2.npz", "comparison.png",
+        "evaluation/evaluation.csv", "evaluation/evaluation.png",
     ):
         assert os.path.isfile(work / name), name
     # every step's command is shown, and the settings the training ran with
     for script in ("make_phantoms.py", "prepare_xrays.py", "train_classifier.py", "train_cgan.py", "heatmaps.py",
-                   "saliency.py"):
+                   "evaluate.py", "saliency.py"):
         assert f"$ python files/{script}" in done.stdout
     assert "--randomized_weights" in done.stdout  # the sanity check's runs
     assert "width 8, 1 epochs" in done.stdout
@@ -51,6 +52,10 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
         for finding in ("lesion", "lungs"):
             assert re.search(rf"^{re.escape(method)} +{finding} ", done.stdout, re.MULTILINE), (method, finding)
     assert "chance: ROC-AUC 0.5" in done.stdout
+    # the evaluation's summary: a line per class, the heatmapped epoch's measures beside the floor
+    for name in ("healthy", "viral", "bacter"):
+        assert re.search(rf"^  {name} \(epochs 1\): label_accuracy \S+ \[\S+\], diversity_gen ", done.stdout,
+                         re.MULTILINE), name
     last = done.stdout.strip().splitlines()[-1]
     match = RESULT.fullmatch(last)
     assert match, last

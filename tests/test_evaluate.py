@@ -1,0 +1,266 @@
+"""Offline evaluation of saved generators (evaluate.py, gan_metrics.py) and the training options
+for steadier training (--label_smoothing, --spectral_norm): every measure on sets whose answer is
+known, evaluate.py end to end on a collapsed and a label-blind generator with its TensorBoard
+projector files, and both options through training, saving, restarting and loading."""
+
+import csv
+import math
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import cgan
+import evaluate
+import run_folder
+import train_cgan
+from classifier import build_classifier
+from gan_metrics import (
+    collapsed,
+    diversity,
+    frechet_distance,
+    kernel_distance,
+    ms_ssim,
+    nearest_real_scores,
+    precision_recall,
+)
+from storage import save_arrays, save_model, save_npz
+from test_train import make_xray_data
+
+N_CLASSES = 3
+PER_CLASS = 12
+
+
+def class_images(rng, n=PER_CLASS):
+    """uint8 images of 3 classes: noise, and a bright square whose place is the class."""
+    images = rng.integers(0, 80, (N_CLASSES * n, 80, 80, 3), dtype=np.uint8)
+    labels = np.repeat(np.arange(N_CLASSES), n)
+    for image, label in zip(images, labels):
+        top = 10 + 25 * label + rng.integers(-3, 4)
+        image[top : top + 15, 30:45] = 230
+    return images, labels
+
+
+# ---------------------------------------------------------------- the measures, known answers
+
+
+def test_identical_sets_score_fd_0_kid_about_0_precision_and_recall_1():
+    features = np.random.default_rng(0).normal(size=(400, 16))
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-4)
+    shifted = kernel_distance(features, features + 0.5)  # about 1
+    # a set against itself: the within-set means leave out each image's kernel with itself, the
+    # cross mean keeps it, so the estimate is a little below 0 (2/n of the kernel's diagonal)
+    assert -0.05 * shifted < kernel_distance(features, features) <= 0
+    # against another sample of the same distribution it is about 0 too
+    other = np.random.default_rng(1).normal(size=(400, 16))
+    assert abs(kernel_distance(features, other)) < 0.01 * shifted
+    assert precision_recall(features, features) == (1.0, 1.0)
+
+
+def test_a_shifted_set_has_fd_the_squared_shift_and_a_positive_kid():
+    features = np.random.default_rng(1).normal(size=(300, 8))
+    shift = np.array([2.0, 0, 0, 0, 0, 0, -1.0, 0])
+    assert frechet_distance(features, features + shift) == pytest.approx(5.0, rel=1e-4)  # same covariance
+    assert kernel_distance(features, features + shift) > 0.5
+
+
+def test_a_collapsed_set_has_diversity_1_recall_near_0_and_is_flagged():
+    rng = np.random.default_rng(2)
+    real = rng.random((60, 80, 80, 3)).astype(np.float32)
+    one_image = np.repeat(real[:1] * 0.5, 60, axis=0)
+    assert diversity(one_image, rng) == pytest.approx(1.0, abs=1e-6)
+    real_features = rng.normal(size=(60, 8))
+    precision, recall = precision_recall(real_features, np.repeat(real_features[:1] + 0.01, 60, axis=0))
+    assert precision == 1.0  # the one image is a realistic one: collapse shows in recall,
+    assert recall <= 1 / 60  # which counts at most the one real image next to the copies
+    assert collapsed(1.0, diversity(real, rng)) and not collapsed(0.3, 0.35)
+
+
+def test_ms_ssim_is_tensorflows_at_three_scales_on_the_grey_level():
+    rng = np.random.default_rng(3)
+    a = rng.random((6, 80, 80, 3)).astype(np.float32)
+    b = np.clip(a + 0.3 * rng.normal(size=a.shape), 0, 1).astype(np.float32)
+    weights = np.array([0.0448, 0.2856, 0.3001]) / (0.0448 + 0.2856 + 0.3001)
+    expected = tf.image.ssim_multiscale(tf.image.rgb_to_grayscale(a), tf.image.rgb_to_grayscale(b), 1.0,
+                                        power_factors=weights.tolist(), filter_size=11).numpy()
+    assert np.allclose(ms_ssim(a, b), expected, atol=1e-4)
+    assert np.allclose(ms_ssim(a, a), 1.0)
+
+
+def test_copies_of_real_images_have_nearest_ssim_1_and_infinite_psnr():
+    real = np.random.default_rng(4).random((10, 80, 80, 3)).astype(np.float32)
+    ssim, psnr = nearest_real_scores(real[[3, 7, 7]], real)
+    assert ssim == pytest.approx(1.0) and psnr == math.inf
+    ssim, psnr = nearest_real_scores(np.clip(real[:4] + 0.05, 0, 1), real)
+    assert 0 < ssim < 1 and 20 < psnr < 40
+
+
+# ---------------------------------------------------------------- evaluate.py end to end
+
+
+def collapsed_generator():
+    """A generator that draws one image whatever its latent and label: the last convolution's kernel is 0."""
+    g = cgan.build_generator(N_CLASSES, filters=4)
+    last = g.layers[-1]
+    last.set_weights([np.zeros_like(last.kernel), np.full(3, 0.2, np.float32)])
+    return g
+
+
+def label_blind_generator():
+    """A generator whose label embedding is 0: its images depend on the latent only."""
+    keras.utils.set_random_seed(5)
+    g = cgan.build_generator(N_CLASSES, filters=4)
+    embedding = next(layer for layer in g.layers if isinstance(layer, keras.layers.Embedding))
+    embedding.set_weights([np.zeros_like(embedding.embeddings)])
+    return g
+
+
+@pytest.fixture(scope="module")
+def evaluation_inputs(tmp_path_factory):
+    """Prepared X-ray arrays, a trained classifier with its held_out.npz, and two saved
+    generators: epoch 1 collapsed, epoch 2 label-blind."""
+    rng = np.random.default_rng(6)
+    images, labels = class_images(rng)
+    data = tmp_path_factory.mktemp("evaluation") / "data"
+    os.makedirs(data / "classifier")
+    os.makedirs(data / "results")
+    save_npz(data / "img_align_xray.npz", images)
+    save_npz(data / "labels_align_xray.npz", labels)
+    keras.utils.set_random_seed(0)
+    classifier = build_classifier(N_CLASSES, (4, 8, 8))
+    classifier.fit(images.astype(np.float32), labels, epochs=3, batch_size=8, verbose=0)
+    classifier.save(data / "classifier" / "classifier.keras")
+    save_arrays(data / "classifier" / "held_out.npz", accuracy=0.75)
+    save_model(collapsed_generator(), run_folder.model_paths(str(data / "results"), 1)["generator"])
+    save_model(label_blind_generator(), run_folder.model_paths(str(data / "results"), 2)["generator"])
+    return data
+
+
+def read_rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def parse_pbtxt(text):
+    """The projector config's embeddings as dicts of their fields (the format's few nested blocks)."""
+    embeddings = []
+    for block in re.findall(r"embeddings \{(.*?)\n\}", text, re.DOTALL):
+        fields = dict(re.findall(r'^\s*(tensor_name|tensor_path|metadata_path|image_path): "([^"]+)"$', block, re.MULTILINE))
+        fields["single_image_dim"] = [int(v) for v in re.findall(r"single_image_dim: (\d+)", block)]
+        embeddings.append(fields)
+    return embeddings
+
+
+@pytest.mark.slow
+def test_evaluate_flags_the_collapse_scores_the_label_blind_generator_at_chance_and_writes_the_projector(
+        run, evaluation_inputs):
+    data, out = evaluation_inputs, evaluation_inputs / "evaluation"
+    done = run("evaluate.py", "--dataset", "xray", "--data_dir", data, "--n", 8, "--embedding")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "the classifier's accuracy on its held-out real images: 0.750" in done.stdout
+    assert done.stdout.count("real against real") == 1
+    rows = read_rows(out / "evaluation.csv")
+    assert list(rows[0]) == list(evaluate.FIELDS)
+    assert [(r["epoch"], r["label"]) for r in rows] == [
+        (epoch, label) for epoch in ("real", "1", "2") for label in ("0", "1", "2", "all")]
+    by_key = {(r["epoch"], r["label"]): {k: float(v) for k, v in r.items() if k not in ("epoch", "label")} for r in rows}
+    for label in ("0", "1", "2"):
+        one_image = by_key[("1", label)]
+        assert one_image["diversity_gen"] == pytest.approx(1.0) and one_image["recall"] <= 0.1
+        assert f"warning: epoch 1, class {label} " in done.stdout
+        # the floor: real images against real ones
+        assert by_key[("real", label)]["recall"] > 0.3 and by_key[("real", label)]["diversity_gen"] < 1
+    # the same latents under every label give the same images: the classifier names each image's class
+    # once, whatever label made it, so the labels' accuracies add up to 1, their mean 1/3
+    assert by_key[("2", "all")]["label_accuracy"] == pytest.approx(1 / 3, abs=1e-5)  # the CSV keeps 6 digits
+    assert sum(by_key[("2", label)]["label_accuracy"] for label in ("0", "1", "2")) == pytest.approx(1.0)
+    assert os.path.getsize(out / "evaluation.png") > 10_000 and os.path.getsize(out / "embedding_e002.png") > 10_000
+
+    projector = out / "projector_e002"
+    n_points = N_CLASSES * PER_CLASS + N_CLASSES * 8
+    embeddings = parse_pbtxt((projector / "projector_config.pbtxt").read_text())
+    assert [e["tensor_name"] for e in embeddings] == ["features", "pixels"]
+    for embedding in embeddings:
+        table = np.loadtxt(projector / embedding["tensor_path"], delimiter="\t", ndmin=2)
+        assert table.shape[0] == n_points and np.all(np.isfinite(table))
+        assert embedding["metadata_path"] == "metadata.tsv" and embedding["image_path"] == "sprite.png"
+        assert embedding["single_image_dim"] == [evaluate.SPRITE_SIDE] * 2
+    assert np.loadtxt(projector / "features.tsv", delimiter="\t").shape[1] == 8  # the classifier's pooled width
+    metadata = (projector / "metadata.tsv").read_text().splitlines()
+    assert metadata[0] == "source\tclass" and len(metadata) == 1 + n_points
+    assert metadata[1] == "real\thealthy" and metadata[-1] == "generated\tbacter"
+    columns = math.ceil(math.sqrt(n_points))
+    with Image.open(projector / "sprite.png") as sprite:
+        assert sprite.size == (columns * evaluate.SPRITE_SIDE,) * 2 and sprite.mode == "RGB"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--n", 3], "--n: must be at least 8, got 3"),
+    (["--epochs", 9], "no generators for epochs 9"),
+    (["--labels", 3], "label 3 outside xray's 3 classes"),
+    (["--classifier", "missing.keras"], "missing.keras not found (make it with train_classifier.py)"),
+])
+def test_bad_input_is_one_line_exit_2(evaluation_inputs, capsys, extra, message):
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main(["--dataset", "xray", "--data_dir", str(evaluation_inputs), *map(str, extra)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and err.count("\n") == 1, err
+
+
+# ---------------------------------------------------------------- the training options
+
+
+def test_spectral_norm_adds_one_non_trainable_vector_per_layer():
+    plain = cgan.build_discriminator(3, filters=128, lr=4e-5)
+    normalized = cgan.build_discriminator(3, filters=128, lr=4e-5, spectral_norm=True)
+    # five convolutions (128 wide), the label map's dense layer (80 x 80), the output (1)
+    assert normalized.count_params() - plain.count_params() == 5 * 128 + 80 * 80 + 1 == 7041
+    trainable = sum(int(np.prod(w.shape)) for w in normalized.trainable_weights)
+    assert trainable == plain.count_params() and cgan.has_spectral_norm(normalized)
+    assert not cgan.has_spectral_norm(plain)
+
+
+@pytest.mark.parametrize("real_target", [1.0, 0.9])
+def test_label_smoothing_sets_the_discriminators_real_target_only(tmp_path, real_target):
+    args = train_cgan.parse_args(["--dataset", "xray", "--data_dir", str(make_xray_data(tmp_path, n=32)),
+                                  "--filters", "4", "--n_batch", "16", "--seed", "1"])
+    images, labels = train_cgan.load_dataset(args)
+    g, d, gan = train_cgan.build_models(args)
+    out = d.layers[-1]  # a discriminator that says 0.9 for every image, whatever it is
+    out.set_weights([np.zeros_like(out.kernel), np.full(1, math.log(9.0), np.float32)])
+    trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0), real_target=real_target)
+    d1, _, _ = trainer.step()  # d1: the loss on the real half batch, before any update
+    cross_entropy = -(real_target * math.log(0.9) + (1 - real_target) * math.log(0.1))
+    assert d1 == pytest.approx(cross_entropy, rel=1e-4)  # 0.325 with smoothing, 0.105 without
+
+
+@pytest.mark.slow
+def test_both_options_train_save_restart_and_load(tmp_path, run, capsys):
+    data = make_xray_data(tmp_path / "data", n=32)
+    results = data / "results"
+    common = ["--dataset", "xray", "--data_dir", str(data), "--summary_dir", str(tmp_path / "cgan"),
+              "--filters", "4", "--n_batch", "16", "--real_plots", "0", "--seed", "2"]
+    assert train_cgan.main([*common, "--epochs_goal", "1", "--label_smoothing", "0.9", "--spectral_norm"]) == 0
+    settings = capsys.readouterr().out.splitlines()[0]
+    assert "label_smoothing=0.9 spectral_norm=on" in settings
+    flags = run_folder.read_config(str(results))["flags"]
+    assert (flags["label_smoothing"], flags["spectral_norm"]) == (0.9, True)
+    # a restart takes both from run_config.json, and refuses a contradiction
+    assert train_cgan.main([*common, "--qRestart", "--epochs_goal", "2"]) == 0
+    resumed = capsys.readouterr().out
+    assert "label_smoothing=0.9 spectral_norm=on" in resumed and "training state of epoch 1 restored" in resumed
+    with pytest.raises(SystemExit):
+        train_cgan.main([*common, "--qRestart", "--epochs_goal", "3", "--label_smoothing", "0.8"])
+    assert "--label_smoothing 0.8 contradicts this run's --label_smoothing 0.9" in capsys.readouterr().err
+    paths = run_folder.model_paths(str(results), 2)
+    d = cgan.load_discriminator(paths["discriminator"], 4e-5)
+    assert cgan.has_spectral_norm(d)
+    assert cgan.load_generator(paths["generator"]).count_params() == cgan.build_generator(3, filters=4).count_params()
+    # every script that reads generators loads this one
+    heatmap = run("heatmaps.py", "--dataset", "xray", "--data_dir", data, "--epochs", 2, "--labels", 0, 2)
+    assert heatmap.returncode == 0, heatmap.stderr[-2000:]
+    assert os.path.exists(data / "heatmaps" / "generator_model_002.h5.png")
