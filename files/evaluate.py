@@ -34,6 +34,9 @@ varied than the real ones (gan_metrics.COLLAPSE_SHARE).
 import csv
 import os
 
+import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before it)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 from PIL import Image
