@@ -17,7 +17,7 @@ first (the same command a user would type) and streaming its output:
   5. heatmaps.py          delta heatmaps of the last epochs' generators, and (--average) the mean
                           delta over --average_latents latents drawn as in training
      evaluate.py          the same epochs' generators measured against the real phantoms on the
-                          classifier's features (EVALUATE_N images per class); one line per class
+                          classifier's features (--evaluate_n images per class); one line per class
   6. saliency.py          Grad-CAM, CAM and Integrated Gradients of the held-out viral and
                           bacterial images
   7. heatmaps.py, saliency.py --randomized_weights: the same from re-initialized weights, the
@@ -132,6 +132,8 @@ def parse_args(argv=None):
     p.add_argument("--heatmap_epochs", type=cli.POSITIVE, default=3,
                    help="draw and score the heatmaps of this many last epochs")
     p.add_argument("--n_samples", type=cli.POSITIVE, default=3, help="latent pairs per heatmap (10 images each)")
+    p.add_argument("--evaluate_n", type=cli.integer(8), default=EVALUATE_N,
+                   help="generated images per class and epoch in the evaluation (default %(default)s)")
     p.add_argument("--average_latents", type=cli.POSITIVE, default=AVERAGE_LATENTS,
                    help="latents of each generator's averaged delta (default %(default)s)")
     p.add_argument("--lesion_strength", type=cli.number(0, 1), default=LESION_STRENGTH, help="make_phantoms.py's")
@@ -232,7 +234,7 @@ def run_demo(args):
                      "--n_samples", args.n_samples), "heatmaps.py")
     classifier = os.path.join(paths["classifier"], "classifier.keras")
     require(run_step("evaluate.py", "--dataset", "xray", "--data_dir", w, "--models_dir", results, "--classifier",
-                     classifier, "--out_dir", paths["evaluation"], "--epochs", *epochs, "--n", EVALUATE_N,
+                     classifier, "--out_dir", paths["evaluation"], "--epochs", *epochs, "--n", args.evaluate_n,
                      "--seed", args.seed), "evaluate.py")
     saliency_args = ["--dataset", "xray", "--data_dir", w, "--classifier", classifier,
                      "--labels", VIRAL, BACTERIAL, "--seed", args.seed]

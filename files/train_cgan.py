@@ -716,9 +716,6 @@ def run_here(args):
     strategy = distribution.make_strategy(args.strategy, args.cpu_devices)
     check_replicas(args, strategy)
     args.bfloat16 = args.mixed_precision and cgan.set_bfloat16()
-    if args.mixed_precision and not args.bfloat16:
-        print("--mixed_precision: this CPU has no bfloat16 arithmetic (AVX-512 BF16 or AMX) and oneDNN would "
-              "emulate it, several times slower than float32; this run computes in float32", flush=True)
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
     with strategy.scope():  # the models' and optimizers' variables live on every replica
@@ -728,6 +725,9 @@ def run_here(args):
     with run_folder.locked(args.results_dir):
         removed = prepare_folder(args, first_epoch)
         print(settings_line(args, images, labels, first_epoch), flush=True)
+        if args.mixed_precision and not args.bfloat16:
+            print("--mixed_precision: this CPU has no bfloat16 arithmetic (AVX-512 BF16 or AMX) and oneDNN would "
+                  "emulate it, several times slower than float32; this run computes in float32", flush=True)
         if args.strategy != "default":
             print(distribution.describe(args.strategy, strategy, args.n_batch), flush=True)
         if args.qRestart and not args.has_config:

@@ -25,7 +25,7 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
     work = tmp_path / "demo"
     started = time.monotonic()
     done = run("demo.py", "--work_dir", work, "--n", 22, "--epochs", 1, "--filters", 8, "--n_samples", 1,
-               "--average_latents", 64)
+               "--average_latents", 64, "--evaluate_n", 8)
     elapsed_minutes = (time.monotonic() - started) / 60
     assert done.returncode == 0, done.stderr[-2000:]
     for name in (
