@@ -1,5 +1,5 @@
 """Every script runs TensorFlow's oneDNN kernels, also on CPUs where TensorFlow would not choose
-them by itself (AVX2-only: 3.5x slower training there), unless the user says otherwise."""
+them by itself (AVX2-only: 2 to 3.5 times slower training there), unless the user says otherwise."""
 
 import glob
 import json
