@@ -8,6 +8,8 @@ the same model with tf.GradientTape. The model takes uint8 pixel values (as floa
 them itself, so a saved `.keras` file is all a user needs, and the black image is IG's baseline.
 """
 
+import os
+
 import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
 # isort: split
@@ -117,6 +119,17 @@ def load_classifier(path):
         raise ClassifierFileError(f"{path}: not a readable Keras model ({type(e).__name__}: {e})") from e
     if not isinstance(model.layers[-1], layers.Dense) or not isinstance(model.layers[-2], layers.GlobalAveragePooling2D):
         raise ClassifierFileError(f"{path}: not a classifier ending in global average pooling and one dense layer")
+    return model
+
+
+def load_classifier_for(path, n_classes, dataset):
+    """load_classifier of a file that must exist and know n_classes classes (those of dataset);
+    ClassifierFileError otherwise."""
+    if not os.path.exists(path):
+        raise ClassifierFileError(f"{path} not found (make it with train_classifier.py)")
+    model = load_classifier(path)
+    if model.output.shape[-1] != n_classes:
+        raise ClassifierFileError(f"{path} has {model.output.shape[-1]} classes, {dataset} has {n_classes}")
     return model
 
 

@@ -51,7 +51,7 @@ from classifier import (
     ClassifierFileError,
     features_and_classes,
     features_model,
-    load_classifier,
+    load_classifier_for,
 )
 from datasets import IMAGE_SIDE, load_prepared
 from gan_metrics import (
@@ -105,15 +105,10 @@ def load_inputs(args):
     """(the classifier's features_model, its held-out accuracy or None, and by class: the real
     images in [0, 1], their features, the classes the classifier gives them), checked."""
     check_labels(args.labels, args.settings.n_classes, args.dataset, minimum=1)
-    if not os.path.exists(args.classifier):
-        raise InputError(f"{args.classifier} not found (make it with train_classifier.py)")
     try:
-        classifier = load_classifier(args.classifier)
+        classifier = load_classifier_for(args.classifier, args.settings.n_classes, args.dataset)
     except ClassifierFileError as e:
         raise InputError(str(e)) from e
-    if classifier.output.shape[-1] != args.settings.n_classes:
-        raise InputError(f"{args.classifier} has {classifier.output.shape[-1]} classes, "
-                         f"{args.dataset} has {args.settings.n_classes}")
     held_out = os.path.join(os.path.dirname(args.classifier), HELD_OUT_FILE)
     accuracy = float(load_arrays(held_out, ("accuracy",))[0]) if os.path.exists(held_out) else None
     images, labels = load_prepared(args.settings, args.data_dir, args.attributes)

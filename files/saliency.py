@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 import cli
 from cgan import reinitialized
-from classifier import METHODS, ClassifierFileError, load_classifier
+from classifier import METHODS, ClassifierFileError, load_classifier_for
 from datasets import DATASET_NAMES, dataset_settings, load_prepared
 from saved_generators import check_labels
 from storage import InputError, fail, load_arrays, save_arrays, writable_folder
@@ -75,19 +75,15 @@ def load_inputs(args):
     check_labels(args.labels, args.settings.n_classes, args.dataset, minimum=1)
     if args.target is not None:
         check_labels([args.target], args.settings.n_classes, args.dataset, minimum=1)
-    if not os.path.exists(args.classifier):
-        raise InputError(f"{args.classifier} not found (make it with train_classifier.py)")
+    try:
+        model = load_classifier_for(args.classifier, args.settings.n_classes, args.dataset)
+    except ClassifierFileError as e:
+        raise InputError(str(e)) from e
     images, labels = load_prepared(args.settings, args.data_dir, args.attributes)
     held_out = held_out_indices(args.classifier, len(images))
     empty = [label for label in args.labels if not np.any(labels[held_out] == label)]
     if empty:
         raise InputError(f"no held-out images of class {empty[0]} ({args.settings.class_names[empty[0]]})")
-    try:
-        model = load_classifier(args.classifier)
-    except ClassifierFileError as e:
-        raise InputError(str(e)) from e
-    if model.output.shape[-1] != args.settings.n_classes:
-        raise InputError(f"{args.classifier} has {model.output.shape[-1]} classes, {args.dataset} has {args.settings.n_classes}")
     return model, images, labels, held_out
 
 
