@@ -23,9 +23,10 @@ Writes  <out_dir>/explain_<name>.png  per image (the first --rows): the given im
             where the image's own label makes it brighter), mse (N,), ssim (N,)
 With --ground_truth (arrays of masks (N, 80, 80), rows as --indices; or make_phantoms.py's
 ground_truth.npz, with --mask lesion or lungs, whose rows are matched to the prepared arrays),
-it also scores each image's delta ("own label brighter") against that image's own mask as heatmap_scores.py scores any map: pixel ROC-AUC, the share of
-its positive mass inside the mask, the pointing game, and of the pixels painted at 0.2 the share
-inside; averaged over the images and printed beside the masks' mean area (chance).
+it also scores each image's delta ("own label brighter") against that image's own mask as
+heatmap_scores.py scores any map: pixel ROC-AUC, the share of its positive mass inside the mask,
+the pointing game, and of the pixels painted at 0.2 the share inside; averaged over the images
+and printed beside the masks' mean area (chance).
 
     python files/explain_image.py --model files/xray/results/generator_model_100.h5 \\
         --image scan.png --label 2 --to 0 --grey --equalize
