@@ -24,6 +24,8 @@ class and k: the same seed gives the same files, whatever --n.
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -43,8 +45,8 @@ from phantoms import (
 )
 from storage import InputError, fail, save_arrays, writable_folder
 
-ARRAYS_PER_PHANTOM = 24  # full-size float32 arrays alive while one phantom is drawn, about
-
+ARRAYS_PER_PHANTOM = 24  # full-size float32 arrays alive while one phantom is drawn: 25 MB at 512x512
+CHUNK = 16  # phantoms a worker draws per task: few enough round trips, the progress bar still moves
 
 
 def parse_args(argv=None):
@@ -63,30 +65,47 @@ def parse_args(argv=None):
         "--haze_strength", type=cli.number(0, 1), default=HAZE_STRENGTH,
         help="grey level (0..1) the viral haze adds over both lungs, give or take its texture",
     )
+    p.add_argument("--workers", type=cli.POSITIVE, default=len(os.sched_getaffinity(0)),
+                   help="processes drawing phantoms side by side (default: this machine's cores, %(default)s); "
+                        "the files are the same whatever the number")
     p.add_argument("--overwrite", action="store_true", help="replace phantoms this script wrote before")
     return p.parse_args(argv)
 
 
-def write_phantoms(root, n, size=SIZE, seed=0, lesion_strength=LESION_STRENGTH, haze_strength=HAZE_STRENGTH):
-    """Draw and save n phantoms per class under root/chest_xray; return the ground-truth arrays."""
+def draw_phantom(job, root, size, seed, lesion_strength, haze_strength):
+    """Draw one phantom, save its JPEG under root/chest_xray; return its masks at 80x80."""
+    label, k, name = job
+    image, lesion, lungs = phantom(seed, label, k, size, lesion_strength, haze_strength)
+    Image.fromarray(image, "L").save(os.path.join(root, "chest_xray", name), quality=JPEG_QUALITY)
+    return shrink_mask(lesion), shrink_mask(lungs)
+
+
+def write_phantoms(root, n, size=SIZE, seed=0, lesion_strength=LESION_STRENGTH, haze_strength=HAZE_STRENGTH, workers=1):
+    """Draw and save n phantoms per class under root/chest_xray, in `workers` processes; return
+    the ground-truth arrays. Each phantom depends only on its seed, so the workers' order does not matter."""
     for folder in ("NORMAL", "PNEUMONIA"):
         os.makedirs(os.path.join(root, "chest_xray", "train", folder))
     # in name order, the order prepare_xrays.py reads them: truth row i is training image i
     jobs = sorted(((label, k, name) for label, names in file_names(n).items() for k, name in enumerate(names)),
                   key=lambda job: job[2])
-    truth = {"names": [], "labels": [], "lesion": [], "lungs": []}
-    for label, k, name in tqdm(jobs, desc="phantoms", unit="img"):
-        image, lesion, lungs = phantom(seed, label, k, size, lesion_strength, haze_strength)
-        Image.fromarray(image, "L").save(os.path.join(root, "chest_xray", name), quality=JPEG_QUALITY)
-        truth["names"].append(name)
-        truth["labels"].append(label)
-        truth["lesion"].append(shrink_mask(lesion))
-        truth["lungs"].append(shrink_mask(lungs))
-    return {key: np.array(values) for key, values in truth.items()}
+    draw = partial(draw_phantom, root=root, size=size, seed=seed, lesion_strength=lesion_strength,
+                   haze_strength=haze_strength)
+    progress = partial(tqdm, total=len(jobs), desc="phantoms", unit="img")
+    if workers == 1:
+        masks = list(progress(map(draw, jobs)))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            masks = list(progress(pool.map(draw, jobs, chunksize=CHUNK)))
+    return {
+        "names": np.array([name for _, _, name in jobs]),
+        "labels": np.array([label for label, _, _ in jobs]),
+        "lesion": np.array([lesion for lesion, _ in masks]),
+        "lungs": np.array([lungs for _, lungs in masks]),
+    }
 
 
 def check_args(args):
-    cli.check_memory(ARRAYS_PER_PHANTOM * 4 * args.size**2, f"--size {args.size}")
+    cli.check_memory(args.workers * ARRAYS_PER_PHANTOM * 4 * args.size**2, f"--size {args.size} in {args.workers} workers")
     target = os.path.join(args.out_dir, "chest_xray")
     if os.path.exists(target):
         if not args.overwrite:
@@ -105,7 +124,8 @@ def main(argv=None):
     # Draw into a hidden folder and move it in place at the end: an interrupted run leaves nothing.
     staging = tempfile.mkdtemp(prefix=".tmp-phantoms-", dir=args.out_dir)
     try:
-        truth = write_phantoms(staging, args.n, args.size, args.seed, args.lesion_strength, args.haze_strength)
+        truth = write_phantoms(staging, args.n, args.size, args.seed, args.lesion_strength, args.haze_strength,
+                               args.workers)
         save_arrays(os.path.join(staging, GROUND_TRUTH), **truth)
         target = os.path.join(args.out_dir, "chest_xray")
         if os.path.exists(target):

@@ -74,11 +74,19 @@ GROUP_GAP_INCHES = 0.3
 DPI = 100
 
 
+def row_gap(image_width):
+    """The white gap, in image pixels, between the images of an image_rows row: GAP_INCHES at
+    the scale IMAGE_INCHES gives the image."""
+    return max(1, round(image_width * GAP_INCHES / IMAGE_INCHES))
+
+
 def image_rows(rows, row_names, title="", captions=None, legend=(), legend_title="", group_size=0):
     """A figure of image rows (images in [0, 1]) with each row's name at its left in
     readable text, an optional title, per-image captions (small white text in the corner,
     as the original marked its images), a colour legend of (text, RGB) entries, and a gap
-    after every group_size rows. Returns the figure; save it with save_figure(..., dpi=DPI)."""
+    after every group_size rows. Each row is one montage in one axes (row_gap pixels apart):
+    an axes per image made a heatmap figure of 270 images take seconds to build. Returns the
+    figure; save it with save_figure(..., dpi=DPI)."""
     n_rows, n_columns = len(rows), max(len(row) for row in rows)
     n_gaps = (n_rows - 1) // group_size if group_size else 0
     top = 0.5 + (0.4 if title else 0) + (0.5 if legend else 0)
@@ -89,13 +97,15 @@ def image_rows(rows, row_names, title="", captions=None, legend=(), legend_title
     for r, (row, name) in enumerate(zip(rows, row_names)):
         row_top = top + r * cell + (r // group_size if group_size else 0) * GROUP_GAP_INCHES
         bottom = 1 - (row_top + IMAGE_INCHES) / height
-        for c, image in enumerate(row):
-            box = [(NAME_INCHES + c * cell) / width, bottom, IMAGE_INCHES / width, IMAGE_INCHES / height]
-            ax = fig.add_axes(box)
-            ax.imshow(np.clip(image, 0.0, 1.0), interpolation="nearest")
-            ax.axis("off")
-            if captions is not None and captions[r][c]:
-                ax.text(2, 2, captions[r][c], color="white", fontsize=8, va="top",
+        images = np.stack(row)
+        canvas, corners = montage(images, len(images), gap=row_gap(images.shape[2]))
+        row_inches = IMAGE_INCHES * canvas.shape[1] / images.shape[2]
+        ax = fig.add_axes([NAME_INCHES / width, bottom, row_inches / width, IMAGE_INCHES / height])
+        ax.imshow(canvas, interpolation="nearest", aspect="auto")
+        ax.axis("off")
+        for (x, y), caption in zip(corners, captions[r] if captions is not None else ()):
+            if caption:
+                ax.text(x + 2, y + 2, caption, color="white", fontsize=8, va="top",
                         bbox={"facecolor": "black", "alpha": 0.4, "pad": 1, "linewidth": 0})
         fig.text((NAME_INCHES - 0.1) / width, bottom + IMAGE_INCHES / 2 / height, name,
                  ha="right", va="center", fontsize=13)

@@ -20,6 +20,7 @@ import cgan
 import heatmaps
 import latent_arithmetic
 import latent_walk
+import plots
 from conftest import FILES
 from test_heatmaps import data_file
 
@@ -263,10 +264,21 @@ def kept_figures(monkeypatch, module, name):
     return figures
 
 
-def image_axes(fig):
-    """The figure's image axes, with the vertical centre of each."""
-    axes = [ax for ax in fig.axes if ax.images]
-    return [(ax, ax.get_position().y0 + ax.get_position().height / 2) for ax in axes]
+def drawn_images(fig):
+    """Every (square) image a plots.image_rows figure shows, row by row: (the image as drawn, the
+    texts of its captions, the vertical centre of its row)."""
+    cells = []
+    for ax in fig.axes:
+        if not ax.images:
+            continue
+        canvas = np.asarray(ax.images[0].get_array())
+        side = canvas.shape[0]
+        gap = plots.row_gap(side)
+        y = ax.get_position().y0 + ax.get_position().height / 2
+        for x in range(0, canvas.shape[1], side + gap):
+            texts = [t.get_text() for t in ax.texts if x <= t.get_position()[0] < x + side]
+            cells.append((canvas[:, x : x + side], texts, y))
+    return cells
 
 
 def row_name_at(fig, y):
@@ -282,19 +294,19 @@ def test_walk_rows_are_grouped_by_sample_and_named_by_label(faces_models, tmp_pa
                       "--labels", "3", "1", "--seed", str(SEED), "--out_dir", str(tmp_path)])
     generator = cgan.load_generator(data_file("keras2_generator_c4_f8.h5"))
     latents = cgan.heatmap_latents(np.random.default_rng(SEED), 2)
-    axes = image_axes(figures[0])
-    assert len(axes) == 4 * 10
+    cells = drawn_images(figures[0])
+    assert len(cells) == 4 * 10
     expected_rows = [(0, 3, "sample 1\n3 fem_lips"), (0, 1, "1 mal"), (1, 3, "sample 2\n3 fem_lips"), (1, 1, "1 mal")]
     centres = []
     for row, (sample, label, name) in enumerate(expected_rows):
         images = cgan.generate(generator, latents[sample * 10 : sample * 10 + 10], [label] * 10)
-        row_axes = axes[row * 10 : row * 10 + 10]
-        centres.append(row_axes[0][1])
+        row_cells = cells[row * 10 : row * 10 + 10]
+        centres.append(row_cells[0][2])
         assert row_name_at(figures[0], centres[-1]) == name
-        for k, (ax, y) in enumerate(row_axes):
+        for k, (image, texts, y) in enumerate(row_cells):
             assert y == pytest.approx(centres[-1])
-            assert [t.get_text() for t in ax.texts] == [str(label)]
-            np.testing.assert_allclose(ax.images[0].get_array(), images[k], atol=1e-5)
+            assert texts == [str(label)]
+            np.testing.assert_allclose(image, images[k], atol=1e-5)
     gaps = -np.diff(centres)
     assert gaps[1] > gaps[0] == pytest.approx(gaps[2])  # a wider gap between the two samples' groups
 
@@ -306,14 +318,13 @@ def test_arithmetic_grid_draws_each_point_with_label_1_or_2(faces_models, tmp_pa
     points = arrays_of(tmp_path / "latent_points_200.npz")["arr_0"]
     generator = cgan.load_generator(data_file("keras2_generator_c4_f8.h5"))
     as_label = {label: cgan.generate(generator, points, [label] * len(points)) for label in (1, 2)}
-    axes = image_axes(figures[0])
-    assert len(axes) == 100
+    cells = drawn_images(figures[0])
+    assert len(cells) == 100
     labels = []
-    for k, (ax, _) in enumerate(axes):
-        number, label = ax.texts[0].get_text().split()
+    for k, (image, texts, _) in enumerate(cells):
+        number, label = texts[0].split()
         assert number == str(k + 1)
         labels.append(int(label.strip("()")))
-        image = ax.images[0].get_array()
         # drawn with the label shown, not the other (this generator's labels differ by 6e-4 or more)
         assert np.abs(image - as_label[labels[-1]][k]).max() < 2e-5
         assert np.abs(image - as_label[3 - labels[-1]][k]).max() > 2e-4

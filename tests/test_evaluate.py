@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from skimage.metrics import structural_similarity
 
 import cgan
 import evaluate
@@ -26,6 +27,7 @@ from gan_metrics import (
     kernel_distance,
     ms_ssim,
     nearest_real_scores,
+    pair_ssim,
     precision_recall,
 )
 from storage import save_arrays, save_model, save_npz
@@ -89,6 +91,16 @@ def test_ms_ssim_is_tensorflows_at_three_scales_on_the_grey_level():
                                         power_factors=weights.tolist(), filter_size=11).numpy()
     assert np.allclose(ms_ssim(a, b), expected, atol=1e-4)
     assert np.allclose(ms_ssim(a, a), 1.0)
+
+
+def test_pair_ssim_is_scikit_images_ssim():
+    rng = np.random.default_rng(5)
+    a = rng.random((5, 80, 80, 3)).astype(np.float32)
+    b = np.clip(a + 0.2 * rng.normal(size=a.shape), 0, 1).astype(np.float32)
+    b[0] = a[0]
+    expected = [structural_similarity(x, y, data_range=1.0, channel_axis=-1) for x, y in zip(a, b)]
+    assert np.allclose(pair_ssim(a, b), expected, atol=1e-5)
+    assert pair_ssim(a, b)[0] == pytest.approx(1.0)
 
 
 def test_copies_of_real_images_have_nearest_ssim_1_and_infinite_psnr():

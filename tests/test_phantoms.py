@@ -119,6 +119,20 @@ def test_same_seed_same_files_whatever_n(phantoms, tmp_path):
     assert not np.array_equal(other, same)
 
 
+def test_workers_write_the_same_files_and_truth(phantoms, tmp_path):
+    """The default run used every core here; one worker gives the same bytes and rows."""
+    out, truth = phantoms
+    alone = make_phantoms.write_phantoms(tmp_path, N, SIZE, SEED, workers=1)
+    assert listing(tmp_path / "chest_xray") == listing(out / "chest_xray")
+    for name in alone["names"]:
+        assert (tmp_path / "chest_xray" / name).read_bytes() == (out / "chest_xray" / name).read_bytes()
+    for key in ("names", "labels", "lesion", "lungs"):
+        assert np.array_equal(alone[key], truth[key])
+    two = make_phantoms.write_phantoms(tmp_path / "two", N, SIZE, SEED, workers=2)
+    for key in ("names", "labels", "lesion", "lungs"):
+        assert np.array_equal(two[key], truth[key])
+
+
 def test_anatomy_varies_between_images():
     images = [phantom_drawing.phantom(SEED, 0, k, SIZE)[2] for k in range(4)]
     assert len({image.tobytes() for image in images}) == 4  # lung fields differ: position and size jitter
