@@ -62,7 +62,8 @@ def loss_curves(history, path):
     bottom.set_xlabel("epoch")
     bottom.set_ylim(-0.05, 1.05)
     bottom.legend()
-    fig.tight_layout()
+    # fixed margins: tight_layout measured every text again, 40% of the figure's time, every epoch
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.97, bottom=0.09, hspace=0.08)
     save_figure(fig, path, dpi=100)
     plt.close(fig)
 
