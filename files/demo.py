@@ -2,7 +2,7 @@
 delta heatmaps of a conditional GAN against a classifier's saliency maps, both scored against
 the truth.
 
-    python files/demo.py                     # about 15 minutes on 2 CPU cores
+    python files/demo.py                     # about 8 minutes on 2 CPU cores
     python files/demo.py --minutes 30        # a longer training budget, clearer heatmaps
 
 Runs the project's own scripts one after the other in a subprocess each, printing each command
@@ -12,8 +12,8 @@ first (the same command a user would type) and streaming its output:
   2. prepare_xrays.py     80x80 equalized training set
   3. train_classifier.py  the baseline: a small CNN classifier of the same images, 20% of each
                           class held out
-  4. train_cgan.py        the conditional GAN, X-ray setting, at a small width and faster learning
-                          rates than the original's (printed; the original's need hours)
+  4. train_cgan.py        the conditional GAN, X-ray setting, at a small width, batches of 16 and
+                          faster learning rates than the original's (printed; the original's need hours)
   5. heatmaps.py          delta heatmaps of the last epochs' generators, and (--average) the mean
                           delta over --average_latents latents drawn as in training
      evaluate.py          the same epochs' generators measured against the real phantoms on the
@@ -57,12 +57,12 @@ epochs; the classifier's maps are class-level unless named _image_; random_* are
 check's; minutes is the demo's wall time.
 
 --minutes -> epochs: the training gets the budget less a fixed allowance for the other steps
-(OTHER_STEPS_SECONDS), divided by the planned seconds per epoch: (images // 64) batches at
-SECONDS_PER_BATCH (measured on 2 CPU cores at width 16, scaled by the square of the width,
-since the convolutions dominate) plus the end-of-epoch sample grid and model files
-(SECONDS_PER_EPOCH_END). --epochs sets the epochs directly. Nothing is measured at run time.
-The default 15 minutes plan 133 epochs of 900 phantoms (1,862 batches). The consolidation is
-learnt last (after about 100 epochs): shorter runs score bacterial near chance.
+(OTHER_STEPS_SECONDS), divided by the planned seconds per epoch: (images // --n_batch) batches at
+SECONDS_PER_BATCH (measured on 2 CPU cores at width 16 and batch 16, scaled by the batch and by
+the square of the width, since the convolutions dominate) plus the end-of-epoch sample grid and
+model files (SECONDS_PER_EPOCH_END). --epochs sets the epochs directly. Nothing is measured at
+run time. The default 8 minutes plan 39 epochs of 900 phantoms (2,184 batches of 16). The
+consolidation is learnt last (after about 30 epochs): shorter runs score bacterial near chance.
 """
 
 import os
@@ -75,7 +75,7 @@ import time
 import cli
 import plots
 import run_folder
-from datasets import BACTERIAL, DATASETS, HEALTHY, N_BATCH, VIRAL
+from datasets import BACTERIAL, DATASETS, HEALTHY, VIRAL
 from gan_metrics import class_summaries, read_csv
 from phantoms import GROUND_TRUTH
 from scoring import (
@@ -94,25 +94,24 @@ FILES = os.path.dirname(os.path.abspath(__file__))
 # The demo's training settings. At width 16 the original's rates (d 0.00004, g 0.0002) leave the
 # generator flat grey for hundreds of batches; g 0.005 draws anatomy within 10 epochs, d 0.0005
 # lets the label be learnt (with d 0.002 the discriminator won and the generator stayed grey; with
-# d 0.001 the samples varied but ignored the label for 68 epochs).
+# d 0.001 the samples varied but ignored the label for 68 epochs, and at batch 64 for 40 of 40).
+# Batches of 16: the label and the findings came after about as many steps as with the original's
+# 64 (the haze after 840 steps at 16, 32 and 64; the consolidation after 1,260 at 64 and 1,680
+# at 16), and a step of 16 takes 0.137 s against 0.374 s (2 CPU cores, width 16).
 FILTERS = 16
+BATCH = 16
 D_LR, G_LR, D_BETA1 = 0.0005, 0.005, 0.5
 LESION_STRENGTH, HAZE_STRENGTH = 0.6, 0.4
 
-# The --minutes -> epochs plan, 2 CPU cores.
-SECONDS_PER_BATCH = 0.33  # compiled step, batch of 64, width 16 (history.csv's median epoch: 4.7 s)
+# The --minutes -> epochs plan, measured on 2 CPU cores (an AVX2 AMD EPYC; bench_epoch.py).
+SECONDS_PER_BATCH = 0.137  # compiled step, batch BATCH, width 16; scaled by batch and width**2
 REFERENCE_FILTERS = 16
-# accuracies, sample grid, model files, training state, loss curves: 0.8 s on the machine above,
-# before the end of an epoch was cut to 45% of its time (1.96 s -> 0.87 s on an AVX2-only 2-core
-# machine: compiled calls instead of predict(), the grid drawn with Pillow)
-SECONDS_PER_EPOCH_END = 0.4
-# phantoms, preparation and heatmaps (90 s), and the comparison: the classifier, the averaged
-# deltas, the saliency maps and the two sanity runs, four more TensorFlow start-ups (80 s; they
-# took 116 s of CPU time on our shared 2 cores, TensorFlow's work spread over both), and the
-# evaluation of the heatmapped epochs (60 s, an estimate: one epoch at 500 images per class took
-# 100 s on our 2 cores under a load of 4 to 7, before evaluate.py stopped re-tracing its models;
-# the demo evaluates 200 per class, 3 epochs)
-OTHER_STEPS_SECONDS = 230.0
+# accuracies, sample grid, model files, training state, loss curves
+SECONDS_PER_EPOCH_END = 0.7
+# phantoms, preparation, the classifier, TensorFlow's start and the first step's tracing in
+# train_cgan.py, the heatmaps and averaged deltas of 3 epochs, their evaluation, the saliency maps,
+# the two sanity runs and the comparison (each step's time is printed after it)
+OTHER_STEPS_SECONDS = 150.0
 
 AVERAGE_LATENTS = 1000
 EVALUATE_N = 200  # generated images per class and epoch in the demo's evaluation (evaluate.py's default: 500)
@@ -124,10 +123,11 @@ def parse_args(argv=None):
     p = cli.Parser(__doc__)
     p.add_argument("--out_dir", "--work_dir", dest="out_dir", default="demo_run",
                    help="folder for everything the demo writes (default %(default)s)")
-    p.add_argument("--minutes", type=cli.number(0, low_open=True), default=15.0, help="wall-time budget of the whole demo")
+    p.add_argument("--minutes", type=cli.number(0, low_open=True), default=8.0, help="wall-time budget of the whole demo")
     p.add_argument("--epochs", type=cli.POSITIVE, help="train this many epochs (default: as many as --minutes allows)")
     p.add_argument("--n", type=cli.POSITIVE, default=300, help="phantoms per class (healthy, viral, bacterial)")
     p.add_argument("--filters", type=cli.POSITIVE, default=FILTERS, help="width of the GAN's conv layers (original: 128)")
+    p.add_argument("--n_batch", type=cli.integer(2), default=BATCH, help="train_cgan.py's, even (original: 64)")
     p.add_argument("--seed", type=cli.SEED, default=0, help="seed of the phantoms, the training and the heatmaps")
     p.add_argument("--heatmap_epochs", type=cli.POSITIVE, default=3,
                    help="draw and score the heatmaps of this many last epochs")
@@ -146,14 +146,17 @@ def parse_args(argv=None):
 
 
 def check_args(args):
-    if 3 * args.n < N_BATCH:
-        raise InputError(f"--n {args.n} gives {3 * args.n} images, fewer than one batch of {N_BATCH}; use --n 22 or more")
+    if args.n_batch % 2:
+        raise InputError(f"--n_batch must be even (two half batches), got {args.n_batch}")
+    if 3 * args.n < args.n_batch:
+        raise InputError(f"--n {args.n} gives {3 * args.n} images, fewer than one batch of {args.n_batch}; "
+                         f"use --n {-(-args.n_batch // 3)} or more")
 
 
-def planned_epochs(minutes, n_images, filters):
+def planned_epochs(minutes, n_images, filters, n_batch=BATCH):
     """Epochs that fit the budget (at least 1): see the module docstring."""
-    batch = SECONDS_PER_BATCH * (filters / REFERENCE_FILTERS) ** 2
-    epoch = (n_images // N_BATCH) * batch + SECONDS_PER_EPOCH_END
+    step = SECONDS_PER_BATCH * (n_batch / BATCH) * (filters / REFERENCE_FILTERS) ** 2
+    epoch = (n_images // n_batch) * step + SECONDS_PER_EPOCH_END
     return max(1, int((minutes * 60 - OTHER_STEPS_SECONDS) / epoch))
 
 
@@ -222,7 +225,7 @@ def run_demo(args):
     results = paths["results"]
     train_args = [
         "--dataset", "xray", "--data_dir", w, "--results_dir", results, "--summary_dir", os.path.join(w, "cgan"),
-        "--epochs_goal", args.epochs, "--filters", args.filters, "--n_batch", N_BATCH, "--seed", args.seed,
+        "--epochs_goal", args.epochs, "--filters", args.filters, "--n_batch", args.n_batch, "--seed", args.seed,
         "--d_lr", args.d_lr, "--g_lr", args.g_lr, "--d_beta1", args.d_beta1, "--real_plots", 2,
     ]
     status = run_step("train_cgan.py", *train_args, *(["--mixed_precision"] if args.mixed_precision else []))
@@ -358,11 +361,11 @@ def main(argv=None):
     n_images = 3 * args.n
     plan = "--epochs"
     if args.epochs is None:
-        args.epochs = planned_epochs(args.minutes, n_images, args.filters)
+        args.epochs = planned_epochs(args.minutes, n_images, args.filters, args.n_batch)
         plan = f"planned for --minutes {args.minutes:g}"
     print(f"demo training settings: {n_images} phantoms ({args.n} per class), lesion_strength={args.lesion_strength:g} "
           f"haze_strength={args.haze_strength:g}; width {args.filters}, {args.epochs} epochs ({plan}) of "
-          f"{n_images // N_BATCH} batches of {N_BATCH}, d_lr={args.d_lr:g} g_lr={args.g_lr:g} d_beta1={args.d_beta1:g}"
+          f"{n_images // args.n_batch} batches of {args.n_batch}, d_lr={args.d_lr:g} g_lr={args.g_lr:g} d_beta1={args.d_beta1:g}"
           f"{', bfloat16' if args.mixed_precision else ''}; seed {args.seed}", flush=True)
     ground_truth = os.path.join(args.out_dir, GROUND_TRUTH)
     try:

@@ -335,16 +335,16 @@ def test_arithmetic_grid_draws_each_point_with_label_1_or_2(faces_models, tmp_pa
 # ---------------------------------------------------------------- the demo's plan and its steps
 
 
-def test_default_demo_plans_133_epochs_as_the_readme_says():
+def test_default_demo_plans_39_epochs_as_the_readme_says():
     import demo
 
     args = demo.parse_args([])
-    assert (args.minutes, args.n, args.filters) == (15, 300, 16)
-    epochs = demo.planned_epochs(args.minutes, 3 * args.n, args.filters)
-    assert epochs == 133
-    assert epochs * (3 * args.n // 64) == 1862  # the batches the demo's docstring gives
+    assert (args.minutes, args.n, args.filters, args.n_batch) == (8, 300, 16, 16)
+    epochs = demo.planned_epochs(args.minutes, 3 * args.n, args.filters, args.n_batch)
+    assert epochs == 39
+    assert epochs * (3 * args.n // args.n_batch) == 2184  # the batches the demo's docstring gives
     with open(os.path.join(os.path.dirname(FILES), "README.md")) as f:
-        assert "133 for the default 15 minutes" in f.read()
+        assert "39 for the default 8 minutes" in f.read()
 
 
 def fake_steps(monkeypatch, train_status, saved_epochs):

@@ -68,7 +68,8 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (("--n", 0), "--n: must be at least 1, got 0"),
-    (("--n", 10), "fewer than one batch"),
+    (("--n", 5), "fewer than one batch of 16"),
+    (("--n_batch", 7), "--n_batch must be even"),
     (("--minutes", -1), "--minutes: must be above 0, got -1"),
     (("--epochs", 0), "--epochs: must be at least 1, got 0"),
 ])

@@ -1,13 +1,14 @@
 """Benchmark of a demo-size epoch, part by part: the training step, and each part of the end of
 an epoch (the discriminator's accuracies on 100 real and 100 generated images, the 100 samples,
 the sample grid, the three model files, the training state, the loss curves), at the demo's
-width 16 on 900 synthetic images; beside two parts, the way they were done before (predict()
+width 16 and batch 16 on 900 synthetic images; beside two parts, the way they were done before (predict()
 for the accuracies and samples, a matplotlib figure for the grid).
 
 Reads nothing; writes into a temporary folder it removes; prints to stdout.
 
     python files/bench/bench_epoch.py                              # about a minute on 2 CPU cores
     TF_ENABLE_ONEDNN_OPTS=0 python files/bench/bench_epoch.py      # with Eigen's CPU kernels
+    python files/bench/bench_epoch.py --n_batch 64                 # the step at the original's batch
     python files/bench/bench_epoch.py --smoke                      # every part once, smallest size
 
 Last line: RESULT step_s=<median step> epoch_end_s=<sum of the end's parts> (median seconds).
@@ -42,6 +43,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=900, help="synthetic training set size (the demo's 900)")
     p.add_argument("--filters", type=int, default=16, help="the GAN's width (the demo's 16)")
+    p.add_argument("--n_batch", type=int, default=16, help="the batch (the demo's 16; the original's 64)")
     p.add_argument("--repeats", type=int, default=10, help="timed repeats of each part (median)")
     p.add_argument("--smoke", action="store_true", help="every part once at the smallest size: checks it runs")
     args = p.parse_args()
@@ -97,15 +99,15 @@ def end_of_epoch_parts(trainer, folder):
 def main():
     args = parse_args()
     print(f"oneDNN {'on' if onednn_enabled() else 'off'} (TF_ENABLE_ONEDNN_OPTS), width {args.filters}, "
-          f"{args.images} images, batch 64, median of {args.repeats}")
+          f"{args.images} images, batch {args.n_batch}, median of {args.repeats}")
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images, *cgan.IMAGE_SHAPE), dtype=np.uint8)
     labels = rng.integers(0, N_CLASSES, args.images).astype(np.int32)
     g = cgan.build_generator(N_CLASSES, filters=args.filters)
     d = cgan.build_discriminator(N_CLASSES, args.filters, 0.0005, 0.5)
-    trainer = train_cgan.Trainer(g, d, cgan.build_gan(g, d, 0.005), images, labels, 64, rng)
+    trainer = train_cgan.Trainer(g, d, cgan.build_gan(g, d, 0.005), images, labels, args.n_batch, rng)
     step_s = median_seconds(trainer.step, args.repeats)
-    steps = args.images // 64
+    steps = args.images // args.n_batch
     print(f"training step: {step_s:.3f} s; an epoch's {steps} steps: {steps * step_s:.2f} s")
     with tempfile.TemporaryDirectory() as folder:
         seconds = {name: median_seconds(part, args.repeats, warmup=1)
