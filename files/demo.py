@@ -95,9 +95,9 @@ FILES = os.path.dirname(os.path.abspath(__file__))
 # generator flat grey for hundreds of batches; g 0.005 draws anatomy within 10 epochs, d 0.0005
 # lets the label be learnt (with d 0.002 the discriminator won and the generator stayed grey; with
 # d 0.001 the samples varied but ignored the label for 68 epochs, and at batch 64 for 40 of 40).
-# Batches of 16: the label and the findings came after about as many steps as with the original's
-# 64 (the haze after 840 steps at 16, 32 and 64; the consolidation after 1,260 at 64 and 1,680
-# at 16), and a step of 16 takes 0.137 s against 0.374 s (2 CPU cores, width 16).
+# Batches of 16: the findings came after about as many steps as with the original's 64 (the
+# consolidation between 1,120 and 1,260 steps at 64, between 1,400 and 1,680 at 16), and a step
+# of 16 takes 0.137 s against 0.374 s (2 CPU cores, width 16; README, "The demo in 8 minutes").
 FILTERS = 16
 BATCH = 16
 D_LR, G_LR, D_BETA1 = 0.0005, 0.005, 0.5
