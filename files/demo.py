@@ -97,14 +97,14 @@ FILES = os.path.dirname(os.path.abspath(__file__))
 # d 0.001 the samples varied but ignored the label for 68 epochs, and at batch 64 for 40 of 40).
 # Batches of 16: the findings came after about as many steps as with the original's 64 (the
 # consolidation between 1,120 and 1,260 steps at 64, between 1,400 and 1,680 at 16), and a step
-# of 16 takes 0.137 s against 0.374 s (2 CPU cores, width 16; README, "The demo in 8 minutes").
+# of 16 takes a third of a step of 64's time (2 CPU cores, width 16; README, "The demo in 8 minutes").
 FILTERS = 16
 BATCH = 16
 D_LR, G_LR, D_BETA1 = 0.0005, 0.005, 0.5
 LESION_STRENGTH, HAZE_STRENGTH = 0.6, 0.4
 
 # The --minutes -> epochs plan, measured on 2 CPU cores (an AVX2 AMD EPYC; bench_epoch.py).
-SECONDS_PER_BATCH = 0.137  # compiled step, batch BATCH, width 16; scaled by batch and width**2
+SECONDS_PER_BATCH = 0.137  # compiled step, batch BATCH, width 16 (0.130 in bench_epoch.py); scaled by batch and width**2
 REFERENCE_FILTERS = 16
 # accuracies, sample grid, model files, training state, loss curves
 SECONDS_PER_EPOCH_END = 0.7
