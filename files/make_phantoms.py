@@ -105,7 +105,8 @@ def write_phantoms(root, n, size=SIZE, seed=0, lesion_strength=LESION_STRENGTH, 
 
 
 def check_args(args):
-    cli.check_memory(args.workers * ARRAYS_PER_PHANTOM * 4 * args.size**2, f"--size {args.size} in {args.workers} workers")
+    workers = f" in {args.workers} workers" if args.workers > 1 else ""
+    cli.check_memory(args.workers * ARRAYS_PER_PHANTOM * 4 * args.size**2, f"--size {args.size}{workers}")
     target = os.path.join(args.out_dir, "chest_xray")
     if os.path.exists(target):
         if not args.overwrite:
