@@ -14,12 +14,14 @@ SMALLEST = {
     "bench_prepare_faces.py": ("--n", 4, "--batch", 2),
     "bench_train.py": ("--smoke",),
     "bench_epoch.py": ("--smoke",),
+    "bench_evaluate.py": ("--smoke",),
 }
 LAST_LINES = {
     "bench_prepare_xrays.py": ("speed-up: ", "difference from the naive pixels (equalized): mean "),
     "bench_prepare_faces.py": ("speed-up: ", "faces found: 3 of 4; same crops as the naive way: True"),
     "bench_train.py": ("heatmaps.py work per model file: ", "RESULT step_s="),
     "bench_epoch.py": ("end of epoch: ", "RESULT step_s="),
+    "bench_evaluate.py": ("one epoch (evaluate.evaluate_epoch): ", "RESULT epoch_s="),
 }
 
 
