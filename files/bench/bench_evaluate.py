@@ -78,13 +78,16 @@ def main():
     features = features_model(build_classifier(len(LABELS)))
     real = {k: real_pixels[k].astype(np.float32) / 255.0 for k in LABELS}
     real_features = {k: features_and_classes(features, real_pixels[k])[0] for k in LABELS}
-    real_diversity = evaluate.real_diversities(real, 0)
     options = SimpleNamespace(labels=list(LABELS), n=args.n, seed=0)
+    real_diversity = evaluate.real_diversities(real, options.seed)
 
-    generated = evaluate.generated_sets(generator, options.labels, args.n, 0)
+    def generate():
+        return evaluate.generated_sets(generator, options.labels, options.n, options.seed)
+
+    generated = generate()
     generated_features = {k: features_and_classes(features, generated[k] * 255.0)[0] for k in LABELS}
     parts = {
-        "generating the images": lambda: evaluate.generated_sets(generator, options.labels, args.n, 0),
+        "generating the images": generate,
         "the classifier's features": lambda: features_and_classes(features, evaluate.pooled(generated) * 255.0),
         **measure_parts(real, real_features, generated, generated_features),
     }
