@@ -72,13 +72,11 @@ import subprocess
 import sys
 import time
 
-import cli
-import plots
-import run_folder
-from datasets import BACTERIAL, DATASETS, HEALTHY, VIRAL
-from gan_metrics import class_summaries, read_csv
-from phantoms import GROUND_TRUTH
-from scoring import (
+from cganlib import cli, plots, run_folder
+from cganlib.datasets import BACTERIAL, DATASETS, HEALTHY, VIRAL
+from cganlib.gan_metrics import class_summaries, read_csv
+from cganlib.phantoms import GROUND_TRUTH
+from cganlib.scoring import (
     FINDINGS,
     class_map,
     pooled_average,
@@ -87,7 +85,7 @@ from scoring import (
     score_saliency,
     score_table,
 )
-from storage import InputError, fail, load_arrays, save_figure, writable_folder
+from cganlib.storage import InputError, fail, load_arrays, save_figure, writable_folder
 
 FILES = os.path.dirname(os.path.abspath(__file__))
 

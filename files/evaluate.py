@@ -34,7 +34,7 @@ varied than the real ones (gan_metrics.COLLAPSE_SHARE).
 import csv
 import os
 
-import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before it)
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before it)
 
 # isort: split
 import numpy as np
@@ -44,17 +44,15 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from tqdm import tqdm
 
-import cgan
-import cli
-import plots
-from classifier import (
+from cganlib import cgan, cli, plots
+from cganlib.classifier import (
     ClassifierFileError,
     features_and_classes,
     features_model,
     load_classifier_for,
 )
-from datasets import IMAGE_SIDE, load_prepared
-from gan_metrics import (
+from cganlib.datasets import IMAGE_SIDE, load_prepared
+from cganlib.gan_metrics import (
     ALL_CLASSES,
     FIELDS,
     FLOOR_EPOCH,
@@ -64,14 +62,14 @@ from gan_metrics import (
     diversity,
     measures,
 )
-from saved_generators import (
+from cganlib.saved_generators import (
     add_model_flags,
     check_labels,
     chosen_generators,
     for_each_model,
     parse_model_args,
 )
-from storage import InputError, atomic_write, fail, load_arrays, save_figure
+from cganlib.storage import InputError, atomic_write, fail, load_arrays, save_figure
 
 OUT_NAME = "evaluation"
 HELD_OUT_FILE = "held_out.npz"  # train_classifier.py's

@@ -36,15 +36,12 @@ import os
 
 import numpy as np
 
-import cgan
-import cli
-import plots
-import projection
-from datasets import DATASET_NAMES, dataset_settings, load_square_image
-from delta import delta_sums, paint_levels
-from saved_generators import check_labels
-from scoring import PAINT_THRESHOLD, prepared_order, score_per_image
-from storage import (
+from cganlib import cgan, cli, plots, projection
+from cganlib.datasets import DATASET_NAMES, dataset_settings, load_square_image
+from cganlib.delta import delta_sums, paint_levels
+from cganlib.saved_generators import check_labels
+from cganlib.scoring import PAINT_THRESHOLD, prepared_order, score_per_image
+from cganlib.storage import (
     InputError,
     fail,
     load_arrays,

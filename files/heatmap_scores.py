@@ -34,9 +34,9 @@ against that image's own mask, averaged over the images.
 (the scoring itself is scoring.py's, which the demo uses too)
 """
 
-import cli
-from scoring import score_averages, score_heatmap, score_saliency, score_table
-from storage import InputError, fail
+from cganlib import cli
+from cganlib.scoring import score_averages, score_heatmap, score_saliency, score_table
+from cganlib.storage import InputError, fail
 
 METHOD_NAMES = {"gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG"}
 

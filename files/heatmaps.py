@@ -38,12 +38,10 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-import cgan
-import cli
-import plots
-from datasets import IMAGE_SIDE, N_BATCH
-from delta import LEVELS, delta_sums, levels_exceeded, paint_levels
-from saved_generators import (
+from cganlib import cgan, cli, plots
+from cganlib.datasets import IMAGE_SIDE, N_BATCH
+from cganlib.delta import LEVELS, delta_sums, levels_exceeded, paint_levels
+from cganlib.saved_generators import (
     add_model_flags,
     check_image_memory,
     for_each_model,
@@ -51,7 +49,7 @@ from saved_generators import (
     latents_for,
     parse_model_args,
 )
-from storage import InputError, fail, save_arrays, save_figure
+from cganlib.storage import InputError, fail, save_arrays, save_figure
 
 OUT_NAME = "heatmaps"
 # The original's row names for its default labels, its spelling kept: image rows, then each

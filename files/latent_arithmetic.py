@@ -22,11 +22,9 @@ import os
 
 import numpy as np
 
-import cgan
-import cli
-import plots
-from saved_generators import check_labels, chosen_generators
-from storage import (
+from cganlib import cgan, cli, plots
+from cganlib.saved_generators import check_labels, chosen_generators
+from cganlib.storage import (
     InputError,
     fail,
     load_npz,

@@ -11,10 +11,8 @@ Writes  <out_dir>/latent_walk_NNN.png per model (default out_dir <data_dir>/late
 
 import os
 
-import cgan
-import cli
-import plots
-from saved_generators import (
+from cganlib import cgan, cli, plots
+from cganlib.saved_generators import (
     add_model_flags,
     check_image_memory,
     for_each_model,
@@ -22,7 +20,7 @@ from saved_generators import (
     latents_for,
     parse_model_args,
 )
-from storage import InputError, fail, save_figure
+from cganlib.storage import InputError, fail, save_figure
 
 OUT_NAME = "latent_walk"
 N_SAMPLES = 3

@@ -31,8 +31,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-import cli
-from phantoms import (
+from cganlib import cli
+from cganlib.phantoms import (
     GROUND_TRUTH,
     HAZE_STRENGTH,
     JPEG_QUALITY,
@@ -43,7 +43,7 @@ from phantoms import (
     phantom,
     shrink_mask,
 )
-from storage import InputError, fail, save_arrays, writable_folder
+from cganlib.storage import InputError, fail, save_arrays, writable_folder
 
 ARRAYS_PER_PHANTOM = 24  # full-size float32 arrays alive while one phantom is drawn: 25 MB at 512x512
 CHUNK = 16  # phantoms a worker draws per task: few enough round trips, the progress bar still moves

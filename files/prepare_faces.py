@@ -21,7 +21,7 @@ images, or have no face are skipped and counted.
 import os
 from collections import Counter
 
-import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before mtcnn, which loads it)
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before mtcnn, which loads it)
 
 # isort: split
 import numpy as np
@@ -29,8 +29,8 @@ from mtcnn import MTCNN
 from PIL import Image
 from tqdm import tqdm
 
-import cli
-from datasets import (
+from cganlib import cli
+from cganlib.datasets import (
     DATASETS,
     IMAGE_SIDE,
     NOT_IMAGE,
@@ -40,7 +40,7 @@ from datasets import (
     read_attribute_table,
     read_image,
 )
-from storage import InputError, fail, save_npz, writable_folder
+from cganlib.storage import InputError, fail, save_npz, writable_folder
 
 CELEB = DATASETS["celeb"]
 NEEDED_COLUMNS = ("Attractive", "Male", "High_Cheekbones", "Big_Lips")

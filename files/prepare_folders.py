@@ -29,8 +29,8 @@ from functools import partial
 import numpy as np
 from tqdm import tqdm
 
-import cli
-from datasets import (
+from cganlib import cli
+from cganlib.datasets import (
     CLASSES_FILE,
     IMAGE_SIDE,
     MAX_CLASSES,
@@ -42,7 +42,7 @@ from datasets import (
     print_prepared_summary,
     read_in_threads,
 )
-from storage import InputError, atomic_write, fail, save_npz, writable_folder
+from cganlib.storage import InputError, atomic_write, fail, save_npz, writable_folder
 
 IMAGES_FILE, LABELS_FILE = "img_align_folder.npz", "labels_align_folder.npz"
 EMPTY_CLASS = "class folders with no usable image"

@@ -23,8 +23,8 @@ from collections import Counter
 import numpy as np
 from tqdm import tqdm
 
-import cli
-from datasets import (
+from cganlib import cli
+from cganlib.datasets import (
     DATASETS,
     IMAGE_SIDE,
     NOT_IMAGE,
@@ -36,7 +36,7 @@ from datasets import (
     read_in_threads,
     xray_label,
 )
-from storage import InputError, fail, save_npz, writable_folder
+from cganlib.storage import InputError, fail, save_npz, writable_folder
 
 XRAY = DATASETS["xray"]
 SKIP_REASONS = (NOT_IMAGE, UNREADABLE)

@@ -25,12 +25,12 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-import cli
-from cgan import reinitialized
-from classifier import METHODS, ClassifierFileError, load_classifier_for
-from datasets import DATASET_NAMES, dataset_settings, load_prepared
-from saved_generators import check_labels
-from storage import InputError, fail, load_arrays, save_arrays, writable_folder
+from cganlib import cli
+from cganlib.cgan import reinitialized
+from cganlib.classifier import METHODS, ClassifierFileError, load_classifier_for
+from cganlib.datasets import DATASET_NAMES, dataset_settings, load_prepared
+from cganlib.saved_generators import check_labels
+from cganlib.storage import InputError, fail, load_arrays, save_arrays, writable_folder
 
 HELD_OUT_FILE = "held_out.npz"  # train_classifier.py's
 

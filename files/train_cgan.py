@@ -28,20 +28,15 @@ import zipfile
 from datetime import datetime
 from functools import partial
 
-import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
 # isort: split
 import keras
 import numpy as np
 import tensorflow as tf
 
-import cgan
-import cli
-import datasets
-import distribution
-import plots
-import run_folder
-from collapse_guard import (
+from cganlib import cgan, cli, datasets, distribution, plots, run_folder
+from cganlib.collapse_guard import (
     D_MODEL,
     G_MODEL,
     GAN_MODELS,
@@ -50,7 +45,7 @@ from collapse_guard import (
     CollapseGuard,
     should_print,
 )
-from storage import (
+from cganlib.storage import (
     InputError,
     atomic_write,
     fail,

@@ -23,14 +23,14 @@ Prints the held-out accuracy and the confusion matrix.
 import os
 import time
 
-import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
 # isort: split
 import keras
 import numpy as np
 
-import cli
-from classifier import (
+from cganlib import cli
+from cganlib.classifier import (
     FILTERS,
     build_classifier,
     confusion_matrix,
@@ -38,8 +38,8 @@ from classifier import (
     predict_classes,
     stratified_split,
 )
-from datasets import DATASET_NAMES, dataset_settings, load_prepared
-from storage import InputError, atomic_write, fail, save_arrays, writable_folder
+from cganlib.datasets import DATASET_NAMES, dataset_settings, load_prepared
+from cganlib.storage import InputError, atomic_write, fail, save_arrays, writable_folder
 
 MODEL_FILE = "classifier.keras"
 HELD_OUT_FILE = "held_out.npz"

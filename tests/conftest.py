@@ -12,7 +12,7 @@ FILES = os.path.join(ROOT, "files")
 DATA = os.path.join(ROOT, "tests", "data")
 sys.path.insert(0, FILES)
 
-import tensorflow_env  # noqa: F401  (in-process tests run TensorFlow as the scripts do)
+from cganlib import tensorflow_env  # noqa: F401  (in-process tests run TensorFlow as the scripts do)
 
 
 def pytest_configure(config):

@@ -20,8 +20,8 @@ import latent_walk
 import make_phantoms
 import prepare_faces
 import prepare_xrays
+from cganlib.storage import save_arrays, save_npz
 from conftest import DATA, ROOT
-from storage import save_arrays, save_npz
 
 HUGE = str(10**7)  # a side or count whose arrays need terabytes
 

@@ -16,11 +16,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import cgan
 import heatmaps
 import latent_arithmetic
 import latent_walk
-import plots
+from cganlib import cgan, plots
 from conftest import FILES
 from test_heatmaps import data_file
 
@@ -99,7 +98,7 @@ BFLOAT16_PROBE = """
 import json, sys
 import numpy as np, keras, tensorflow as tf
 sys.path.insert(0, sys.argv[1])
-import cgan
+from cganlib import cgan
 keras.utils.set_random_seed(0)
 g = cgan.build_generator(3, filters=8)
 z = cgan.training_latents(np.random.default_rng(0), 16)

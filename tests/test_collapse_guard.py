@@ -2,8 +2,8 @@
 
 import pytest
 
-import datasets
-from collapse_guard import (
+from cganlib import datasets
+from cganlib.collapse_guard import (
     D_MODEL,
     G_MODEL,
     GAN_MODELS,

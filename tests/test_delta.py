@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from delta import delta_overlay, delta_overlay_per_pixel, delta_sums
+from cganlib.delta import delta_overlay, delta_overlay_per_pixel, delta_sums
 
 YELLOW, GREEN, MAGENTA = (1.0, 1.0, 0.0), (0.0, 1.0, 0.0), (1.0, 0.0, 1.0)
 

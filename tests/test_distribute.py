@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import cgan
-import distribution
-import run_folder
 import train_cgan
-from collapse_guard import GAN_MODELS
+from cganlib import cgan, distribution, run_folder
+from cganlib.collapse_guard import GAN_MODELS
 from conftest import FILES, ROOT
 from test_train import bad_input, make_xray_data
 

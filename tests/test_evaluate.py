@@ -15,12 +15,11 @@ import tensorflow as tf
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-import cgan
 import evaluate
-import run_folder
 import train_cgan
-from classifier import build_classifier
-from gan_metrics import (
+from cganlib import cgan, run_folder
+from cganlib.classifier import build_classifier
+from cganlib.gan_metrics import (
     collapsed,
     diversity,
     frechet_distance,
@@ -30,7 +29,7 @@ from gan_metrics import (
     pair_ssim,
     precision_recall,
 )
-from storage import save_arrays, save_model, save_npz
+from cganlib.storage import save_arrays, save_model, save_npz
 from test_train import make_xray_data
 
 N_CLASSES = 3

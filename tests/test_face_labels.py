@@ -4,7 +4,7 @@ of its formats: the Kaggle CSV and the original space-separated list_attr_celeba
 import numpy as np
 import pytest
 
-from datasets import (
+from cganlib.datasets import (
     cumulative_fractions,
     face_classes,
     face_labels_from_rows,

@@ -10,15 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cgan
-import datasets
 import explain_image
 import prepare_folders
-import projection
 import saliency
 import train_classifier
+from cganlib import cgan, datasets, projection
+from cganlib.storage import InputError, load_npz, save_arrays, save_model
 from conftest import DATA
-from storage import InputError, load_npz, save_arrays, save_model
 
 SIZE = 80
 

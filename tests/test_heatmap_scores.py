@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 import make_phantoms
-from scoring import PAINT_THRESHOLD, score_arrays, score_heatmap
-from storage import InputError
+from cganlib.scoring import PAINT_THRESHOLD, score_arrays, score_heatmap
+from cganlib.storage import InputError
 
 SAMPLES = 10
 

@@ -9,14 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cgan
-import datasets
 import heatmaps
-import run_folder
-import saved_generators
+from cganlib import cgan, datasets, run_folder, saved_generators
+from cganlib.delta import delta_overlay, delta_sums
+from cganlib.storage import save_model
 from conftest import DATA
-from delta import delta_overlay, delta_sums
-from storage import save_model
 
 NPZ_KEYS = {"labels", "latents", "images", "deltas"}
 MIN_IMAGE_PIXELS = 160

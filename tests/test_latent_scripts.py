@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-import cgan
 import latent_arithmetic
 import latent_walk
-from storage import save_npz
+from cganlib import cgan
+from cganlib.storage import save_npz
 from test_heatmaps import assert_figure_fits, data_file, save_generator
 
 # 1-based numbers of the fixture latents drawn with label 1 and label 2 (fixture labels 0 1 2 3 0 1 2 3)

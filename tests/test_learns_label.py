@@ -5,8 +5,8 @@ between the two labels (the same latents, only the label switched) lies in that 
 import numpy as np
 import pytest
 
-import cgan
-from delta import delta_sums
+from cganlib import cgan
+from cganlib.delta import delta_sums
 
 SIDE = 80
 SQUARE = (slice(8, 32), slice(8, 32))  # label 1's bright square (9% of the image); label 0 has none

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import datasets
 import make_phantoms
-import phantoms as phantom_drawing
-from datasets import xray_label as label_from_name
+from cganlib import datasets
+from cganlib import phantoms as phantom_drawing
+from cganlib.datasets import xray_label as label_from_name
 from prepare_xrays import load_xray
 
 N, SIZE, SEED = 6, 192, 3

@@ -4,7 +4,7 @@ cell, one picture however it is drawn."""
 import numpy as np
 from PIL import Image
 
-import plots
+from cganlib import plots
 
 
 def test_the_grid_puts_image_k_in_row_k_div_10_column_k_mod_10(tmp_path):

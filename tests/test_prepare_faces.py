@@ -14,8 +14,8 @@ from PIL import Image
 from skimage import data
 
 import prepare_faces
-import storage
-from datasets import face_labels_from_rows
+from cganlib import storage
+from cganlib.datasets import face_labels_from_rows
 
 ASTRONAUT = data.astronaut()
 COLUMNS = ["5_o_Clock_Shadow", "Attractive", "Big_Lips", "High_Cheekbones", "Male"]

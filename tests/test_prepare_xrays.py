@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-import datasets
 import prepare_xrays
-import storage
+from cganlib import datasets, storage
 
 # relative path -> expected label, or the reason it is skipped; listed in the sorted walk order
 TREE = {

@@ -7,8 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-import run_folder
-from storage import InputError
+from cganlib import run_folder
+from cganlib.storage import InputError
 
 
 def fake_model(path):

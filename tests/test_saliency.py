@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from keras import layers
 
-import cgan
 import heatmaps
 import make_phantoms
 import prepare_xrays
 import saliency
 import train_classifier
-from classifier import (
+from cganlib import cgan
+from cganlib.classifier import (
     build_classifier,
     class_activation_maps,
     fit_classifier,
@@ -27,8 +27,8 @@ from classifier import (
     load_classifier,
     stratified_split,
 )
-from delta import LEVELS
-from scoring import (
+from cganlib.delta import LEVELS
+from cganlib.scoring import (
     class_map,
     energy_inside,
     pixel_auc,
@@ -37,7 +37,7 @@ from scoring import (
     score_map,
     score_saliency_arrays,
 )
-from storage import InputError, load_arrays, save_arrays, save_model, save_npz
+from cganlib.storage import InputError, load_arrays, save_arrays, save_model, save_npz
 
 SIDE = 80
 SQUARE = 12

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from storage import InputError, atomic_write, load_npz, save_npz
+from cganlib.storage import InputError, atomic_write, load_npz, save_npz
 
 
 def test_npz_round_trip_under_arr_0_with_the_usual_mode(tmp_path):

@@ -14,13 +14,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import cgan
-import cli
-import datasets
-import run_folder
 import train_cgan
+from cganlib import cgan, cli, datasets, run_folder
+from cganlib.storage import save_model, save_npz
 from conftest import FILES, ROOT
-from storage import save_model, save_npz
 
 LOG_LINE = re.compile(
     r"^>\d+/\d+, \d+/\d+, d1=\d+\.\d{3}, d2=\d+\.\d{3}, g=\d+\.\d{3}, secs=\d+, "

@@ -12,12 +12,10 @@ import h5py
 import numpy as np
 import pytest
 
-import cgan
-import cli
-import run_folder
 import train_cgan
+from cganlib import cgan, cli, run_folder
+from cganlib.storage import InputError, save_model, save_npz
 from conftest import DATA
-from storage import InputError, save_model, save_npz
 from test_train import bad_input, make_xray_data, read_until, start_training
 
 

@@ -21,20 +21,18 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
 # isort: split
 import matplotlib.pyplot as plt
 import numpy as np
 from bench_train import median_seconds, onednn_enabled
 
-import cgan
-import plots
-import run_folder
 import train_cgan
-from collapse_guard import CollapseGuard
-from datasets import DATASETS
-from storage import save_model
+from cganlib import cgan, plots, run_folder
+from cganlib.collapse_guard import CollapseGuard
+from cganlib.datasets import DATASETS
+from cganlib.storage import save_model
 
 N_CLASSES = 3
 

@@ -20,16 +20,16 @@ from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
 # isort: split
 import numpy as np
 from bench_train import median_seconds, onednn_enabled
 
-import cgan
 import evaluate
-from classifier import build_classifier, features_and_classes, features_model
-from gan_metrics import (
+from cganlib import cgan
+from cganlib.classifier import build_classifier, features_and_classes, features_model
+from cganlib.gan_metrics import (
     diversity,
     frechet_distance,
     kernel_distance,

@@ -30,18 +30,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
 # isort: split
 import keras
 import numpy as np
 import tensorflow as tf
 
-import cgan
-import datasets
-import distribution
 import heatmaps
-from delta import delta_overlay, delta_overlay_per_pixel
+from cganlib import cgan, datasets, distribution
+from cganlib.delta import delta_overlay, delta_overlay_per_pixel
 from train_cgan import Trainer
 
 N_CLASSES = 3

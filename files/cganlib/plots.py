@@ -11,7 +11,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
-from storage import atomic_write, save_figure
+from cganlib.storage import atomic_write, save_figure
 
 GRID_GAP_PIXELS = 4  # white space between the grid's images, as the original's subplots left
 GRID_CELL_PIXELS = 100  # the sample grid's cell per image: the original's 10x10-inch figure at 100 DPI

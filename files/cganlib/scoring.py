@@ -11,9 +11,9 @@ Inputs: heatmaps.py's `.npz` files (the interpolation heatmaps, `labels` (L,) an
 
 import numpy as np
 
-from datasets import BACTERIAL, HEALTHY, VIRAL
-from delta import LEVELS
-from storage import InputError, load_arrays
+from cganlib.datasets import BACTERIAL, HEALTHY, VIRAL
+from cganlib.delta import LEVELS
+from cganlib.storage import InputError, load_arrays
 
 PAINT_THRESHOLD = min(threshold for threshold, _, _ in LEVELS)  # magenta, the faintest colour
 # The finding that sets each class apart from healthy, the mask it is scored against, and the

@@ -5,7 +5,7 @@ loading saved generators and discriminators (ours, or the original's Keras 2 fil
 
 import json
 
-import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
 # isort: split
 import h5py
@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from datasets import IMAGE_SIDE
+from cganlib.datasets import IMAGE_SIDE
 
 IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 3)
 PIXEL_SCALE = 127.5  # uint8 pixels p are scaled to (p - 127.5) / 127.5 in [-1, 1]

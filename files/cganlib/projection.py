@@ -4,7 +4,7 @@ once, minimizing the mean squared error plus a weighted SSIM term; each image ke
 start. Latents stay in [-3, 3], the range training drew them from.
 """
 
-import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
 # isort: split
 import keras
@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-import cgan
+from cganlib import cgan
 
 LATENT_RANGE = 3.0
 STEPS, STARTS, LEARNING_RATE, SSIM_WEIGHT = 300, 8, 0.05, 0.2

@@ -9,11 +9,9 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-import cgan
-import cli
-import run_folder
-from datasets import DATASET_NAMES, IMAGE_SIDE, dataset_settings
-from storage import InputError, writable_folder
+from cganlib import cgan, cli, run_folder
+from cganlib.datasets import DATASET_NAMES, IMAGE_SIDE, dataset_settings
+from cganlib.storage import InputError, writable_folder
 
 FLOAT_BYTES = 4
 

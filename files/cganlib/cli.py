@@ -7,7 +7,7 @@ import math
 
 import psutil
 
-from storage import InputError, fail
+from cganlib.storage import InputError, fail
 
 EXIT_BAD_INPUT = 2
 EXIT_TOO_MANY_REBUILDS = 3  # training: the collapse guard gave up; the epoch's models are saved

@@ -12,13 +12,13 @@ and a seed every worker shares.
 import json
 import os
 
-import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before it)
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before it)
 
 # isort: split
 import numpy as np
 import tensorflow as tf
 
-from storage import InputError
+from cganlib.storage import InputError
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 

@@ -10,7 +10,7 @@ them itself, so a saved `.keras` file is all a user needs, and the black image i
 
 import os
 
-import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
 # isort: split
 import keras
@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-import cgan
-from datasets import IMAGE_SIDE
+from cganlib import cgan
+from cganlib.datasets import IMAGE_SIDE
 
 FILTERS = (8, 16, 32)  # per convolution; the last one is the one CAM and Grad-CAM read
 LEARNING_RATE = 0.005

@@ -11,7 +11,7 @@ benchmarks draw them directly.
 import numpy as np
 from PIL import Image
 
-from datasets import BACTERIAL, HEALTHY, IMAGE_SIDE, VIRAL
+from cganlib.datasets import BACTERIAL, HEALTHY, IMAGE_SIDE, VIRAL
 
 MASK_SIZE = IMAGE_SIDE  # prepare_xrays.py's image size, the size heatmaps are drawn at
 GROUND_TRUTH = "ground_truth.npz"

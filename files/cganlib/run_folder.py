@@ -27,7 +27,7 @@ from contextlib import contextmanager
 import h5py
 import numpy as np
 
-from storage import InputError, atomic_write, save_arrays, writable_folder
+from cganlib.storage import InputError, atomic_write, save_arrays, writable_folder
 
 RUN_CONFIG = "run_config.json"
 HISTORY = "history.csv"
