@@ -33,16 +33,16 @@ area by chance).
 
 Writes into --out_dir (default demo_run/; --work_dir is its older name):
   chest_xray/, ground_truth.npz                 the phantoms and their lesion and lung masks
-  img_align_xray.npz, labels_align_xray.npz     the training set; real_plots/ its sample grids
+  img_align_xray.npz, labels_align_xray.npz     the training set
   classifier/  classifier.keras, held_out.npz   the baseline and its held-out evaluation
-  results/   generator_model_NNN.h5 (+ _gan, _dis), generated_plot_eNNN.png, history.csv, losses.png
+  results/   generator_model_NNN.h5 (+ _gan, _dis), generated_plot_eNNN.png, history.csv, losses.png,
+             real_plots/ (the training set's sample grids), summaries/ (the models')
   heatmaps/  generator_model_NNN.h5.png, .npz, .average.png, .average.npz for the last --heatmap_epochs
   evaluation/  evaluation.csv, evaluation.png     the measures of the same epochs' generators
   saliency/  saliency_1.npz, saliency_2.npz      the classifier's maps of the held-out viral, bacterial images
   heatmaps_randomized/, saliency_randomized/    the sanity check's
   comparison.png   per finding: the class's mean phantom, the true region, the averaged delta,
                    mean Grad-CAM, mean CAM, mean IG
-  cgan/      the models' summaries
 Its last line is machine-readable:
   RESULT bacterial_in_lesion=<f> lesion_area=<f> viral_in_lungs=<f> lung_area=<f>
          delta_auc_lesion=<f> gradcam_auc_lesion=<f> cam_auc_lesion=<f> ig_auc_lesion=<f>
@@ -72,7 +72,7 @@ import subprocess
 import sys
 import time
 
-from cganlib import cli, plots, run_folder
+from cganlib import cli, config, plots, run_folder
 from cganlib.datasets import BACTERIAL, DATASETS, HEALTHY, VIRAL
 from cganlib.gan_metrics import class_summaries, read_csv
 from cganlib.phantoms import GROUND_TRUTH
@@ -89,21 +89,14 @@ from cganlib.storage import InputError, fail, load_arrays, save_figure, writable
 
 FILES = os.path.dirname(os.path.abspath(__file__))
 
-# The demo's training settings. At width 16 the original's rates (d 0.00004, g 0.0002) leave the
-# generator flat grey for hundreds of batches; g 0.005 draws anatomy within 10 epochs, d 0.0005
-# lets the label be learnt (with d 0.002 the discriminator won and the generator stayed grey; with
-# d 0.001 the samples varied but ignored the label for 68 epochs, and at batch 64 for 40 of 40).
-# Batches of 16: the findings came after about as many steps as with the original's 64 (the
-# consolidation between 1,120 and 1,260 steps at 64, between 1,400 and 1,680 at 16), and a step
-# of 16 takes a third of a step of 64's time (2 CPU cores, width 16; README, "The demo in 8 minutes").
-FILTERS = 16
-BATCH = 16
-D_LR, G_LR, D_BETA1 = 0.0005, 0.005, 0.5
+# The demo trains with train_cgan.py's --preset small (width 16, batches of 16, faster rates than
+# the original's: config.PRESETS says why); its flags below change those values.
+SMALL = config.resolve("xray", "small")
 LESION_STRENGTH, HAZE_STRENGTH = 0.6, 0.4
 
 # The --minutes -> epochs plan, measured on 2 CPU cores (an AVX2 AMD EPYC; bench_epoch.py).
-SECONDS_PER_BATCH = 0.137  # compiled step, batch BATCH, width 16 (0.130 in bench_epoch.py); scaled by batch and width**2
-REFERENCE_FILTERS = 16
+SECONDS_PER_BATCH = 0.137  # compiled step, batch 16, width 16 (0.130 in bench_epoch.py); scaled by batch and width**2
+REFERENCE_FILTERS, REFERENCE_BATCH = 16, 16
 # accuracies, sample grid, model files, training state, loss curves
 SECONDS_PER_EPOCH_END = 0.7
 # phantoms, preparation, the classifier, TensorFlow's start and the first step's tracing in
@@ -124,8 +117,10 @@ def parse_args(argv=None):
     p.add_argument("--minutes", type=cli.number(0, low_open=True), default=8.0, help="wall-time budget of the whole demo")
     p.add_argument("--epochs", type=cli.POSITIVE, help="train this many epochs (default: as many as --minutes allows)")
     p.add_argument("--n", type=cli.POSITIVE, default=300, help="phantoms per class (healthy, viral, bacterial)")
-    p.add_argument("--filters", type=cli.POSITIVE, default=FILTERS, help="width of the GAN's conv layers (original: 128)")
-    p.add_argument("--n_batch", type=cli.integer(2), default=BATCH, help="train_cgan.py's, even (original: 64)")
+    p.add_argument("--filters", type=cli.POSITIVE, default=SMALL.filters,
+                   help="width of the GAN's conv layers (default %(default)s; original: 128)")
+    p.add_argument("--n_batch", type=cli.integer(2), default=SMALL.n_batch,
+                   help="train_cgan.py's batch, even (default %(default)s; original: 64)")
     p.add_argument("--seed", type=cli.SEED, default=0, help="seed of the phantoms, the training and the heatmaps")
     p.add_argument("--heatmap_epochs", type=cli.POSITIVE, default=3,
                    help="draw and score the heatmaps of this many last epochs")
@@ -136,9 +131,9 @@ def parse_args(argv=None):
                    help="latents of each generator's averaged delta (default %(default)s)")
     p.add_argument("--lesion_strength", type=cli.number(0, 1), default=LESION_STRENGTH, help="make_phantoms.py's")
     p.add_argument("--haze_strength", type=cli.number(0, 1), default=HAZE_STRENGTH, help="make_phantoms.py's")
-    p.add_argument("--d_lr", type=cli.RATE, default=D_LR, help="train_cgan.py's (original: 0.00004)")
-    p.add_argument("--g_lr", type=cli.RATE, default=G_LR, help="train_cgan.py's (original: 0.0002)")
-    p.add_argument("--d_beta1", type=cli.BETA, default=D_BETA1, help="train_cgan.py's (original: 0.08)")
+    p.add_argument("--d_lr", type=cli.RATE, default=SMALL.d_lr, help="train_cgan.py's (default %(default)s; original: 0.00004)")
+    p.add_argument("--g_lr", type=cli.RATE, default=SMALL.g_lr, help="train_cgan.py's (default %(default)s; original: 0.0002)")
+    p.add_argument("--d_beta1", type=cli.BETA, default=SMALL.d_beta1, help="train_cgan.py's (default %(default)s; original: 0.08)")
     p.add_argument("--mixed_precision", action="store_true", help="train in bfloat16")
     return p.parse_args(argv)
 
@@ -151,11 +146,17 @@ def check_args(args):
                          f"use --n {-(-args.n_batch // 3)} or more")
 
 
-def planned_epochs(minutes, n_images, filters, n_batch=BATCH):
+def planned_epochs(minutes, n_images, filters, n_batch=SMALL.n_batch):
     """Epochs that fit the budget (at least 1): see the module docstring."""
-    step = SECONDS_PER_BATCH * (n_batch / BATCH) * (filters / REFERENCE_FILTERS) ** 2
+    step = SECONDS_PER_BATCH * (n_batch / REFERENCE_BATCH) * (filters / REFERENCE_FILTERS) ** 2
     epoch = (n_images // n_batch) * step + SECONDS_PER_EPOCH_END
     return max(1, int((minutes * 60 - OTHER_STEPS_SECONDS) / epoch))
+
+
+def training_config(args):
+    """The training's config: the small preset, with the demo's flags."""
+    return config.resolve("xray", "small", filters=args.filters, n_batch=args.n_batch, d_lr=args.d_lr,
+                          g_lr=args.g_lr, d_beta1=args.d_beta1)
 
 
 def prepare_work_dir(work_dir):
@@ -206,8 +207,8 @@ def pooled_scores(heatmap_paths, ground_truth):
     }
 
 
-def run_demo(args):
-    """The steps; returns the paths the comparison reads."""
+def run_demo(args, epochs):
+    """The steps, training `epochs` epochs; returns the paths the comparison reads."""
     w = args.out_dir
     paths = {key: os.path.join(w, key) for key in
              ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized",
@@ -221,11 +222,10 @@ def run_demo(args):
                      "--seed", args.seed), "train_classifier.py")
 
     results = paths["results"]
-    train_args = [
-        "--dataset", "xray", "--data_dir", w, "--results_dir", results, "--summary_dir", os.path.join(w, "cgan"),
-        "--epochs_goal", args.epochs, "--filters", args.filters, "--n_batch", args.n_batch, "--seed", args.seed,
-        "--d_lr", args.d_lr, "--g_lr", args.g_lr, "--d_beta1", args.d_beta1, "--real_plots", 2,
-    ]
+    train_args = ["--dataset", "xray", "--data_dir", w, "--out_dir", results, "--epochs_goal", epochs,
+                  "--preset", "small", "--seed", args.seed, "--real_plots", 2]
+    for name, value in config.differences(training_config(args), "xray", "small").items():
+        train_args += [f"--{name}", value]
     status = run_step("train_cgan.py", *train_args, *(["--mixed_precision"] if args.mixed_precision else []))
     if status == cli.EXIT_TOO_MANY_REBUILDS:
         print("training stopped early (collapse guard); the demo goes on with the epochs saved", flush=True)
@@ -337,7 +337,8 @@ def comparison_figure(paths, data_dir, ground_truth, path):
 def print_outputs(w, paths):
     print(f"\noutputs in {w}/:")
     print(f"  phantoms       {os.path.join(w, 'chest_xray')}  (truth: {os.path.join(w, GROUND_TRUTH)})")
-    print(f"  training set   {os.path.join(w, 'img_align_xray.npz')}, real samples in {os.path.join(w, 'real_plots')}")
+    print(f"  training set   {os.path.join(w, 'img_align_xray.npz')}, real samples in "
+          f"{os.path.join(paths['results'], 'real_plots')}")
     print(f"  classifier     {paths['classifier']}: classifier.keras, held_out.npz")
     print(f"  training       {paths['results']}: generator_model_NNN.h5, generated_plot_eNNN.png, history.csv, losses.png")
     print(f"  evaluation     {paths['evaluation']}: evaluation.csv, evaluation.png")
@@ -357,17 +358,17 @@ def main(argv=None):
     except InputError as e:
         fail(str(e))
     n_images = 3 * args.n
-    plan = "--epochs"
-    if args.epochs is None:
-        args.epochs = planned_epochs(args.minutes, n_images, args.filters, args.n_batch)
+    epochs, plan = args.epochs, "--epochs"
+    if epochs is None:
+        epochs = planned_epochs(args.minutes, n_images, args.filters, args.n_batch)
         plan = f"planned for --minutes {args.minutes:g}"
     print(f"demo training settings: {n_images} phantoms ({args.n} per class), lesion_strength={args.lesion_strength:g} "
-          f"haze_strength={args.haze_strength:g}; width {args.filters}, {args.epochs} epochs ({plan}) of "
+          f"haze_strength={args.haze_strength:g}; width {args.filters}, {epochs} epochs ({plan}) of "
           f"{n_images // args.n_batch} batches of {args.n_batch}, d_lr={args.d_lr:g} g_lr={args.g_lr:g} d_beta1={args.d_beta1:g}"
           f"{', bfloat16' if args.mixed_precision else ''}; seed {args.seed}", flush=True)
     ground_truth = os.path.join(args.out_dir, GROUND_TRUTH)
     try:
-        paths = run_demo(args)
+        paths = run_demo(args, epochs)
         print(f"\nscores against {ground_truth} (paint threshold 0.2):", flush=True)
         painted = pooled_scores(paths["heatmap_files"], ground_truth)
         rows, compared = compare(paths, ground_truth, args.average_latents, painted)

@@ -39,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cganlib import cgan, cli, plots
-from cganlib.datasets import IMAGE_SIDE, N_BATCH
+from cganlib.datasets import IMAGE_SIDE
 from cganlib.delta import LEVELS, delta_sums, levels_exceeded, paint_levels
 from cganlib.saved_generators import (
     add_model_flags,
@@ -127,7 +127,7 @@ def render_figure(images, deltas, labels, title, path, settings, steps=cgan.INTE
     return fig
 
 
-def averaged_deltas(generator, labels, n_latents, rng, batch_size=N_BATCH):
+def averaged_deltas(generator, labels, n_latents, rng, batch_size=64):
     """(mean, share_above): over n_latents latents drawn as training draws them (a batch at a
     time), mean (L, L, 80, 80) of deltas[a, b], and share_above (L, L, len(LEVELS), 80, 80), per
     pixel the share of the latents whose deltas[a, b] exceeds each level's threshold."""

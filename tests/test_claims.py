@@ -19,7 +19,7 @@ from PIL import Image
 import heatmaps
 import latent_arithmetic
 import latent_walk
-from cganlib import cgan, plots
+from cganlib import cgan, config, plots, training
 from conftest import FILES
 from test_heatmaps import data_file
 
@@ -59,15 +59,14 @@ def gan_batch(seed, n=64):
 def test_two_part_gan_step_is_the_one_piece_update():
     """Trainer.gan_step (two halves, gradients summed / 2) moves g as one whole-batch update from
     the same weights and optimizer moments; dropout off, so both see the same network."""
-    from train_cgan import Trainer
-
     keras.utils.set_random_seed(0)
     g = cgan.build_generator(N_CLASSES, filters=4)
     d = cgan.build_discriminator(N_CLASSES, 4, 0.001)
     gan = cgan.build_gan(g, d, lr=0.001)
     without_dropout(g, d)
     images = np.zeros((64, *cgan.IMAGE_SHAPE), np.uint8)
-    trainer = Trainer(g, d, gan, images, np.arange(64) % N_CLASSES, 64, np.random.default_rng(0))
+    trainer = training.Trainer(g, d, gan, images, np.arange(64) % N_CLASSES, config.resolve("xray"),
+                               np.random.default_rng(0))
     # Warm the optimizer's moments first: Adamax's first step is lr * sign(gradient), blind to
     # the gradient's scale, so only a later step can tell a wrong scale.
     for seed in (1, 2):
@@ -357,7 +356,7 @@ def fake_steps(monkeypatch, train_status, saved_epochs):
     def run_step(script, *args):
         calls.append((script, [str(a) for a in args]))
         if script == "train_cgan.py":
-            results = args[args.index("--results_dir") + 1]
+            results = args[args.index("--out_dir") + 1]
             os.makedirs(results, exist_ok=True)
             for epoch in saved_epochs:
                 for name in (f"generator_model_{epoch:03d}.h5", f"generator_model_dis{epoch:03d}.h5"):
@@ -374,7 +373,7 @@ def test_demo_goes_on_with_the_saved_epochs_when_the_collapse_guard_stops_traini
     import demo
 
     calls = fake_steps(monkeypatch, train_status=3, saved_epochs=(1, 2, 3, 4))
-    paths = demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path), "--epochs", "10"]))
+    paths = demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path)]), 10)
     assert "training stopped early (collapse guard)" in capsys.readouterr().out
     scripts = [script for script, _ in calls]
     assert scripts[scripts.index("train_cgan.py") + 1] == "heatmaps.py"  # it goes on after the stop
@@ -391,7 +390,7 @@ def test_demo_stops_when_training_fails_otherwise(tmp_path, monkeypatch, capsys)
 
     calls = fake_steps(monkeypatch, train_status=1, saved_epochs=(1,))
     with pytest.raises(SystemExit) as exit_info:
-        demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path), "--epochs", "10"]))
+        demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path)]), 10)
     assert exit_info.value.code == 1
     assert "train_cgan.py failed (exit status 1)" in capsys.readouterr().err
     assert [script for script, _ in calls][-1] == "train_cgan.py"  # no heatmaps of a failed run

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cganlib import datasets
+from cganlib import config
 from cganlib.collapse_guard import (
     D_MODEL,
     G_MODEL,
@@ -83,8 +83,8 @@ def test_reload_rules_and_their_order(d1, d2, g, reloads):
 @pytest.mark.parametrize("dataset, upper", [("celeb", 4.50), ("xray", 3.00)])
 def test_gan_upper_bound_per_dataset(dataset, upper):
 
-    assert datasets.DATASETS[dataset].gan_upper == upper
-    guard = CollapseGuard(gan_upper=datasets.DATASETS[dataset].gan_upper)
+    assert config.resolve(dataset).gan_upper == upper
+    guard = CollapseGuard(gan_upper=config.resolve(dataset).gan_upper)
     guard.check(1, **OK)
     assert guard.check(2, d1=0.6, d2=0.6, g=upper).reloads == []
     assert guard.check(3, d1=0.6, d2=0.6, g=upper + 0.01).reloads == [GAN_MODELS]

@@ -31,7 +31,7 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
     for name in (
         "ground_truth.npz", "chest_xray/train/NORMAL/IM-0001-0001.jpeg",
         "chest_xray/train/PNEUMONIA/person1_bacteria_1.jpeg", "chest_xray/train/PNEUMONIA/person2_virus_1.jpeg",
-        "img_align_xray.npz", "labels_align_xray.npz", "real_plots/real_plot_e001.png",
+        "img_align_xray.npz", "labels_align_xray.npz", "results/real_plots/real_plot_e001.png",
         "results/generator_model_001.h5", "results/generator_model_gan001.h5", "results/generator_model_dis001.h5",
         "results/generated_plot_e001.png", "results/history.csv", "results/losses.png",
         "heatmaps/generator_model_001.h5.png", "heatmaps/generator_model_001.h5.npz",

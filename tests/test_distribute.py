@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import train_cgan
-from cganlib import cgan, distribution, run_folder
+from cganlib import cgan, config, distribution, run_folder, training
 from cganlib.collapse_guard import GAN_MODELS
 from conftest import FILES, ROOT
 from test_train import bad_input, make_xray_data
@@ -32,7 +32,7 @@ def argv_for(data, results, *extra):
 
 def epoch_files(epochs):
     """The names a single-device run leaves in its results folder after these epochs."""
-    names = {run_folder.RUN_CONFIG, run_folder.HISTORY, run_folder.LOSSES, run_folder.LOCK}
+    names = {run_folder.RUN_CONFIG, run_folder.HISTORY, run_folder.LOSSES, run_folder.LOCK, "real_plots"}
     for epoch in epochs:
         paths = [*run_folder.model_paths("", epoch).values(), run_folder.plot_path("", epoch), run_folder.state_path("", epoch)]
         names |= {os.path.basename(path) for path in paths}
@@ -66,7 +66,8 @@ def one_step(out):
         for layer in g.layers + d.layers:
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = 0.0  # the replicas would draw the same mask, each on its slice
-        trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(1), strategy)
+        trainer = training.Trainer(g, d, gan, images, labels, config.resolve("xray", n_batch=16),
+                                   np.random.default_rng(1), strategy)
         results[f"{name}_losses"] = [np.asarray(loss) for loss in trainer.train_batch(*trainer.draw_batch())]
         results[f"{name}_weights"] = g.get_weights() + d.get_weights()
         results[f"{name}_moments"] = [v.numpy() for v in d.optimizer.variables + gan.optimizer.variables]
@@ -162,7 +163,7 @@ def test_a_mirrored_run_writes_a_single_device_runs_files_resumes_on_one_device_
     assert "training state of epoch 2 restored" in resumed.stdout and "strategy" not in resumed.stdout
     assert sorted(os.listdir(results)) == epoch_files([1, 2, 3])
     assert run_folder.complete_epochs(str(results)) == [1, 2, 3]
-    assert sorted(os.listdir(data / "real_plots")) == ["real_plot_e001.png"]
+    assert sorted(os.listdir(results / "real_plots")) == ["real_plot_e001.png"]
 
     drawn = run("heatmaps.py", "--dataset", "xray", "--data_dir", data, "--models_dir", results, "--epochs", 2)
     assert drawn.returncode == 0, drawn.stderr[-3000:]

@@ -17,7 +17,7 @@ from skimage.metrics import structural_similarity
 
 import evaluate
 import train_cgan
-from cganlib import cgan, run_folder
+from cganlib import cgan, config, datasets, run_folder, training
 from cganlib.classifier import build_classifier
 from cganlib.gan_metrics import (
     collapsed,
@@ -237,13 +237,14 @@ def test_spectral_norm_adds_one_non_trainable_vector_per_layer():
 
 @pytest.mark.parametrize("real_target", [1.0, 0.9])
 def test_label_smoothing_sets_the_discriminators_real_target_only(tmp_path, real_target):
-    args = train_cgan.parse_args(["--dataset", "xray", "--data_dir", str(make_xray_data(tmp_path, n=32)),
-                                  "--filters", "4", "--n_batch", "16", "--seed", "1"])
-    images, labels = train_cgan.load_dataset(args)
-    g, d, gan = train_cgan.build_models(args)
+    train_config = config.resolve("xray", filters=4, n_batch=16, label_smoothing=real_target)
+    images, labels = datasets.load_prepared(datasets.DATASETS["xray"], str(make_xray_data(tmp_path, n=32)))
+    g = cgan.build_generator(3, train_config.latent_dim, train_config.filters)
+    d = cgan.build_discriminator(3, train_config.filters, train_config.d_lr)
+    gan = cgan.build_gan(g, d)
     out = d.layers[-1]  # a discriminator that says 0.9 for every image, whatever it is
     out.set_weights([np.zeros_like(out.kernel), np.full(1, math.log(9.0), np.float32)])
-    trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0), real_target=real_target)
+    trainer = training.Trainer(g, d, gan, images, labels, train_config, np.random.default_rng(0))
     d1, _, _ = trainer.step()  # d1: the loss on the real half batch, before any update
     cross_entropy = -(real_target * math.log(0.9) + (1 - real_target) * math.log(0.1))
     assert d1 == pytest.approx(cross_entropy, rel=1e-4)  # 0.325 with smoothing, 0.105 without

@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 import train_cgan
-from cganlib import cgan, cli, datasets, run_folder
+from cganlib import cgan, cli, config, datasets, run_folder, training
+from cganlib.collapse_guard import CollapseGuard
 from cganlib.storage import save_model, save_npz
 from conftest import FILES, ROOT
 
@@ -33,11 +34,18 @@ def make_xray_data(folder, n=128, seed=0):
     return folder
 
 
-def args_for(folder, *extra):
-    return train_cgan.parse_args(
-        ["--dataset", "xray", "--data_dir", str(folder), "--summary_dir", os.path.join(str(folder), "cgan"),
-         "--filters", "8", "--n_batch", "16", "--seed", "3", *map(str, extra)]
+def run_for(folder, restart=False, epochs_done=0, epochs_goal=100, dataset="xray"):
+    """A training run at width 8, batch 16, on the prepared arrays in folder."""
+    folder = str(folder)
+    return config.Run(
+        dataset=datasets.dataset_settings(dataset, folder), config=config.resolve(dataset, filters=8, n_batch=16),
+        preset="original", data_dir=folder, attributes=datasets.attribute_table(folder),
+        out_dir=os.path.join(folder, "results"), summary_dir=os.path.join(folder, "cgan"), epochs_done=epochs_done,
+        epochs_goal=epochs_goal, restart=restart, from_run_config=False, seed=3,
     )
+
+
+XRAY_16 = config.resolve("xray", filters=8, n_batch=16)
 
 
 def weights(model):
@@ -53,7 +61,7 @@ def same(a, b):
 
 @pytest.mark.parametrize("n_classes, d_params, g_params", [(4, 1_712_673, 1_384_196), (3, 1_712_665, 1_384_188)])
 def test_parameter_counts_at_the_originals_width(n_classes, d_params, g_params):
-    d = cgan.build_discriminator(n_classes, filters=128, lr=datasets.DATASETS["xray"].d_lr)
+    d = cgan.build_discriminator(n_classes, filters=128, lr=config.resolve("xray").d_lr)
     g = cgan.build_generator(n_classes, filters=128)
     gan = cgan.build_gan(g, d)
     assert d.count_params() == d_params
@@ -62,9 +70,12 @@ def test_parameter_counts_at_the_originals_width(n_classes, d_params, g_params):
 
 
 def test_dataset_settings_are_the_specs():
-    celeb, xray = datasets.DATASETS["celeb"], datasets.DATASETS["xray"]
-    assert (celeb.n_classes, celeb.d_lr, celeb.gan_upper) == (4, 0.00007, 4.50)
-    assert (xray.n_classes, xray.d_lr, xray.gan_upper) == (3, 0.00004, 3.00)
+    assert (datasets.DATASETS["celeb"].n_classes, datasets.DATASETS["xray"].n_classes) == (4, 3)
+    celeb, xray, folder = config.resolve("celeb"), config.resolve("xray"), config.resolve("folder")
+    assert (celeb.d_lr, celeb.gan_upper) == (folder.d_lr, folder.gan_upper) == (0.00007, 4.50)
+    assert (xray.d_lr, xray.gan_upper) == (0.00004, 3.00)
+    assert (xray.n_batch, xray.filters, xray.latent_dim, xray.d_beta1, xray.g_lr, xray.g_beta1) == (
+        64, 128, 100, 0.08, 0.0002, 0.5)
     d = cgan.build_discriminator(3, filters=8, lr=xray.d_lr)
     cfg = d.optimizer.get_config()
     assert (cfg["beta_1"], cfg["beta_2"], cfg["epsilon"]) == (0.08, 0.999, 1e-7)
@@ -121,19 +132,19 @@ def step_checks(trainer):
 
 
 def test_discriminator_learns_in_its_step_and_stays_in_the_gan_step(tmp_path):
-    args = args_for(make_xray_data(tmp_path / "data"))
-    images, labels = train_cgan.load_dataset(args)
-    g, d, gan = train_cgan.build_models(args)
-    step_checks(train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0)))
+    run = run_for(make_xray_data(tmp_path / "data"))
+    images, labels = training.load_dataset(run)
+    g, d, gan = training.build_models(run)
+    step_checks(training.Trainer(g, d, gan, images, labels, XRAY_16, np.random.default_rng(0)))
 
 
 def test_bfloat16_step_learns_and_keeps_float32_weights_and_losses(tmp_path):
-    args = args_for(make_xray_data(tmp_path / "data"))
-    images, labels = train_cgan.load_dataset(args)
+    run = run_for(make_xray_data(tmp_path / "data"))
+    images, labels = training.load_dataset(run)
     cgan.set_bfloat16(emulated=True)  # the bfloat16 path also where this CPU would only emulate it
     try:
-        g, d, gan = train_cgan.build_models(args)
-        trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0))
+        g, d, gan = training.build_models(run)
+        trainer = training.Trainer(g, d, gan, images, labels, XRAY_16, np.random.default_rng(0))
         d0, g0 = weights(d), weights(g)
         losses = trainer.train_batch(*trainer.draw_batch())
     finally:
@@ -155,31 +166,30 @@ def test_mixed_precision_stays_float32_where_the_cpu_only_emulates_bfloat16(tmp_
 
 def test_restart_loads_the_saved_models_and_they_still_learn(tmp_path):
     data = make_xray_data(tmp_path / "data")
-    args = args_for(data)
-    images, labels = train_cgan.load_dataset(args)
-    g, d, gan = train_cgan.build_models(args)
-    trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0))
+    run = run_for(data)
+    images, labels = training.load_dataset(run)
+    g, d, gan = training.build_models(run)
+    trainer = training.Trainer(g, d, gan, images, labels, XRAY_16, np.random.default_rng(0))
     trainer.step()
-    paths = run_folder.model_paths(args.results_dir, 7)
-    os.makedirs(args.results_dir)
+    paths = run_folder.model_paths(run.out_dir, 7)
+    os.makedirs(run.out_dir)
     save_model(g, paths["generator"])
     save_model(gan, paths["gan"])
     save_model(d, paths["discriminator"])
 
-    restart = args_for(data, "--qRestart", "--epochs_goal", 9)
-    assert train_cgan.restart_epoch(restart) == 7
-    g2, d2, gan2 = train_cgan.build_models(restart)
+    assert run_folder.saved_epochs(run.out_dir) == [7]
+    g2, d2, gan2 = training.build_models(run_for(data, restart=True, epochs_done=7, epochs_goal=9))
     assert same(weights(d), weights(d2)) and same(weights(g), weights(g2))
     assert d2.trainable and len(d2.trainable_variables) == len(d2.weights)
     assert int(d2.optimizer.iterations) == int(d.optimizer.iterations) == 2  # d's moments restored too
     assert same([v.numpy() for v in d.optimizer.variables[2:]], [v.numpy() for v in d2.optimizer.variables[2:]])
-    step_checks(train_cgan.Trainer(g2, d2, gan2, images, labels, 16, np.random.default_rng(0)))
+    step_checks(training.Trainer(g2, d2, gan2, images, labels, XRAY_16, np.random.default_rng(0)))
 
 
 # ---------------------------------------------------------------- the loop: log lines, reloads, abort
 
 
-class ScriptedTrainer(train_cgan.Trainer):
+class ScriptedTrainer(training.Trainer):
     """The real trainer whose losses come from a script, to drive the guard through the loop."""
 
     def __init__(self, losses, *args):
@@ -196,14 +206,14 @@ class ScriptedTrainer(train_cgan.Trainer):
 
 
 def test_loop_prints_reloads_and_aborts_like_the_original(tmp_path, capsys):
-    args = args_for(make_xray_data(tmp_path / "data", n=32 * 16), "--epochs_goal", 1)
-    images, labels = train_cgan.load_dataset(args)
-    g, d, gan = train_cgan.build_models(args)
-    os.makedirs(args.results_dir)
+    run = run_for(make_xray_data(tmp_path / "data", n=32 * 16), epochs_goal=1)
+    images, labels = training.load_dataset(run)
+    g, d, gan = training.build_models(run)
+    os.makedirs(run.out_dir)
     ok, bad_d, bad_all = (0.6, 0.6, 0.9), (2.5, 0.6, 0.9), (2.5, 0.0004, 3.5)
     script = [ok, bad_d] + [bad_all] * 7  # trips: 1, then 3 per batch: 4, 7, ..., 22 > 20 at batch 9
-    trainer = ScriptedTrainer(script, g, d, gan, images, labels, 16, np.random.default_rng(0))
-    status = train_cgan.train(args, trainer, train_cgan.CollapseGuard(3.0), 0)
+    trainer = ScriptedTrainer(script, g, d, gan, images, labels, XRAY_16, np.random.default_rng(0))
+    status = training.train(run, trainer, CollapseGuard(3.0), 0)
     out = capsys.readouterr()
     lines = [re.sub(r"secs=\d+", "secs=S", line) for line in out.out.splitlines()]  # seconds depend on the machine
     assert status == cli.EXIT_TOO_MANY_REBUILDS
@@ -217,24 +227,24 @@ def test_loop_prints_reloads_and_aborts_like_the_original(tmp_path, capsys):
     assert lines[-1].startswith(">Accuracy real: ")
     assert trainer.reloaded[:4] == ["d_model", "d_model", "g_model", "gan_models"] and len(trainer.reloaded) == 22
     assert "more than 20 reloads" in out.err
-    for path in run_folder.model_paths(args.results_dir, 1).values():  # saved before stopping
+    for path in run_folder.model_paths(run.out_dir, 1).values():  # saved before stopping
         assert os.path.exists(path)
     # the stopped epoch is complete: a restart goes on from it, with the trip count back at 0
-    (row,) = run_folder.read_history(args.results_dir)
+    (row,) = run_folder.read_history(run.out_dir)
     assert (row["epoch"], row["nTryAgains"], row["nTripsOnSameSavedWts"]) == ("1", "22", "22")
-    assert run_folder.complete_epochs(args.results_dir) == [1]
-    info, _ = run_folder.load_state(args.results_dir, 1)
-    guard = train_cgan.CollapseGuard(3.0)
-    trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0))
-    assert train_cgan.restore_state(trainer, guard, *run_folder.load_state(args.results_dir, 1), "state") == 9
+    assert run_folder.complete_epochs(run.out_dir) == [1]
+    info, _ = run_folder.load_state(run.out_dir, 1)
+    guard = CollapseGuard(3.0)
+    trainer = training.Trainer(g, d, gan, images, labels, XRAY_16, np.random.default_rng(0))
+    assert training.restore_state(trainer, guard, *run_folder.load_state(run.out_dir, 1), "state") == 9
     assert info["stopped_by_guard"] and (guard.nTryAgains, guard.nTripsOnSameSavedWts, guard.ijSave) == (22, 0, 1)
 
 
 def test_reload_restores_the_snapshot(tmp_path):
-    args = args_for(make_xray_data(tmp_path / "data"))
-    images, labels = train_cgan.load_dataset(args)
-    g, d, gan = train_cgan.build_models(args)
-    trainer = train_cgan.Trainer(g, d, gan, images, labels, 16, np.random.default_rng(0))
+    run = run_for(make_xray_data(tmp_path / "data"))
+    images, labels = training.load_dataset(run)
+    g, d, gan = training.build_models(run)
+    trainer = training.Trainer(g, d, gan, images, labels, XRAY_16, np.random.default_rng(0))
     d0, g0 = weights(d), weights(g)
     trainer.step()
     trainer.reload("d_model")
@@ -267,7 +277,8 @@ def test_cli_fresh_then_restart(tmp_path, run):
         assert g.count_params() == cgan.build_generator(3, filters=8).count_params() and d.built
         assert os.path.exists(results / f"generator_model_gan{epoch:03d}.h5")
         assert os.path.exists(results / f"train_state_{epoch:03d}.npz")
-    assert sorted(os.listdir(data / "real_plots")) == ["real_plot_e001.png", "real_plot_e002.png"]
+    assert sorted(os.listdir(results / "real_plots")) == ["real_plot_e001.png", "real_plot_e002.png"]
+    assert "real_plots" not in os.listdir(data)  # nothing written into the data folder
     history = (results / "history.csv").read_text().splitlines()
     assert history[0] == "epoch,d1,d2,g,acc_real,acc_fake,nTryAgains,nTripsOnSameSavedWts,nSaves,secs"
     assert [row.split(",")[0] for row in history[1:]] == ["1", "2", "3"]
@@ -442,8 +453,7 @@ def test_face_labels_come_from_the_attribute_table(tmp_path):
     ids = np.array([3, 2, 1, 0] * 8)
     save_npz(data / "img_align_celeba_attractive.npz", np.zeros((32, 80, 80, 3), np.uint8))
     save_npz(data / "ids_align_celeba_attractive.npz", ids)
-    args = train_cgan.parse_args(["--dataset", "celeb", "--data_dir", str(data), "--n_batch", "16"])
-    _, labels = train_cgan.load_dataset(args)
+    _, labels = training.load_dataset(run_for(data, dataset="celeb"))
     assert labels[:4].tolist() == [3, 2, 1, 0]
 
     # the original's space-separated table, when there is no CSV
@@ -451,6 +461,6 @@ def test_face_labels_come_from_the_attribute_table(tmp_path):
     txt = ["4", "Attractive Big_Lips High_Cheekbones Male"]
     txt += [f"{name}  1 {lips:2d} {cheek:2d} {male:2d}" for name, male, cheek, lips in rows]
     (data / "list_attr_celeba.txt").write_text("\n".join(txt) + "\n")
-    args = train_cgan.parse_args(["--dataset", "celeb", "--data_dir", str(data), "--n_batch", "16"])
-    assert args.attributes.endswith("list_attr_celeba.txt")
-    assert train_cgan.load_dataset(args)[1][:4].tolist() == [3, 2, 1, 0]
+    run = run_for(data, dataset="celeb")
+    assert run.attributes.endswith("list_attr_celeba.txt")
+    assert training.load_dataset(run)[1][:4].tolist() == [3, 2, 1, 0]

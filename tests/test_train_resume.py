@@ -2,6 +2,7 @@
 printed resume command keeps the run's settings, nothing half-written counts as an epoch, a
 run never overwrites another, old runs (the original's, Keras 2 files) still resume."""
 
+import dataclasses
 import errno
 import os
 import shlex
@@ -80,7 +81,7 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     err = (tmp_path / "first.err").read_text()
     assert "Traceback" not in err
     command = err.split("interrupted; resume with:\n")[1].strip()
-    assert command == f"python files/train_cgan.py --dataset xray --results_dir {results} --qRestart --epochs_goal {goal}"
+    assert command == f"python files/train_cgan.py --dataset xray --out_dir {results} --qRestart --epochs_goal {goal}"
     done = run_folder.complete_epochs(str(results))
 
     # the printed command as it stands, run from the repository's root by this Python
@@ -94,7 +95,7 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     assert lines[0].startswith("xray: 160 images, classes ")
     precision = "bfloat16" if cgan.cpu_has_bfloat16() else "float32"  # no emulated bfloat16 (it is slow)
     assert lines[0].endswith(
-        f"epochs {done[-1] + 1}..{goal}, n_batch=32 d_lr=0.0005 d_beta1=0.5 g_lr=0.005 gan_upper=3 filters=4 latent_dim=100 "
+        f"epochs {done[-1] + 1}..{goal}, preset=original n_batch=32 d_lr=0.0005 d_beta1=0.5 g_lr=0.005 gan_upper=3 filters=4 latent_dim=100 "
         f"label_smoothing=1 spectral_norm=off seed=3 precision={precision} real_plots=0 data_dir={data} summary_dir={summaries} (settings from run_config.json)"
     )
     assert lines[1].startswith("--mixed_precision: this CPU has no bfloat16") == (precision == "float32")
@@ -143,7 +144,7 @@ def test_a_full_disk_and_a_kill_leave_the_epochs_before_complete_and_resumable(t
     assert stop.value.code == train_cgan.EXIT_WRITE_FAILED and len(err.splitlines()) == 1
     assert err.endswith(
         f"writing {results}/generator_model_dis002.h5 failed: No space left on device; complete epoch 1 in "
-        f"{results}; make room, then resume with: python files/train_cgan.py --dataset xray --results_dir "
+        f"{results}; make room, then resume with: python files/train_cgan.py --dataset xray --out_dir "
         f"{results} --qRestart --epochs_goal 2"
     )
     assert run_folder.complete_epochs(str(results)) == [1] and len(run_folder.read_history(str(results))) == 1
@@ -154,7 +155,7 @@ def test_a_full_disk_and_a_kill_leave_the_epochs_before_complete_and_resumable(t
         train_cgan.main(argv + ["--qRestart"])
     assert run_folder.complete_epochs(str(results)) == [1] and len(run_folder.read_history(str(results))) == 1
     # what SIGKILL leaves besides: temporary files, here and in the folders other runs share
-    for folder, name in ((results, ".tmp-history.csv.k1"), (data / "real_plots", ".tmp-real_plot_e001.png.k2.png"),
+    for folder, name in ((results, ".tmp-history.csv.k1"), (results / "real_plots", ".tmp-real_plot_e001.png.k2.png"),
                          (data / "cgan", ".tmp-gan_summary.txt.k3"), (data / "cgan", ".tmp-notes.txt.k4")):
         os.makedirs(folder, exist_ok=True)
         (folder / name).write_bytes(b"partial")
@@ -164,7 +165,7 @@ def test_a_full_disk_and_a_kill_leave_the_epochs_before_complete_and_resumable(t
     out = capsys.readouterr().out
     assert "epochs 2..2" in out and "removed 3 temporary file(s) of writes a killed run left" in out
     assert run_folder.complete_epochs(str(results)) == [1, 2]
-    leftovers = [name for folder in (results, data / "real_plots", data / "cgan") for name in os.listdir(folder)
+    leftovers = [name for folder in (results, results / "real_plots", data / "cgan") for name in os.listdir(folder)
                  if name.startswith(".tmp-")]
     assert leftovers == [".tmp-notes.txt.k4"]  # not a file of this script's
 
@@ -190,22 +191,36 @@ def test_a_fresh_run_into_a_folder_with_a_run_is_refused_and_overwrite_starts_ag
 # ---------------------------------------------------------------- the run's settings
 
 
+def fresh_run_config(data, results, *extra):
+    """run_config.json of a fresh run with these flags, written into results as the run would."""
+    os.makedirs(results, exist_ok=True)
+    args, given = train_cgan.parse_args(train_argv(data, results, *extra))
+    run = train_cgan.settle(args, given)
+    run_folder.write_config(str(results), train_cgan.run_config(run))
+    return run
+
+
 def test_a_restart_takes_the_runs_settings_and_refuses_contradictions(tmp_path, capsys):
     data = make_xray_data(tmp_path / "data", n=32)
     results = tmp_path / "results"
-    os.makedirs(results)
-    fresh = train_cgan.parse_args(train_argv(data, results, "--d_lr", "5e-4", "--seed", 3))
-    run_folder.write_config(str(results), train_cgan.run_config(fresh))
+    fresh_run_config(data, results, "--d_lr", "5e-4", "--seed", 3, "--preset", "small")
+    recorded = run_folder.read_config(str(results))
+    assert recorded["flags"]["preset"] == "small" and recorded["config"]["d_lr"] == 5e-4
+    assert recorded["config"]["guard"]["save_d1"] == [0.30, 0.95] and recorded["config"]["n_batch"] == 16
 
-    restart = train_cgan.parse_args(["--dataset", "xray", "--results_dir", str(results), "--qRestart"])
+    args, given = train_cgan.parse_args(["--dataset", "xray", "--results_dir", str(results), "--qRestart"])
     with pytest.raises(InputError, match="no complete epoch in .*; start again with --overwrite$"):
-        train_cgan.settle_run(restart)
-    assert (restart.d_lr, restart.seed, restart.filters, restart.data_dir) == (5e-4, 3, 4, str(data))
+        train_cgan.settle(args, given)
+    flags, _ = train_cgan.command_line_flags(args)
+    taken = train_cgan.reconciled_flags(flags, given, recorded["flags"], "run_config.json")
+    assert (taken["d_lr"], taken["seed"], taken["filters"], taken["preset"], taken["data_dir"]) == (
+        5e-4, 3, 4, "small", str(data))
     assert "no complete epoch" in bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--d_lr", 0.0005))
     for extra, message in [
         (["--d_lr", 0.001], "--d_lr 0.001 contradicts this run's --d_lr 0.0005"),
         (["--seed", 4], "--seed 4 contradicts this run's --seed 3"),
         (["--mixed_precision"], "--mixed_precision on contradicts this run's --mixed_precision off"),
+        (["--preset", "original"], "--preset original contradicts this run's --preset small"),
         (["--summary_dir", tmp_path / "elsewhere"], f"this run's --summary_dir {data / 'cgan'}"),
     ]:
         err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", *extra))
@@ -215,30 +230,45 @@ def test_a_restart_takes_the_runs_settings_and_refuses_contradictions(tmp_path, 
     assert f"{data / 'labels_align_xray.npz'} changed since the run began: " in err
 
 
-def test_machine_flags_may_change_on_restart_and_stay_in_the_resume_command(tmp_path, monkeypatch):
+def test_a_preset_sets_the_defaults_and_a_flag_beside_it_wins(tmp_path):
+    data = make_xray_data(tmp_path / "data", n=32)
+    small = fresh_run_config(data, tmp_path / "a", "--preset", "small", "--n_batch", 8).config
+    assert (small.filters, small.n_batch, small.d_lr, small.g_lr, small.d_beta1, small.gan_upper) == (
+        4, 8, 0.0005, 0.005, 0.5, 3.0)  # train_argv types --filters 4 and, here, --n_batch 8
+    args, _ = train_cgan.parse_args(["--dataset", "celeb", "--data_dir", str(data)])
+    original = train_cgan.command_line_flags(args)[0]
+    assert (original["filters"], original["n_batch"], original["d_lr"], original["gan_upper"]) == (128, 64, 7e-5, 4.5)
+
+
+def test_machine_flags_may_change_on_restart_and_stay_in_the_resume_command(tmp_path):
     data = make_xray_data(tmp_path / "data", n=32)
     results = tmp_path / "results"
-    os.makedirs(results)
-    run_folder.write_config(str(results), train_cgan.run_config(train_cgan.parse_args(train_argv(data, results))))
-    monkeypatch.setattr(train_cgan, "MACHINE_FLAGS", ("real_plots",))  # none yet; a device choice would be one
-    restart = train_cgan.parse_args(train_argv(data, results, "--qRestart", "--real_plots", 3))
-    with pytest.raises(InputError, match="no complete epoch"):  # past the settings check
-        train_cgan.settle_run(restart)
-    assert restart.real_plots == 3 and restart.has_config
-    assert train_cgan.resume_command(restart).endswith("--qRestart --epochs_goal 100 --real_plots 3")
+    fresh_run_config(data, results)
+    args, given = train_cgan.parse_args(train_argv(data, results, "--qRestart", "--strategy", "mirrored",
+                                                   "--cpu_devices", 2))
+    flags, _ = train_cgan.command_line_flags(args)
+    taken = train_cgan.reconciled_flags(flags, given, run_folder.read_config(str(results))["flags"], "run_config.json")
+    assert (taken["strategy"], taken["cpu_devices"]) == ("mirrored", 2)
+    run = dataclasses.replace(fresh_run_config(data, tmp_path / "b"), restart=True, from_run_config=True,
+                              strategy="mirrored", cpu_devices=2)
+    assert train_cgan.resume_command(run, given).endswith(
+        "--qRestart --epochs_goal 100 --strategy mirrored --cpu_devices 2")
 
 
-def test_an_old_runs_resume_command_spells_out_its_settings():
-    argv = ["--dataset", "xray", "--data_dir", "d", "--results_dir", "r", "--qRestart", "--epochs_goal", "9",
+def test_an_old_runs_resume_command_spells_out_its_settings(tmp_path):
+    data = make_xray_data(tmp_path / "d", n=32)
+    argv = ["--dataset", "xray", "--data_dir", str(data), "--results_dir", "r", "--epochs_goal", "9",
             "--filters", "8", "--d_lr", "0.0005", "--mixed_precision"]
-    args = train_cgan.parse_args(argv)
-    command = shlex.split(train_cgan.resume_command(args))
-    assert command[:9] == ["python", "files/train_cgan.py", "--dataset", "xray", "--results_dir", "r", "--qRestart",
+    args, given = train_cgan.parse_args(argv)
+    old_run = dataclasses.replace(train_cgan.settle(args, given), restart=True, from_run_config=False)
+    command = shlex.split(train_cgan.resume_command(old_run, given))
+    assert command[:9] == ["python", "files/train_cgan.py", "--dataset", "xray", "--out_dir", "r", "--qRestart",
                            "--epochs_goal", "9"]
-    again = train_cgan.parse_args(command[2:])
-    assert {name: getattr(again, name) for name in args.flag_names} == {name: getattr(args, name) for name in args.flag_names}
-    args.has_config = True
-    assert train_cgan.resume_command(args) == "python files/train_cgan.py --dataset xray --results_dir r --qRestart --epochs_goal 9"
+    again = train_cgan.settle(*train_cgan.parse_args([c for c in command[2:] if c != "--qRestart"]))
+    assert train_cgan.run_flags(again) == train_cgan.run_flags(old_run)
+    recorded_run = dataclasses.replace(old_run, from_run_config=True)
+    assert train_cgan.resume_command(recorded_run, given) == (
+        "python files/train_cgan.py --dataset xray --out_dir r --qRestart --epochs_goal 9")
 
 
 # ---------------------------------------------------------------- old runs

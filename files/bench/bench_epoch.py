@@ -26,22 +26,22 @@ from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment
 # isort: split
 import matplotlib.pyplot as plt
 import numpy as np
-from bench_train import median_seconds, onednn_enabled
+from timing import median_seconds, onednn_enabled
 
-import train_cgan
-from cganlib import cgan, plots, run_folder
+from cganlib import cgan, config, plots, run_folder, training
 from cganlib.collapse_guard import CollapseGuard
-from cganlib.datasets import DATASETS
 from cganlib.storage import save_model
 
 N_CLASSES = 3
+SMALL = config.resolve("xray", "small")  # the demo's settings
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=900, help="synthetic training set size (the demo's 900)")
-    p.add_argument("--filters", type=int, default=16, help="the GAN's width (the demo's 16)")
-    p.add_argument("--n_batch", type=int, default=16, help="the batch (the demo's 16; the original's 64)")
+    p.add_argument("--filters", type=int, default=SMALL.filters, help="the GAN's width (default: %(default)s, the demo's)")
+    p.add_argument("--n_batch", type=int, default=SMALL.n_batch,
+                   help="the batch (default: %(default)s, the demo's; the original's 64)")
     p.add_argument("--repeats", type=int, default=10, help="timed repeats of each part (median)")
     p.add_argument("--smoke", action="store_true", help="every part once at the smallest size: checks it runs")
     args = p.parse_args()
@@ -64,14 +64,14 @@ def matplotlib_grid(images, labels, path):
 
 
 def end_of_epoch_parts(trainer, folder):
-    """{part: function} of the end of an epoch, as train_cgan.summarize_performance and end_epoch
+    """{part: function} of the end of an epoch, as training.summarize_performance and end_epoch
     do them, and the two former ways."""
-    n = train_cgan.N_SUMMARY_SAMPLES
+    n = training.N_SUMMARY_SAMPLES
     idx = trainer.rng.integers(0, len(trainer.images), n)
     real, real_labels = cgan.scale_images(trainer.images[idx]), trainer.labels[idx]
     fakes, fake_labels = trainer.fakes(n)
     latents = cgan.training_latents(trainer.rng, n, trainer.latent_dim)
-    guard = CollapseGuard(DATASETS["xray"].gan_upper)
+    guard = CollapseGuard(config.resolve("xray").gan_upper)
     history = [dict.fromkeys(run_folder.HISTORY_FIELDS, "0.5") | {"epoch": str(k)} for k in range(1, 135)]
 
     def predict_way():
@@ -86,7 +86,7 @@ def end_of_epoch_parts(trainer, folder):
                                                             os.path.join(folder, "grid.png")),
         "three model files": lambda: [save_model(model, os.path.join(folder, f"{model.name}.h5"))
                                       for model in (trainer.g, trainer.gan, trainer.d)],
-        "training state": lambda: run_folder.save_state(folder, 1, *train_cgan.training_state(trainer, guard, 0, False)),
+        "training state": lambda: run_folder.save_state(folder, 1, *training.training_state(trainer, guard, 0, False)),
         "loss curves (134 epochs)": lambda: plots.loss_curves(history, os.path.join(folder, "losses.png")),
         "before: accuracies and samples by predict()": predict_way,
         "before: sample grid (matplotlib)": lambda: matplotlib_grid(cgan.to_unit(fakes), fake_labels,
@@ -101,9 +101,10 @@ def main():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images, *cgan.IMAGE_SHAPE), dtype=np.uint8)
     labels = rng.integers(0, N_CLASSES, args.images).astype(np.int32)
-    g = cgan.build_generator(N_CLASSES, filters=args.filters)
-    d = cgan.build_discriminator(N_CLASSES, args.filters, 0.0005, 0.5)
-    trainer = train_cgan.Trainer(g, d, cgan.build_gan(g, d, 0.005), images, labels, args.n_batch, rng)
+    c = config.resolve("xray", "small", filters=args.filters, n_batch=args.n_batch)
+    g = cgan.build_generator(N_CLASSES, c.latent_dim, c.filters)
+    d = cgan.build_discriminator(N_CLASSES, c.filters, c.d_lr, c.d_beta1)
+    trainer = training.Trainer(g, d, cgan.build_gan(g, d, c.g_lr, c.g_beta1), images, labels, c, rng)
     step_s = median_seconds(trainer.step, args.repeats)
     steps = args.images // args.n_batch
     print(f"training step: {step_s:.3f} s; an epoch's {steps} steps: {steps * step_s:.2f} s")

@@ -23,7 +23,6 @@ line: RESULT default_step_s=... mirrored_step_s=1:...,2:...
 import argparse
 import os
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -36,13 +35,15 @@ from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment
 import keras
 import numpy as np
 import tensorflow as tf
+from timing import median_seconds, onednn_enabled
 
 import heatmaps
-from cganlib import cgan, datasets, distribution
+from cganlib import cgan, config, datasets, distribution
 from cganlib.delta import delta_overlay, delta_overlay_per_pixel
-from train_cgan import Trainer
+from cganlib.training import Trainer
 
 N_CLASSES = 3
+ORIGINAL = config.resolve("xray")
 
 
 def parse_args():
@@ -50,8 +51,8 @@ def parse_args():
     p.add_argument("--quick", action="store_true", help="fewer steps (every figure still printed)")
     p.add_argument("--steps", type=int, help="timed steps per variant (default 6, quick 2)")
     p.add_argument("--images", type=int, default=50_000, help="synthetic training set size")
-    p.add_argument("--filters", type=int, default=cgan.FILTERS)
-    p.add_argument("--n_batch", type=int, default=64)
+    p.add_argument("--filters", type=int, default=ORIGINAL.filters, help="width (default: %(default)s, the original's)")
+    p.add_argument("--n_batch", type=int, default=ORIGINAL.n_batch, help="batch (default: %(default)s, the original's)")
     p.add_argument("--smoke", action="store_true",
                    help="every part once at the smallest size (128 images, width 4, batch 8): checks that the "
                         "benchmark runs; its figures mean nothing")
@@ -106,22 +107,8 @@ def matmul_gflops(n=4096, repeats=6):
     return 2 * n**3 / best / 1e9
 
 
-def median_seconds(fn, steps, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
-def onednn_enabled():
-    """Whether TensorFlow runs its oneDNN kernels (it decides once, at import)."""
-    from tensorflow.python.util import _pywrap_util_port
-
-    return _pywrap_util_port.IsMklEnabled()
 
 
 def peak_rss_gb():
@@ -131,35 +118,35 @@ def peak_rss_gb():
 # ---------------------------------------------------------------- the variants
 
 
-def build(filters):
-    g = cgan.build_generator(N_CLASSES, filters=filters)
-    d = cgan.build_discriminator(N_CLASSES, filters, datasets.DATASETS["xray"].d_lr)
-    return g, d, cgan.build_gan(g, d)
+def build(c):
+    g = cgan.build_generator(N_CLASSES, c.latent_dim, c.filters)
+    d = cgan.build_discriminator(N_CLASSES, c.filters, c.d_lr, c.d_beta1)
+    return g, d, cgan.build_gan(g, d, c.g_lr, c.g_beta1)
 
 
-def ours(images, labels, args, bfloat16=False):
+def ours(images, labels, c, steps, bfloat16=False):
     """train_cgan's step; bfloat16 as its --mixed_precision sets it (cgan.set_bfloat16), where
     the machine computes in bfloat16 (None on other CPUs: the option trains in float32 there)."""
     if bfloat16 and not cgan.set_bfloat16():
         return None, None
-    g, d, gan = build(args.filters)
-    trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(0))
-    seconds = median_seconds(trainer.step, args.steps)
+    g, d, gan = build(c)
+    trainer = Trainer(g, d, gan, images, labels, c, np.random.default_rng(0))
+    seconds = median_seconds(trainer.step, steps)
     cgan.set_bfloat16(False)
     return seconds, (g, d)
 
 
-def plain_port(images, labels, args):
+def plain_port(images, labels, c, steps):
     """The original's loop transcribed to Keras 3: predict for the fakes, train_on_batch three
     times (the GAN's copy of d frozen the Keras 3 way, so its weights stay in the GAN step)."""
-    g, d, gan = build(args.filters)
+    g, d, gan = build(c)
     d.trainable = False
-    gan.compile(loss="binary_crossentropy", optimizer=cgan.adamax(cgan.G_LR, cgan.G_BETA_1))
+    gan.compile(loss="binary_crossentropy", optimizer=cgan.adamax(c.g_lr, c.g_beta1))
     d.trainable = True
-    d.compile(loss="binary_crossentropy", optimizer=cgan.adamax(0.00004, cgan.D_BETA_1), metrics=["accuracy"])
+    d.compile(loss="binary_crossentropy", optimizer=cgan.adamax(c.d_lr, c.d_beta1), metrics=["accuracy"])
     rng = np.random.default_rng(0)
     cum = datasets.cumulative_fractions(labels, N_CLASSES)
-    half = args.n_batch // 2
+    half = c.n_batch // 2
 
     def step():
         idx = rng.integers(0, len(images), half)
@@ -167,29 +154,29 @@ def plain_port(images, labels, args):
         z, y = cgan.training_latents(rng, half), cgan.sample_labels(rng, half, cum)
         fakes = g.predict([z, y], verbose=0)
         d.train_on_batch([fakes, y], np.zeros((half, 1)))
-        z, y = cgan.training_latents(rng, args.n_batch), cgan.sample_labels(rng, args.n_batch, cum)
-        gan.train_on_batch([z, y], np.ones((args.n_batch, 1)))
+        z, y = cgan.training_latents(rng, c.n_batch), cgan.sample_labels(rng, c.n_batch, cum)
+        gan.train_on_batch([z, y], np.ones((c.n_batch, 1)))
 
-    return median_seconds(step, args.steps)
+    return median_seconds(step, steps)
 
 
-def replica_step_seconds(images, labels, args, strategy=None):
+def replica_step_seconds(images, labels, c, steps, strategy=None):
     """train_cgan's step with its models made under strategy (None: one device, train_cgan's default)."""
     with (strategy or tf.distribute.get_strategy()).scope():
-        g, d, gan = build(args.filters)
-    trainer = Trainer(g, d, gan, images, labels, args.n_batch, np.random.default_rng(0), strategy)
-    return median_seconds(trainer.step, args.steps)
+        g, d, gan = build(c)
+    trainer = Trainer(g, d, gan, images, labels, c, np.random.default_rng(0), strategy)
+    return median_seconds(trainer.step, steps)
 
 
-def replica_figures(args, images, labels):
+def replica_figures(images, labels, c, steps, cpu_devices):
     """Seconds a step on one device, then on 1..cpu_devices replicas of MirroredStrategy."""
-    one = replica_step_seconds(images, labels, args)
+    one = replica_step_seconds(images, labels, c, steps)
     print(f"one device (--strategy default): {one:.3f} s/step")
     mirrored = {}
-    for n in range(1, args.cpu_devices + 1):
+    for n in range(1, cpu_devices + 1):
         strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(n)])
-        mirrored[n] = replica_step_seconds(images, labels, args, strategy)
-        print(f"mirrored, {n} replica(s) of {args.n_batch // n} images: {mirrored[n]:.3f} s/step, "
+        mirrored[n] = replica_step_seconds(images, labels, c, steps, strategy)
+        print(f"mirrored, {n} replica(s) of {c.n_batch // n} images: {mirrored[n]:.3f} s/step, "
               f"{mirrored[n] / one:.2f}x the one-device step")
     times = ",".join(f"{n}:{seconds:.4f}" for n, seconds in mirrored.items())
     print(f"RESULT default_step_s={one:.4f} mirrored_step_s={times}")
@@ -225,7 +212,8 @@ def heatmap_figures(filters, loop_images):
 
 def main():
     args = parse_args()
-    args.steps = args.steps or (2 if args.quick else 6)
+    steps = args.steps or (2 if args.quick else 6)
+    c = config.resolve("xray", filters=args.filters, n_batch=args.n_batch)
     if args.cpu_devices:
         distribution.use_cpu_devices(args.cpu_devices)  # before TensorFlow sets up its devices
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, devices: "
@@ -241,23 +229,23 @@ def main():
     images = rng.integers(0, 256, (args.images, *cgan.IMAGE_SHAPE), dtype=np.uint8)
     labels = rng.integers(0, N_CLASSES, args.images).astype(np.int32)
     if args.cpu_devices:
-        return replica_figures(args, images, labels)
-    step_s, (g, d) = ours(images, labels, args)
+        return replica_figures(images, labels, c, steps, args.cpu_devices)
+    step_s, (g, d) = ours(images, labels, c, steps)
     rss = peak_rss_gb()
-    flops = step_flops(g, d, args.n_batch)
+    flops = step_flops(g, d, c.n_batch)
     print(f"step work: {flops / 1e9:.1f} GFLOP (d forward {forward_flops(d) / 1e9:.3f}, "
           f"g forward {forward_flops(g) / 1e9:.3f} GFLOP per image)")
-    print(f"ours float32: {step_s:.3f} s/step, {args.n_batch / step_s:.1f} images/s, "
+    print(f"ours float32: {step_s:.3f} s/step, {c.n_batch / step_s:.1f} images/s, "
           f"{flops / step_s / 1e9:.1f} GFLOP/s = {flops / step_s / 1e9 / peak:.1%} of the matrix-product rate")
     print(f"peak RSS with {args.images} uint8 images ({images.nbytes / 1024**3:.2f} GB): {rss:.2f} GB")
 
-    bf16_s, _ = ours(images, labels, args, bfloat16=True)
+    bf16_s, _ = ours(images, labels, c, steps, bfloat16=True)
     if bf16_s is None:
         print("ours --mixed_precision: this CPU has no bfloat16 arithmetic (AVX-512 BF16 or AMX), so the option "
               "computes in float32 here (with oneDNN emulating it, 4 steps at width 128 took over 11 minutes on our AVX2 CPU)")
     else:
         print(f"ours --mixed_precision (bfloat16): {bf16_s:.3f} s/step, speed-up {step_s / bf16_s:.2f}x")
-    plain_s = plain_port(images, labels, args)
+    plain_s = plain_port(images, labels, c, steps)
     print(f"plain port float32: {plain_s:.3f} s/step, ours is {plain_s / step_s:.2f}x faster")
 
     loop_images = 1 if args.smoke else 20 if args.quick else None  # None: all the images of every pair

@@ -14,18 +14,16 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from cganlib.config import TrainConfig
 from cganlib.datasets import IMAGE_SIDE
 
 IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 3)
 PIXEL_SCALE = 127.5  # uint8 pixels p are scaled to (p - 127.5) / 127.5 in [-1, 1]
-LATENT_DIM = 100
-FILTERS = 128
-EMBEDDING_DIM = 8
+ORIGINAL = TrainConfig()  # the original's hyperparameters, the models' defaults
+LATENT_DIM = ORIGINAL.latent_dim  # of the original's generators (and the latents drawn for them)
+EMBEDDING_DIM = 8  # the architecture's fixed parts
 LEAKY_SLOPE = 0.2
 DROPOUT = 0.1
-G_LR, G_BETA_1 = 0.0002, 0.5
-D_BETA_1 = 0.08
-BETA_2, EPSILON = 0.999, 1e-7
 INTERPOLATION_STEPS = 10
 
 
@@ -33,10 +31,10 @@ INTERPOLATION_STEPS = 10
 
 
 def adamax(lr, beta_1):
-    return keras.optimizers.Adamax(learning_rate=lr, beta_1=beta_1, beta_2=BETA_2, epsilon=EPSILON)
+    return keras.optimizers.Adamax(learning_rate=lr, beta_1=beta_1, beta_2=ORIGINAL.beta_2, epsilon=ORIGINAL.epsilon)
 
 
-def build_discriminator(n_classes, filters, lr, beta_1=D_BETA_1, spectral_norm=False):
+def build_discriminator(n_classes, filters, lr, beta_1=ORIGINAL.d_beta1, spectral_norm=False):
     """Label map as a 4th channel, five 5x5 convolutions (80 -> 5), a sigmoid; compiled with
     binary cross-entropy and Adamax at this learning rate (per dataset). spectral_norm wraps
     every convolution and dense layer in keras.layers.SpectralNormalization (Miyato et al. 2018),
@@ -63,7 +61,7 @@ def build_discriminator(n_classes, filters, lr, beta_1=D_BETA_1, spectral_norm=F
     return model
 
 
-def build_generator(n_classes, latent_dim=LATENT_DIM, filters=FILTERS):
+def build_generator(n_classes, latent_dim=ORIGINAL.latent_dim, filters=ORIGINAL.filters):
     latent = keras.Input((latent_dim,))
     label = keras.Input((1,))
     side = IMAGE_SHAPE[0] // 16
@@ -82,11 +80,11 @@ def build_generator(n_classes, latent_dim=LATENT_DIM, filters=FILTERS):
         x = layers.LeakyReLU(LEAKY_SLOPE)(x)
     out = layers.Conv2D(IMAGE_SHAPE[2], 5, activation="tanh", padding="same", dtype="float32")(x)
     model = keras.Model([latent, label], out, name="generator")
-    model.compile(loss="binary_crossentropy", optimizer=adamax(G_LR, G_BETA_1))
+    model.compile(loss="binary_crossentropy", optimizer=adamax(ORIGINAL.g_lr, ORIGINAL.g_beta1))
     return model
 
 
-def build_gan(generator, discriminator, lr=G_LR, beta_1=G_BETA_1):
+def build_gan(generator, discriminator, lr=ORIGINAL.g_lr, beta_1=ORIGINAL.g_beta1):
     """Generator -> discriminator, for saving and for the GAN step's optimizer. The training
     step updates only the generator's variables here, so the discriminator needs no freezing:
     the original's `d.trainable = False` would, in Keras 3, also stop it learning in its own step."""
@@ -296,7 +294,7 @@ def load_generator(path):
     return model
 
 
-def load_discriminator(path, lr, beta_1=D_BETA_1):
+def load_discriminator(path, lr, beta_1=ORIGINAL.d_beta1):
     """A discriminator saved by our training (or Keras 2's), trainable, freshly compiled; with
     spectral normalization when it was saved with it."""
     config_layers, saved = _h5_layers(path)

@@ -4,6 +4,7 @@ for sizes that cannot fit, and the exit statuses."""
 
 import argparse
 import math
+from contextlib import contextmanager
 
 import psutil
 
@@ -13,6 +14,22 @@ EXIT_BAD_INPUT = 2
 EXIT_TOO_MANY_REBUILDS = 3  # training: the collapse guard gave up; the epoch's models are saved
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding, which Keras's set_random_seed calls, takes no more
+
+
+@contextmanager
+def one_line_errors():
+    """Bad input inside reported as `<script>: error: <message>`, status 2: a script's main runs in it."""
+    try:
+        yield
+    except InputError as e:
+        fail(str(e), status=EXIT_BAD_INPUT)
+
+
+def shown(value):
+    """A flag's value as it reads in a message: on or off for a switch, none when unset."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else value
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,4 +1,4 @@
-"""What the scripts know about the datasets, without TensorFlow: the per-dataset settings (the
+"""What the scripts know about the datasets, without TensorFlow: the per-dataset files and classes (the
 original's two, and `folder`, any folder of labelled images, whose classes come from its
 classes.json), the class rules (4 face classes from CelebA attributes, 3 X-ray classes from file
 names), reading image files with the reasons a file is skipped, the preparing scripts' summary,
@@ -20,7 +20,6 @@ from cganlib.storage import InputError, load_npz
 
 IMAGE_SIDE = 80  # prepared images are (80, 80, 3) uint8
 HEALTHY, VIRAL, BACTERIAL = 0, 1, 2  # the X-ray classes
-N_BATCH = 64  # the original's training batch: half real, half fake for the discriminator
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,6 @@ class Dataset:
 
     name: str
     n_classes: int
-    d_lr: float  # the discriminator's learning rate
-    gan_upper: float  # a GAN loss above this reloads the last snapshot
     images_file: str
     labels_file: str
     prepare_script: str
@@ -43,8 +40,6 @@ DATASETS = {
     "celeb": Dataset(
         name="celeb",
         n_classes=4,
-        d_lr=0.00007,
-        gan_upper=4.50,
         images_file="img_align_celeba_attractive.npz",
         labels_file="ids_align_celeba_attractive.npz",  # rows of the attribute table
         prepare_script="files/prepare_faces.py",
@@ -55,8 +50,6 @@ DATASETS = {
     "xray": Dataset(
         name="xray",
         n_classes=3,
-        d_lr=0.00004,
-        gan_upper=3.00,
         images_file="img_align_xray.npz",
         labels_file="labels_align_xray.npz",
         prepare_script="files/prepare_xrays.py",
@@ -67,12 +60,9 @@ DATASETS = {
 }
 ATTRIBUTES_FILE = "list_attr_celeba.csv"
 
-# Any folder of labelled images (prepare_folders.py). The discriminator's learning rate and the
-# reload bound default to the faces' settings: they were tuned on varied RGB photographs, the
-# X-rays' lower rate and stricter bound on near-identical grey images.
+# Any folder of labelled images (prepare_folders.py); its training values: config.DATASET_DEFAULTS.
 FOLDER = "folder"
 CLASSES_FILE = "classes.json"
-FOLDER_D_LR, FOLDER_GAN_UPPER = DATASETS["celeb"].d_lr, DATASETS["celeb"].gan_upper
 DATASET_NAMES = (*sorted(DATASETS), FOLDER)
 MIN_CLASSES, MAX_CLASSES = 2, 100
 
@@ -102,8 +92,6 @@ def dataset_settings(name, data_dir):
     return Dataset(
         name=FOLDER,
         n_classes=len(names),
-        d_lr=FOLDER_D_LR,
-        gan_upper=FOLDER_GAN_UPPER,
         images_file="img_align_folder.npz",
         labels_file="labels_align_folder.npz",
         prepare_script="files/prepare_folders.py",

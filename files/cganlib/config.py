@@ -1,0 +1,117 @@
+"""The training's hyperparameters in one frozen object, TrainConfig, with the original's values;
+the per-dataset defaults; the presets; and the run around it (Run: folders, epochs, seed,
+machine). The command line, the demo, the benchmarks and run_config.json all go through
+resolve(). No TensorFlow here: train_cgan.py settles a run before TensorFlow loads.
+
+Which value wins, lowest first: the original's (TrainConfig's defaults), the dataset's
+(DATASET_DEFAULTS), the preset's (PRESETS), a flag typed on the command line.
+"""
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GuardBands:
+    """The original's mode-collapse recovery (collapse_guard.py reads these)."""
+
+    save_d1: tuple = (0.30, 0.95)  # save band: all three losses strictly inside these
+    save_d2: tuple = (0.25, 0.95)
+    save_g: tuple = (0.40, 1.50)
+    min_batches_between_saves: int = 8  # snapshot only if ij - ijSave > this
+    d_loss_low: float = 0.001  # reload rules: a d loss outside [low, high] reloads
+    d_loss_high: float = 2.0
+    g_loss_low: float = 0.010  # the GAN loss's upper limit is TrainConfig.gan_upper (per dataset)
+    max_trips: int = 20  # stop when nTripsOnSameSavedWts exceeds this
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every hyperparameter of the training, with the original's values."""
+
+    n_batch: int = 64  # half real, half generated for the discriminator; the GAN step takes n_batch latents
+    filters: int = 128  # width of every convolution of both models
+    latent_dim: int = 100
+    d_lr: float = 0.00004  # per dataset: DATASET_DEFAULTS
+    d_beta1: float = 0.08  # discriminator Adamax
+    g_lr: float = 0.0002  # GAN (generator) Adamax
+    g_beta1: float = 0.5
+    beta_2: float = 0.999  # both optimizers
+    epsilon: float = 1e-7
+    gan_upper: float = 3.0  # per dataset: a GAN loss above this reloads the last snapshot
+    label_smoothing: float = 1.0  # the discriminator's target for real images; below 1: one-sided smoothing
+    spectral_norm: bool = False  # on the discriminator's convolution and dense layers
+    guard: GuardBands = field(default_factory=GuardBands)
+
+    def record(self):
+        """As run_config.json stores it."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, record):
+        """The config run_config.json recorded; ValueError when it is not one."""
+        record = dict(record)
+        guard = GuardBands(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.pop("guard", {}).items()})
+        return cls(**record, guard=guard)
+
+
+# The dataset's values where the original's two scripts differed. A folder of your own images
+# takes the faces' values: they were tuned on varied photographs, the X-rays' on near-identical
+# grey images.
+DATASET_DEFAULTS = {
+    "celeb": {"d_lr": 0.00007, "gan_upper": 4.50},
+    "xray": {"d_lr": 0.00004, "gan_upper": 3.00},
+    "folder": {"d_lr": 0.00007, "gan_upper": 4.50},
+}
+
+# original: the original's values. small: what learns on a CPU in minutes (the demo's): at width
+# 16 the original's rates leave the generator flat grey for hundreds of batches, g_lr 0.005 draws
+# anatomy within 10 epochs and d_lr 0.0005 lets the label be learnt; batches of 16 bring the
+# findings after about as many steps as batches of 64, each a third of the time.
+PRESETS = {
+    "original": {},
+    "small": {"filters": 16, "n_batch": 16, "d_lr": 0.0005, "g_lr": 0.005, "d_beta1": 0.5},
+}
+HYPERPARAMETERS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "guard")
+
+
+def resolve(dataset, preset="original", **given):
+    """The TrainConfig of a dataset under a preset, the values given winning; None values are
+    not given."""
+    values = {**DATASET_DEFAULTS[dataset], **PRESETS[preset], **{k: v for k, v in given.items() if v is not None}}
+    return TrainConfig(**values)
+
+
+def differences(config, dataset, preset):
+    """{name: value} of the hyperparameters where config differs from the preset's: the flags to
+    pass beside --preset to get config."""
+    base = resolve(dataset, preset)
+    return {name: getattr(config, name) for name in HYPERPARAMETERS if getattr(config, name) != getattr(base, name)}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run, settled from the command line and the run folder: its config and data,
+    where it writes, which epochs, and the machine's settings."""
+
+    dataset: object  # datasets.Dataset
+    config: TrainConfig
+    preset: str
+    data_dir: str
+    attributes: str  # faces: the attribute table
+    out_dir: str  # the run's folder: models, plots, history, run_config.json
+    summary_dir: str
+    epochs_done: int  # 0 for a fresh run
+    epochs_goal: int
+    restart: bool
+    from_run_config: bool  # a restart whose settings came from its run_config.json
+    seed: int = None
+    real_plots: int = 2
+    mixed_precision: bool = False
+    strategy: str = "default"
+    cpu_devices: int = None
+
+    @property
+    def real_plots_dir(self):
+        return os.path.join(self.out_dir, "real_plots")

@@ -1,0 +1,448 @@
+"""The conditional GAN's training, as the original's loop: the three updates of a batch, the
+collapse guard's snapshots and reloads, the end of an epoch (accuracies, sample grid, the three
+model files), and the training state a restart puts back. train_cgan.py is its command line;
+the benchmarks call it directly. Every hyperparameter comes from a config.TrainConfig.
+"""
+
+import importlib.util
+import math
+import os
+import shutil
+import sys
+import time
+import zipfile
+from functools import partial
+
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+
+# isort: split
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cganlib import cgan, cli, datasets, distribution, plots, run_folder
+from cganlib.collapse_guard import (
+    D_MODEL,
+    G_MODEL,
+    GAN_MODELS,
+    LOG_FORMAT,
+    CollapseGuard,
+    should_print,
+)
+from cganlib.storage import InputError, atomic_write, save_model
+
+N_SUMMARY_SAMPLES = 100
+GAN_PARTS = 2  # the GAN step's batch in parts: peak memory within the uint8 set + 2 GB at 50,000 images
+REAL_PLOTS_STREAM = 1  # the real-sample grids draw from their own random stream, not training's
+GUARD_COUNTERS = ("ijSave", "nTryAgains", "nTripsOnSameSavedWts", "nSaves")
+FAKE_TARGET, GENERATOR_TARGET = 0.0, 1.0  # the real images' target is config.label_smoothing
+ACCURACY_THRESHOLD = 0.5  # the discriminator calls an image real above this
+
+
+def loss(target, p):
+    """The loss of every update: binary cross-entropy of the discriminator's outputs p against a
+    constant target, the batch's mean."""
+    return keras.ops.mean(keras.losses.binary_crossentropy(tf.fill(tf.shape(p), target), p))
+
+
+# ---------------------------------------------------------------- data
+
+
+def stored_rows(path):
+    """The length of a .npz's arr_0, read from its header without loading it; None if unreadable."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("arr_0.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape = read(f)[0]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return shape[0] if shape else None
+
+
+def memory_needed(n_images, config):
+    """A lower bound on training's memory in bytes: the uint8 images; the weights of both models
+    with their two Adamax moments and the guard's snapshot; one activation map per conv layer of
+    both models for every sample of a GAN step part."""
+    f, side = config.filters, cgan.IMAGE_SHAPE[0]
+    images = n_images * math.prod(cgan.IMAGE_SHAPE)
+    params = 4 * 4 * 4 * f * f + 4 * 5 * 5 * f * f + 25 * f * config.latent_dim  # the convolutions and the latent Dense
+    maps = 2 * f * sum((side // 2**k) ** 2 for k in range(4))
+    return images + 4 * 4 * params + 4 * maps * (config.n_batch // GAN_PARTS)
+
+
+def load_dataset(run):
+    """uint8 images (N, 80, 80, 3) and int32 labels (N,), checked; InputError otherwise."""
+    s, c = run.dataset, run.config
+    n_images = stored_rows(os.path.join(run.data_dir, s.images_file))
+    if n_images is not None:
+        cli.check_memory(
+            memory_needed(n_images, c),
+            f"training {n_images} images at --n_batch {c.n_batch} --filters {c.filters} --latent_dim {c.latent_dim}",
+        )
+    images, labels = datasets.load_prepared(s, run.data_dir, run.attributes)
+    if len(images) < c.n_batch:
+        raise InputError(f"{len(images)} images is fewer than one batch of {c.n_batch}: "
+                         f"use more images or a smaller --n_batch (even, at most {len(images) - len(images) % 2})")
+    return images, labels
+
+
+# ---------------------------------------------------------------- models
+
+
+def build_models(run):
+    """(generator, discriminator, gan): fresh, or loaded for a restart with a new GAN around them."""
+    s, c = run.dataset, run.config
+    if not run.restart:
+        g = cgan.build_generator(s.n_classes, c.latent_dim, c.filters)
+        d = cgan.build_discriminator(s.n_classes, c.filters, c.d_lr, c.d_beta1, c.spectral_norm)
+    else:
+        paths = run_folder.model_paths(run.out_dir, run.epochs_done)
+        try:
+            g = cgan.load_generator(paths["generator"])
+            d = cgan.load_discriminator(paths["discriminator"], c.d_lr, c.d_beta1)
+        except cgan.ModelFileError as e:
+            raise InputError(str(e)) from e
+        check_saved_models(g, d, run)
+    return g, d, cgan.build_gan(g, d, c.g_lr, c.g_beta1)
+
+
+def check_saved_models(g, d, run):
+    """InputError when a restart's saved models do not fit the run's dataset and config."""
+    s, c = run.dataset, run.config
+    n_classes, latent_dim, filters = cgan.n_classes_of(d), g.input_shape[0][1], conv_width(g)
+    if n_classes != s.n_classes or cgan.n_classes_of(g) != s.n_classes:
+        raise InputError(f"saved models have {n_classes} classes, --dataset {s.name} has {s.n_classes}")
+    if latent_dim != c.latent_dim or filters != c.filters:
+        raise InputError(
+            f"saved models have latent_dim {latent_dim} and filters {filters}; "
+            f"pass --latent_dim {latent_dim} --filters {filters}"
+        )
+    if cgan.has_spectral_norm(d) != c.spectral_norm:
+        raise InputError(f"the saved discriminator has spectral normalization {cli.shown(cgan.has_spectral_norm(d))}; "
+                         f"--spectral_norm is {cli.shown(c.spectral_norm)}")
+
+
+def conv_width(model):
+    return next(layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2DTranspose))
+
+
+def _write_text(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def write_summaries(models, folder):
+    """Each model's summary() as text, and its diagram when pydot and graphviz are installed."""
+    for model in models:
+        lines = []
+        model.summary(print_fn=lambda line, **kwargs: lines.append(line), line_length=110)  # noqa: B023
+        text = "\n".join(lines) + "\n"
+        atomic_write(os.path.join(folder, f"{model.name}_summary.txt"), partial(_write_text, text=text))
+        if importlib.util.find_spec("pydot") and shutil.which("dot"):
+            keras.utils.plot_model(model, os.path.join(folder, f"{model.name}_plot.png"), show_shapes=True)
+
+
+# ---------------------------------------------------------------- the step
+
+
+class Trainer:
+    """The three updates of a batch (d1: d on real, d2: d on fake, g: the GAN) as one compiled step, and the
+    weight snapshots the collapse guard reloads. With a tf.distribute strategy (models and optimizers made
+    in its scope) the step runs on every replica, each on its slice of the batch."""
+
+    def __init__(self, g, d, gan, images, labels, config, rng, strategy=None):
+        self.g, self.d, self.gan = g, d, gan
+        self.real_target = config.label_smoothing  # below 1: one-sided label smoothing (Salimans et al. 2016)
+        self.images, self.labels = images, labels
+        self.cum = datasets.cumulative_fractions(labels, cgan.n_classes_of(d))
+        self.n_batch, self.half = config.n_batch, config.n_batch // 2
+        self.latent_dim = g.input_shape[0][1]
+        self.rng = rng
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
+        # Grappler's remapper fails on this step's graph under oneDNN (an error line in every log,
+        # the graph left as it was): off, at no cost to the step's time (measured).
+        tf.config.optimizer.set_experimental_options({"remapping": False})
+        # Build the optimizers' slots outside tf.function, on exactly the variables each updates.
+        with self.strategy.scope():
+            if not d.optimizer.built:  # a restarted discriminator comes with its saved moments
+                d.optimizer.build(d.trainable_variables)
+            gan.optimizer.build(g.trainable_variables)
+        self.train_batch = tf.function(self._train_batch if strategy is None else self._replicated_batch)
+        # the end of an epoch's 100 images in one compiled call each: predict() costs more than the work
+        self.generate = tf.function(lambda z, y: self.g([z, y], training=False))
+        self.discriminate = tf.function(lambda x, y: self.d([x, y], training=False))
+        self.snapshot()
+
+    def replica_share(self, loss):
+        """This replica's part of the batch's mean loss. The optimizers sum the replicas'
+        gradients, so each scales its slice's mean by 1/replicas: the sum is then the gradient of
+        the mean over the global batch, as on one device (whose loss stays as it is)."""
+        return loss if self.replicas == 1 else loss / self.replicas
+
+    def _replicated_batch(self, *batch):
+        """The step on every replica, each on its slice of the batch every worker drew alike; the
+        losses averaged over all replicas, so every worker's guard takes the same decision."""
+        losses = self.strategy.run(self._replica_batch, args=batch)
+        return tuple(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None) for loss in losses)
+
+    def _replica_batch(self, *batch):
+        """On one replica: the step on its slice of every part of the batch."""
+        context = tf.distribute.get_replica_context()
+        k, n = context.replica_id_in_sync_group, context.num_replicas_in_sync
+        return self._train_batch(*(part[k * (len(part) // n):(k + 1) * (len(part) // n)] for part in batch))
+
+    def d_step(self, images, labels, target):
+        """One discriminator update on images with a constant target; returns its loss."""
+        with tf.GradientTape() as tape:
+            d_loss = loss(target, self.d([images, labels], training=True))
+            share = self.replica_share(d_loss)
+        grads = tape.gradient(share, self.d.trainable_variables)
+        self.d.optimizer.apply_gradients(zip(grads, self.d.trainable_variables))
+        return d_loss
+
+    def gan_step(self, latents, labels):
+        """One generator update through the discriminator; d's weights stay.
+        The batch's gradient is summed over GAN_PARTS parts taken one after the other (the
+        same mean gradient), so only one part's activations are held at a time."""
+        n_vars = len(self.g.trainable_variables)
+        grads, losses, after = [0.0] * n_vars, [], []
+        for z, y in zip(tf.split(latents, GAN_PARTS), tf.split(labels, GAN_PARTS)):
+            with tf.control_dependencies(after):  # the part before is done and its memory free
+                with tf.GradientTape() as tape:
+                    g_loss = loss(GENERATOR_TARGET, self.d([self.g([z, y], training=True), y], training=True))
+                    share = self.replica_share(g_loss)
+                part = tape.gradient(share, self.g.trainable_variables)
+            grads = [total + tf.convert_to_tensor(g) / GAN_PARTS for total, g in zip(grads, part)]
+            losses.append(g_loss)
+            after = grads
+        self.gan.optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
+        return tf.add_n(losses) / GAN_PARTS
+
+    def _train_batch(self, real_uint8, real_labels, fake_latents, fake_labels, gan_latents, gan_labels):
+        real = cgan.scale_images(tf.cast(real_uint8, tf.float32))
+        d1 = self.d_step(real, real_labels, self.real_target)
+        fakes = self.g([fake_latents, fake_labels], training=False)
+        d2 = self.d_step(fakes, fake_labels, FAKE_TARGET)
+        with tf.control_dependencies([d2]):  # not alongside d's steps: their memory is free by then
+            g = self.gan_step(gan_latents, gan_labels)
+        return d1, d2, g
+
+    def draw_batch(self):
+        """Real half batch (uint8), fake half batch's latents and labels, the GAN's n_batch of each."""
+        idx = self.rng.integers(0, len(self.images), self.half)
+        return (
+            self.images[idx], self.labels[idx].reshape(-1, 1),
+            cgan.training_latents(self.rng, self.half, self.latent_dim),
+            cgan.sample_labels(self.rng, self.half, self.cum).reshape(-1, 1),
+            cgan.training_latents(self.rng, self.n_batch, self.latent_dim),
+            cgan.sample_labels(self.rng, self.n_batch, self.cum).reshape(-1, 1),
+        )
+
+    def step(self):
+        losses = self.train_batch(*self.draw_batch())
+        return tuple(float(x) for x in losses)
+
+    def snapshot(self):
+        """The guard's copy of the weights. The GAN is the generator and the discriminator, all
+        snapshotted at once, so its copy is theirs."""
+        self.saved = {D_MODEL: self.d.get_weights(), G_MODEL: self.g.get_weights()}
+
+    def reload(self, which):
+        if which in (D_MODEL, GAN_MODELS):
+            self.d.set_weights(self.saved[D_MODEL])
+        if which in (G_MODEL, GAN_MODELS):
+            self.g.set_weights(self.saved[G_MODEL])
+
+    def seed_states(self):
+        """The Dropout layers' random states (Keras SeedGenerator variables), generator's first."""
+        return [layer.seed_generator.state for model in (self.g, self.d) for layer in model.layers
+                if hasattr(layer, "seed_generator")]
+
+    def fakes(self, n):
+        """n generated images in [-1, 1] (no dropout) and their labels, drawn as in training."""
+        latents = cgan.training_latents(self.rng, n, self.latent_dim)
+        labels = cgan.sample_labels(self.rng, n, self.cum)
+        images = self.generate(latents, labels.reshape(-1, 1).astype(np.int32))
+        return keras.ops.convert_to_numpy(keras.ops.cast(images, "float32")), labels
+
+    def accuracy(self, images, labels, target):
+        """The discriminator's accuracy on images in [-1, 1] that are all real (target 1) or all fake (0)."""
+        p = keras.ops.convert_to_numpy(self.discriminate(images, labels.reshape(-1, 1).astype(np.int32)))
+        return float(np.mean((p[:, 0] > ACCURACY_THRESHOLD) == bool(target)))
+
+
+# ---------------------------------------------------------------- the training state
+
+
+def training_state(trainer, guard, ij, stopped):
+    """(info, arrays): the training state beside the weights in the .h5 files, all a restart needs to
+    go on exactly: both optimizers' variables, the random states (NumPy's and the Dropout layers'),
+    the guard's counters and snapshot, the batch count."""
+    info = {
+        "ij": ij,
+        "guard": {name: getattr(guard, name) for name in GUARD_COUNTERS},
+        "stopped_by_guard": stopped,
+        "numpy_rng": trainer.rng.bit_generator.state,
+    }
+    arrays = {
+        "d_optimizer": [v.numpy() for v in trainer.d.optimizer.variables],
+        "gan_optimizer": [v.numpy() for v in trainer.gan.optimizer.variables],
+        "seed_states": [v.numpy() for v in trainer.seed_states()],
+        "saved_d": trainer.saved[D_MODEL],
+        "saved_g": trainer.saved[G_MODEL],
+    }
+    return info, arrays
+
+
+def restore_state(trainer, guard, info, arrays, path):
+    """Put a saved training state back; returns the batch count ij. After a stop by the guard,
+    nTripsOnSameSavedWts starts again at 0, as it did when the original was restarted."""
+    pairs = [
+        (trainer.d.optimizer.variables, arrays.get("d_optimizer", [])),
+        (trainer.gan.optimizer.variables, arrays.get("gan_optimizer", [])),
+        (trainer.seed_states(), arrays.get("seed_states", [])),
+    ]
+    for variables, values in pairs:
+        if [tuple(v.shape) for v in variables] != [a.shape for a in values]:
+            raise InputError(f"{path}: its training state does not fit these models")
+        for variable, value in zip(variables, values):
+            if not variable.path.endswith("learning_rate"):  # the rate stays the one asked for now
+                variable.assign(value)
+    for name, model, key in ((D_MODEL, trainer.d, "saved_d"), (G_MODEL, trainer.g, "saved_g")):
+        if [w.shape for w in model.get_weights()] != [a.shape for a in arrays.get(key, [])]:
+            raise InputError(f"{path}: its guard snapshot does not fit these models")
+        trainer.saved[name] = arrays[key]
+    trainer.rng.bit_generator.state = info["numpy_rng"]
+    for name in GUARD_COUNTERS:
+        setattr(guard, name, info["guard"][name])
+    if info["stopped_by_guard"]:
+        guard.nTripsOnSameSavedWts = 0
+    return info["ij"]
+
+
+# ---------------------------------------------------------------- epochs
+
+
+def save_real_plots(images, labels, folder, count, rng):
+    for k in range(count):
+        idx = rng.integers(0, len(images), N_SUMMARY_SAMPLES)
+        grid = cgan.to_unit(cgan.scale_images(images[idx]))
+        plots.labelled_grid(grid, labels[idx], os.path.join(folder, f"real_plot_e{k + 1:03d}.png"))
+
+
+def summarize_performance(epoch, trainer, out_dir):
+    """End of an epoch: accuracies, the sample grid, the three model files. Returns the accuracies."""
+    idx = trainer.rng.integers(0, len(trainer.images), N_SUMMARY_SAMPLES)
+    acc_real = trainer.accuracy(cgan.scale_images(trainer.images[idx]), trainer.labels[idx], 1)
+    fakes, fake_labels = trainer.fakes(N_SUMMARY_SAMPLES)
+    acc_fake = trainer.accuracy(fakes, fake_labels, 0)
+    print(f">Accuracy real: {acc_real * 100:.0f}%, fake: {acc_fake * 100:.0f}%", flush=True)
+    plots.labelled_grid(cgan.to_unit(fakes), fake_labels, run_folder.plot_path(out_dir, epoch + 1))
+    paths = run_folder.model_paths(out_dir, epoch + 1)
+    save_model(trainer.g, paths["generator"])
+    save_model(trainer.gan, paths["gan"])
+    save_model(trainer.d, paths["discriminator"])
+    return acc_real, acc_fake
+
+
+def end_epoch(out_dir, trainer, guard, ij, epoch, history, means, seconds, stopped):
+    """Epoch epoch+1's files in commit order: plot and models, training state, then its history
+    row, which makes it complete; losses.png after."""
+    acc_real, acc_fake = summarize_performance(epoch, trainer, out_dir)
+    run_folder.save_state(out_dir, epoch + 1, *training_state(trainer, guard, ij, stopped))
+    history.append(dict(zip(run_folder.HISTORY_FIELDS, (
+        epoch + 1, *(f"{m:.5f}" for m in means), f"{acc_real:.3f}", f"{acc_fake:.3f}",
+        guard.nTryAgains, guard.nTripsOnSameSavedWts, guard.nSaves, f"{seconds:.1f}",
+    ))))
+    run_folder.write_history(out_dir, history)
+    plots.loss_curves(history, os.path.join(out_dir, run_folder.LOSSES))
+
+
+def train(run, trainer, guard, ij=0):
+    """Epochs run.epochs_done .. epochs_goal-1 (0-based), as the original's loop; ij counts the
+    batches trained before. Returns the exit status."""
+    batches_per_epoch = len(trainer.images) // trainer.n_batch
+    history = run_folder.read_history(run.out_dir, run.epochs_done)
+    start = time.time()
+    for epoch in range(run.epochs_done, run.epochs_goal):
+        epoch_start = time.time()
+        sums = np.zeros(3)
+        stopped = False
+        for j in range(batches_per_epoch):
+            ij += 1
+            d1, d2, g = trainer.step()
+            sums += (d1, d2, g)
+            if should_print(j, d1, d2, g):
+                print(LOG_FORMAT % (
+                    epoch + 1, run.epochs_goal, j + 1, batches_per_epoch, d1, d2, g,
+                    int(time.time() - start), guard.nTryAgains, guard.nTripsOnSameSavedWts, guard.nSaves,
+                ), flush=True)
+            decision = guard.check(ij, d1, d2, g)
+            if decision.snapshot:
+                trainer.snapshot()
+            for which in decision.reloads:
+                print("LOADING", which, j + 1, " from ", guard.ijSave, flush=True)  # the original's print
+                trainer.reload(which)
+            if decision.abort:
+                print("**********  Too many rebuilds  **************", flush=True)
+                stopped = True
+                break
+        end_epoch(run.out_dir, trainer, guard, ij, epoch, history, sums / (j + 1), time.time() - epoch_start, stopped)
+        if stopped:
+            print(f"stopped: more than {guard.bands.max_trips} reloads on the same saved weights in epoch "
+                  f"{epoch + 1}; models saved as epoch {epoch + 1}", file=sys.stderr)
+            return cli.EXIT_TOO_MANY_REBUILDS
+    return 0
+
+
+# ---------------------------------------------------------------- the run
+
+
+def set_up(run):
+    """(strategy, bfloat16 on, (g, d, gan)): the device strategy, the precision, the seed and the
+    models, made in the strategy's scope so their variables live on every replica."""
+    strategy = distribution.make_strategy(run.strategy, run.cpu_devices)
+    check_replicas(run.config.n_batch, strategy)
+    bfloat16 = run.mixed_precision and cgan.set_bfloat16()
+    if run.seed is not None:
+        keras.utils.set_random_seed(run.seed)
+    with strategy.scope():
+        models = build_models(run)
+    return strategy, bfloat16, models
+
+
+def check_replicas(n_batch, strategy):
+    """InputError unless both half batches split evenly across the replicas."""
+    replicas = strategy.num_replicas_in_sync
+    if n_batch % (2 * replicas):
+        raise InputError(f"--n_batch {n_batch} does not split across {replicas} replicas: "
+                         f"each half batch goes to every replica alike, so it must be a multiple of {2 * replicas}")
+
+
+def start(run, images, labels, models, strategy):
+    """Summaries and real-sample grids, then the epochs, the state of a restart put back first.
+    Returns the exit status."""
+    g, d, gan = models
+    write_summaries((d, g, gan), run.summary_dir)
+    real_plots_rng = np.random.default_rng(None if run.seed is None else [REAL_PLOTS_STREAM, run.seed])
+    save_real_plots(images, labels, run.real_plots_dir, run.real_plots, real_plots_rng)
+    seed = run.seed
+    if seed is None and run.strategy == "multiworker":
+        seed = distribution.shared_seed(strategy)  # every worker draws the same batches
+    replicated = None if run.strategy == "default" else strategy
+    trainer = Trainer(g, d, gan, images, labels, run.config, np.random.default_rng(seed), replicated)
+    guard = CollapseGuard(run.config.gan_upper, run.config.guard)
+    ij = 0
+    if run.restart:
+        saved = run_folder.load_state(run.out_dir, run.epochs_done)
+        path = run_folder.state_path(run.out_dir, run.epochs_done)
+        if saved is not None:
+            ij = restore_state(trainer, guard, *saved, path)
+            print(f"training state of epoch {run.epochs_done} restored from {path}", flush=True)
+        else:
+            moments = "come from its .h5" if int(d.optimizer.iterations) else "start afresh too (a Keras 2 file)"
+            print(f"no {os.path.basename(path)}: the GAN's optimizer, the random generators and the collapse "
+                  f"guard start afresh; the discriminator's Adamax moments {moments}", flush=True)
+    return train(run, trainer, guard, ij)
