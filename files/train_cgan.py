@@ -21,12 +21,9 @@ batches of 16 and faster rates, which learn on a CPU in minutes); a flag typed b
 import argparse
 import dataclasses
 import os
-import platform
 import shlex
 import sys
 import tempfile
-from datetime import datetime
-from importlib.metadata import version
 
 import numpy as np
 
@@ -145,31 +142,6 @@ def reconciled_flags(flags, given, recorded, path):
     return flags
 
 
-def describe_epochs(epochs):
-    """'no complete epoch', 'complete epoch 4', 'complete epochs 1-5' or 'complete epochs 2, 5'."""
-    if not epochs:
-        return "no complete epoch"
-    if len(epochs) == 1:
-        return f"complete epoch {epochs[0]}"
-    if epochs == list(range(epochs[0], epochs[-1] + 1)):
-        return f"complete epochs {epochs[0]}-{epochs[-1]}"
-    return f"complete epochs {', '.join(map(str, epochs))}"
-
-
-def restart_epoch(out_dir, epochs_done):
-    """The epoch to resume from, checked; InputError listing the complete epochs otherwise."""
-    complete = run_folder.complete_epochs(out_dir)
-    if epochs_done is None:
-        if not complete:
-            again = "; start again with --overwrite" if run_folder.run_files(out_dir) else ""
-            raise InputError(f"--qRestart: no complete epoch in {out_dir}{again}")
-        return complete[-1]
-    if epochs_done not in complete:
-        raise InputError(f"--qRestart: epoch {epochs_done} is missing, unreadable or incomplete in {out_dir}; "
-                         f"{describe_epochs(complete)}")
-    return epochs_done
-
-
 def settle(args, given, out_dir=None):
     """The Run: the flags checked against the results folder (out_dir, a worker's own folder,
     in place of --out_dir); a restart takes the run's settings from its run_config.json."""
@@ -182,7 +154,7 @@ def settle(args, given, out_dir=None):
             raise InputError("--epochs_done needs --qRestart")
         if run_folder.run_files(out_dir) and not args.overwrite:
             raise InputError(f"{out_dir} already holds a training run "
-                             f"({describe_epochs(run_folder.complete_epochs(out_dir))}); "
+                             f"({run_folder.describe_epochs(run_folder.complete_epochs(out_dir))}); "
                              "use --qRestart to continue it or --overwrite to start again")
         epochs_done = 0
     else:
@@ -193,7 +165,7 @@ def settle(args, given, out_dir=None):
             flags = reconciled_flags(flags, given, recorded.get("flags", {}),
                                      os.path.join(out_dir, run_folder.RUN_CONFIG))
             run_folder.check_data_files(recorded.get("data_files", []))
-        epochs_done = restart_epoch(out_dir, args.epochs_done)
+        epochs_done = run_folder.restart_epoch(out_dir, args.epochs_done)
     if args.epochs_goal <= epochs_done:
         raise InputError(f"--epochs_goal {args.epochs_goal} must be above --epochs_done {epochs_done}")
     return config.Run(
@@ -218,40 +190,12 @@ def train_config(flags, recorded, out_dir):
                          f"version's ({e})") from e
 
 
-def run_flags(run):
-    """The run's settings as flags, as run_config.json records them and a resume command spells them."""
-    c = run.config
-    return {
-        "dataset": run.dataset.name, "data_dir": run.data_dir, "attributes": run.attributes,
-        "summary_dir": run.summary_dir, "preset": run.preset, "n_batch": c.n_batch, "latent_dim": c.latent_dim,
-        "filters": c.filters, "d_lr": c.d_lr, "gan_upper": c.gan_upper, "d_beta1": c.d_beta1, "g_lr": c.g_lr,
-        "label_smoothing": c.label_smoothing, "spectral_norm": c.spectral_norm,
-        "mixed_precision": run.mixed_precision, "seed": run.seed, "real_plots": run.real_plots,
-        "strategy": run.strategy, "cpu_devices": run.cpu_devices,
-    }
-
-
-def run_config(run):
-    """What run_config.json records: the flags, the resolved config, the data files with their
-    sizes and hashes, the library versions, the start time."""
-    data_files = [os.path.join(run.data_dir, run.dataset.images_file), os.path.join(run.data_dir, run.dataset.labels_file)]
-    extra = {"celeb": [run.attributes], datasets.FOLDER: [os.path.join(run.data_dir, datasets.CLASSES_FILE)]}
-    return {
-        "flags": run_flags(run),
-        "config": run.config.record(),
-        "data_files": [run_folder.file_record(path) for path in data_files + extra.get(run.dataset.name, [])],
-        "versions": {"python": platform.python_version(),
-                     **{name: version(name) for name in ("tensorflow", "keras", "numpy")}},
-        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
-
-
 def resume_command(run, given):
     """The command that continues this run: the machine flags typed besides the restart's own when
     run_config.json holds the run's settings, every setting spelled out for an old run without it."""
     cmd = ["python", "files/train_cgan.py", "--dataset", run.dataset.name, "--out_dir", run.out_dir,
            "--qRestart", "--epochs_goal", str(run.epochs_goal)]
-    flags = run_flags(run)
+    flags = run.flags()
     old_run = run.restart and not run.from_run_config
     spelled = [name for name in flags if name != "dataset"] if old_run else [n for n in MACHINE_FLAGS if n in given]
     for name in spelled:
@@ -277,24 +221,6 @@ def settings_line(run, images, labels, bfloat16):
 # ---------------------------------------------------------------- the run
 
 
-def prepare_folder(run, overwrite):
-    """Under the lock: clear what killed writes left, the old run for --overwrite; record a fresh
-    run's settings; a restart from an earlier epoch takes the later ones out of the history.
-    Returns how many temporary files it removed."""
-    removed = run_folder.remove_temporary_files(run.out_dir)
-    removed += run_folder.remove_temporary_files(run.real_plots_dir, ("real_plot_e",))
-    removed += run_folder.remove_temporary_files(run.summary_dir, ("generator_", "discriminator_", "gan_"))
-    if not run.restart:
-        if overwrite:
-            run_folder.clear_run(run.out_dir)
-        run_folder.write_config(run.out_dir, run_config(run))
-    else:
-        kept = run_folder.read_history(run.out_dir, run.epochs_done)
-        if len(kept) < len(run_folder.read_history(run.out_dir)):
-            run_folder.write_history(run.out_dir, kept)
-    return removed
-
-
 def follow_the_chief(args, given, folder):
     """A worker beside the chief of a multi-worker run trains as the chief does, in step with it,
     and writes into folder, a temporary one: the run's files are the chief's. A restart reads the
@@ -314,7 +240,7 @@ def train(run, args):
     writable_folder(run.summary_dir)
     writable_folder(run.real_plots_dir)
     with run_folder.locked(run.out_dir):
-        removed = prepare_folder(run, args.overwrite)
+        removed = run_folder.prepare_folder(run, args.overwrite)
         print(settings_line(run, images, labels, bfloat16), flush=True)
         if run.mixed_precision and not bfloat16:
             print("--mixed_precision: this CPU has no bfloat16 arithmetic (AVX-512 BF16 or AMX) and oneDNN would "
@@ -355,7 +281,7 @@ def main(argv=None):
             fail(f"{where}: {why}")
         done = run_folder.complete_epochs(run.out_dir)
         then = f"resume with: {resume_command(run, given)}" if done else "start again with --overwrite"
-        fail(f"writing {where or run.out_dir} failed: {why}; {describe_epochs(done)} in {run.out_dir}; "
+        fail(f"writing {where or run.out_dir} failed: {why}; {run_folder.describe_epochs(done)} in {run.out_dir}; "
              f"make room, then {then}", status=EXIT_WRITE_FAILED)
 
 

@@ -196,7 +196,7 @@ def fresh_run_config(data, results, *extra):
     os.makedirs(results, exist_ok=True)
     args, given = train_cgan.parse_args(train_argv(data, results, *extra))
     run = train_cgan.settle(args, given)
-    run_folder.write_config(str(results), train_cgan.run_config(run))
+    run_folder.write_config(str(results), run_folder.run_record(run))
     return run
 
 
@@ -265,7 +265,7 @@ def test_an_old_runs_resume_command_spells_out_its_settings(tmp_path):
     assert command[:9] == ["python", "files/train_cgan.py", "--dataset", "xray", "--out_dir", "r", "--qRestart",
                            "--epochs_goal", "9"]
     again = train_cgan.settle(*train_cgan.parse_args([c for c in command[2:] if c != "--qRestart"]))
-    assert train_cgan.run_flags(again) == train_cgan.run_flags(old_run)
+    assert again.flags() == old_run.flags()
     recorded_run = dataclasses.replace(old_run, from_run_config=True)
     assert train_cgan.resume_command(recorded_run, given) == (
         "python files/train_cgan.py --dataset xray --out_dir r --qRestart --epochs_goal 9")

@@ -115,3 +115,15 @@ class Run:
     @property
     def real_plots_dir(self):
         return os.path.join(self.out_dir, "real_plots")
+
+    def flags(self):
+        """The run's settings as train_cgan.py's flags, as run_config.json records them."""
+        c = self.config
+        return {
+            "dataset": self.dataset.name, "data_dir": self.data_dir, "attributes": self.attributes,
+            "summary_dir": self.summary_dir, "preset": self.preset, "n_batch": c.n_batch, "latent_dim": c.latent_dim,
+            "filters": c.filters, "d_lr": c.d_lr, "gan_upper": c.gan_upper, "d_beta1": c.d_beta1, "g_lr": c.g_lr,
+            "label_smoothing": c.label_smoothing, "spectral_norm": c.spectral_norm,
+            "mixed_precision": self.mixed_precision, "seed": self.seed, "real_plots": self.real_plots,
+            "strategy": self.strategy, "cpu_devices": self.cpu_devices,
+        }

@@ -21,12 +21,16 @@ import fcntl
 import hashlib
 import json
 import os
+import platform
 import re
 from contextlib import contextmanager
+from datetime import datetime
+from importlib.metadata import version
 
 import h5py
 import numpy as np
 
+from cganlib.datasets import CLASSES_FILE, FOLDER
 from cganlib.storage import InputError, atomic_write, save_arrays, writable_folder
 
 RUN_CONFIG = "run_config.json"
@@ -87,6 +91,31 @@ def complete_epochs(results_dir):
     if listed:
         return [e for e in on_disk if e in listed or e < min(listed)]
     return [] if read_config(results_dir) is not None else on_disk
+
+
+def describe_epochs(epochs):
+    """'no complete epoch', 'complete epoch 4', 'complete epochs 1-5' or 'complete epochs 2, 5'."""
+    if not epochs:
+        return "no complete epoch"
+    if len(epochs) == 1:
+        return f"complete epoch {epochs[0]}"
+    if epochs == list(range(epochs[0], epochs[-1] + 1)):
+        return f"complete epochs {epochs[0]}-{epochs[-1]}"
+    return f"complete epochs {', '.join(map(str, epochs))}"
+
+
+def restart_epoch(out_dir, epochs_done):
+    """The epoch to resume from, checked; InputError listing the complete epochs otherwise."""
+    complete = complete_epochs(out_dir)
+    if epochs_done is None:
+        if not complete:
+            again = "; start again with --overwrite" if run_files(out_dir) else ""
+            raise InputError(f"--qRestart: no complete epoch in {out_dir}{again}")
+        return complete[-1]
+    if epochs_done not in complete:
+        raise InputError(f"--qRestart: epoch {epochs_done} is missing, unreadable or incomplete in {out_dir}; "
+                         f"{describe_epochs(complete)}")
+    return epochs_done
 
 
 def run_files(results_dir):
@@ -202,6 +231,25 @@ def locked(results_dir):
 # ---------------------------------------------------------------- the run's settings
 
 
+def prepare_folder(run, overwrite):
+    """Under the lock: clear what killed writes left, the old run for --overwrite; record a fresh
+    run's settings (run_record); a restart from an earlier epoch takes the later ones out of the
+    history. Returns how many temporary files it removed."""
+    removed = remove_temporary_files(run.out_dir)
+    removed += remove_temporary_files(run.real_plots_dir, ("real_plot_e",))
+    removed += remove_temporary_files(run.summary_dir, ("generator_", "discriminator_", "gan_"))
+    if not run.restart:
+        if overwrite:
+            clear_run(run.out_dir)
+        write_config(run.out_dir, run_record(run))
+    else:
+        kept = read_history(run.out_dir, run.epochs_done)
+        if len(kept) < len(read_history(run.out_dir)):
+            write_history(run.out_dir, kept)
+    return removed
+
+
+
 def read_config(results_dir):
     """run_config.json as a dict, or None when the folder has none; InputError if unreadable."""
     path = os.path.join(results_dir, RUN_CONFIG)
@@ -221,6 +269,21 @@ def write_config(results_dir, config):
             f.write("\n")
 
     atomic_write(os.path.join(results_dir, RUN_CONFIG), write)
+
+
+def run_record(run):
+    """What run_config.json records: the flags, the resolved config, the data files with their
+    sizes and hashes, the library versions, the start time."""
+    data_files = [os.path.join(run.data_dir, run.dataset.images_file), os.path.join(run.data_dir, run.dataset.labels_file)]
+    extra = {"celeb": [run.attributes], FOLDER: [os.path.join(run.data_dir, CLASSES_FILE)]}
+    return {
+        "flags": run.flags(),
+        "config": run.config.record(),
+        "data_files": [file_record(path) for path in data_files + extra.get(run.dataset.name, [])],
+        "versions": {"python": platform.python_version(),
+                     **{name: version(name) for name in ("tensorflow", "keras", "numpy")}},
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
 
 
 def file_record(path):
