@@ -385,6 +385,17 @@ def test_demo_goes_on_with_the_saved_epochs_when_the_collapse_guard_stops_traini
     assert [os.path.basename(p) for p in paths["heatmap_files"]] == [f"generator_model_00{k}.h5.npz" for k in (2, 3, 4)]
 
 
+def test_demo_trains_with_the_small_preset_and_passes_only_what_differs(tmp_path, monkeypatch):
+    import demo
+
+    calls = fake_steps(monkeypatch, train_status=0, saved_epochs=(1,))
+    demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path), "--filters", "8"]), 1)
+    train_args = dict(calls)["train_cgan.py"]
+    assert train_args[train_args.index("--preset") + 1] == "small"
+    assert train_args[train_args.index("--filters") + 1] == "8"
+    assert not {"--d_lr", "--g_lr", "--d_beta1", "--n_batch"} & set(train_args)  # the preset's own values
+
+
 def test_demo_stops_when_training_fails_otherwise(tmp_path, monkeypatch, capsys):
     import demo
 

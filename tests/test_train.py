@@ -260,11 +260,11 @@ def test_reload_restores_the_snapshot(tmp_path):
 @pytest.mark.slow
 def test_cli_fresh_then_restart(tmp_path, run):
     data = make_xray_data(tmp_path / "data", n=96)
-    common = ["--dataset", "xray", "--data_dir", data, "--filters", "8", "--batch_size", "16",
-              "--summary_dir", tmp_path / "cgan", "--seed", "1"]
+    common = ["--dataset", "xray", "--data_dir", data, "--filters", "8", "--batch_size", "16", "--seed", "1"]
     first = run("train_cgan.py", *common, "--epochs", 2)
     assert first.returncode == 0, first.stderr
     assert ">2/2, 5/6, d1=" in first.stdout and ">Accuracy real: " in first.stdout
+    assert first.stdout.splitlines()[0].endswith("(settings from the command line)")
     second = run("train_cgan.py", *common, "--qRestart", "--epochs-goal", 3)
     assert second.returncode == 0, second.stderr
     assert "epochs 3..3" in second.stdout and "(settings from run_config.json)" in second.stdout
@@ -283,7 +283,8 @@ def test_cli_fresh_then_restart(tmp_path, run):
     assert history[0] == "epoch,d1,d2,g,acc_real,acc_fake,nTryAgains,nTripsOnSameSavedWts,nSaves,secs"
     assert [row.split(",")[0] for row in history[1:]] == ["1", "2", "3"]
     assert os.path.exists(results / "losses.png") and os.path.exists(results / "run_config.json")
-    assert {"generator_summary.txt", "discriminator_summary.txt", "gan_summary.txt"} <= set(os.listdir(tmp_path / "cgan"))
+    summaries = {"generator_summary.txt", "discriminator_summary.txt", "gan_summary.txt"}
+    assert summaries <= set(os.listdir(results / "summaries"))  # under the run's folder, not the current one
 
 
 def start_training(stderr_path, *argv):
@@ -364,7 +365,8 @@ def test_missing_npz_names_the_file_and_the_prepare_script(tmp_path, capsys):
         (np.zeros((32, 80, 80, 3), np.uint8), np.zeros(31, int), "31 labels for 32 images"),
         (np.zeros((32, 80, 80, 3), np.uint8), np.full(32, 3), "labels must be in 0..2"),
         (np.zeros((32, 80, 80, 3), np.uint8), np.full(32, -1), "labels must be in 0..2"),
-        (np.zeros((8, 80, 80, 3), np.uint8), np.zeros(8, int), "fewer than one batch of 16"),
+        (np.zeros((9, 80, 80, 3), np.uint8), np.zeros(9, int),
+         "9 images is fewer than one batch of 16: use more images or a smaller --n_batch (even, at most 8)"),
     ],
 )
 def test_bad_arrays(tmp_path, capsys, images, labels, message):
