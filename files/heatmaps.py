@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from cganlib import cgan, cli, plots
 from cganlib.datasets import IMAGE_SIDE
-from cganlib.delta import LEVELS, delta_sums, levels_exceeded, paint_levels
+from cganlib.delta import LEVELS, exact_delta_sums, levels_exceeded, paint_levels
 from cganlib.saved_generators import (
     add_model_flags,
     check_image_memory,
@@ -94,17 +94,19 @@ def row_names(settings, labels):
 
 
 def heatmap_arrays(generator, labels, latents):
-    """images (L, n, 80, 80, 3) from label_images; deltas (L, L, n, 80, 80):
-    deltas[a, b] = summed RGB of images[a] - images[b]."""
+    """images (L, n, 80, 80, 3) from label_images; deltas (L, L, n, 80, 80) float64:
+    deltas[a, b] = summed RGB of images[a] - images[b], as the original compared it with the
+    thresholds (the .npz keeps it rounded to float32)."""
     images = label_images(generator, labels, latents)
-    deltas = np.stack([delta_sums(images[a], images) for a in range(len(labels))])
+    deltas = np.stack([exact_delta_sums(images[a], images) for a in range(len(labels))])
     return images, deltas
 
 
 def heatmap_rows(images, deltas, steps=cgan.INTERPOLATION_STEPS):
     """Rows of the figure, per sample: each label's images, then for each pair (i, j) the
     images of i painted where j's are brighter, and those of j painted where i's are. The
-    paint comes from the deltas saved beside the figure, so figure and numbers agree."""
+    paint comes from heatmap_arrays' float64 deltas, the numbers saved beside the figure
+    before their rounding to float32."""
     rows = []
     for start in range(0, images.shape[1], steps):
         window = slice(start, start + steps)
@@ -180,7 +182,8 @@ def main(argv=None):
             latents = latents_for(generator, args.seed, args.n_samples)
             images, deltas = heatmap_arrays(generator, args.labels, latents)
             out = os.path.join(args.out_dir, os.path.basename(path))
-            save_arrays(out + ".npz", labels=np.asarray(args.labels), latents=latents, images=images, deltas=deltas)
+            save_arrays(out + ".npz", labels=np.asarray(args.labels), latents=latents, images=images,
+                        deltas=deltas.astype(np.float32))
             fig = render_figure(images, deltas, args.labels, title, out + ".png", args.settings)
             plots.show_or_close(fig, args.show)
             if args.average:

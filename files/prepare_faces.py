@@ -49,6 +49,10 @@ NOT_ATTRACTIVE = "not attractive"
 NO_FACE = "no face"
 SKIP_REASONS = (NOT_IN_TABLE, NOT_ATTRACTIVE, NOT_IMAGE, UNREADABLE, NO_FACE)
 N_FACES = 50000  # the original's limit
+# MTCNN's last-stage (ONet) confidence threshold: the original ran mtcnn 0.1.0, whose stage
+# thresholds were [0.6, 0.7, 0.7]; mtcnn 1.0 defaults this stage to 0.8 (its first two stages'
+# defaults, 0.6 and 0.7, already match), which would drop faces scored in (0.7, 0.8].
+ONET_THRESHOLD = 0.7
 
 
 def parse_args(argv=None):
@@ -126,12 +130,14 @@ def first_boxes(detector, photos):
     """The first MTCNN detection's box [x, y, width, height] of each photo, or None.
     Photos of one shape go to MTCNN together: mtcnn 1.0 pads a mixed batch to one size, which
     moves its boxes. Boxes are not clipped to the photo (fit_to_image=False), as the original's
-    detector returned them: negative corners happen, hence the abs() in crop_face.
+    detector returned them: negative corners happen, hence the abs() in crop_face. The last
+    stage keeps faces above the original's ONET_THRESHOLD, 0.7, not mtcnn 1.0's 0.8.
     Pixels go in as float32: mtcnn normalizes uint8 ones to float64, which only costs time (the
     normalized values (v - 127.5) / 128 are exact in float32)."""
     boxes = []
     for run in runs_of_one_shape(photos):
-        detections = detector.detect_faces([pixels.astype(np.float32) for pixels in run], fit_to_image=False)
+        detections = detector.detect_faces([pixels.astype(np.float32) for pixels in run], fit_to_image=False,
+                                           threshold_onet=ONET_THRESHOLD)
         boxes += [faces[0]["box"] if faces else None for faces in detections]
     return boxes
 

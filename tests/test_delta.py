@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from cganlib.delta import delta_overlay, delta_overlay_per_pixel, delta_sums
+from cganlib.delta import (
+    delta_overlay,
+    delta_overlay_per_pixel,
+    delta_sums,
+    exact_delta_sums,
+    paint_levels,
+)
 
 YELLOW, GREEN, MAGENTA = (1.0, 1.0, 0.0), (0.0, 1.0, 0.0), (1.0, 0.0, 1.0)
 
@@ -72,6 +78,34 @@ def test_threshold_pixels_get_the_spec_colours():
     expected = [colour if colour is not None else base for _, base, colour in pixels]
     np.testing.assert_array_equal(delta_overlay(a, b)[0], np.array(expected, dtype=np.float32))
     np.testing.assert_array_equal(spec_overlay(a, b)[0], np.array(expected, dtype=np.float32))
+
+
+def straddling_pixel(threshold, x, y, base=(0.0, 0.0, 0.0)):
+    """(a, b): a pixel pair whose float64 s = x + y + z lies within half a float32 step of the
+    threshold, on the side where s rounded to float32 lands on the other side of it."""
+    z, b = np.float32(threshold - x - y), np.array(base, np.float32)
+    for direction in (0.0, 1.0):
+        candidate = z
+        for _ in range(64):
+            a = np.array([x, y, candidate], np.float32) + b
+            s = sum(float(c) for c in a - b)
+            if (s > threshold) != (float(np.float32(s)) > threshold):
+                return a, b
+            candidate = np.nextafter(candidate, np.float32(direction))
+    raise AssertionError(f"no float32 z puts s across {threshold} when rounded")
+
+
+def test_sums_that_round_across_a_threshold_are_compared_unrounded():
+    """s within a float32 step of each threshold, where s and float32(s) fall on either side
+    (0.5999999978 rounds to float32(0.6), above 0.6): painted as the original compared s."""
+    pairs = [straddling_pixel(t, t / 2, t / 4, base) for t in (1.0, 0.6, 0.2)
+             for base in ((0.0, 0.0, 0.0), (0.25, 0.125, 0.0))]
+    a, b = np.array([[p for p, _ in pairs]]), np.array([[q for _, q in pairs]])
+    expected = spec_overlay(a, b)  # one row of pixels
+    np.testing.assert_array_equal(paint_levels(b, exact_delta_sums(a, b)), expected)
+    np.testing.assert_array_equal(delta_overlay(a, b), expected)
+    rounded = paint_levels(b, delta_sums(a, b))
+    assert np.all(np.any(rounded != expected, axis=-1))  # every pixel: float32 sums would paint it otherwise
 
 
 def test_vectorized_matches_the_spec_loop_on_random_images():

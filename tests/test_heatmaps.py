@@ -11,7 +11,7 @@ from PIL import Image
 
 import heatmaps
 from cganlib import cgan, datasets, run_folder, saved_generators
-from cganlib.delta import delta_overlay, delta_sums
+from cganlib.delta import delta_overlay, delta_sums, exact_delta_sums, paint_levels
 from cganlib.storage import save_model
 from conftest import DATA
 
@@ -62,7 +62,53 @@ def test_reproduces_keras2_images(name):
     images, deltas = heatmaps.heatmap_arrays(generator, labels, expected["latents"])
     produced = images[expected["labels"], np.arange(len(expected["labels"]))]
     assert np.abs(produced * 2 - 1 - expected["images"]).max() <= 1e-5
-    np.testing.assert_array_equal(deltas[2, 0], delta_sums(images[2], images[0]))
+    assert deltas.dtype == np.float64
+    np.testing.assert_array_equal(deltas[2, 0], exact_delta_sums(images[2], images[0]))
+
+
+# Pixels of the label-1 image (the label-0 image is black) whose summed RGB s lies within a
+# float32 step of a threshold: (unit RGB, the original's colour: s compared in float64).
+# Generated pixels are multiples of 2**-25 ((x + 1) / 2 of float32 x in [-1, 1]), so are
+# their sums; the first two round to float32 across their threshold.
+STEP = 2.0**-25
+YELLOW, GREEN, MAGENTA = (1.0, 1.0, 0.0), (0.0, 1.0, 0.0), (1.0, 0.0, 1.0)
+EDGE_PIXELS = [
+    ((0.5, 0.0625, 1258291 * STEP), MAGENTA),  # s = 0.59999999404 < 0.6; float32(s) = 0.60000002 > 0.6
+    ((0.5, 0.25, 0.25 + STEP), YELLOW),  # s = 1.0000000298 > 1.0; float32(s) = 1.0
+    ((0.5, 0.0625, 1258292 * STEP), GREEN),  # s = 0.60000002 > 0.6
+    ((0.5, 0.25, 0.25 - STEP), GREEN),  # s = 0.99999997 < 1.0
+    ((0.125, 0.0625, 419430 * STEP), None),  # s = 0.19999999 < 0.2: not painted
+    ((0.125, 0.0625, 419431 * STEP), MAGENTA),  # s = 0.20000002 > 0.2
+]
+
+
+def edge_generator():
+    """A generator that ignores its latent and draws a black image for label 0 and, for
+    label 1, a black image with EDGE_PIXELS along its first row."""
+    latent, label = keras.Input((cgan.LATENT_DIM,)), keras.Input((1,))
+    size = 80 * 80 * 3
+    zero = keras.layers.Dense(size, kernel_initializer="zeros")(latent)  # adds 0 to every pixel
+    drawn = keras.layers.Flatten()(keras.layers.Embedding(2, size)(label))
+    model = keras.Model([latent, label], keras.layers.Reshape((80, 80, 3))(keras.layers.Add()([drawn, zero])))
+    unit = np.zeros((2, 80, 80, 3), np.float64)
+    unit[1, 0, : len(EDGE_PIXELS)] = [rgb for rgb, _ in EDGE_PIXELS]
+    embedding = next(layer for layer in model.layers if isinstance(layer, keras.layers.Embedding))
+    embedding.set_weights([(2 * unit - 1).reshape(2, size).astype(np.float32)])  # in the generator's [-1, 1]
+    return model
+
+
+def test_the_figure_paints_sums_at_a_threshold_as_the_original_compared_them():
+    latents = cgan.heatmap_latents(np.random.default_rng(0), 1)
+    images, deltas = heatmaps.heatmap_arrays(edge_generator(), (0, 1), latents)
+    n = len(EDGE_PIXELS)
+    np.testing.assert_array_equal(images[1, :, 0, :n], np.broadcast_to([rgb for rgb, _ in EDGE_PIXELS], (10, n, 3)))
+    assert not images[0].any()
+    painted = heatmaps.heatmap_rows(images, deltas)[2]  # label 0's images, painted where label 1's are brighter
+    expected = np.array([colour or (0.0, 0.0, 0.0) for _, colour in EDGE_PIXELS], np.float32)
+    np.testing.assert_array_equal(painted[:, 0, :n], np.broadcast_to(expected, (10, n, 3)))
+    # the same sums rounded to float32 (as the .npz saves them) would paint the first two green
+    rounded = paint_levels(images[0], deltas[1, 0].astype(np.float32))[:, 0, :2]
+    assert np.all(rounded == GREEN)
 
 
 def test_rows_per_sample_and_pair_for_several_samples():

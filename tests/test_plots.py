@@ -12,7 +12,7 @@ def test_the_grid_puts_image_k_in_row_k_div_10_column_k_mod_10(tmp_path):
     images = np.repeat(shades, 80 * 80 * 3).reshape(100, 80, 80, 3).astype(np.float32)
     plots.labelled_grid(images, np.zeros(100, int), tmp_path / "grid.png")
     picture = np.asarray(Image.open(tmp_path / "grid.png").convert("RGB")).astype(float) / 255
-    assert picture.shape == (1000, 1000, 3)  # 10 x 10 inches at 100 dpi, as the original's
+    assert picture.shape == (1000, 1000, 3)  # 10 x 10 cells of 100 px (the original's figure: 640x480 px)
     cell = 1000 / 10
     for k in (0, 9, 10, 57, 99):
         y, x = int((k // 10 + 0.6) * cell), int((k % 10 + 0.6) * cell)  # inside the image, off its label

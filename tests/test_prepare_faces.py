@@ -2,6 +2,7 @@
 (a face MTCNN finds) and cameraman, photos without faces (coffee, rocket), a text file, a
 truncated JPEG and a .DS_Store, with an attribute table whose rows are not in file order."""
 
+import inspect
 import io
 import os
 import random
@@ -10,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from mtcnn import MTCNN
+from mtcnn.stages import StageONet, StagePNet, StageRNet
 from PIL import Image
 from skimage import data
 
@@ -104,7 +106,7 @@ def detector():
 def one_call_per_image_face(detector, path, size=80):
     """The original's way: one MTCNN call for one photo, first box, abs() corner, crop, resize."""
     pixels = np.asarray(Image.open(path).convert("RGB"))
-    x, y, width, height = detector.detect_faces(pixels, fit_to_image=False)[0]["box"]
+    x, y, width, height = detector.detect_faces(pixels, fit_to_image=False, threshold_onet=0.7)[0]["box"]
     x, y = abs(x), abs(y)
     return np.asarray(Image.fromarray(pixels[y : y + height, x : x + width]).resize((size, size)))
 
@@ -168,11 +170,56 @@ def test_batched_boxes_equal_one_call_per_image(detector):
         corner_photo(),
     ]
     pixels = [np.asarray(photo) for photo in photos]
-    singles = [detector.detect_faces(p, fit_to_image=False) for p in pixels]
+    singles = [detector.detect_faces(p, fit_to_image=False, threshold_onet=0.7) for p in pixels]
     expected = [faces[0]["box"] if faces else None for faces in singles]
     assert sum(box is not None for box in expected) == 6
     assert min(expected[-1][:2]) < 0  # unclipped, as the original's detector: abs() has work to do
     assert prepare_faces.first_boxes(detector, pixels) == expected
+
+
+def stage_thresholds(monkeypatch):
+    """{threshold name: value} of the confidence threshold each MTCNN stage ran with, its
+    default included; recorded while the stages run as usual."""
+    used = {}
+    for stage, name in ((StagePNet, "threshold_pnet"), (StageRNet, "threshold_rnet"), (StageONet, "threshold_onet")):
+        def recording(self, *args, _call=stage.__call__, _name=name, **kwargs):
+            bound = inspect.signature(_call).bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            used[_name] = bound.arguments[_name]
+            return _call(self, *args, **kwargs)
+
+        monkeypatch.setattr(stage, "__call__", recording)
+    return used
+
+
+def test_stage_thresholds_are_the_original_mtcnns(detector, monkeypatch):
+    """mtcnn 0.1.0 (February 2020) kept proposals above [0.6, 0.7, 0.7]; mtcnn 1.0's last stage
+    defaults to 0.8, so prepare_faces passes 0.7."""
+    used = stage_thresholds(monkeypatch)
+    prepare_faces.first_boxes(detector, [np.asarray(astronaut_photo(120, 10, 260))])
+    assert used == {"threshold_pnet": 0.6, "threshold_rnet": 0.7, "threshold_onet": 0.7}
+
+
+def noisy_photos():
+    """The astronaut portrait under seeded Gaussian noise of growing strength: MTCNN's final
+    confidence falls from about 1 to 0, through the band (0.7, 0.8] for some of them."""
+    pixels = np.asarray(astronaut_photo(120, 10, 260)).astype(np.float64)
+    noise = np.random.default_rng(0).normal(size=pixels.shape)
+    return [np.clip(np.round(pixels + s * noise), 0, 255).astype(np.uint8) for s in range(80, 101, 2)]
+
+
+def test_a_face_scored_between_0_7_and_0_8_is_kept(detector):
+    """The original's detector kept a face whose last-stage confidence was in (0.7, 0.8];
+    mtcnn 1.0 at its default threshold drops it; prepare_faces keeps it, with the same box."""
+    in_band = []
+    for pixels in noisy_photos():
+        faces = detector.detect_faces(pixels.astype(np.float32), fit_to_image=False, threshold_onet=0.0)
+        if faces and 0.7 < faces[0]["confidence"] <= 0.8:
+            in_band.append((pixels, faces[0]["box"]))
+    assert in_band, "no noisy photo has a face scored in (0.7, 0.8]: choose other noise strengths"
+    for pixels, box in in_band:
+        assert detector.detect_faces(pixels.astype(np.float32), fit_to_image=False) == []  # mtcnn 1.0's 0.8
+        assert prepare_faces.first_boxes(detector, [pixels]) == [box]
 
 
 def test_crop_takes_abs_of_a_negative_corner():

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from cganlib.storage import atomic_write, save_figure
 
 GRID_GAP_PIXELS = 4  # white space between the grid's images, as the original's subplots left
-GRID_CELL_PIXELS = 100  # the sample grid's cell per image: the original's 10x10-inch figure at 100 DPI
+GRID_CELL_PIXELS = 100  # the sample grid's cell per image: the 80-px image at full size, a white margin round it
 GRID_LABEL_PIXELS = 8  # the label's text height, the original's 6-point text at 100 DPI
 
 
@@ -34,8 +34,10 @@ def montage(images, columns, gap=GRID_GAP_PIXELS):
 
 def labelled_grid(images, labels, path, columns=10):
     """The original's sample grid: images in [0, 1], axes off, each with its label as small
-    white text in its corner; saved to path as PNG. As in the original's 10-inch figure at 100
-    DPI, each image has a cell of GRID_CELL_PIXELS. Every epoch draws one, so it is drawn with
+    white text in its corner; saved to path as PNG. Each image is shown at full size in a cell
+    of GRID_CELL_PIXELS (1000x1000 px for 10x10), its pixels rounded to 8 bits; the original
+    drew the grid in Matplotlib's default 6.4x4.8-inch figure at 100 DPI (640x480 px), each
+    image at about 31 px, its pixels truncated. Every epoch draws one, so it is drawn with
     Pillow, pixel for pixel, and compressed fast: a fifth of matplotlib's time."""
     images = np.asarray(images)
     margin = (GRID_CELL_PIXELS - images.shape[2]) // 2
