@@ -192,7 +192,7 @@ def test_integrated_gradients_add_up_to_the_score_difference_and_sit_on_the_squa
 def test_reinitialized_weights_are_fresh_draws_of_the_same_architecture_and_seeded(square_classifier):
     """The sanity check's model (Adebayo et al.): every weight drawn anew, the same seed the same draw.
     (Whether its maps still point at a bright square depends on the draw: a square on noise is
-    salient to random filters too. The phantoms' numbers are in the README.)"""
+    salient to random filters too. The phantoms' numbers are in files/RESULTS.md.)"""
     model, images, _, _ = square_classifier
     fresh, again, other = (cgan.reinitialized(model, seed) for seed in (5, 5, 6))
     assert [w.shape for w in fresh.get_weights()] == [w.shape for w in model.get_weights()]

@@ -12,7 +12,7 @@ set size) held in memory as training holds them.
 Floating-point work is counted from the layer shapes (2 FLOPs per multiply-add of every
 Conv2D, Conv2DTranspose and Dense layer); backward passes cost twice their forward pass when
 both input and weight gradients are needed, once when only input gradients are (the
-discriminator inside the GAN step). Last line: RESULT step_s=... (see README).
+discriminator inside the GAN step). Last line: RESULT step_s=... (figures by machine: files/bench/README.md).
 
 --cpu_devices N times train_cgan's step under tf.distribute instead: on one device (train_cgan's
 --strategy default), then MirroredStrategy over 1..N logical CPU devices, the global batch split

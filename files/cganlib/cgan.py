@@ -120,7 +120,7 @@ def set_bfloat16(on=True, emulated=False):
     with bfloat16 arithmetic (cpu_has_bfloat16): oneDNN's graph rewrite, which leaves the models
     float32 (saved files as usual) and measured 1.7x faster than float32 on a training step, against
     1.5x for the Keras policy. On other CPUs oneDNN emulates bfloat16, many times slower than
-    float32 (see README, Performance), so it stays off unless `emulated` (the tests' way to check
+    float32 (files/bench/README.md), so it stays off unless `emulated` (the tests' way to check
     the arithmetic on any machine)."""
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if on else "float32")
