@@ -5,7 +5,8 @@ benchmarks draw them directly.
 
   healthy (0):   clear lungs
   viral (1):     diffuse haze in both lungs
-  bacterial (2): one consolidation, always in the right lower lobe (the image's left)
+  bacterial (2): one consolidation: in the right lower lobe (the image's left) with the lesion
+                 place `fixed`; in either lung, upper or lower zone, drawn per image with `any`
 """
 
 import numpy as np
@@ -19,6 +20,7 @@ JPEG_QUALITY = 90
 SIZE = 512
 LESION_STRENGTH = 0.35  # the consolidation's added grey level at its core: plain at 80x80
 HAZE_STRENGTH = 0.28  # lungs hazy enough to stay brighter after prepare_xrays.py's equalization
+LESION_PLACES = ("fixed", "any")
 
 
 # ---------------------------------------------------------------- drawing helpers
@@ -69,8 +71,7 @@ def draw_anatomy(rng, size):
     for side, ry in ((-1, 0.235 * s), (1, 0.26 * s)):
         lx, ly = cx + side * 0.175 * s, cy - 0.27 * s + ry  # same apex height
         lungs = np.maximum(lungs, soft_ellipse(u, v, lx, ly, 0.12 * s, ry, edge=0.12))
-        if side == -1:
-            geo["right_lung"] = lx, ly, ry  # centre and half-height
+        geo["right_lung" if side == -1 else "left_lung"] = lx, ly, ry  # centre and half-height
     image = image - lungs * (0.30 + 0.025 * smooth_noise(rng, size, 40))
 
     # Ribs, arcs falling away from the spine; clavicles, rising away from it.
@@ -96,11 +97,23 @@ def draw_anatomy(rng, size):
     return image, geo
 
 
-def add_consolidation(rng, image, geo, strength):
-    """Bacterial: one bright irregular patch in the right lower lobe (image left, low); its mask."""
-    lx, ly, ry = geo["right_lung"]
+def lesion_centre(rng, geo, place):
+    """Where the consolidation sits: the right lower lobe (image left, low) for `fixed`; for `any`,
+    either lung and its upper or lower zone, drawn. The left lower zone's centre moves out to the
+    side, away from the heart that covers the lung's inner part there."""
+    s = geo["s"]
+    lung, zone = ("right_lung", 1) if place == "fixed" else (str(rng.choice(["right_lung", "left_lung"])),
+                                                              int(rng.choice([-1, 1])))
+    lx, ly, ry = geo[lung]
+    if lung == "left_lung" and zone == 1:
+        lx += 0.04 * s
+    return lx + rng.uniform(-0.01, 0.01) * s, ly + zone * 0.45 * ry + rng.uniform(-0.01, 0.01) * s
+
+
+def add_consolidation(rng, image, geo, strength, place="fixed"):
+    """Bacterial: one bright irregular patch in a lung (lesion_centre); its mask."""
     s, u, v = geo["s"], geo["u"], geo["v"]
-    px, py = lx + rng.uniform(-0.01, 0.01) * s, ly + 0.45 * ry + rng.uniform(-0.01, 0.01) * s
+    px, py = lesion_centre(rng, geo, place)
     patch = soft_ellipse(u, v, px, py, 0.075 * s * rng.uniform(0.9, 1.1), 0.065 * s * rng.uniform(0.9, 1.1), 0.4)
     patch = np.clip(patch + 0.25 * smooth_noise(rng, image.shape[0], 24) * (patch > 0), 0, 1)
     patch = patch * geo["lung_weight"]
@@ -122,13 +135,14 @@ def finish(rng, image):
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
-def phantom(seed, label, index, size=SIZE, lesion_strength=LESION_STRENGTH, haze_strength=HAZE_STRENGTH):
+def phantom(seed, label, index, size=SIZE, lesion_strength=LESION_STRENGTH, haze_strength=HAZE_STRENGTH,
+            lesion_place="fixed"):
     """One phantom: (uint8 image (size, size), lesion mask, lung mask) at full size."""
     rng = np.random.default_rng([seed, label, index])
     image, geo = draw_anatomy(rng, size)
     lesion = np.zeros_like(geo["lung_field"])
     if label == BACTERIAL:
-        image, lesion = add_consolidation(rng, image, geo, lesion_strength)
+        image, lesion = add_consolidation(rng, image, geo, lesion_strength, lesion_place)
     elif label == VIRAL:
         image = add_haze(rng, image, geo, haze_strength)
     return finish(rng, image), lesion, geo["lung_field"]
