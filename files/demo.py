@@ -50,11 +50,13 @@ Its last line is machine-readable:
          delta_energy_lesion=<f> gradcam_energy_lesion=<f> delta_energy_lungs=<f> gradcam_energy_lungs=<f>
          classifier_accuracy=<f> delta_painted_lesion=<f> delta_painted_lungs=<f>
          gradcam_image_auc_lesion=<f> gradcam_image_auc_lungs=<f> random_delta_auc_lesion=<f>
-         random_gradcam_auc_lesion=<f> random_delta_auc_lungs=<f> random_gradcam_auc_lungs=<f> minutes=<f>
+         random_gradcam_auc_lesion=<f> random_delta_auc_lungs=<f> random_gradcam_auc_lungs=<f>
+         collapsed_classes=<n> minutes=<f>
 (one line): the first four are today's painted shares of the interpolation heatmaps, pooled
 over the heatmapped epochs; the delta_* scores are the averaged delta's, pooled over the same
 epochs; the classifier's maps are class-level unless named _image_; random_* are the sanity
-check's; minutes is the demo's wall time.
+check's; collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch;
+minutes is the demo's wall time.
 
 --minutes -> epochs: the training gets the budget less a fixed allowance for the other steps
 (OTHER_STEPS_SECONDS), divided by the planned seconds per epoch: (images // --n_batch) batches at
@@ -74,7 +76,7 @@ import time
 
 from cganlib import cli, config, plots, run_folder
 from cganlib.datasets import BACTERIAL, DATASETS, HEALTHY, VIRAL
-from cganlib.gan_metrics import class_summaries, read_csv
+from cganlib.gan_metrics import class_summaries, collapsed_classes, read_csv
 from cganlib.phantoms import GROUND_TRUTH
 from cganlib.scoring import (
     FINDINGS,
@@ -134,6 +136,10 @@ def parse_args(argv=None):
     p.add_argument("--d_lr", type=cli.RATE, default=SMALL.d_lr, help="train_cgan.py's (default %(default)s; original: 0.00004)")
     p.add_argument("--g_lr", type=cli.RATE, default=SMALL.g_lr, help="train_cgan.py's (default %(default)s; original: 0.0002)")
     p.add_argument("--d_beta1", type=cli.BETA, default=SMALL.d_beta1, help="train_cgan.py's (default %(default)s; original: 0.08)")
+    p.add_argument("--label_smoothing", type=cli.number(0, 1, low_open=True), default=SMALL.label_smoothing,
+                   metavar="TARGET", help="train_cgan.py's (default %(default)s: none)")
+    p.add_argument("--diff_augment", type=cli.comma_list(config.AUGMENTATIONS), default=SMALL.diff_augment,
+                   metavar="POLICY", help="train_cgan.py's: DiffAugment's operations (default: none)")
     p.add_argument("--mixed_precision", action="store_true", help="train in bfloat16")
     return p.parse_args(argv)
 
@@ -156,7 +162,8 @@ def planned_epochs(minutes, n_images, filters, n_batch=SMALL.n_batch):
 def training_config(args):
     """The training's config: the small preset, with the demo's flags."""
     return config.resolve("xray", "small", filters=args.filters, n_batch=args.n_batch, d_lr=args.d_lr,
-                          g_lr=args.g_lr, d_beta1=args.d_beta1)
+                          g_lr=args.g_lr, d_beta1=args.d_beta1, label_smoothing=args.label_smoothing,
+                          diff_augment=args.diff_augment)
 
 
 def prepare_work_dir(work_dir):
@@ -299,8 +306,9 @@ def compare(paths, ground_truth, n_latents, painted):
     return rows, result
 
 
-def result_line(painted, compared, accuracy, minutes):
-    """The RESULT line: today's keys first, the issue's comparison keys, then the rest."""
+def result_line(painted, compared, accuracy, minutes, collapsed):
+    """The RESULT line: today's keys first, the comparison's keys, then the rest; collapsed: the
+    number of classes evaluate.py flags collapsed at the last epoch."""
     keys = ["delta_auc_lesion", "gradcam_auc_lesion", "cam_auc_lesion", "ig_auc_lesion",
             "delta_auc_lungs", "gradcam_auc_lungs", "cam_auc_lungs", "ig_auc_lungs",
             "delta_energy_lesion", "gradcam_energy_lesion", "delta_energy_lungs", "gradcam_energy_lungs"]
@@ -308,7 +316,8 @@ def result_line(painted, compared, accuracy, minutes):
     for key in ("delta_painted_lesion", "delta_painted_lungs", "gradcam_image_auc_lesion", "gradcam_image_auc_lungs",
                 "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs"):
         values[key] = compared[key]
-    return " ".join(["RESULT", *(f"{key}={value:.4f}" for key, value in values.items()), f"minutes={minutes:.2f}"])
+    return " ".join(["RESULT", *(f"{key}={value:.4f}" for key, value in values.items()),
+                     f"collapsed_classes={collapsed}", f"minutes={minutes:.2f}"])
 
 
 def comparison_figure(paths, data_dir, ground_truth, path):
@@ -382,14 +391,15 @@ def main(argv=None):
           "bacterial-vs-healthy maps against the lesion region, lungs: the viral-vs-healthy maps against the lung fields")
     print("\n".join(score_table(rows)))
     print("\nthe generators against the real phantoms, mean over the heatmapped epochs [real against real]:")
-    for line in class_summaries(read_csv(os.path.join(paths["evaluation"], "evaluation.csv")), DATASETS["xray"].class_names):
+    evaluation = read_csv(os.path.join(paths["evaluation"], "evaluation.csv"))
+    for line in class_summaries(evaluation, DATASETS["xray"].class_names):
         print("  " + line)
     print(f"chance: ROC-AUC 0.5; energy, pointing and painted share score the region's area: lesion "
           f"{painted['lesion_area']:.3f}, lungs {painted['lung_area']:.3f} (the union regions); per image, "
           f"the image's own mask: lesion {compared['lesion_image_area']:.3f}, lungs {compared['lungs_image_area']:.3f} on average")
     print_outputs(args.out_dir, paths)
     minutes = (time.time() - start) / 60
-    print(result_line(painted, compared, float(accuracy), minutes), flush=True)
+    print(result_line(painted, compared, float(accuracy), minutes, len(collapsed_classes(evaluation))), flush=True)
 
 
 if __name__ == "__main__":

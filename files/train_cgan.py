@@ -77,6 +77,9 @@ def build_parser():
                         "(default: 1, none); the generator's targets stay 1")
     p.add_argument("--spectral_norm", action="store_true", default=None,
                    help="spectral normalization on the discriminator's convolution and dense layers (default: off)")
+    p.add_argument("--diff_augment", type=cli.comma_list(config.AUGMENTATIONS), metavar="POLICY",
+                   help="DiffAugment (Zhao et al. 2020) on every image d sees, real and generated: a comma list of "
+                        "color, translation, cutout (default: none)")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32; default: off)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run (default: none, a fresh draw)")
@@ -212,6 +215,7 @@ def settings_line(run, images, labels, bfloat16):
         f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
         f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
         f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
+        f"diff_augment={c.diff_augment or 'none'} "
         f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
         f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
         f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"

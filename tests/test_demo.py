@@ -15,7 +15,7 @@ RESULT_KEYS = (
     "delta_energy_lesion", "gradcam_energy_lesion", "delta_energy_lungs", "gradcam_energy_lungs", "classifier_accuracy",
     "delta_painted_lesion", "delta_painted_lungs", "gradcam_image_auc_lesion", "gradcam_image_auc_lungs",
     "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs",
-    "minutes",
+    "collapsed_classes", "minutes",
 )
 RESULT = re.compile("RESULT " + " ".join(rf"{key}=(\S+)" for key in RESULT_KEYS))
 
@@ -60,7 +60,8 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
     match = RESULT.fullmatch(last)
     assert match, last
     scores = dict(zip(RESULT_KEYS, map(float, match.groups())))
-    assert all(0 <= value <= 1 for key, value in scores.items() if key != "minutes")
+    assert all(0 <= value <= 1 for key, value in scores.items() if key not in ("minutes", "collapsed_classes"))
+    assert match.group(RESULT_KEYS.index("collapsed_classes") + 1) in ("0", "1", "2", "3")
     assert 0 < scores["lesion_area"] < scores["lung_area"] < 1  # the consolidation lies inside the lungs
     # the demo's own wall time: within the time its process ran, however fast the machine
     assert 0 < scores["minutes"] <= elapsed_minutes + 0.005

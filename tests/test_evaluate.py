@@ -21,6 +21,7 @@ from cganlib import cgan, config, datasets, run_folder, training
 from cganlib.classifier import build_classifier
 from cganlib.gan_metrics import (
     collapsed,
+    collapsed_classes,
     diversity,
     frechet_distance,
     kernel_distance,
@@ -67,6 +68,18 @@ def test_a_shifted_set_has_fd_the_squared_shift_and_a_positive_kid():
     shift = np.array([2.0, 0, 0, 0, 0, 0, -1.0, 0])
     assert frechet_distance(features, features + shift) == pytest.approx(5.0, rel=1e-4)  # same covariance
     assert kernel_distance(features, features + shift) > 0.5
+
+
+def test_collapsed_classes_are_those_flagged_at_the_last_epoch():
+    def row(epoch, label, generated, real):
+        return {"epoch": epoch, "label": label, "diversity_gen": generated, "diversity_real": real}
+
+    rows = [row("real", "0", 0.5, 0.5), row("2", "0", 0.9, 0.5), row("2", "1", 0.6, 0.5), row("2", "all", 0.99, 0.5),
+            row("10", "0", 0.6, 0.5), row("10", "1", 0.76, 0.5), row("10", "2", 0.74, 0.5), row("10", "all", 0.9, 0.5)]
+    # at epoch 10: dissimilarity 0.24 < 0.5 * 0.5 flags label 1, not 0.26 (label 2); epoch 2 no longer counts
+    assert collapsed_classes(rows) == [1]
+    assert collapsed_classes(rows[:4]) == [0]
+    assert collapsed_classes([]) == []
 
 
 def test_a_collapsed_set_has_diversity_1_recall_near_0_and_is_flagged():
@@ -256,15 +269,19 @@ def test_both_options_train_save_restart_and_load(tmp_path, run, capsys):
     results = data / "results"
     common = ["--dataset", "xray", "--data_dir", str(data), "--summary_dir", str(tmp_path / "cgan"),
               "--filters", "4", "--n_batch", "16", "--real_plots", "0", "--seed", "2"]
-    assert train_cgan.main([*common, "--epochs_goal", "1", "--label_smoothing", "0.9", "--spectral_norm"]) == 0
+    assert train_cgan.main([*common, "--epochs_goal", "1", "--label_smoothing", "0.9", "--spectral_norm",
+                            "--diff_augment", "cutout,translation"]) == 0
     settings = capsys.readouterr().out.splitlines()[0]
-    assert "label_smoothing=0.9 spectral_norm=on" in settings
-    flags = run_folder.read_config(str(results))["flags"]
-    assert (flags["label_smoothing"], flags["spectral_norm"]) == (0.9, True)
+    assert "label_smoothing=0.9 spectral_norm=on diff_augment=translation,cutout" in settings
+    recorded = run_folder.read_config(str(results))
+    flags = recorded["flags"]
+    assert (flags["label_smoothing"], flags["spectral_norm"], flags["diff_augment"]) == (0.9, True, "translation,cutout")
+    assert recorded["config"]["diff_augment"] == "translation,cutout"
     # a restart takes both from run_config.json, and refuses a contradiction
     assert train_cgan.main([*common, "--qRestart", "--epochs_goal", "2"]) == 0
     resumed = capsys.readouterr().out
-    assert "label_smoothing=0.9 spectral_norm=on" in resumed and "training state of epoch 1 restored" in resumed
+    assert "label_smoothing=0.9 spectral_norm=on diff_augment=translation,cutout" in resumed
+    assert "training state of epoch 1 restored" in resumed
     with pytest.raises(SystemExit):
         train_cgan.main([*common, "--qRestart", "--epochs_goal", "3", "--label_smoothing", "0.8"])
     assert "--label_smoothing 0.8 contradicts this run's --label_smoothing 0.9" in capsys.readouterr().err

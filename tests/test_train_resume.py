@@ -38,10 +38,11 @@ def without_seconds(results):
 
 
 @pytest.mark.slow
-def test_a_resumed_run_repeats_the_uninterrupted_one_exactly(tmp_path, run):
+@pytest.mark.parametrize("options", [[], ["--diff_augment", "color,translation,cutout"]])
+def test_a_resumed_run_repeats_the_uninterrupted_one_exactly(tmp_path, run, options):
     data = make_xray_data(tmp_path / "data", n=64)  # 4 batches an epoch
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    assert train_cgan.main(train_argv(data, whole, "--seed", 7, "--epochs_goal", 2)) == 0
+    assert train_cgan.main(train_argv(data, whole, "--seed", 7, "--epochs_goal", 2, *options)) == 0
     # What a kill during epoch 2's writes leaves: its files half-written and no history row.
     shutil.copytree(whole, resumed)
     run_folder.write_history(str(resumed), run_folder.read_history(str(resumed), 1))

@@ -86,6 +86,20 @@ def number(low=None, high=None, low_open=False, high_open=False):
     return parse
 
 
+def comma_list(choices):
+    """An argparse type: some of choices joined by commas, returned in choices' order."""
+
+    def parse(text):
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        unknown = [name for name in names if name not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown)}: choose from {', '.join(choices)}")
+        return ",".join(name for name in choices if name in names)
+
+    parse.__name__ = "comma_list"
+    return parse
+
+
 SEED = integer(0, SEED_MAX)
 POSITIVE = integer(1)
 RATE = number(0, 1, low_open=True)  # a learning rate

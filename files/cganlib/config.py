@@ -11,6 +11,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
+AUGMENTATIONS = ("color", "translation", "cutout")  # DiffAugment's operations, in the paper's order
+
 
 @dataclass(frozen=True)
 class GuardBands:
@@ -42,6 +44,7 @@ class TrainConfig:
     gan_upper: float = 3.0  # per dataset: a GAN loss above this reloads the last snapshot
     label_smoothing: float = 1.0  # the discriminator's target for real images; below 1: one-sided smoothing
     spectral_norm: bool = False  # on the discriminator's convolution and dense layers
+    diff_augment: str = ""  # DiffAugment's operations on every image d sees, e.g. "color,translation,cutout"
     guard: GuardBands = field(default_factory=GuardBands)
 
     def record(self):
@@ -123,7 +126,7 @@ class Run:
             "dataset": self.dataset.name, "data_dir": self.data_dir, "attributes": self.attributes,
             "summary_dir": self.summary_dir, "preset": self.preset, "n_batch": c.n_batch, "latent_dim": c.latent_dim,
             "filters": c.filters, "d_lr": c.d_lr, "gan_upper": c.gan_upper, "d_beta1": c.d_beta1, "g_lr": c.g_lr,
-            "label_smoothing": c.label_smoothing, "spectral_norm": c.spectral_norm,
+            "label_smoothing": c.label_smoothing, "spectral_norm": c.spectral_norm, "diff_augment": c.diff_augment,
             "mixed_precision": self.mixed_precision, "seed": self.seed, "real_plots": self.real_plots,
             "strategy": self.strategy, "cpu_devices": self.cpu_devices,
         }

@@ -195,6 +195,16 @@ def read_csv(path):
                 for row in csv.DictReader(f)]
 
 
+def collapsed_classes(rows):
+    """The labels whose generated images `collapsed` flags at the last epoch of read_csv's rows."""
+    epochs = [int(row["epoch"]) for row in rows if row["epoch"] != FLOOR_EPOCH]
+    if not epochs:
+        return []
+    last = str(max(epochs))
+    return [int(row["label"]) for row in rows if row["epoch"] == last and row["label"] != ALL_CLASSES
+            and collapsed(row["diversity_gen"], row["diversity_real"])]
+
+
 def class_summaries(rows, class_names):
     """One line per class of read_csv's rows: each measure's mean over the epochs evaluated,
     the real-against-real floor in brackets."""

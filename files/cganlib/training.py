@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cganlib import cgan, cli, datasets, distribution, plots, run_folder
+from cganlib import augment, cgan, cli, datasets, distribution, plots, run_folder
 from cganlib.collapse_guard import (
     D_MODEL,
     G_MODEL,
@@ -161,6 +161,8 @@ class Trainer:
         self.rng = rng
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
+        self.policy = config.diff_augment
+        self.augment_seed = keras.random.SeedGenerator() if self.policy else None
         # Grappler's remapper fails on this step's graph under oneDNN (an error line in every log,
         # the graph left as it was): off, at no cost to the step's time (measured).
         tf.config.optimizer.set_experimental_options({"remapping": False})
@@ -193,10 +195,16 @@ class Trainer:
         k, n = context.replica_id_in_sync_group, context.num_replicas_in_sync
         return self._train_batch(*(part[k * (len(part) // n):(k + 1) * (len(part) // n)] for part in batch))
 
+    def discriminated(self, images, labels):
+        """The discriminator's outputs in training, on the images augmented (--diff_augment)."""
+        if self.policy:
+            images = augment.augment(images, self.policy, self.augment_seed)
+        return self.d([images, labels], training=True)
+
     def d_step(self, images, labels, target):
         """One discriminator update on images with a constant target; returns its loss."""
         with tf.GradientTape() as tape:
-            d_loss = loss(target, self.d([images, labels], training=True))
+            d_loss = loss(target, self.discriminated(images, labels))
             share = self.replica_share(d_loss)
         grads = tape.gradient(share, self.d.trainable_variables)
         self.d.optimizer.apply_gradients(zip(grads, self.d.trainable_variables))
@@ -211,7 +219,7 @@ class Trainer:
         for z, y in zip(tf.split(latents, GAN_PARTS), tf.split(labels, GAN_PARTS)):
             with tf.control_dependencies(after):  # the part before is done and its memory free
                 with tf.GradientTape() as tape:
-                    g_loss = loss(GENERATOR_TARGET, self.d([self.g([z, y], training=True), y], training=True))
+                    g_loss = loss(GENERATOR_TARGET, self.discriminated(self.g([z, y], training=True), y))
                     share = self.replica_share(g_loss)
                 part = tape.gradient(share, self.g.trainable_variables)
             grads = [total + tf.convert_to_tensor(g) / GAN_PARTS for total, g in zip(grads, part)]
@@ -256,9 +264,11 @@ class Trainer:
             self.g.set_weights(self.saved[G_MODEL])
 
     def seed_states(self):
-        """The Dropout layers' random states (Keras SeedGenerator variables), generator's first."""
-        return [layer.seed_generator.state for model in (self.g, self.d) for layer in model.layers
-                if hasattr(layer, "seed_generator")]
+        """The random states (Keras SeedGenerator variables): the Dropout layers', generator's
+        first, then the augmentation's."""
+        states = [layer.seed_generator.state for model in (self.g, self.d) for layer in model.layers
+                  if hasattr(layer, "seed_generator")]
+        return states + ([self.augment_seed.state] if self.augment_seed else [])
 
     def fakes(self, n):
         """n generated images in [-1, 1] (no dropout) and their labels, drawn as in training."""
@@ -403,6 +413,8 @@ def train(run, trainer, guard, ij=0):
 def set_up(run):
     """(strategy, bfloat16 on, (g, d, gan)): the device strategy, the precision, the seed and the
     models, made in the strategy's scope so their variables live on every replica."""
+    if run.config.diff_augment and run.strategy != "default":
+        raise InputError("--diff_augment trains on one device: use it with --strategy default")
     strategy = distribution.make_strategy(run.strategy, run.cpu_devices)
     check_replicas(run.config.n_batch, strategy)
     bfloat16 = run.mixed_precision and cgan.set_bfloat16()
