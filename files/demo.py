@@ -51,11 +51,16 @@ Its last line is machine-readable:
          classifier_accuracy=<f> delta_painted_lesion=<f> delta_painted_lungs=<f>
          gradcam_image_auc_lesion=<f> gradcam_image_auc_lungs=<f> random_delta_auc_lesion=<f>
          random_gradcam_auc_lesion=<f> random_delta_auc_lungs=<f> random_gradcam_auc_lungs=<f>
+         mean_diff_auc_lesion=<f> mean_diff_auc_lungs=<f> mean_diff_energy_lesion=<f> mean_diff_energy_lungs=<f>
+         mean_diff_image_auc_lesion=<f> mean_diff_image_auc_lungs=<f> mean_diff_image_energy_lesion=<f>
+         mean_diff_image_energy_lungs=<f> gradcam_image_energy_lesion=<f> gradcam_image_energy_lungs=<f>
          collapsed_classes=<n> minutes=<f>
 (one line): the first four are today's painted shares of the interpolation heatmaps, pooled
 over the heatmapped epochs; the delta_* scores are the averaged delta's, pooled over the same
 epochs; the classifier's maps are class-level unless named _image_; random_* are the sanity
-check's; collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch;
+check's; mean_diff_* are the class-mean difference's (the mean real bacterial or viral training
+image minus the mean healthy one: the baseline that needs no model), class-level and, as
+every held-out image's map, per image; collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch;
 minutes is the demo's wall time.
 
 --minutes -> epochs: the training gets the budget less a fixed allowance for the other steps
@@ -81,6 +86,7 @@ from cganlib.phantoms import GROUND_TRUTH
 from cganlib.scoring import (
     FINDINGS,
     class_map,
+    class_mean_difference,
     pooled_average,
     score_average_arrays,
     score_heatmap,
@@ -109,7 +115,7 @@ OTHER_STEPS_SECONDS = 150.0
 AVERAGE_LATENTS = 1000
 EVALUATE_N = 200  # generated images per class and epoch in the demo's evaluation (evaluate.py's default: 500)
 METHODS = ("gradcam", "cam", "ig")
-METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG"}
+METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG", "mean_diff": "class-mean difference"}
 
 
 def parse_args(argv=None):
@@ -271,27 +277,40 @@ def saliency_path(folder, label):
     return os.path.join(folder, f"saliency_{label}.npz")
 
 
-def compare(paths, ground_truth, n_latents, painted):
+def mean_differences(data_dir):
+    """{label: the class-mean difference against healthy} of the prepared training images, for
+    the bacterial and viral classes."""
+    xray = DATASETS["xray"]
+    images, labels = (load_arrays(os.path.join(data_dir, name), ("arr_0",), "prepare_xrays.py")[0]
+                      for name in (xray.images_file, xray.labels_file))
+    return {label: class_mean_difference(images, labels, label) for label in (BACTERIAL, VIRAL)}
+
+
+def compare(paths, ground_truth, n_latents, painted, mean_diffs):
     """Score every map; returns (table rows, RESULT scores). `painted` are today's scores of the
-    interpolation heatmaps (pooled_scores), shown beside the averaged delta's."""
+    interpolation heatmaps (pooled_scores), shown beside the averaged delta's; mean_diffs the
+    class-mean differences (mean_differences), scored as every held-out image's map."""
     lesion, lungs = load_arrays(ground_truth, ("lesion", "lungs"), "make_phantoms.py")
     delta = score_average_arrays(*pooled_average(paths["average_files"]), lesion, lungs)
     random_delta = score_average_arrays(*pooled_average(paths["random_average_files"]), lesion, lungs)
     rows, result = [], {}
     for label, finding in ((BACTERIAL, "lesion"), (VIRAL, "lungs")):
-        _, saliency = score_saliency(saliency_path(paths["saliency"], label), ground_truth, METHODS)
+        _, saliency = score_saliency(saliency_path(paths["saliency"], label), ground_truth, METHODS,
+                                     {"mean_diff": mean_diffs[label]})
         _, random_saliency = score_saliency(saliency_path(paths["saliency_randomized"], label), ground_truth, METHODS)
         n_images = saliency["gradcam"]["image"]["n"]
         today = painted["bacterial_in_lesion" if finding == "lesion" else "viral_in_lungs"]
         rows.append(("delta", finding, f"{len(paths['heatmap_files'])} interpolation heatmaps", {"painted": today}))
         rows.append(("delta", finding, f"mean of {len(paths['average_files'])} x {n_latents} latents", delta[finding]))
+        rows.append(("class-mean difference", finding, "no model", saliency["mean_diff"]["class"]))
         for method in METHODS:
             rows.append((METHOD_NAMES[method], finding, "class mean", saliency[method]["class"]))
-        for method in METHODS:
+        for method in (*METHODS, "mean_diff"):
             rows.append((METHOD_NAMES[method], finding, f"per image (n={n_images})", saliency[method]["image"]))
         rows.append(("delta, re-initialized", finding, f"mean of {n_latents} latents", random_delta[finding]))
         for method in METHODS:
             rows.append((f"{METHOD_NAMES[method]}, re-initialized", finding, "class mean", random_saliency[method]["class"]))
+        mean_diff = saliency["mean_diff"]
         result.update({
             f"delta_auc_{finding}": delta[finding]["auc"],
             **{f"{method}_auc_{finding}": saliency[method]["class"]["auc"] for method in METHODS},
@@ -299,8 +318,13 @@ def compare(paths, ground_truth, n_latents, painted):
             f"gradcam_energy_{finding}": saliency["gradcam"]["class"]["energy"],
             f"delta_painted_{finding}": delta[finding]["painted"],
             f"gradcam_image_auc_{finding}": saliency["gradcam"]["image"]["auc"],
+            f"gradcam_image_energy_{finding}": saliency["gradcam"]["image"]["energy"],
             f"random_delta_auc_{finding}": random_delta[finding]["auc"],
             f"random_gradcam_auc_{finding}": random_saliency["gradcam"]["class"]["auc"],
+            f"mean_diff_auc_{finding}": mean_diff["class"]["auc"],
+            f"mean_diff_energy_{finding}": mean_diff["class"]["energy"],
+            f"mean_diff_image_auc_{finding}": mean_diff["image"]["auc"],
+            f"mean_diff_image_energy_{finding}": mean_diff["image"]["energy"],
             f"{finding}_image_area": saliency["gradcam"]["image"]["area"],
         })
     return rows, result
@@ -314,15 +338,18 @@ def result_line(painted, compared, accuracy, minutes, collapsed):
             "delta_energy_lesion", "gradcam_energy_lesion", "delta_energy_lungs", "gradcam_energy_lungs"]
     values = {**painted, **{key: compared[key] for key in keys}, "classifier_accuracy": accuracy}
     for key in ("delta_painted_lesion", "delta_painted_lungs", "gradcam_image_auc_lesion", "gradcam_image_auc_lungs",
-                "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs"):
+                "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs",
+                *(f"mean_diff_{score}_{finding}" for score in ("auc", "energy", "image_auc", "image_energy")
+                  for finding in ("lesion", "lungs")),
+                "gradcam_image_energy_lesion", "gradcam_image_energy_lungs"):
         values[key] = compared[key]
     return " ".join(["RESULT", *(f"{key}={value:.4f}" for key, value in values.items()),
                      f"collapsed_classes={collapsed}", f"minutes={minutes:.2f}"])
 
 
-def comparison_figure(paths, data_dir, ground_truth, path):
-    """Per finding: the class's mean phantom, the true region, the averaged delta, and the mean
-    Grad-CAM, CAM and IG of its held-out images (each map on its own scale)."""
+def comparison_figure(paths, data_dir, ground_truth, mean_diffs, path):
+    """Per finding: the class's mean phantom, the true region, the averaged delta, the class-mean
+    difference, and the mean Grad-CAM, CAM and IG of its held-out images (each map on its own scale)."""
     xray = DATASETS["xray"]
     images, labels = (load_arrays(os.path.join(data_dir, name), ("arr_0",), "prepare_xrays.py")[0]
                       for name in (xray.images_file, xray.labels_file))
@@ -335,9 +362,11 @@ def comparison_figure(paths, data_dir, ground_truth, path):
         rows.append([("grey", images[labels == label].mean(axis=0)[..., 0] / 255.0),
                      ("mask", truth.astype(bool).any(axis=0)),
                      ("signed", mean[at[label], at[HEALTHY]]),
+                     ("signed", mean_diffs[label]),
                      *(("signed", class_map(method_maps)) for method_maps in maps)])
         row_names.append(f"{xray.class_names[label]}: {FINDINGS[label]}")
-    columns = ["mean phantom", "true region", "averaged delta\n(vs healthy)", "mean Grad-CAM", "mean CAM", "mean IG"]
+    columns = ["mean phantom", "true region", "averaged delta\n(vs healthy)", "class-mean\ndifference", "mean Grad-CAM",
+               "mean CAM", "mean IG"]
     fig = plots.panel_grid(rows, row_names, columns)
     save_figure(fig, path, dpi=plots.DPI)
     plots.show_or_close(fig, False)
@@ -380,9 +409,10 @@ def main(argv=None):
         paths = run_demo(args, epochs)
         print(f"\nscores against {ground_truth} (paint threshold 0.2):", flush=True)
         painted = pooled_scores(paths["heatmap_files"], ground_truth)
-        rows, compared = compare(paths, ground_truth, args.average_latents, painted)
+        mean_diffs = mean_differences(args.out_dir)
+        rows, compared = compare(paths, ground_truth, args.average_latents, painted, mean_diffs)
         (accuracy,) = load_arrays(os.path.join(paths["classifier"], "held_out.npz"), ("accuracy",), "train_classifier.py")
-        comparison_figure(paths, args.out_dir, ground_truth, os.path.join(args.out_dir, "comparison.png"))
+        comparison_figure(paths, args.out_dir, ground_truth, mean_diffs, os.path.join(args.out_dir, "comparison.png"))
     except KeyboardInterrupt:
         fail("interrupted", status=cli.EXIT_INTERRUPTED)
     except InputError as e:

@@ -15,6 +15,9 @@ RESULT_KEYS = (
     "delta_energy_lesion", "gradcam_energy_lesion", "delta_energy_lungs", "gradcam_energy_lungs", "classifier_accuracy",
     "delta_painted_lesion", "delta_painted_lungs", "gradcam_image_auc_lesion", "gradcam_image_auc_lungs",
     "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs",
+    "mean_diff_auc_lesion", "mean_diff_auc_lungs", "mean_diff_energy_lesion", "mean_diff_energy_lungs",
+    "mean_diff_image_auc_lesion", "mean_diff_image_auc_lungs", "mean_diff_image_energy_lesion",
+    "mean_diff_image_energy_lungs", "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
     "collapsed_classes", "minutes",
 )
 RESULT = re.compile("RESULT " + " ".join(rf"{key}=(\S+)" for key in RESULT_KEYS))

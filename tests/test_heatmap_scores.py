@@ -8,7 +8,13 @@ import pytest
 from PIL import Image
 
 import make_phantoms
-from cganlib.scoring import PAINT_THRESHOLD, score_arrays, score_heatmap
+from cganlib.scoring import (
+    PAINT_THRESHOLD,
+    class_mean_difference,
+    score_arrays,
+    score_heatmap,
+    score_map,
+)
 from cganlib.storage import InputError
 
 SAMPLES = 10
@@ -136,3 +142,19 @@ def test_cli_bad_input_is_one_line(run, tmp_path):
                             (junk, "not a readable .npz")):
         assert result.returncode == 2
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_class_mean_difference_finds_what_the_class_adds_on_average():
+    rng = np.random.default_rng(0)
+    images = rng.integers(60, 120, (40, 80, 80, 3)).astype(np.uint8)
+    labels = np.arange(40) % 3
+    images[labels == 2, 20:30, 10:20] += 100  # bacterial: brighter in one square
+    images[labels == 1, 30:60, 40:70] += 30  # viral: a wider, fainter patch
+    square, patch = np.zeros((80, 80), bool), np.zeros((80, 80), bool)
+    square[20:30, 10:20], patch[30:60, 40:70] = True, True
+    bacterial = class_mean_difference(images, labels, 2)
+    assert bacterial.shape == (80, 80) and np.isclose(bacterial[square].mean(), 3 * 100 / 255, atol=0.1)
+    assert score_map(bacterial, square)["auc"] == 1.0 and score_map(bacterial, patch)["auc"] < 0.6
+    assert score_map(class_mean_difference(images, labels, 1), patch)["auc"] == 1.0
+    with pytest.raises(InputError, match="no image of class 2"):
+        class_mean_difference(images[labels != 2], labels[labels != 2], 2)

@@ -234,11 +234,26 @@ def score_saliency_arrays(maps, indices, labels, target, names, truth_labels, le
     return finding, scores
 
 
-def score_saliency(path, ground_truth_path, methods=("gradcam", "cam", "ig")):
-    """score_saliency_arrays of one saliency.py file against ground_truth.npz."""
+def score_saliency(path, ground_truth_path, methods=("gradcam", "cam", "ig"), same_maps=None):
+    """score_saliency_arrays of one saliency.py file against ground_truth.npz; same_maps
+    ({name: (80, 80) map}) are scored beside them as if each image had that map."""
     *maps, indices, labels, target = load_arrays(path, (*methods, "indices", "labels", "target"), "saliency.py")
     truth = load_arrays(ground_truth_path, ("names", "labels", "lesion", "lungs"), "make_phantoms.py")
-    return score_saliency_arrays(dict(zip(methods, maps)), indices, labels, target, *truth)
+    maps = dict(zip(methods, maps))
+    for name, one_map in (same_maps or {}).items():
+        maps[name] = np.repeat(np.asarray(one_map)[None], len(indices), axis=0)
+    return score_saliency_arrays(maps, indices, labels, target, *truth)
+
+
+def class_mean_difference(images, labels, label, reference=HEALTHY):
+    """The baseline that needs no model: the mean real image of class `label` minus the mean of
+    class `reference`, summed over the channels (grey levels in [0, 1]), (H, W). Positive where
+    the class is brighter on average, as the delta "label brighter than healthy" is."""
+    images, labels = np.asarray(images, np.float64) / 255.0, np.asarray(labels)
+    for wanted in (label, reference):
+        if not (labels == wanted).any():
+            raise InputError(f"no image of class {wanted} for the class-mean difference")
+    return (images[labels == label].mean(axis=0) - images[labels == reference].mean(axis=0)).sum(axis=-1)
 
 
 # ---------------------------------------------------------------- the table
