@@ -14,11 +14,19 @@ sys.path.insert(0, FILES)
 
 from cganlib import tensorflow_env  # noqa: F401  (in-process tests run TensorFlow as the scripts do)
 
+SLOW_TIMEOUT = 1200  # seconds for a test marked slow (an end-to-end run); others: pyproject.toml's timeout
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: end-to-end runs of the real scripts (run in CI too)")
     # Keras 3.15 calls np.array(tensor) the NumPy 1 way: hundreds of identical warnings per run
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
 
 
 def run_script(script, *args, cwd=None, timeout=600, env=None):
