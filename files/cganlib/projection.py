@@ -1,7 +1,8 @@
 """Projecting a given image into a generator's latent space: the latent whose image under a
 given label is closest to it. Adam moves a batch of latents from several starting points at
-once, minimizing the mean squared error plus a weighted SSIM term; each image keeps its best
-start. Latents stay in [-3, 3], the range training drew them from.
+once, minimizing the mean squared error plus a weighted SSIM term (ssim.py's separable window:
+tf.image.ssim's numbers, its gradient cheaper); each image keeps its best start. Latents stay in
+[-3, 3], the range training drew them from.
 """
 
 from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
@@ -13,6 +14,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from cganlib import cgan
+from cganlib.ssim import ssim as separable_ssim
 
 LATENT_RANGE = 3.0
 STEPS, STARTS, LEARNING_RATE, SSIM_WEIGHT = 300, 8, 0.05, 0.2
@@ -22,13 +24,12 @@ def _losses(generator, latents, labels, targets01, ssim_weight):
     """Per latent: MSE on [0, 1] pixels + ssim_weight * (1 - SSIM), and the two parts."""
     images = (generator([latents, labels], training=False) + 1.0) / 2.0
     mse = tf.reduce_mean(tf.square(images - targets01), axis=[1, 2, 3])
-    ssim = tf.image.ssim(images, targets01, max_val=1.0)
+    ssim = separable_ssim(images, targets01)
     return mse + ssim_weight * (1.0 - ssim), mse, ssim
 
 
 def _loss(generator, latents, labels, targets01, ssim_weight):
-    """The loss Adam minimizes. Without an SSIM weight the SSIM is left out altogether: its
-    gradient costs several times the rest of a step."""
+    """The loss Adam minimizes. Without an SSIM weight the SSIM is left out altogether."""
     if ssim_weight == 0:
         images = (generator([latents, labels], training=False) + 1.0) / 2.0
         return tf.reduce_mean(tf.square(images - targets01), axis=[1, 2, 3])
