@@ -21,7 +21,7 @@ LAST_LINES = {
     "bench_prepare_faces.py": ("speed-up: ", "faces found: 3 of 4; same crops as the naive way: True"),
     "bench_train.py": ("heatmaps.py work per model file: ", "RESULT step_s="),
     "bench_epoch.py": ("end of epoch: ", "RESULT step_s="),
-    "bench_evaluate.py": ("one epoch (evaluate.evaluate_epoch): ", "RESULT epoch_s="),
+    "bench_evaluate.py": ("one epoch (evaluation.evaluate_epoch): ", "RESULT epoch_s="),
 }
 
 

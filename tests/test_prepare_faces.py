@@ -14,7 +14,7 @@ from PIL import Image
 from skimage import data
 
 import prepare_faces
-from cganlib import storage
+from cganlib import face_crops, storage
 from cganlib.datasets import face_labels_from_rows
 
 ASTRONAUT = data.astronaut()
@@ -172,14 +172,14 @@ def test_batched_boxes_equal_one_call_per_image(detector):
     expected = [faces[0]["box"] if faces else None for faces in singles]
     assert sum(box is not None for box in expected) == 6
     assert min(expected[-1][:2]) < 0  # unclipped, as the original's detector: abs() has work to do
-    assert prepare_faces.first_boxes(detector, pixels) == expected
+    assert face_crops.first_boxes(detector, pixels) == expected
 
 
 def test_crop_takes_abs_of_a_negative_corner():
     pixels = np.random.default_rng(0).integers(0, 256, (50, 60, 3), dtype=np.uint8)
     expected = np.asarray(Image.fromarray(pixels[2:14, 3:13]).resize((8, 8)))
-    np.testing.assert_array_equal(prepare_faces.crop_face(pixels, [-3, -2, 10, 12], 8), expected)
-    assert prepare_faces.crop_face(pixels, [70, 0, 5, 5], 8) is None
+    np.testing.assert_array_equal(face_crops.crop_face(pixels, [-3, -2, 10, 12], 8), expected)
+    assert face_crops.crop_face(pixels, [70, 0, 5, 5], 8) is None
 
 
 def text_file(tmp, text):
