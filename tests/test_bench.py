@@ -15,6 +15,7 @@ SMALLEST = {
     "bench_train.py": ("--smoke",),
     "bench_epoch.py": ("--smoke",),
     "bench_evaluate.py": ("--smoke",),
+    "bench_cli.py": ("--smoke",),
 }
 LAST_LINES = {
     "bench_prepare_xrays.py": ("speed-up: ", "difference from the naive pixels (equalized): mean "),
@@ -22,6 +23,7 @@ LAST_LINES = {
     "bench_train.py": ("heatmaps.py work per model file: ", "RESULT step_s="),
     "bench_epoch.py": ("end of epoch: ", "RESULT step_s="),
     "bench_evaluate.py": ("one epoch (evaluation.evaluate_epoch): ", "RESULT epoch_s="),
+    "bench_cli.py": ("slowest: --help ", "RESULT slowest_help_s="),
 }
 
 
