@@ -10,7 +10,7 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from cganlib import cgan, plots
+from cganlib import cgan, cli, plots
 from cganlib.datasets import IMAGE_SIDE, N_BATCH
 from cganlib.delta import LEVELS, delta_sums, levels_exceeded, paint_levels
 from cganlib.saved_generators import (
@@ -157,7 +157,7 @@ def draw_model(args, path, generator):
     plots.show_or_close(fig, args.show)
     warning = unpainted_warning(deltas, out + ".png")
     if warning:
-        tqdm.write(warning)
+        cli.print_beside_bars(warning)
     if args.average:
         draw_average(args, generator, title, out)
 
