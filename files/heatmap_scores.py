@@ -36,7 +36,6 @@ against that image's own mask, averaged over the images.
 
 from cganlib import cli
 from cganlib.scoring import score_averages, score_heatmap, score_saliency, score_table
-from cganlib.storage import InputError, fail
 
 METHOD_NAMES = {"gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG"}
 
@@ -83,11 +82,9 @@ def map_rows(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
+    with cli.exit_on_bad_input():
         heatmap_scores = score_heatmap(args.heatmap, args.ground_truth) if args.heatmap else None
         rows, areas = map_rows(args)
-    except InputError as e:
-        fail(str(e))
     if heatmap_scores:
         print_heatmap_scores(heatmap_scores)
     if rows:

@@ -52,7 +52,7 @@ CHUNK = 16  # phantoms a worker draws per task: few enough round trips, the prog
 def parse_args(argv=None):
     p = cli.Parser(__doc__)
     p.add_argument("--out_dir", "--out", dest="out_dir", default="files/xray",
-                   help="folder to write chest_xray/ and ground_truth.npz into (default %(default)s)")
+                   help="folder to write chest_xray/ and ground_truth.npz into")
     p.add_argument("--n", type=cli.POSITIVE, default=200, help="images per class (healthy, viral, bacterial)")
     p.add_argument("--size", type=cli.integer(MASK_SIZE), default=SIZE,
                    help=f"image width and height in pixels (at least {MASK_SIZE})")
@@ -117,11 +117,9 @@ def check_args(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
+    with cli.exit_on_bad_input():
         check_args(args)
         writable_folder(args.out_dir)
-    except InputError as e:
-        fail(str(e))
     # Draw into a hidden folder and move it in place at the end: an interrupted run leaves nothing.
     staging = tempfile.mkdtemp(prefix=".tmp-phantoms-", dir=args.out_dir)
     try:

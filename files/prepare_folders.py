@@ -7,12 +7,12 @@ image_dataset_from_directory and torchvision's ImageFolder read.
 Classes get ids 0..K-1 in sorted folder-name order (2 <= K <= 100). JPEG, PNG, BMP, TIFF, WebP
 and any other format Pillow reads, in any mode (grey, RGB, RGBA, 16-bit, palette), become RGB:
 16-bit grey is scaled to 8 bits, transparent pixels are laid over black. Each image is
-centre-cropped to a square (--pad pads it with black instead) and resized to --size x --size
-with Pillow's default filter. --grey stores grey levels in 3 equal channels, and --equalize
+centre-cropped to a square (--pad pads it with black instead) and resized to 80x80, the size
+the models take, with Pillow's default filter. --grey stores grey levels in 3 equal channels, and --equalize
 with it equalizes each image's histogram, as prepare_xrays.py does for X-rays.
 
 Writes into --out_dir (default files/folder/):
-  img_align_folder.npz     uint8 (N, size, size, 3)
+  img_align_folder.npz     uint8 (N, 80, 80, 3)
   labels_align_folder.npz  int64 (N,), the class ids
   classes.json             {"classes": [names in id order], "counts": [images per class]}
 Files that are not images or are damaged are skipped and counted; so are class folders with
@@ -42,7 +42,7 @@ from cganlib.datasets import (
     print_prepared_summary,
     read_in_threads,
 )
-from cganlib.storage import InputError, atomic_write, fail, save_npz, writable_folder
+from cganlib.storage import InputError, atomic_write, save_npz, writable_folder
 
 IMAGES_FILE, LABELS_FILE = "img_align_folder.npz", "labels_align_folder.npz"
 EMPTY_CLASS = "class folders with no usable image"
@@ -52,15 +52,18 @@ SKIP_REASONS = (NOT_IMAGE, UNREADABLE)
 def parse_args(argv=None):
     p = cli.Parser(__doc__)
     p.add_argument("--images", required=True, help="folder with one sub-folder of images per class")
-    p.add_argument("--out_dir", default="files/folder/", help="folder for the prepared files (default %(default)s)")
+    p.add_argument("--out_dir", default="files/folder/", help="folder for the prepared files")
     p.add_argument("--n", type=cli.POSITIVE, help="at most this many images per class (default: all)")
-    p.add_argument("--size", type=cli.POSITIVE, default=IMAGE_SIDE, help="side of the square images (default %(default)s)")
+    p.add_argument("--size", type=cli.POSITIVE, default=IMAGE_SIDE,
+                   help=f"side of the square images: {IMAGE_SIDE}, the only size the models take (default: %(default)s)")
     p.add_argument("--pad", action="store_true", help="pad to a square with black instead of cropping the centre")
     p.add_argument("--grey", action="store_true", help="store grey levels (3 equal channels)")
     p.add_argument("--equalize", action="store_true", help="with --grey: equalize each image's histogram")
     p.add_argument("--workers", type=cli.POSITIVE, default=os.cpu_count(),
                    help="decoding threads (default: all %(default)s cores)")
     args = p.parse_args(argv)
+    if args.size != IMAGE_SIDE:
+        p.error(f"--size: training and the explaining scripts take {IMAGE_SIDE}x{IMAGE_SIDE} images only, got {args.size}")
     if args.equalize and not args.grey:
         p.error("--equalize works on grey levels: add --grey")
     return args
@@ -113,7 +116,7 @@ def write_classes(path, classes, counts):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
+    with cli.exit_on_bad_input():
         folders = class_folders(args.images)
         images, labels, classes, counts, skipped, over_limit = prepare(folders, args)
         if len(classes) < MIN_CLASSES:
@@ -122,8 +125,6 @@ def main(argv=None):
         if len(classes) > MAX_CLASSES:
             raise InputError(f"{len(classes)} classes in {args.images}; at most {MAX_CLASSES} are supported")
         writable_folder(args.out_dir)
-    except InputError as e:
-        fail(str(e))
     save_npz(os.path.join(args.out_dir, IMAGES_FILE), images)
     save_npz(os.path.join(args.out_dir, LABELS_FILE), labels)
     write_classes(os.path.join(args.out_dir, CLASSES_FILE), classes, counts)

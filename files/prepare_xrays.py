@@ -30,13 +30,11 @@ from cganlib.datasets import (
     NOT_IMAGE,
     UNREADABLE,
     find_files,
-    grey_rgb,
     print_prepared_summary,
-    read_image,
-    read_in_threads,
     xray_label,
 )
 from cganlib.storage import InputError, fail, save_npz, writable_folder
+from cganlib.xray_images import load_xrays
 
 XRAY = DATASETS["xray"]
 SKIP_REASONS = (NOT_IMAGE, UNREADABLE)
@@ -45,12 +43,11 @@ N_XRAYS = 50000  # the original's limit
 
 def parse_args(argv=None):
     parser = cli.Parser(__doc__)
-    parser.add_argument("--images", default="files/xray/chest_xray/", help="folder of X-ray images, any depth (default %(default)s)")
-    parser.add_argument("--out_dir", default="files/xray/", help="folder for the two .npz files (default %(default)s)")
+    parser.add_argument("--images", default="files/xray/chest_xray/", help="folder of X-ray images, any depth")
+    parser.add_argument("--out_dir", default="files/xray/", help="folder for the two .npz files")
     parser.add_argument("--n", "--n_xrays", dest="n", type=cli.POSITIVE, default=N_XRAYS,
-                        help="stop after this many images (default %(default)s)")
-    parser.add_argument("--size", type=cli.POSITIVE, default=IMAGE_SIDE,
-                        help="side of the square output images (default %(default)s)")
+                        help="stop after this many images")
+    parser.add_argument("--size", type=cli.POSITIVE, default=IMAGE_SIDE, help="side of the square output images")
     parser.add_argument("--no_equalize", action="store_true", help="skip histogram equalization (the posted script)")
     parser.add_argument("--full_decode", action="store_true", help="decode JPEGs at full size (slower; exact)")
     parser.add_argument("--workers", type=cli.POSITIVE, default=os.cpu_count(),
@@ -61,36 +58,6 @@ def parse_args(argv=None):
 def check_args(args):
     if not os.path.isdir(args.images):
         raise InputError(f"X-ray folder {args.images} not found")
-
-
-def reduce_decoding(image, size):
-    """Ask the JPEG decoder of a just-opened image for the smallest of 1/2, 1/4, 1/8 scale still
-    at least twice `size` on each side, so the resize after it still averages over several
-    pixels. Other formats ignore the request."""
-    image.draft("RGB", (2 * size, 2 * size))
-
-
-def load_xray(path, size, equalize=True, reduced=True):
-    """(pixels (size, size, 3) uint8, None), or (None, the reason the file cannot be used)."""
-
-    def shrink(image):
-        if reduced:
-            reduce_decoding(image, size)
-        # grey JPEGs (most X-rays) skip the RGB round trip: the same pixels, less work
-        return (image if image.mode == "L" else image.convert("RGB")).resize((size, size))
-
-    small, reason = read_image(path, shrink)
-    if small is None:
-        return None, reason
-    if equalize:
-        return grey_rgb(small, equalize=True), None
-    pixels = np.asarray(small)
-    return (np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels), None
-
-
-def load_xrays(paths, size, equalize=True, workers=1, reduced=True):
-    """load_xray for each path, in order, decoded by `workers` threads."""
-    return read_in_threads(lambda path: load_xray(path, size, equalize, reduced), paths, workers)
 
 
 def prepare(paths, args):
@@ -113,18 +80,22 @@ def prepare(paths, args):
     return images[: len(labels)], np.array(labels, dtype=np.int64), skipped, len(paths) - seen
 
 
+def checked_paths(args):
+    """The files under --images, checked, and the output folder made."""
+    check_args(args)
+    paths = find_files(args.images)
+    if not paths:
+        raise InputError(f"no files under {args.images}")
+    n_images = min(args.n, len(paths))
+    cli.check_memory(n_images * args.size**2 * 3, f"{n_images} images of {args.size}x{args.size}")
+    writable_folder(args.out_dir)
+    return paths
+
+
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        check_args(args)
-        paths = find_files(args.images)
-        if not paths:
-            raise InputError(f"no files under {args.images}")
-        n_images = min(args.n, len(paths))
-        cli.check_memory(n_images * args.size**2 * 3, f"{n_images} images of {args.size}x{args.size}")
-        writable_folder(args.out_dir)
-    except InputError as e:
-        fail(str(e))
+    with cli.exit_on_bad_input():
+        paths = checked_paths(args)
     images, labels, skipped, not_seen = prepare(paths, args)
     if not len(labels):
         reasons = ", ".join(f"{count} {reason}" for reason, count in skipped.items())

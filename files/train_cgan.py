@@ -263,7 +263,7 @@ def main(argv=None):
     args, given = parse_args(argv)
     run = None
     try:
-        with cli.one_line_errors():
+        with cli.exit_on_bad_input():
             # TensorFlow loads here, after the arguments are checked
             from cganlib.distribution import is_chief
 

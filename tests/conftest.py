@@ -30,8 +30,9 @@ def pytest_collection_modifyitems(items):
 
 
 def run_script(script, *args, cwd=None, timeout=600, env=None):
-    """Run files/<script> with args in a subprocess; returns the CompletedProcess."""
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="")
+    """Run files/<script> with args in a subprocess, TensorFlow's log level as the user has it;
+    returns the CompletedProcess."""
+    full_env = dict(os.environ, MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="")
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, os.path.join(FILES, script), *map(str, args)],

@@ -19,6 +19,7 @@ import latent_arithmetic
 import latent_walk
 import make_phantoms
 import prepare_faces
+import prepare_folders
 import prepare_xrays
 from cganlib.storage import save_arrays, save_npz
 from conftest import DATA, ROOT
@@ -58,6 +59,10 @@ def xrays_argv(f, *extra):
     return ["--images", f["xrays"], "--out_dir", f["tmp"] / "out", *extra]
 
 
+def folders_argv(f, *extra):
+    return ["--images", f["photos"], "--out_dir", f["tmp"] / "out", *extra]
+
+
 def faces_argv(f, *extra):
     return ["--images", f["photos"], "--attributes", f["table"], "--out_dir", f["tmp"] / "out", *extra]
 
@@ -88,6 +93,7 @@ CASES = [
     (prepare_faces.main, faces_argv, ("--n", -1), "--n/--n_faces: must be at least 1, got -1"),
     (prepare_faces.main, faces_argv, ("--batch_size", 0), "--batch_size/--batch: must be at least 1"),
     (prepare_faces.main, faces_argv, ("--size", HUGE), "would need 300.0 TB of memory"),
+    (prepare_folders.main, folders_argv, ("--size", 64), "--size: training and the explaining scripts take 80x80 images only, got 64"),
     (make_phantoms.main, phantoms_argv, ("--seed", -1), "--seed: must be in [0, 4294967295], got -1"),
     (make_phantoms.main, phantoms_argv, ("--seed", 2**32), "got 4294967296"),
     (make_phantoms.main, phantoms_argv, ("--size", 79), "--size: must be at least 80, got 79"),

@@ -16,14 +16,16 @@ SMALLEST = {
     "bench_epoch.py": ("--smoke",),
     "bench_evaluate.py": ("--smoke",),
     "bench_projection.py": ("--smoke",),
+    "bench_cli.py": ("--smoke",),
 }
 LAST_LINES = {
     "bench_prepare_xrays.py": ("speed-up: ", "difference from the naive pixels (equalized): mean "),
     "bench_prepare_faces.py": ("speed-up: ", "faces found: 3 of 4; same crops as the naive way: True"),
     "bench_train.py": ("heatmaps.py work per model file: ", "RESULT step_s="),
     "bench_epoch.py": ("end of epoch: ", "RESULT step_s="),
-    "bench_evaluate.py": ("one epoch (evaluate.evaluate_epoch): ", "RESULT epoch_s="),
+    "bench_evaluate.py": ("one epoch (evaluation.evaluate_epoch): ", "RESULT epoch_s="),
     "bench_projection.py": ("  no SSIM term: ", "RESULT tf_ssim_step_s="),
+    "bench_cli.py": ("slowest: --help ", "RESULT slowest_help_s="),
 }
 
 

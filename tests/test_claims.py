@@ -19,7 +19,7 @@ from PIL import Image
 import heatmaps
 import latent_arithmetic
 import latent_walk
-from cganlib import cgan, config, plots, training
+from cganlib import cgan, config, latent_space, plots, training
 from conftest import FILES
 from test_heatmaps import data_file
 
@@ -287,7 +287,7 @@ def row_name_at(fig, y):
 
 
 def test_walk_rows_are_grouped_by_sample_and_named_by_label(faces_models, tmp_path, monkeypatch):
-    figures = kept_figures(monkeypatch, latent_walk, "walk_figure")
+    figures = kept_figures(monkeypatch, latent_space, "walk_figure")
     latent_walk.main(["--dataset", "celeb", "--models_dir", str(faces_models), "--n_samples", "2",
                       "--labels", "3", "1", "--seed", str(SEED), "--out_dir", str(tmp_path)])
     generator = cgan.load_generator(data_file("keras2_generator_c4_f8.h5"))
@@ -310,7 +310,7 @@ def test_walk_rows_are_grouped_by_sample_and_named_by_label(faces_models, tmp_pa
 
 
 def test_arithmetic_grid_draws_each_point_with_label_1_or_2(faces_models, tmp_path, monkeypatch):
-    figures = kept_figures(monkeypatch, latent_arithmetic, "points_figure")
+    figures = kept_figures(monkeypatch, latent_space, "points_figure")
     latent_arithmetic.main(["--models_dir", str(faces_models), "--save_points", "--seed", str(SEED),
                             "--out_dir", str(tmp_path)])
     points = arrays_of(tmp_path / "latent_points_200.npz")["arr_0"]

@@ -17,7 +17,7 @@ from skimage.metrics import structural_similarity
 
 import evaluate
 import train_cgan
-from cganlib import cgan, config, datasets, run_folder, training
+from cganlib import cgan, config, datasets, evaluation, run_folder, training
 from cganlib.classifier import build_classifier
 from cganlib.gan_metrics import (
     collapsed,
@@ -188,7 +188,7 @@ def test_evaluate_flags_the_collapse_scores_the_label_blind_generator_at_chance_
     assert "the classifier's accuracy on its held-out real images: 0.750" in done.stdout
     assert done.stdout.count("real against real") == 1
     rows = read_rows(out / "evaluation.csv")
-    assert list(rows[0]) == list(evaluate.FIELDS)
+    assert list(rows[0]) == list(evaluation.FIELDS)
     assert [(r["epoch"], r["label"]) for r in rows] == [
         (epoch, label) for epoch in ("real", "1", "2") for label in ("0", "1", "2", "all")]
     by_key = {(r["epoch"], r["label"]): {k: float(v) for k, v in r.items() if k not in ("epoch", "label")} for r in rows}
@@ -212,14 +212,14 @@ def test_evaluate_flags_the_collapse_scores_the_label_blind_generator_at_chance_
         table = np.loadtxt(projector / embedding["tensor_path"], delimiter="\t", ndmin=2)
         assert table.shape[0] == n_points and np.all(np.isfinite(table))
         assert embedding["metadata_path"] == "metadata.tsv" and embedding["image_path"] == "sprite.png"
-        assert embedding["single_image_dim"] == [evaluate.SPRITE_SIDE] * 2
+        assert embedding["single_image_dim"] == [evaluation.SPRITE_SIDE] * 2
     assert np.loadtxt(projector / "features.tsv", delimiter="\t").shape[1] == 8  # the classifier's pooled width
     metadata = (projector / "metadata.tsv").read_text().splitlines()
     assert metadata[0] == "source\tclass" and len(metadata) == 1 + n_points
     assert metadata[1] == "real\thealthy" and metadata[-1] == "generated\tbacter"
     columns = math.ceil(math.sqrt(n_points))
     with Image.open(projector / "sprite.png") as sprite:
-        assert sprite.size == (columns * evaluate.SPRITE_SIDE,) * 2 and sprite.mode == "RGB"
+        assert sprite.size == (columns * evaluation.SPRITE_SIDE,) * 2 and sprite.mode == "RGB"
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -233,6 +233,11 @@ def test_bad_input_is_one_line_exit_2(evaluation_inputs, capsys, extra, message)
         evaluate.main(["--dataset", "xray", "--data_dir", str(evaluation_inputs), *map(str, extra)])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_the_n_flag_asks_for_the_measures_minimum():
+    """evaluate.py checks --n before the measures' libraries load, against its own copy of the minimum."""
+    assert evaluate.MIN_PER_CLASS == evaluation.MIN_REAL_PER_CLASS
 
 
 # ---------------------------------------------------------------- the training options

@@ -14,7 +14,7 @@ import explain_image
 import prepare_folders
 import saliency
 import train_classifier
-from cganlib import cgan, datasets, projection
+from cganlib import cgan, datasets, explanation, projection
 from cganlib.storage import InputError, load_npz, save_arrays, save_model
 from conftest import DATA
 
@@ -134,7 +134,7 @@ def test_heatmaps_name_rows_by_the_folders_class_names(run, tmp_path):
     done = run("heatmaps.py", "--dataset", "folder", "--data_dir", tmp_path, "--labels", 0, 1)
     assert done.returncode == 0, done.stderr
     assert os.path.exists(tmp_path / "heatmaps" / "generator_model_001.h5.png")
-    from heatmaps import row_names
+    from cganlib.delta_heatmaps import row_names
     assert row_names(datasets.dataset_settings("folder", str(tmp_path)), (0, 2)) == (
         ["benign", "unsure"], [("benign vs unsure", "unsure vs benign")])
     no_table = run("heatmaps.py", "--dataset", "folder", "--data_dir", tmp_path / "results")
@@ -187,8 +187,8 @@ def test_projection_recovers_an_image_made_from_a_known_latent():
     known = cgan.training_latents(rng, 3)
     labels = np.array([0, 1, 2])
     images = cgan.generate(generator, known, labels)
-    latents, reconstructions, mse, ssim = projection.project(generator, images, labels, steps=60, starts=2,
-                                                             progress=False)
+    latents, reconstructions, mse, ssim = projection.project(generator, images, labels, steps=60, starts=2, lr=0.05,
+                                                             ssim_weight=0.2, progress=False)
     # a latent drawn at random, as the projection starts, is much further off
     start_error = np.mean((cgan.generate(generator, cgan.training_latents(rng, 3), labels) - images) ** 2)
     assert mse.max() < 0.2 * start_error  # measured: 0.011 against 0.09
@@ -231,7 +231,7 @@ def test_own_mask_scores_score_each_delta_against_its_own_mask():
     on_mask = masks[[2, 0]].astype(float)  # images 2 and 0, each delta exactly its own mask
     result = {"indices": np.array([2, 0]), "targets": np.array([0, 1]),
               "deltas": np.stack([on_mask, -on_mask], axis=1)}  # target 1: the inverse
-    exact, inverse = explain_image.own_mask_scores(result, masks)
+    exact, inverse = explanation.own_mask_scores(result, masks)
     assert exact["auc"] == 1.0 and exact["energy"] == 1.0 and exact["pointing"] == 1.0 and exact["painted"] == 1.0
     assert exact["n"] == 2 and exact["n_painted"] == 2 and exact["area"] == masks[[2, 0]].mean()
     assert inverse["auc"] == 0.0 and inverse["energy"] == 0.0 and inverse["n_painted"] == 0
@@ -243,10 +243,10 @@ def test_phantom_masks_are_matched_to_the_prepared_order(tmp_path):
     lesion = np.zeros((2, SIZE, SIZE), np.uint8)
     lesion[0, :5] = 1  # the bacterial phantom's, drawn first, prepared second
     save_arrays(tmp_path / "truth.npz", names=names, labels=np.array([2, 0]), lesion=lesion)
-    masks = explain_image.ground_truth_masks(str(tmp_path / "truth.npz"), "lesion", np.array([1]), np.array([2]))
+    masks = explanation.ground_truth_masks(str(tmp_path / "truth.npz"), "lesion", np.array([1]), np.array([2]))
     assert masks[1].sum() == 5 * SIZE and masks[0].sum() == 0
     with pytest.raises(InputError, match="classes differ"):
-        explain_image.ground_truth_masks(str(tmp_path / "truth.npz"), "lesion", np.array([0]), np.array([2]))
+        explanation.ground_truth_masks(str(tmp_path / "truth.npz"), "lesion", np.array([0]), np.array([2]))
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import heatmaps
-from cganlib import cgan, datasets, run_folder, saved_generators
+from cganlib import cgan, datasets, delta_heatmaps, run_folder, saved_generators
 from cganlib.delta import delta_overlay, delta_sums, exact_delta_sums, paint_levels
 from cganlib.storage import save_model
 from conftest import DATA
@@ -59,7 +59,7 @@ def test_reproduces_keras2_images(name):
     expected = np.load(data_file(name + "_expected.npz"))
     generator = cgan.load_generator(data_file(name + ".h5"))
     labels = tuple(range(cgan.n_classes_of(generator)))
-    images, deltas = heatmaps.heatmap_arrays(generator, labels, expected["latents"])
+    images, deltas = delta_heatmaps.heatmap_arrays(generator, labels, expected["latents"])
     produced = images[expected["labels"], np.arange(len(expected["labels"]))]
     assert np.abs(produced * 2 - 1 - expected["images"]).max() <= 1e-5
     assert deltas.dtype == np.float64
@@ -99,11 +99,11 @@ def edge_generator():
 
 def test_the_figure_paints_sums_at_a_threshold_as_the_original_compared_them():
     latents = cgan.heatmap_latents(np.random.default_rng(0), 1)
-    images, deltas = heatmaps.heatmap_arrays(edge_generator(), (0, 1), latents)
+    images, deltas = delta_heatmaps.heatmap_arrays(edge_generator(), (0, 1), latents)
     n = len(EDGE_PIXELS)
     np.testing.assert_array_equal(images[1, :, 0, :n], np.broadcast_to([rgb for rgb, _ in EDGE_PIXELS], (10, n, 3)))
     assert not images[0].any()
-    painted = heatmaps.heatmap_rows(images, deltas)[2]  # label 0's images, painted where label 1's are brighter
+    painted = delta_heatmaps.heatmap_rows(images, deltas)[2]  # label 0's images, painted where label 1's are brighter
     expected = np.array([colour or (0.0, 0.0, 0.0) for _, colour in EDGE_PIXELS], np.float32)
     np.testing.assert_array_equal(painted[:, 0, :n], np.broadcast_to(expected, (10, n, 3)))
     # the same sums rounded to float32 (as the .npz saves them) would paint the first two green
@@ -115,7 +115,7 @@ def test_rows_per_sample_and_pair_for_several_samples():
     rng = np.random.default_rng(0)
     images = rng.random((3, 20, 80, 80, 3), dtype=np.float32)  # 3 labels, 2 samples of 10
     deltas = np.stack([delta_sums(images[a], images) for a in range(3)])
-    rows = heatmaps.heatmap_rows(images, deltas)
+    rows = delta_heatmaps.heatmap_rows(images, deltas)
     assert len(rows) == 2 * (3 + 6)
     second = 9  # the second sample's rows start after the first's 3 image + 6 delta rows
     np.testing.assert_array_equal(rows[second + 1], images[1, 10:])
@@ -130,13 +130,13 @@ def test_rows_per_sample_and_pair_for_several_samples():
 
 def test_row_names_are_the_originals_for_default_labels():
     celeb, xray = datasets.DATASETS["celeb"], datasets.DATASETS["xray"]
-    assert heatmaps.row_names(celeb, (2, 1)) == (("fem", "mal"), (("delta_fem", "delta_mal"),))
-    images, pairs = heatmaps.row_names(xray, (0, 1, 2))
+    assert delta_heatmaps.row_names(celeb, (2, 1)) == (("fem", "mal"), (("delta_fem", "delta_mal"),))
+    images, pairs = delta_heatmaps.row_names(xray, (0, 1, 2))
     assert images == ("healthy", "viral", "bacter")
     # the original's spelling, "bact_vs viral" included
     assert pairs == (("health vs viral", "viral vs health"), ("health vs bact", "bact vs health"),
                      ("viral vs bact", "bact_vs viral"))
-    assert heatmaps.row_names(celeb, (0, 3)) == (["fem", "fem_lips"], [("fem vs fem_lips", "fem_lips vs fem")])
+    assert delta_heatmaps.row_names(celeb, (0, 3)) == (["fem", "fem_lips"], [("fem vs fem_lips", "fem_lips vs fem")])
 
 
 def test_find_models_skips_gan_dis_hidden_and_other_files(tmp_path):
@@ -172,6 +172,22 @@ def test_bad_input_is_one_line(tmp_path, capsys, args, message):
     assert err.count("\n") == 1 and err.endswith(f"error: {message.format(**folders)}\n")
 
 
+def test_a_heatmap_that_paints_nothing_is_named(tmp_path, capsys):
+    """An untrained generator draws the same image for every label: nothing to paint, and a
+    warning says so, with the largest delta it found."""
+    models = tmp_path / "models"
+    models.mkdir()
+    keras.utils.set_random_seed(0)
+    save_generator(models / "generator_model_001.h5", 3)
+    heatmaps.main(["--dataset", "xray", "--models_dir", str(models), "--out_dir", str(tmp_path / "out")])
+    largest = load_heatmap(tmp_path / "out" / "generator_model_001.h5.npz")["deltas"].max()
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: ")]
+    expected = (f"warning: {tmp_path / 'out' / 'generator_model_001.h5.png'} paints nothing: the largest delta "
+                f"(summed RGB difference) is {largest:.3g}, not above the lowest threshold 0.2; the generator draws "
+                "the same image for every label - train it longer")
+    assert warnings == [expected]
+
+
 # ---------------------------------------------------------------- the real CLI
 
 
@@ -191,7 +207,7 @@ def test_cli_on_keras2_file_with_default_folders(tmp_path, run):
     arrays = load_heatmap(out / "generator_model_380.h5.npz")
     assert set(arrays) == NPZ_KEYS
     assert arrays["labels"].tolist() == [0, 1, 2]
-    latents = cgan.heatmap_latents(np.random.default_rng(1), 1)
+    latents = cgan.heatmap_latents(np.random.default_rng(0), 1)  # the default --seed
     assert arrays["latents"].dtype == np.float32
     np.testing.assert_array_equal(arrays["latents"], latents)
     images = arrays["images"]
@@ -239,6 +255,14 @@ def test_cli_goes_on_past_bad_files_and_names_them(faces_run):
     assert errors[3].endswith("3 of 6 model files could not be used: "
                               "generator_model_003.h5, generator_model_004.h5, generator_model_006.h5")
     assert sorted(os.listdir(out)) == [f"generator_model_00{k}.h5.{ext}" for k in (1, 2, 5) for ext in ("npz", "png")]
+
+
+@pytest.mark.slow
+def test_cli_warns_of_the_generators_whose_labels_change_nothing(faces_run):
+    """The label-blind generator (002) and the untrained one (005) paint nothing; 001's labels matter."""
+    _, out, r = faces_run
+    warnings = [line.split(" paints nothing")[0] for line in r.stdout.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: {out / f'generator_model_00{k}.h5.png'}" for k in (2, 5)]
 
 
 @pytest.mark.slow

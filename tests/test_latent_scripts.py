@@ -10,7 +10,7 @@ import pytest
 
 import latent_arithmetic
 import latent_walk
-from cganlib import cgan
+from cganlib import cgan, latent_space, saved_generators
 from cganlib.storage import save_npz
 from test_heatmaps import assert_figure_fits, data_file, save_generator
 
@@ -33,7 +33,7 @@ def arithmetic_argv(folder, out, *extra):
 def test_walk_images_reproduce_keras2():
     expected = expected_of("keras2_generator_c4_f8")
     generator = cgan.load_generator(data_file("keras2_generator_c4_f8.h5"))
-    images = latent_walk.label_images(generator, (0, 1, 2, 3), expected["latents"])
+    images = saved_generators.label_images(generator, (0, 1, 2, 3), expected["latents"])
     produced = images[expected["labels"], np.arange(len(expected["labels"]))]
     assert np.abs(produced * 2 - 1 - expected["images"]).max() <= 1e-5
 
@@ -42,7 +42,7 @@ def test_arithmetic_images_reproduce_keras2():
     expected = expected_of("keras2_generator_c4_f8")
     generator = cgan.load_generator(data_file("keras2_generator_c4_f8.h5"))
     groups = [(C4_LABEL_1, 1), (C4_LABEL_1[::-1], 1), (C4_LABEL_2, 2)]
-    latents, labels, lengths = latent_arithmetic.arithmetic_latents(expected["latents"], groups)
+    latents, labels, lengths = latent_space.arithmetic_latents(expected["latents"], groups)
     images = cgan.generate(generator, latents, labels)
     assert lengths == [3, 3, 3, 1] and labels.tolist() == [1, 1, 1, 1, 1, 1, 2, 2, 2, 2]
     for row, number in zip((0, 1, 3, 4, 6, 7), (*C4_LABEL_1, *C4_LABEL_1[::-1], *C4_LABEL_2)):
@@ -51,7 +51,7 @@ def test_arithmetic_images_reproduce_keras2():
 
 def test_arithmetic_averages_and_result():
     points = np.random.default_rng(0).standard_normal((6, 100)).astype(np.float32)
-    latents, _, _ = latent_arithmetic.arithmetic_latents(points, [([1, 2], 1), ([3], 1), ([4, 5, 6], 2)])
+    latents, _, _ = latent_space.arithmetic_latents(points, [([1, 2], 1), ([3], 1), ([4, 5, 6], 2)])
     neutral_man, smiling_man, smiling_woman = points[:2].mean(0), points[2], points[3:].mean(0)
     np.testing.assert_allclose(latents[2], neutral_man, atol=1e-6)
     np.testing.assert_allclose(latents[-1], neutral_man - smiling_man + smiling_woman, atol=1e-6)

@@ -12,7 +12,7 @@ import make_phantoms
 from cganlib import datasets
 from cganlib import phantoms as phantom_drawing
 from cganlib.datasets import xray_label as label_from_name
-from prepare_xrays import load_xray
+from cganlib.xray_images import load_xray
 
 N, SIZE, SEED = 6, 192, 3
 

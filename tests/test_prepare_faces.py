@@ -16,7 +16,7 @@ from PIL import Image
 from skimage import data
 
 import prepare_faces
-from cganlib import storage
+from cganlib import face_crops, storage
 from cganlib.datasets import face_labels_from_rows
 
 ASTRONAUT = data.astronaut()
@@ -174,7 +174,7 @@ def test_batched_boxes_equal_one_call_per_image(detector):
     expected = [faces[0]["box"] if faces else None for faces in singles]
     assert sum(box is not None for box in expected) == 6
     assert min(expected[-1][:2]) < 0  # unclipped, as the original's detector: abs() has work to do
-    assert prepare_faces.first_boxes(detector, pixels) == expected
+    assert face_crops.first_boxes(detector, pixels) == expected
 
 
 def stage_thresholds(monkeypatch):
@@ -196,7 +196,7 @@ def test_stage_thresholds_are_the_original_mtcnns(detector, monkeypatch):
     """mtcnn 0.1.0 (February 2020) kept proposals above [0.6, 0.7, 0.7]; mtcnn 1.0's last stage
     defaults to 0.8, so prepare_faces passes 0.7."""
     used = stage_thresholds(monkeypatch)
-    prepare_faces.first_boxes(detector, [np.asarray(astronaut_photo(120, 10, 260))])
+    face_crops.first_boxes(detector, [np.asarray(astronaut_photo(120, 10, 260))])
     assert used == {"threshold_pnet": 0.6, "threshold_rnet": 0.7, "threshold_onet": 0.7}
 
 
@@ -219,14 +219,14 @@ def test_a_face_scored_between_0_7_and_0_8_is_kept(detector):
     assert in_band, "no noisy photo has a face scored in (0.7, 0.8]: choose other noise strengths"
     for pixels, box in in_band:
         assert detector.detect_faces(pixels.astype(np.float32), fit_to_image=False) == []  # mtcnn 1.0's 0.8
-        assert prepare_faces.first_boxes(detector, [pixels]) == [box]
+        assert face_crops.first_boxes(detector, [pixels]) == [box]
 
 
 def test_crop_takes_abs_of_a_negative_corner():
     pixels = np.random.default_rng(0).integers(0, 256, (50, 60, 3), dtype=np.uint8)
     expected = np.asarray(Image.fromarray(pixels[2:14, 3:13]).resize((8, 8)))
-    np.testing.assert_array_equal(prepare_faces.crop_face(pixels, [-3, -2, 10, 12], 8), expected)
-    assert prepare_faces.crop_face(pixels, [70, 0, 5, 5], 8) is None
+    np.testing.assert_array_equal(face_crops.crop_face(pixels, [-3, -2, 10, 12], 8), expected)
+    assert face_crops.crop_face(pixels, [70, 0, 5, 5], 8) is None
 
 
 def text_file(tmp, text):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import prepare_xrays
-from cganlib import datasets, storage
+from cganlib import datasets, storage, xray_images
 
 # relative path -> expected label, or the reason it is skipped; listed in the sorted walk order
 TREE = {
@@ -136,8 +136,8 @@ def test_label_from_file_name(name, label):
 
 
 def test_threads_keep_file_order(xrays):
-    sequential = [prepare_xrays.load_xray(path, 40) for path in xrays.all]
-    threaded = list(prepare_xrays.load_xrays(xrays.all, 40, workers=3))
+    sequential = [xray_images.load_xray(path, 40) for path in xrays.all]
+    threaded = list(xray_images.load_xrays(xrays.all, 40, workers=3))
     assert [reason for _, reason in threaded] == [reason for _, reason in sequential]
     for (a, _), (b, _) in zip(threaded, sequential):
         assert (a is None and b is None) or np.array_equal(a, b)
@@ -147,11 +147,11 @@ def test_reduced_decoding_stays_close_to_full_decoding(tmp_path):
     path = tmp_path / "person7_bacteria_1.jpeg"
     synthetic_xray(np.random.default_rng(1), 1400, 1100).save(path, quality=90)  # 1.5 megapixels, as real ones
     with Image.open(path) as image:
-        prepare_xrays.reduce_decoding(image, 80)
+        xray_images.reduce_decoding(image, 80)
         assert image.size == (350, 275)  # 1/4 scale: the smallest still at least 160 pixels a side
     for equalize, mean_bound, max_bound in [(False, 0.5, 3), (True, 1.0, 8)]:
-        reduced, _ = prepare_xrays.load_xray(path, 80, equalize, reduced=True)
-        full, _ = prepare_xrays.load_xray(path, 80, equalize, reduced=False)
+        reduced, _ = xray_images.load_xray(path, 80, equalize, reduced=True)
+        full, _ = xray_images.load_xray(path, 80, equalize, reduced=False)
         difference = np.abs(reduced.astype(int) - full.astype(int))
         assert difference.mean() <= mean_bound and difference.max() <= max_bound
 
@@ -168,8 +168,8 @@ def cdf_gap(grey):
 def test_equalized_histogram_is_flat(tmp_path):
     path = tmp_path / "IM-0001-0001.jpeg"
     synthetic_xray(np.random.default_rng(2), 400, 300, low=70, high=150).save(path)  # a dull, low-contrast film
-    before, _ = prepare_xrays.load_xray(path, 80, equalize=False)
-    after, _ = prepare_xrays.load_xray(path, 80, equalize=True)
+    before, _ = xray_images.load_xray(path, 80, equalize=False)
+    after, _ = xray_images.load_xray(path, 80, equalize=True)
     # one grey level's pixels cannot be split: flat to within the largest level's count, plus one level's share
     allowed = np.bincount(before[..., 0].ravel()).max() + 6400 / 256
     assert cdf_gap(after[..., 0]) <= allowed

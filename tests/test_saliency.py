@@ -14,11 +14,11 @@ from keras import layers
 
 import heatmaps
 import make_phantoms
-import prepare_xrays
 import saliency
 import train_classifier
-from cganlib import cgan
+from cganlib import cgan, datasets, delta_heatmaps, xray_images
 from cganlib.classifier import (
+    FILTERS,
     build_classifier,
     class_activation_maps,
     fit_classifier,
@@ -120,7 +120,7 @@ def test_per_image_scores_use_each_images_own_mask_found_by_its_prepared_index()
 
 def test_prepared_order_is_the_order_prepare_xrays_reads_the_phantoms_in(tmp_path):
     truth = make_phantoms.write_phantoms(tmp_path, 12, 80)
-    found = [os.path.relpath(path, tmp_path / "chest_xray") for path in prepare_xrays.find_files(tmp_path / "chest_xray")]
+    found = [os.path.relpath(path, tmp_path / "chest_xray") for path in datasets.find_files(tmp_path / "chest_xray")]
     assert [truth["names"][row] for row in prepared_order(truth["names"])] == found
 
 
@@ -226,7 +226,7 @@ def region_generator(region, n_classes=2):
 def test_the_averaged_delta_of_a_generator_that_changes_one_region_is_largest_there():
     region = square_mask(50, 10, 16)
     generator = region_generator(region)
-    mean, share = heatmaps.averaged_deltas(generator, (0, 1), 100, np.random.default_rng(0), batch_size=64)
+    mean, share = delta_heatmaps.averaged_deltas(generator, (0, 1), 100, np.random.default_rng(0), batch_size=64)
     assert mean.shape == (2, 2, SIDE, SIDE) and share.shape == (2, 2, len(LEVELS), SIDE, SIDE)
     brighter = mean[1, 0]
     assert region[np.unravel_index(np.argmax(brighter), brighter.shape)]
@@ -236,7 +236,7 @@ def test_the_averaged_delta_of_a_generator_that_changes_one_region_is_largest_th
     faintest = share[1, 0, -1]  # the share of latents whose delta exceeds 0.2
     assert faintest[region].min() == 1.0 and faintest[~region].max() == 0.0
     # the sanity check: fresh weights forget the region
-    fresh_mean, _ = heatmaps.averaged_deltas(cgan.reinitialized(generator, 1), (0, 1), 100, np.random.default_rng(0))
+    fresh_mean, _ = delta_heatmaps.averaged_deltas(cgan.reinitialized(generator, 1), (0, 1), 100, np.random.default_rng(0))
     assert abs(pixel_auc(fresh_mean[1, 0], region) - 0.5) < 0.15
 
 
@@ -251,7 +251,7 @@ def test_averaged_deltas_draw_latents_as_training_does_a_batch_at_a_time():
     kernel[0, 0] = 0.1  # red of pixel (0, 0): the first latent value / 10
     layer_of(model, layers.Dense).set_weights([kernel, np.zeros(SIDE * SIDE * 3, np.float32)])
     layer_of(model, layers.Embedding).set_weights([np.array([[0.0], [1.0]], np.float32)])
-    mean, _ = heatmaps.averaged_deltas(model, (0, 1), 10, np.random.default_rng(7), batch_size=4)
+    mean, _ = delta_heatmaps.averaged_deltas(model, (0, 1), 10, np.random.default_rng(7), batch_size=4)
     expected = np.random.default_rng(7)
     firsts = np.concatenate([cgan.training_latents(expected, n)[:, 0] for n in (4, 4, 2)])
     assert mean[1, 0, 0, 0] == pytest.approx(firsts.mean() / 20, abs=1e-6)  # [0, 1] pixels: half of x / 10
@@ -269,7 +269,7 @@ def phantom_data(tmp_path_factory):
     save_arrays(folder / "ground_truth.npz", **truth)
     order = prepared_order(truth["names"])
     paths = [folder / "chest_xray" / truth["names"][row] for row in order]
-    images = np.stack([prepare_xrays.load_xray(str(path), 80)[0] for path in paths])
+    images = np.stack([xray_images.load_xray(str(path), 80)[0] for path in paths])
     save_npz(folder / "img_align_xray.npz", images)
     save_npz(folder / "labels_align_xray.npz", truth["labels"][order].astype(np.int64))
     return folder
@@ -326,6 +326,12 @@ def test_train_classifier_bad_input_is_one_line(phantom_data, tmp_path, capsys, 
     assert not (tmp_path / "c" / "classifier.keras").exists()
 
 
+def test_train_classifier_builds_the_classifiers_widths_by_default():
+    """train_classifier.py's --filters default is set before TensorFlow loads, from its own copy."""
+    width = train_classifier.FILTERS
+    assert (width, 2 * width, 4 * width) == FILTERS
+
+
 def test_saliency_without_a_classifier_or_with_a_foreign_file_is_one_line(phantom_data, tmp_path, capsys):
     foreign = tmp_path / "model.keras"
     foreign.write_text("not a model")
@@ -355,8 +361,8 @@ def test_heatmaps_average_with_randomized_weights_writes_the_statistics_of_the_r
     assert os.path.getsize(tmp_path / "out" / "generator_model_004.h5.average.png") > 10_000
     # the same latents (seed 3) through the saved generator re-initialized with seed 3, not the saved one
     generator = cgan.load_generator(path)
-    expected, _ = heatmaps.averaged_deltas(cgan.reinitialized(generator, 3), (0, 1, 2), 64, np.random.default_rng(3))
-    saved, _ = heatmaps.averaged_deltas(generator, (0, 1, 2), 64, np.random.default_rng(3))
+    expected, _ = delta_heatmaps.averaged_deltas(cgan.reinitialized(generator, 3), (0, 1, 2), 64, np.random.default_rng(3))
+    saved, _ = delta_heatmaps.averaged_deltas(generator, (0, 1, 2), 64, np.random.default_rng(3))
     scale = np.abs(saved).max()
     assert np.abs(mean - expected).max() < 1e-3 * scale < np.abs(mean - saved).max()
 

@@ -1,5 +1,6 @@
 """Every script runs TensorFlow's oneDNN kernels, also on CPUs where TensorFlow would not choose
-them by itself (AVX2-only: 2 to 3.5 times slower training there), unless the user says otherwise."""
+them by itself (AVX2-only: 2 to 3.5 times slower training there), unless the user says otherwise:
+every module that loads TensorFlow sets its environment first."""
 
 import glob
 import json
@@ -9,9 +10,9 @@ import sys
 
 from conftest import FILES
 
-# Imports every script in one process; at the moment a script first imports TensorFlow (or keras
-# or mtcnn, which import it) it records TF_ENABLE_ONEDNN_OPTS and stops that import, so that no
-# TensorFlow is loaded, and the next script starts with the project's modules not yet imported.
+# Imports every script and module in one process; at the moment one first imports TensorFlow (or
+# keras or mtcnn, which import it) it records TF_ENABLE_ONEDNN_OPTS and stops that import, so that
+# no TensorFlow is loaded, and the next starts with the project's modules not yet imported.
 FIRST_IMPORT_PROBE = """
 import importlib, json, os, sys
 sys.path.insert(0, {files!r})
@@ -28,13 +29,13 @@ class Finder:
 
 sys.meta_path.insert(0, Finder())
 found = {{}}
-for script in {scripts!r}:
+for module in {modules!r}:
     os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
     try:
-        importlib.import_module(script)
-        found[script] = "no tensorflow"
+        importlib.import_module(module)
+        found[module] = "no tensorflow"
     except Seen as seen:
-        found[script] = seen.args[0]
+        found[module] = seen.args[0]
     for name, module in list(sys.modules.items()):  # the project's modules, imported afresh for the next
         if (getattr(module, "__file__", None) or "").startswith({files!r}) or name.split(".")[0] in TENSORFLOW:
             del sys.modules[name]
@@ -56,9 +57,11 @@ def is_script(path):
 
 
 SCRIPTS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(FILES, "*.py")) if is_script(p))
+LIBRARY = sorted("cganlib." + os.path.basename(p)[:-3] for p in glob.glob(os.path.join(FILES, "cganlib", "[!_]*.py")))
 # these must load TensorFlow, or the test would pass without looking
-TENSORFLOW_SCRIPTS = ("train_cgan", "heatmaps", "saliency", "train_classifier", "prepare_faces", "explain_image",
-                      "evaluate")
+TENSORFLOW_MODULES = tuple(f"cganlib.{name}" for name in (
+    "tensorflow_env", "cgan", "classifier", "distribution", "projection", "saved_generators", "delta_heatmaps",
+    "latent_space", "evaluation", "explanation", "held_out_saliency", "classifier_training", "face_crops"))
 
 
 def probe(code, **env):
@@ -68,11 +71,12 @@ def probe(code, **env):
     return done.stdout.strip().splitlines()[-1]
 
 
-def test_every_script_turns_onednn_on_before_it_loads_tensorflow():
-    found = json.loads(probe(FIRST_IMPORT_PROBE.format(files=FILES, scripts=SCRIPTS)))
-    assert set(found) == set(SCRIPTS) and set(TENSORFLOW_SCRIPTS) <= set(SCRIPTS)
-    for script in TENSORFLOW_SCRIPTS:
-        assert found[script] == "1", script
+def test_every_module_turns_onednn_on_before_it_loads_tensorflow():
+    modules = SCRIPTS + LIBRARY
+    found = json.loads(probe(FIRST_IMPORT_PROBE.format(files=FILES, modules=modules)))
+    assert set(found) == set(modules) and set(TENSORFLOW_MODULES) <= set(LIBRARY)
+    for module in TENSORFLOW_MODULES:
+        assert found[module] == "1", module
     assert {value for value in found.values()} <= {"1", "no tensorflow"}, found
 
 

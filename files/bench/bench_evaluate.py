@@ -26,8 +26,7 @@ from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment
 import numpy as np
 from bench_train import median_seconds, onednn_enabled
 
-import evaluate
-from cganlib import cgan
+from cganlib import cgan, evaluation
 from cganlib.classifier import build_classifier, features_and_classes, features_model
 from cganlib.gan_metrics import (
     diversity,
@@ -55,9 +54,9 @@ def parse_args():
 
 def measure_parts(real, real_features, generated, generated_features):
     """{part: function} of gan_metrics.measures, each over every class's set and the `all` set, as
-    evaluate.measured_rows calls it."""
+    evaluation.measured_rows calls it."""
     sets = [(real[k], real_features[k], generated[k], generated_features[k]) for k in LABELS]
-    sets.append(tuple(evaluate.pooled(d) for d in (real, real_features, generated, generated_features)))
+    sets.append(tuple(evaluation.pooled(d) for d in (real, real_features, generated, generated_features)))
     return {
         "diversity (multi-scale SSIM of 500 pairs)": lambda: [diversity(g, np.random.default_rng(0)) for _, _, g, _ in sets],
         "Frechet distance": lambda: [frechet_distance(rf, gf) for _, rf, _, gf in sets],
@@ -79,24 +78,24 @@ def main():
     real = {k: real_pixels[k].astype(np.float32) / 255.0 for k in LABELS}
     real_features = {k: features_and_classes(features, real_pixels[k])[0] for k in LABELS}
     options = SimpleNamespace(labels=list(LABELS), n=args.n, seed=0)
-    real_diversity = evaluate.real_diversities(real, options.seed)
+    real_diversity = evaluation.real_diversities(real, options.seed)
 
     def generate():
-        return evaluate.generated_sets(generator, options.labels, options.n, options.seed)
+        return evaluation.generated_sets(generator, options.labels, options.n, options.seed)
 
     generated = generate()
     generated_features = {k: features_and_classes(features, generated[k] * 255.0)[0] for k in LABELS}
     parts = {
         "generating the images": generate,
-        "the classifier's features": lambda: features_and_classes(features, evaluate.pooled(generated) * 255.0),
+        "the classifier's features": lambda: features_and_classes(features, evaluation.pooled(generated) * 255.0),
         **measure_parts(real, real_features, generated, generated_features),
     }
     seconds = {name: median_seconds(part, args.repeats, warmup=1) for name, part in parts.items()}
     for name, s in seconds.items():
         print(f"  {name}: {s:.2f} s")
-    epoch_s = median_seconds(lambda: evaluate.evaluate_epoch(1, generator, features, real, real_features,
-                                                             real_diversity, options), args.repeats, warmup=1)
-    print(f"one epoch (evaluate.evaluate_epoch): {epoch_s:.2f} s; the parts add up to {sum(seconds.values()):.2f} s")
+    epoch_s = median_seconds(lambda: evaluation.evaluate_epoch(1, generator, features, real, real_features,
+                                                               real_diversity, options), args.repeats, warmup=1)
+    print(f"one epoch (evaluation.evaluate_epoch): {epoch_s:.2f} s; the parts add up to {sum(seconds.values()):.2f} s")
     keys = ("generate", "features", "diversity", "fd", "kid", "precision_recall", "nearest_real")
     print(f"RESULT epoch_s={epoch_s:.3f} " + " ".join(f"{key}_s={s:.3f}" for key, s in zip(keys, seconds.values())))
 

@@ -5,8 +5,8 @@ Writes --n CelebA-like 178x218 JPEGs into a temporary folder: portraits cut at r
 and scales from scikit-image's astronaut photo, and one in four from photos without a face.
 Builds one MTCNN (not timed), warms it up, then times, for the same files:
 
-  naive: prepare_faces.faces_of(detector, [path]) for each photo: one MTCNN call per photo
-  ours:  prepare_faces.faces_of(detector, paths) on batches of --batch photos, as the script
+  naive: face_crops.faces_of(detector, [path]) for each photo: one MTCNN call per photo
+  ours:  face_crops.faces_of(detector, paths) on batches of --batch photos, as the script
 
 Both include reading the JPEG, cropping and resizing; the two alternate batch by batch, so
 load from other processes hits both alike. Prints images/s and CPU time per image (all of
@@ -21,16 +21,18 @@ import os
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before mtcnn, which loads it)
+
+# isort: split
 import numpy as np
+from alternating import time_alternating
 from mtcnn import MTCNN
 from PIL import Image
 from skimage import data
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from alternating import time_alternating
-
-import prepare_faces
+from cganlib.face_crops import faces_of
 
 SIZE = 80
 NO_FACE_PHOTOS = ("coffee", "rocket", "chelsea", "brick")
@@ -71,13 +73,13 @@ def same(a, b):
 
 def run(paths, batch):
     detector = MTCNN()
-    prepare_faces.faces_of(detector, paths[:batch], SIZE)  # warm-up: both ways' first calls
-    prepare_faces.faces_of(detector, paths[:1], SIZE)
+    faces_of(detector, paths[:batch], SIZE)  # warm-up: both ways' first calls
+    faces_of(detector, paths[:1], SIZE)
     print(f"{len(paths)} CelebA-like 178x218 photos; {os.cpu_count()} cores")
     naive, ours = "naive (one MTCNN call per photo)", f"ours (batches of {batch})"
     ways = {
-        naive: lambda part: [prepare_faces.faces_of(detector, [path], SIZE)[0] for path in part],
-        ours: lambda part: prepare_faces.faces_of(detector, part, SIZE),
+        naive: lambda part: [faces_of(detector, [path], SIZE)[0] for path in part],
+        ours: lambda part: faces_of(detector, part, SIZE),
     }
     rates, results = time_alternating(ways, paths, batch)
     print(f"speed-up: {rates[ours] / rates[naive]:.2f}x")

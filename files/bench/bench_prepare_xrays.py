@@ -7,8 +7,8 @@ temporary folder (or --folder, kept), then times, after a warm-up pass over the 
 alternating the two chunk by chunk so load from other processes hits both alike:
 
   naive: one file after another, the posted script's full decode, RGB, resize, then equalize
-  ours:  prepare_xrays.load_xrays: reduced JPEG decoding (Image.draft), grey kept grey, resize,
-         equalize; on 1 thread, then on --workers threads (default: all cores)
+  ours:  xray_images.load_xrays, prepare_xrays.py's: reduced JPEG decoding (Image.draft), grey
+         kept grey, resize, equalize; on 1 thread, then on --workers threads (default: all cores)
 
 and prints images/s for each, the ratios to naive, the CPU time per image (all threads: less
 work and more cores are told apart), and how far our pixels are from naive's. Threads only
@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from alternating import time_alternating
 
-import prepare_xrays
+from cganlib.xray_images import load_xrays
 
 SIZE = 80
 
@@ -88,12 +88,12 @@ def run(paths, workers, chunk=25):
     megabytes = np.mean([os.path.getsize(p) for p in paths]) / 1e6
     print(f"{len(paths)} synthetic X-rays, {min(sizes):.1f}-{max(sizes):.1f} megapixels, {megabytes:.2f} MB each "
           f"on average; {os.cpu_count()} cores")
-    list(prepare_xrays.load_xrays(paths, SIZE, workers=workers))  # warm-up: file cache, thread start
+    list(load_xrays(paths, SIZE, workers=workers))  # warm-up: file cache, thread start
     naive, one_thread, threads = "naive (full decode, RGB, resize, equalize)", "ours, 1 thread", f"ours, {workers} threads"
     ways = {
         naive: lambda part: [naive_load(p) for p in part],
-        one_thread: lambda part: [pixels for pixels, _ in prepare_xrays.load_xrays(part, SIZE, workers=1)],
-        threads: lambda part: [pixels for pixels, _ in prepare_xrays.load_xrays(part, SIZE, workers=workers)],
+        one_thread: lambda part: [pixels for pixels, _ in load_xrays(part, SIZE, workers=1)],
+        threads: lambda part: [pixels for pixels, _ in load_xrays(part, SIZE, workers=workers)],
     }
     rates, images = time_alternating(ways, paths, chunk)
     print(f"speed-up: {rates[threads] / rates[naive]:.2f}x")

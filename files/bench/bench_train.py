@@ -37,8 +37,7 @@ import numpy as np
 import tensorflow as tf
 from timing import median_seconds, onednn_enabled
 
-import heatmaps
-from cganlib import cgan, config, datasets, distribution
+from cganlib import cgan, config, datasets, delta_heatmaps, distribution
 from cganlib.delta import delta_overlay, delta_overlay_per_pixel
 from cganlib.training import Trainer
 
@@ -191,8 +190,8 @@ def heatmap_figures(filters, loop_images):
     latents = cgan.heatmap_latents(np.random.default_rng(0), settings.heatmap_samples)
     with tempfile.TemporaryDirectory() as folder:
         t = time.perf_counter()
-        images, deltas = heatmaps.heatmap_arrays(g, settings.heatmap_labels, latents)
-        heatmaps.render_figure(images, deltas, settings.heatmap_labels, "bench", os.path.join(folder, "h.png"), settings)
+        images, deltas = delta_heatmaps.heatmap_arrays(g, settings.heatmap_labels, latents)
+        delta_heatmaps.render_figure(images, deltas, settings.heatmap_labels, "bench", os.path.join(folder, "h.png"), settings)
         per_model = time.perf_counter() - t
     pairs = [(a, b) for a in range(len(images)) for b in range(len(images)) if a != b]
     looped = [(a, b, k) for a, b in pairs for k in range(images.shape[1])][:loop_images]

@@ -1,28 +1,21 @@
-"""Command-line plumbing every script shares: a parser whose errors are one line with exit
-status 2, flag types that check a number's range (NaN and infinity included), a memory check
-for sizes that cannot fit, and the exit statuses."""
+"""Command-line plumbing every script shares: a parser whose help shows each flag's default and
+whose errors are one line with exit status 2, the same one line for bad input found later,
+flag types that check a number's range (NaN and infinity included), a memory check for sizes
+that cannot fit, and the exit statuses."""
 
 import argparse
 import math
 from contextlib import contextmanager
 
 import psutil
+from tqdm import tqdm
 
-from cganlib.storage import InputError, fail
+from cganlib.storage import EXIT_BAD_INPUT, InputError, fail
 
-EXIT_BAD_INPUT = 2
+# exit statuses besides 0 and EXIT_BAD_INPUT (2, bad input: the one-line error)
 EXIT_TOO_MANY_REBUILDS = 3  # training: the collapse guard gave up; the epoch's models are saved
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding, which Keras's set_random_seed calls, takes no more
-
-
-@contextmanager
-def one_line_errors():
-    """Bad input inside reported as `<script>: error: <message>`, status 2: a script's main runs in it."""
-    try:
-        yield
-    except InputError as e:
-        fail(str(e), status=EXIT_BAD_INPUT)
 
 
 def shown(value):
@@ -32,15 +25,48 @@ def shown(value):
     return "none" if value is None else value
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The script's docstring as written, and after each flag's help its default, unless the
+    help says it already (a default worked out later, like `<data_dir>/results`, is said in
+    words). Switches (off unless given) and flags without a default show none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        no_default = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if "default" in text or action.required or no_default:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with the script's docstring as its help, and one-line errors: `<script>: error:
-    <message>`, status 2, without the usage block argparse prints by default."""
+    """argparse with the script's docstring as its help, each flag's default in its help, and
+    one-line errors: `<script>: error: <message>`, status 2, without the usage block argparse
+    prints by default."""
 
     def __init__(self, doc, **kwargs):
-        super().__init__(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+        super().__init__(description=doc, formatter_class=HelpFormatter, **kwargs)
 
     def error(self, message):
-        fail(message.removeprefix("argument "))  # "--seed: must be ...", as the scripts' own checks read
+        fail(message.removeprefix("argument "), EXIT_BAD_INPUT)  # "--seed: must be ...", as the scripts' own checks read
+
+
+@contextmanager
+def exit_on_bad_input():
+    """Around a script's work: bad input found there (InputError) ends the script as a bad flag
+    does, with `<script>: error: <message>` and EXIT_BAD_INPUT, never a traceback."""
+    try:
+        yield
+    except InputError as e:
+        fail(str(e), EXIT_BAD_INPUT)
+
+
+def print_beside_bars(line):
+    """Print a line while tqdm bars run: the bars step aside and the line is flushed before they
+    are drawn again, so it stands whole on its own line also where stdout and stderr go to one
+    pipe or log (where stdout is buffered, a plain tqdm.write's line would come out later,
+    inside a bar's line)."""
+    with tqdm.external_write_mode():
+        print(line, flush=True)
 
 
 def _range_text(low, high, low_open, high_open):

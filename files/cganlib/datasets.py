@@ -320,3 +320,8 @@ def load_prepared(settings, data_dir, attributes=None):
     if labels.size and (labels.min() < 0 or labels.max() >= settings.n_classes):
         raise InputError(f"labels must be in 0..{settings.n_classes - 1}, found {labels.min()}..{labels.max()}")
     return images, labels.astype(np.int32)
+
+
+def default_data_dir(dataset):
+    """The folder a dataset's files are in when --data_dir is not given: files/<dataset>."""
+    return os.path.join("files", dataset)

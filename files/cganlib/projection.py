@@ -17,7 +17,6 @@ from cganlib import cgan
 from cganlib.ssim import ssim as separable_ssim
 
 LATENT_RANGE = 3.0
-STEPS, STARTS, LEARNING_RATE, SSIM_WEIGHT = 300, 8, 0.05, 0.2
 
 
 def _losses(generator, latents, labels, targets01, ssim_weight):
@@ -59,10 +58,11 @@ def _project_batch(generator, x, y, steps, starts, lr, ssim_weight, rng, progres
     return z.numpy().reshape(starts, n, latent_dim)[best, columns], mse[best, columns], ssim[best, columns]
 
 
-def project(generator, images01, labels, steps=STEPS, starts=STARTS, lr=LEARNING_RATE,
-            ssim_weight=SSIM_WEIGHT, seed=0, batch_size=32, progress=True):
+def project(generator, images01, labels, steps, starts, lr, ssim_weight, seed=0, batch_size=32, progress=True):
     """For images (N, 80, 80, 3) in [0, 1] and their labels (N,): (latents (N, d), the
-    reconstructions (N, 80, 80, 3) in [0, 1], their MSE (N,) and SSIM (N,))."""
+    reconstructions (N, 80, 80, 3) in [0, 1], their MSE (N,) and SSIM (N,)), from Adam's `steps`
+    steps at learning rate lr from `starts` starting points per image (explain_image.py's flags
+    give the defaults)."""
     rng = np.random.default_rng(seed)
     parts = []
     for start in range(0, len(images01), batch_size):

@@ -1,6 +1,6 @@
 """What the scripts that explain saved generators share (heatmaps.py, latent_walk.py,
-latent_arithmetic.py): their common flags, the labels check, the loop over the chosen model
-files, and generating the same latents under each label.
+latent_arithmetic.py, evaluate.py), once their flags are parsed (flags.py): the labels check,
+the loop over the chosen model files, and generating the same latents under each label.
 """
 
 import os
@@ -10,41 +10,10 @@ import numpy as np
 from tqdm import tqdm
 
 from cganlib import cgan, cli, run_folder
-from cganlib.datasets import DATASET_NAMES, IMAGE_SIDE, dataset_settings
+from cganlib.datasets import IMAGE_SIDE
 from cganlib.storage import InputError, writable_folder
 
 FLOAT_BYTES = 4
-
-
-def add_model_flags(parser, out_name, labels_help, n_samples_help=None):
-    """The flags every explaining script takes (--n_samples where n_samples_help is given);
-    parse them with parse_model_args."""
-    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES,
-                        help="celeb, xray, or folder (your own classes, named by <data_dir>/classes.json)")
-    parser.add_argument("--data_dir", help="the dataset's folder (default files/<dataset>)")
-    parser.add_argument("--models_dir", help="folder of generator .h5 files (default <data_dir>/results)")
-    parser.add_argument("--out_dir", help=f"where the outputs go (default <data_dir>/{out_name})")
-    parser.add_argument("--epochs", type=cli.integer(0), nargs="+", metavar="N",
-                        help="epochs to draw (default: every saved one)")
-    parser.add_argument("--labels", type=cli.integer(0), nargs="+", metavar="LABEL", help=labels_help)
-    if n_samples_help:
-        parser.add_argument("--n_samples", type=cli.POSITIVE, help=n_samples_help)
-    parser.add_argument("--seed", type=cli.SEED, default=1,
-                        help="seed of the latents, the same for every model (default 1)")
-    parser.add_argument("--show", action="store_true", help="also open each figure in a window")
-
-
-def parse_model_args(parser, argv, out_name):
-    """Parse the flags, fill in the folders' defaults and args.settings, the dataset's settings."""
-    args = parser.parse_args(argv)
-    args.data_dir = args.data_dir or os.path.join("files", args.dataset)
-    args.models_dir = args.models_dir or os.path.join(args.data_dir, "results")
-    args.out_dir = args.out_dir or os.path.join(args.data_dir, out_name)
-    try:
-        args.settings = dataset_settings(args.dataset, args.data_dir)
-    except InputError as e:
-        parser.error(str(e))
-    return args
 
 
 def check_labels(labels, n_classes, what, minimum=2):

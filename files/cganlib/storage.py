@@ -12,11 +12,14 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+EXIT_BAD_INPUT = 2  # argparse's status for a bad command line; ours for every bad input
+
+
 class InputError(Exception):
-    """Bad input from the user: reported as one line, exit status 2, never a traceback."""
+    """Bad input from the user: reported as one line, exit status EXIT_BAD_INPUT, never a traceback."""
 
 
-def fail(message, status=2):
+def fail(message, status=EXIT_BAD_INPUT):
     """Print `<script>: error: message` on stderr and exit."""
     prog = os.path.basename(sys.argv[0]) or "python"
     print(f"{prog}: error: {message}", file=sys.stderr)

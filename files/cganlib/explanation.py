@@ -1,0 +1,191 @@
+"""explain_image.py's work: given images projected into a generator's latent space, generated
+again under other labels, and the deltas between the reconstruction and each relabelled image,
+drawn and saved; with ground-truth masks, each image's delta scored against its own mask.
+"""
+
+import os
+
+import numpy as np
+
+from cganlib import cgan, cli, plots, projection
+from cganlib.datasets import load_square_image
+from cganlib.delta import delta_sums, paint_levels
+from cganlib.saved_generators import check_labels
+from cganlib.scoring import PAINT_THRESHOLD, prepared_order, score_per_image
+from cganlib.storage import (
+    InputError,
+    load_arrays,
+    npz_keys,
+    save_arrays,
+    save_figure,
+    writable_folder,
+)
+
+# ---------------------------------------------------------------- inputs
+
+
+def read_one_image(args):
+    """(images (1, 80, 80, 3) in [0, 1], labels (1,), indices (1,), name)."""
+    pixels, reason = load_square_image(args.image, cgan.IMAGE_SHAPE[0], args.pad, args.grey, args.equalize)
+    if pixels is None:
+        raise InputError(f"{args.image}: {reason}")
+    name = os.path.splitext(os.path.basename(args.image))[0]
+    return pixels[None].astype(np.float32) / 255.0, np.array([args.label]), np.array([0]), name
+
+
+def read_many_images(args):
+    """(images (N, 80, 80, 3) in [0, 1], labels (N,), indices (N,), name) from --npz."""
+    keys = npz_keys(args.npz)
+    key = "images" if "images" in keys else "arr_0"
+    images = load_arrays(args.npz, (key,))[0]
+    if images.ndim != 4 or images.shape[1:] != cgan.IMAGE_SHAPE:
+        raise InputError(f"{args.npz}: images must be (N, 80, 80, 3), got {images.shape}")
+    indices = np.arange(len(images))
+    if args.indices:
+        indices = np.asarray(args.indices)
+    elif args.indices_from:
+        indices = load_arrays(args.indices_from, ("indices",))[0].astype(np.int64).ravel()
+    elif "indices" in keys:
+        indices = load_arrays(args.npz, ("indices",))[0].astype(np.int64).ravel()
+    if len(indices) == 0 or indices.min() < 0 or indices.max() >= len(images):
+        raise InputError(f"indices must lie in 0..{len(images) - 1}")
+    if "labels" in keys:
+        labels = load_arrays(args.npz, ("labels",))[0][indices]
+    elif args.labels_npz:
+        labels = load_arrays(args.labels_npz, ("arr_0",))[0][indices]
+    elif args.label is not None:
+        labels = np.full(len(indices), args.label)
+    else:
+        raise InputError(f"{args.npz} has no labels array: give --labels_npz or --label")
+    images = images[indices]
+    images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+    return images, labels.astype(np.int64), indices, os.path.splitext(os.path.basename(args.npz))[0]
+
+
+# ---------------------------------------------------------------- explaining
+
+
+def relabelled_images(generator, latents, targets):
+    """(N, T, 80, 80, 3): each latent generated under each target label."""
+    n = len(latents)
+    images = cgan.generate(generator, np.repeat(latents, len(targets), axis=0), np.tile(targets, n))
+    return images.reshape(n, len(targets), *cgan.IMAGE_SHAPE)
+
+
+def explanation_figure(result, class_names, rows, title):
+    """One row per image: given, reconstruction, then per target its image and both deltas."""
+    image_rows, names, captions = [], [], []
+    for i in range(min(rows, len(result["images"]))):
+        k = int(result["labels"][i])
+        row = [result["images"][i], result["reconstructions"][i]]
+        caption = ["given", f"as {class_names[k]}"]
+        for t, j in enumerate(result["targets"]):
+            relabelled, own_brighter = result["relabelled"][i, t], result["deltas"][i, t]
+            row += [relabelled, paint_levels(result["reconstructions"][i], -own_brighter),
+                    paint_levels(relabelled, own_brighter)]
+            caption += [f"as {class_names[j]}", f"{class_names[k]} vs {class_names[j]}",
+                        f"{class_names[j]} vs {class_names[k]}"]
+        image_rows.append(row)
+        captions.append(caption)
+        names.append(f"#{result['indices'][i]}\nMSE {result['mse'][i]:.4f}\nSSIM {result['ssim'][i]:.3f}")
+    return plots.image_rows(image_rows, names, title=title, captions=captions)
+
+
+def ground_truth_masks(path, mask, indices, labels):
+    """The masks of an .npz, one row per row of the prepared arrays. make_phantoms.py's
+    ground_truth.npz (it has `names`) lists the phantoms in the order they were drawn, so its
+    rows are put in prepare_xrays.py's order, and its labels must agree with the images'."""
+    keys = npz_keys(path)
+    masks = load_arrays(path, (mask,))[0]
+    if masks.ndim != 3 or masks.shape[1:] != cgan.IMAGE_SHAPE[:2] or indices.max() >= len(masks):
+        raise InputError(f"{path}: {mask} must be (N, 80, 80) with a row for every index")
+    if {"names", "labels"} <= keys:
+        names, truth_labels = load_arrays(path, ("names", "labels"))
+        rows = prepared_order(names)
+        if not np.array_equal(truth_labels[rows][indices], labels):
+            raise InputError(f"{path}: its classes differ from the images': not the phantoms these were prepared from")
+        masks = masks[rows]
+    return masks
+
+
+def own_mask_scores(result, masks):
+    """Per target: each image's delta ("own label brighter", the positive values) scored against
+    that image's own mask as the heatmap scores score any map (scoring.score_per_image: ROC-AUC,
+    energy inside, pointing, and "area", the masks' mean share, which the last two score by
+    chance), plus "painted": of the pixels above the 0.2 threshold, the share inside, averaged
+    over the "n_painted" images with any painted."""
+    region = masks[result["indices"]].astype(bool)
+    scores = []
+    for t in range(len(result["targets"])):
+        deltas = result["deltas"][:, t]
+        painted = deltas > PAINT_THRESHOLD
+        counts = painted.sum(axis=(1, 2))
+        inside = (painted & region).sum(axis=(1, 2))
+        used = counts > 0
+        share = float(np.mean(inside[used] / counts[used])) if used.any() else 0.0
+        scores.append({**score_per_image(deltas, region), "painted": share, "n_painted": int(used.sum())})
+    return scores
+
+
+# ---------------------------------------------------------------- the run
+
+
+def chosen_targets(to, labels, n_classes, model_name):
+    """--to's labels, checked; by default every label the images do not have (every label if
+    they have all)."""
+    check_labels(sorted(set(labels.tolist())), n_classes, model_name, minimum=1)
+    others = [j for j in range(n_classes) if j not in set(labels.tolist())]
+    targets = to or others or list(range(n_classes))
+    check_labels(targets, n_classes, model_name, minimum=1)
+    return np.asarray(targets)
+
+
+def explained(generator, images, labels, indices, targets, args):
+    """The arrays explain_<name>.npz holds: the images' projections, reconstructions,
+    relabelled images and deltas."""
+    latents, reconstructions, mse, ssim = projection.project(
+        generator, images, labels, args.steps, args.starts, args.lr, args.ssim_weight, args.seed, args.batch_size)
+    relabelled = relabelled_images(generator, latents, targets)
+    return {
+        "indices": indices, "labels": labels, "targets": targets, "latents": latents, "images": images,
+        "reconstructions": reconstructions, "relabelled": relabelled,
+        "deltas": delta_sums(reconstructions[:, None], relabelled), "mse": mse, "ssim": ssim,
+    }
+
+
+def print_mask_scores(result, masks, mask_name):
+    for j, scores in zip(result["targets"], own_mask_scores(result, masks)):
+        print(f"own label brighter than label {j}, against each image's own {mask_name} mask (mean of "
+              f"{scores['n']} images; chance: area {scores['area']:.3f}, ROC-AUC 0.5): ROC-AUC {scores['auc']:.3f}, "
+              f"energy in {scores['energy']:.3f}, pointing {scores['pointing']:.3f}, painted@0.2 "
+              f"{scores['painted']:.3f} ({scores['n_painted']} images painted)")
+
+
+def explain(args):
+    """explain_image.py's work, once its flags are parsed: check the inputs, explain, draw, save."""
+    try:
+        generator = cgan.load_generator(args.model)
+    except cgan.ModelFileError as e:
+        raise InputError(str(e)) from e
+    n_classes = cgan.n_classes_of(generator)
+    if args.class_names is not None and len(args.class_names) != n_classes:
+        raise InputError(f"{args.model} has {n_classes} classes, --dataset {args.dataset} has {len(args.class_names)}")
+    images, labels, indices, name = read_one_image(args) if args.image else read_many_images(args)
+    targets = chosen_targets(args.to, labels, n_classes, os.path.basename(args.model))
+    masks = ground_truth_masks(args.ground_truth, args.mask, indices, labels) if args.ground_truth else None
+    cli.check_memory(len(images) * (1 + 2 * len(targets)) * images[0].nbytes, f"{len(images)} images")
+    writable_folder(args.out_dir)
+
+    result = explained(generator, images, labels, indices, targets, args)
+    base = os.path.join(args.out_dir, f"explain_{name}")
+    save_arrays(base + ".npz", **result)
+    class_names = args.class_names or [str(k) for k in range(n_classes)]
+    fig = explanation_figure(result, class_names, args.rows, f"{os.path.basename(args.model)}: {name}")
+    save_figure(fig, base + ".png", dpi=plots.DPI)
+    plots.show_or_close(fig, False)
+    mse, ssim = result["mse"], result["ssim"]
+    print(f"reconstruction: MSE {mse.mean():.5f} (worst {mse.max():.5f}), SSIM {ssim.mean():.3f} "
+          f"(worst {ssim.min():.3f}) over {len(images)} images")
+    if masks is not None:
+        print_mask_scores(result, masks, args.mask)
+    print(f"wrote {base}.png and {base}.npz")
