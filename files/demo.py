@@ -79,10 +79,9 @@ import subprocess
 import sys
 import time
 
-from cganlib import cli, config, plots, run_folder
+from cganlib import cli, config, run_folder
 from cganlib.datasets import BACTERIAL, DATASETS, HEALTHY, VIRAL
-from cganlib.gan_metrics import class_summaries, collapsed_classes, read_csv
-from cganlib.phantoms import GROUND_TRUTH
+from cganlib.phantoms import GROUND_TRUTH, LESION_PLACES
 from cganlib.scoring import (
     FINDINGS,
     class_map,
@@ -139,6 +138,8 @@ def parse_args(argv=None):
                    help="latents of each generator's averaged delta (default %(default)s)")
     p.add_argument("--lesion_strength", type=cli.number(0, 1), default=LESION_STRENGTH, help="make_phantoms.py's")
     p.add_argument("--haze_strength", type=cli.number(0, 1), default=HAZE_STRENGTH, help="make_phantoms.py's")
+    p.add_argument("--lesion_place", choices=LESION_PLACES, default="fixed",
+                   help="make_phantoms.py's: fixed (the right lower lobe) or any (either lung, either zone)")
     p.add_argument("--d_lr", type=cli.RATE, default=SMALL.d_lr, help="train_cgan.py's (default %(default)s; original: 0.00004)")
     p.add_argument("--g_lr", type=cli.RATE, default=SMALL.g_lr, help="train_cgan.py's (default %(default)s; original: 0.0002)")
     p.add_argument("--d_beta1", type=cli.BETA, default=SMALL.d_beta1, help="train_cgan.py's (default %(default)s; original: 0.08)")
@@ -228,7 +229,7 @@ def run_demo(args, epochs):
               "evaluation")}
     require(run_step(
         "make_phantoms.py", "--out_dir", w, "--n", args.n, "--seed", args.seed, "--lesion_strength",
-        args.lesion_strength, "--haze_strength", args.haze_strength, "--overwrite",
+        args.lesion_strength, "--haze_strength", args.haze_strength, "--lesion_place", args.lesion_place, "--overwrite",
     ), "make_phantoms.py")
     require(run_step("prepare_xrays.py", "--images", os.path.join(w, "chest_xray"), "--out_dir", w), "prepare_xrays.py")
     require(run_step("train_classifier.py", "--dataset", "xray", "--data_dir", w, "--out_dir", paths["classifier"],
@@ -350,6 +351,9 @@ def result_line(painted, compared, accuracy, minutes, collapsed):
 def comparison_figure(paths, data_dir, ground_truth, mean_diffs, path):
     """Per finding: the class's mean phantom, the true region, the averaged delta, the class-mean
     difference, and the mean Grad-CAM, CAM and IG of its held-out images (each map on its own scale)."""
+    # matplotlib loads when needed, so --help answers at once
+    from cganlib import plots
+
     xray = DATASETS["xray"]
     images, labels = (load_arrays(os.path.join(data_dir, name), ("arr_0",), "prepare_xrays.py")[0]
                       for name in (xray.images_file, xray.labels_file))
@@ -372,6 +376,15 @@ def comparison_figure(paths, data_dir, ground_truth, mean_diffs, path):
     plots.show_or_close(fig, False)
 
 
+def evaluation_summary(path):
+    """(a line per class, the labels flagged collapsed at the last epoch) of evaluate.py's csv."""
+    # SciPy loads when needed
+    from cganlib.gan_metrics import class_summaries, collapsed_classes, read_csv
+
+    rows = read_csv(path)
+    return class_summaries(rows, DATASETS["xray"].class_names), collapsed_classes(rows)
+
+
 def print_outputs(w, paths):
     print(f"\noutputs in {w}/:")
     print(f"  phantoms       {os.path.join(w, 'chest_xray')}  (truth: {os.path.join(w, GROUND_TRUTH)})")
@@ -390,46 +403,44 @@ def print_outputs(w, paths):
 def main(argv=None):
     start = time.time()
     args = parse_args(argv)
-    try:
+    with cli.exit_on_bad_input():
         check_args(args)
         prepare_work_dir(args.out_dir)
-    except InputError as e:
-        fail(str(e))
     n_images = 3 * args.n
     epochs, plan = args.epochs, "--epochs"
     if epochs is None:
         epochs = planned_epochs(args.minutes, n_images, args.filters, args.n_batch)
         plan = f"planned for --minutes {args.minutes:g}"
     print(f"demo training settings: {n_images} phantoms ({args.n} per class), lesion_strength={args.lesion_strength:g} "
+          f"lesion_place={args.lesion_place} "
           f"haze_strength={args.haze_strength:g}; width {args.filters}, {epochs} epochs ({plan}) of "
           f"{n_images // args.n_batch} batches of {args.n_batch}, d_lr={args.d_lr:g} g_lr={args.g_lr:g} d_beta1={args.d_beta1:g}"
           f"{', bfloat16' if args.mixed_precision else ''}; seed {args.seed}", flush=True)
     ground_truth = os.path.join(args.out_dir, GROUND_TRUTH)
     try:
-        paths = run_demo(args, epochs)
-        print(f"\nscores against {ground_truth} (paint threshold 0.2):", flush=True)
-        painted = pooled_scores(paths["heatmap_files"], ground_truth)
-        mean_diffs = mean_differences(args.out_dir)
-        rows, compared = compare(paths, ground_truth, args.average_latents, painted, mean_diffs)
-        (accuracy,) = load_arrays(os.path.join(paths["classifier"], "held_out.npz"), ("accuracy",), "train_classifier.py")
-        comparison_figure(paths, args.out_dir, ground_truth, mean_diffs, os.path.join(args.out_dir, "comparison.png"))
+        with cli.exit_on_bad_input():
+            paths = run_demo(args, epochs)
+            print(f"\nscores against {ground_truth} (paint threshold 0.2):", flush=True)
+            painted = pooled_scores(paths["heatmap_files"], ground_truth)
+            mean_diffs = mean_differences(args.out_dir)
+            rows, compared = compare(paths, ground_truth, args.average_latents, painted, mean_diffs)
+            (accuracy,) = load_arrays(os.path.join(paths["classifier"], "held_out.npz"), ("accuracy",), "train_classifier.py")
+            comparison_figure(paths, args.out_dir, ground_truth, mean_diffs, os.path.join(args.out_dir, "comparison.png"))
     except KeyboardInterrupt:
         fail("interrupted", status=cli.EXIT_INTERRUPTED)
-    except InputError as e:
-        fail(str(e))
     print(f"\nevery map against the ground truth (classifier's held-out accuracy {float(accuracy):.4f}); lesion: the "
           "bacterial-vs-healthy maps against the lesion region, lungs: the viral-vs-healthy maps against the lung fields")
     print("\n".join(score_table(rows)))
     print("\nthe generators against the real phantoms, mean over the heatmapped epochs [real against real]:")
-    evaluation = read_csv(os.path.join(paths["evaluation"], "evaluation.csv"))
-    for line in class_summaries(evaluation, DATASETS["xray"].class_names):
+    summaries, collapsed = evaluation_summary(os.path.join(paths["evaluation"], "evaluation.csv"))
+    for line in summaries:
         print("  " + line)
     print(f"chance: ROC-AUC 0.5; energy, pointing and painted share score the region's area: lesion "
           f"{painted['lesion_area']:.3f}, lungs {painted['lung_area']:.3f} (the union regions); per image, "
           f"the image's own mask: lesion {compared['lesion_image_area']:.3f}, lungs {compared['lungs_image_area']:.3f} on average")
     print_outputs(args.out_dir, paths)
     minutes = (time.time() - start) / 60
-    print(result_line(painted, compared, float(accuracy), minutes, len(collapsed_classes(evaluation))), flush=True)
+    print(result_line(painted, compared, float(accuracy), minutes, len(collapsed)), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 Writes, under --out_dir (default `files/xray/`):
   chest_xray/train/NORMAL/IM-0001-0001.jpeg ...            healthy: clear lungs
   chest_xray/train/PNEUMONIA/person2_virus_1.jpeg ...      viral: diffuse haze in both lungs
-  chest_xray/train/PNEUMONIA/person1_bacteria_1.jpeg ...   bacterial: one consolidation, always
-                                                           in the right lower lobe (image's left)
+  chest_xray/train/PNEUMONIA/person1_bacteria_1.jpeg ...   bacterial: one consolidation, in the
+                                                           right lower lobe (image's left), or with
+                                                           --lesion_place any in either lung, upper
+                                                           or lower zone
   ground_truth.npz   the truth the heatmaps are scored against (heatmap_scores.py), one row per
                      image in file-name order, the order prepare_xrays.py reads them (so row i
                      is image i of the training set), arrays:
@@ -36,6 +38,7 @@ from cganlib.phantoms import (
     GROUND_TRUTH,
     HAZE_STRENGTH,
     JPEG_QUALITY,
+    LESION_PLACES,
     LESION_STRENGTH,
     MASK_SIZE,
     SIZE,
@@ -65,6 +68,9 @@ def parse_args(argv=None):
         "--haze_strength", type=cli.number(0, 1), default=HAZE_STRENGTH,
         help="grey level (0..1) the viral haze adds over both lungs, give or take its texture",
     )
+    p.add_argument("--lesion_place", choices=LESION_PLACES, default="fixed",
+                   help="where the bacterial consolidation lies: fixed, the right lower lobe in every image; any, "
+                        "either lung, upper or lower zone, drawn per image")
     p.add_argument("--workers", type=cli.POSITIVE, default=len(os.sched_getaffinity(0)),
                    help="processes drawing phantoms side by side (default: this machine's cores, %(default)s); "
                         "the files are the same whatever the number")
@@ -72,15 +78,16 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def draw_phantom(job, root, size, seed, lesion_strength, haze_strength):
+def draw_phantom(job, root, size, seed, lesion_strength, haze_strength, lesion_place):
     """Draw one phantom, save its JPEG under root/chest_xray; return its masks at 80x80."""
     label, k, name = job
-    image, lesion, lungs = phantom(seed, label, k, size, lesion_strength, haze_strength)
+    image, lesion, lungs = phantom(seed, label, k, size, lesion_strength, haze_strength, lesion_place)
     Image.fromarray(image, "L").save(os.path.join(root, "chest_xray", name), quality=JPEG_QUALITY)
     return shrink_mask(lesion), shrink_mask(lungs)
 
 
-def write_phantoms(root, n, size=SIZE, seed=0, lesion_strength=LESION_STRENGTH, haze_strength=HAZE_STRENGTH, workers=1):
+def write_phantoms(root, n, size=SIZE, seed=0, lesion_strength=LESION_STRENGTH, haze_strength=HAZE_STRENGTH, workers=1,
+                   lesion_place="fixed"):
     """Draw and save n phantoms per class under root/chest_xray, in `workers` processes; return
     the ground-truth arrays. Each phantom depends only on its seed, so the workers' order does not matter."""
     for folder in ("NORMAL", "PNEUMONIA"):
@@ -89,7 +96,7 @@ def write_phantoms(root, n, size=SIZE, seed=0, lesion_strength=LESION_STRENGTH, 
     jobs = sorted(((label, k, name) for label, names in file_names(n).items() for k, name in enumerate(names)),
                   key=lambda job: job[2])
     draw = partial(draw_phantom, root=root, size=size, seed=seed, lesion_strength=lesion_strength,
-                   haze_strength=haze_strength)
+                   haze_strength=haze_strength, lesion_place=lesion_place)
     progress = partial(tqdm, total=len(jobs), desc="phantoms", unit="img")
     if workers == 1:
         masks = list(progress(map(draw, jobs)))
@@ -124,7 +131,7 @@ def main(argv=None):
     staging = tempfile.mkdtemp(prefix=".tmp-phantoms-", dir=args.out_dir)
     try:
         truth = write_phantoms(staging, args.n, args.size, args.seed, args.lesion_strength, args.haze_strength,
-                               args.workers)
+                               args.workers, args.lesion_place)
         save_arrays(os.path.join(staging, GROUND_TRUTH), **truth)
         target = os.path.join(args.out_dir, "chest_xray")
         if os.path.exists(target):

@@ -89,6 +89,38 @@ def test_lesion_moves_with_the_anatomy(phantoms):
     assert np.all((lesion_centres - lung_centres).std(axis=0) < 0.5 * lung_centres.std(axis=0))
 
 
+def test_any_lesion_place_moves_the_consolidation_between_lungs_and_zones_and_fixed_draws_as_before(tmp_path, phantoms):
+    from conftest import run_script
+
+    out = tmp_path / "any"
+    result = run_script("make_phantoms.py", "--out_dir", out, "--n", 16, "--size", SIZE, "--seed", SEED,
+                        "--lesion_place", "any")
+    assert result.returncode == 0, result.stderr
+    with np.load(out / "ground_truth.npz") as data:
+        labels, lesions, lungs = data["labels"], data["lesion"], data["lungs"]
+    places = set()
+    for lesion, lung in zip(lesions[labels == 2], lungs[labels == 2]):
+        rows, cols = np.nonzero(lesion)
+        side = "left of image" if cols.max() < 40 else "right of image" if cols.min() >= 40 else "both"
+        lung_rows = np.nonzero(lung[:, :40] if side == "left of image" else lung[:, 40:])[0]
+        zone = "lower" if rows.mean() > (lung_rows.min() + lung_rows.max()) / 2 else "upper"
+        places.add((side, zone))
+        assert (lesion & lung).sum() >= 0.9 * lesion.sum() and lesion.sum() > 20  # inside the lung field
+    assert places == {(side, zone) for side in ("left of image", "right of image") for zone in ("lower", "upper")}
+    assert not lesions[labels != 2].any()
+    # healthy and viral phantoms draw no lesion place: the same files as with --lesion_place fixed
+    fixed_out, _ = phantoms
+    for name in ("train/NORMAL/IM-0001-0001.jpeg", "train/PNEUMONIA/person2_virus_1.jpeg"):
+        assert (out / "chest_xray" / name).read_bytes() == (fixed_out / "chest_xray" / name).read_bytes()
+
+
+def test_the_fixed_lesion_place_draws_what_the_default_draws():
+    for index in range(3):
+        default = phantom_drawing.phantom(SEED, 2, index, size=SIZE)
+        fixed = phantom_drawing.phantom(SEED, 2, index, size=SIZE, lesion_place="fixed")
+        assert all(np.array_equal(a, b) for a, b in zip(default, fixed))
+
+
 def test_masks_lie_on_the_findings_after_preparation(phantoms, prepared):
     _, truth = phantoms
     labels, grey = prepared
