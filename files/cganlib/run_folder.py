@@ -17,12 +17,14 @@ its generator and discriminator files open. In a folder without history rows or 
 """
 
 import csv
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import platform
 import re
+import stat
 from contextlib import contextmanager
 from datetime import datetime
 from importlib.metadata import version
@@ -197,12 +199,27 @@ def _in_use(results_dir, pid):
     )
 
 
+def _open_lock(results_dir, flags):
+    """The lock file, opened without following a link. Training writes its pid into it, so a
+    link there (or a FIFO, a device) would send that write elsewhere: InputError instead."""
+    path = os.path.join(results_dir, LOCK)
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise InputError(f"{path} is a symbolic link, not a training run's lock: remove it") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{path} is not a regular file, not a training run's lock: remove it")
+    return os.fdopen(fd, "r+" if flags & os.O_RDWR else "r")
+
+
 def check_not_in_use(results_dir):
     """InputError if a running training run holds results_dir's lock. Writes nothing."""
-    path = os.path.join(results_dir, LOCK)
-    if not os.path.exists(path):
+    if not os.path.lexists(os.path.join(results_dir, LOCK)):
         return
-    with open(path) as f:
+    with _open_lock(results_dir, os.O_RDONLY) as f:
         try:
             fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -215,13 +232,11 @@ def locked(results_dir):
     InputError at once if another run holds it. The kernel drops the lock when the holder
     dies, so the file a killed run leaves behind blocks nobody."""
     writable_folder(results_dir)
-    with open(os.path.join(results_dir, LOCK), "a+") as f:
+    with _open_lock(results_dir, os.O_RDWR | os.O_CREAT) as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
             raise _in_use(results_dir, f.read().strip()) from None
-        f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
         f.flush()
