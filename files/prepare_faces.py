@@ -15,7 +15,7 @@ Training turns the rows into the 4 face classes (datasets.face_labels_from_rows)
 
 Fast: MTCNN runs on batches of --batch photos of one size at a time, many times faster than one
 photo per call, with the same boxes. Photos that are missing from the table, unreadable, not
-images, or have no face are skipped and counted.
+images, over 25 megapixels (checked before decoding) or have no face are skipped and counted.
 """
 
 import os
@@ -125,8 +125,8 @@ def main(argv=None):
     labels = face_classes(columns["Male"][rows], columns["High_Cheekbones"][rows], columns["Big_Lips"][rows])
     n_files = len(chosen) + skipped[NOT_IN_TABLE] + skipped[NOT_ATTRACTIVE]
     reasons = (NOT_IN_TABLE, NOT_ATTRACTIVE, NOT_IMAGE, UNREADABLE, face_crops.NO_FACE)
-    print_prepared_summary("faces", labels, CELEB.class_names, {reason: skipped[reason] for reason in reasons}, n_files,
-                           not_seen, "--n")
+    counts = {reason: skipped[reason] for reason in reasons} | skipped  # the rarer reasons when they occur
+    print_prepared_summary("faces", labels, CELEB.class_names, counts, n_files, not_seen, "--n")
     print(f"wrote {images_path} {faces.shape} and {ids_path} {rows.shape}")
 
 

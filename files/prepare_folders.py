@@ -15,8 +15,10 @@ Writes into --out_dir (default files/folder/):
   img_align_folder.npz     uint8 (N, 80, 80, 3)
   labels_align_folder.npz  int64 (N,), the class ids
   classes.json             {"classes": [names in id order], "counts": [images per class]}
-Files that are not images or are damaged are skipped and counted; so are class folders with
-no usable image, and the remaining classes are numbered without them. Then:
+Files that are not images, are damaged, declare over 25 megapixels (checked before decoding)
+or are not regular files (a FIFO, a device) are skipped and counted; so are class folders with
+no usable image, and the remaining classes are numbered without them. Links are followed, to
+files and folders alike; a folder reached twice is read once. Then:
 
     python files/train_cgan.py --dataset folder --data_dir files/folder
 """
@@ -35,8 +37,7 @@ from cganlib.datasets import (
     IMAGE_SIDE,
     MAX_CLASSES,
     MIN_CLASSES,
-    NOT_IMAGE,
-    UNREADABLE,
+    SKIP_REASONS,
     find_files,
     load_square_image,
     print_prepared_summary,
@@ -46,7 +47,6 @@ from cganlib.storage import InputError, atomic_write, save_npz, writable_folder
 
 IMAGES_FILE, LABELS_FILE = "img_align_folder.npz", "labels_align_folder.npz"
 EMPTY_CLASS = "class folders with no usable image"
-SKIP_REASONS = (NOT_IMAGE, UNREADABLE)
 
 
 def parse_args(argv=None):

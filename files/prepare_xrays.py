@@ -14,7 +14,8 @@ Writes into --out_dir (default files/xray/):
 Fast: JPEGs are decoded at a reduced scale (Pillow's Image.draft: 1/2, 1/4 or 1/8 of full size,
 at least twice --size) on all cores. --full_decode decodes at full size instead; with
 --no_equalize that reproduces the posted script pixel for pixel. Files that are not images
-(.DS_Store) or are damaged are skipped and counted.
+(.DS_Store), are damaged, declare over 25 megapixels or are not regular files (a FIFO) are
+skipped and counted. Links are followed, to files and folders alike; a folder reached twice is read once.
 """
 
 import os
@@ -37,7 +38,7 @@ from cganlib.storage import InputError, fail, save_npz, writable_folder
 from cganlib.xray_images import load_xrays
 
 XRAY = DATASETS["xray"]
-SKIP_REASONS = (NOT_IMAGE, UNREADABLE)
+SKIP_REASONS = (NOT_IMAGE, UNREADABLE)  # always listed; the rarer datasets.SKIP_REASONS when they occur
 N_XRAYS = 50000  # the original's limit
 
 
@@ -104,7 +105,7 @@ def main(argv=None):
     labels_path = os.path.join(args.out_dir, XRAY.labels_file)
     save_npz(images_path, images)
     save_npz(labels_path, labels)
-    counts = {reason: skipped[reason] for reason in SKIP_REASONS}
+    counts = {reason: skipped[reason] for reason in SKIP_REASONS} | skipped
     print_prepared_summary("X-rays", labels, XRAY.class_names, counts, len(paths), not_seen, "--n")
     print(f"wrote {images_path} {images.shape} and {labels_path} {labels.shape}")
 

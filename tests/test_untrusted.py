@@ -3,13 +3,73 @@ file belongs, images and arrays whose headers promise more memory than there is,
 half replaced, a run folder edited by hand. Each ends in one line and exit status 2 (bad
 input) or 1 (the machine failed), or works; nothing outside the run's own files is touched."""
 
+import io
 import os
+import resource
+import struct
+import subprocess
+import sys
+import zlib
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from cganlib import run_folder
+import prepare_folders
+from cganlib import datasets, run_folder
 from cganlib.storage import InputError
+from conftest import FILES
 from test_train import bad_input, make_xray_data, xray_argv
+
+MEMORY_LIMIT = 600 << 20  # address space for a preparing script: its work fits, a decoded bomb does not
+BOMB_SIDE = 12000
+
+
+def run_limited(script, *args, timeout=120):
+    """files/<script> in a subprocess with at most MEMORY_LIMIT of address space: a script that
+    decodes a bomb fails (MemoryError) instead of taking the machine's memory."""
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+    return subprocess.run([sys.executable, os.path.join(FILES, script), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=limit_memory, check=False)
+
+
+def png_bomb(path, side=BOMB_SIDE):
+    """A valid 1-bit PNG of side x side black pixels: 17.5 KB on disk, 144 MB as Pillow's
+    1-bit image, 432 MB as RGB."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\0" * ((side // 8 + 1) * side), 9)
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return path
+
+
+def jpeg_bomb(path, side=BOMB_SIDE):
+    """A few hundred bytes of JPEG whose header (SOF0) says side x side."""
+    out = io.BytesIO()
+    Image.new("L", (8, 8)).save(out, "JPEG")
+    data = bytearray(out.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", side, side)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def small_image(path, value=100):
+    Image.fromarray(np.full((90, 100, 3), value, np.uint8)).save(path)
+    return path
+
+
+def class_folders(root, names=("a", "b")):
+    for k, name in enumerate(names):
+        os.makedirs(root / name, exist_ok=True)
+        small_image(root / name / f"{name}.png", 60 * k)
+    return root
 
 # ---------------------------------------------------------------- the run folder's lock
 
@@ -33,3 +93,49 @@ def test_a_fifo_lock_is_refused_without_waiting(tmp_path):
         run_folder.check_not_in_use(str(tmp_path))
     with pytest.raises(InputError, match="is not a regular file"), run_folder.locked(str(tmp_path)):
         pass
+
+
+# ---------------------------------------------------------------- images: bombs, FIFOs, links
+
+
+@pytest.mark.parametrize("script", ["prepare_folders.py", "prepare_xrays.py"])
+def test_an_image_bomb_is_skipped_and_counted_within_a_memory_limit(tmp_path, script):
+    images = class_folders(tmp_path / "images")
+    assert os.path.getsize(png_bomb(images / "a" / "bomb.png")) < 20_000
+    result = run_limited(script, "--images", images, "--out_dir", tmp_path / "out", "--workers", 2)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "skipped, over 25 megapixels: 1" in result.stdout
+    assert "kept 2 " in result.stdout and "DecompressionBombWarning" not in result.stderr
+
+
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")  # as datasets.py sets it; pytest resets it
+def test_a_jpeg_header_claiming_12000x12000_is_refused_before_decoding(tmp_path):
+    from cganlib import face_crops  # prepare_faces.py's reading
+
+    bomb = jpeg_bomb(tmp_path / "tiny.jpg")
+    assert os.path.getsize(bomb) < 1000
+    assert face_crops.load_photo(str(bomb)) == (None, datasets.TOO_LARGE)
+    assert datasets.load_square_image(str(bomb), 80) == (None, datasets.TOO_LARGE)
+    assert datasets.read_image(str(png_bomb(tmp_path / "big.png", side=20_000)), np.asarray) == (
+        None, datasets.TOO_LARGE)  # past Pillow's own limit: its DecompressionBombError
+
+
+@pytest.mark.parametrize("script", ["prepare_folders.py", "prepare_xrays.py"])
+def test_a_fifo_named_like_an_image_is_skipped_not_waited_on(tmp_path, script):
+    images = class_folders(tmp_path / "images")
+    os.mkfifo(images / "a" / "scan.png")
+    result = run_limited(script, "--images", images, "--out_dir", tmp_path / "out", "--workers", 2, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "skipped, not a regular file: 1" in result.stdout
+
+
+def test_links_are_followed_to_files_and_folders_and_a_loop_is_walked_once(tmp_path, capsys):
+    images = class_folders(tmp_path / "images")
+    elsewhere = class_folders(tmp_path / "elsewhere", names=("c",))
+    os.symlink(elsewhere / "c", images / "c")  # a class folder linked in
+    os.symlink(elsewhere / "c" / "c.png", images / "a" / "linked.png")  # a file linked in
+    os.symlink(images / "b", images / "b" / "loop")  # a folder that contains itself
+    prepare_folders.main(["--images", str(images), "--out_dir", str(tmp_path / "out"), "--workers", "2"])
+    out = capsys.readouterr().out
+    assert "kept 4 images of 4 files" in out
+    assert "class 0 a: 2" in out and "class 1 b: 1" in out and "class 2 c: 1" in out

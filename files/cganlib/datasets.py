@@ -8,7 +8,9 @@ the models are in cgan.py.
 
 import json
 import os
+import stat
 import struct
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -179,26 +181,55 @@ def face_labels_from_rows(attribute_path, rows):
 
 NOT_IMAGE = "not an image"
 UNREADABLE = "unreadable"
+NOT_REGULAR = "not a regular file"  # a FIFO, a device, a socket: reading one could wait forever
+# An image's declared size is checked before it is decoded: a file of a few hundred bytes can
+# declare 12000x12000 pixels, gigabytes once decoded. Pillow's own limit (89 megapixels, its
+# DecompressionBombWarning) is made an error below; ours is far lower: 25 megapixels decode to
+# 75 MB of RGB, and an X-ray, a photo or a scan fits under it.
+MAX_PIXELS = 25_000_000
+TOO_LARGE = f"over {MAX_PIXELS // 1_000_000} megapixels"
+SKIP_REASONS = (NOT_IMAGE, UNREADABLE, NOT_REGULAR, TOO_LARGE)
 # what Pillow raises for damaged files, depending on the format and where the damage is
-DAMAGED = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
+DAMAGED = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
 def read_image(path, convert):
-    """(convert(opened image), None), or (None, NOT_IMAGE / UNREADABLE) when the file is not an
-    image or is damaged. `convert` must finish its reading before returning (the file closes)."""
+    """(convert(opened image), None), or (None, the reason the file cannot be used: NOT_IMAGE,
+    UNREADABLE, NOT_REGULAR, TOO_LARGE). The size is checked before anything is decoded.
+    `convert` must finish its reading before returning (the file closes)."""
     try:
-        with Image.open(path) as image:
-            return convert(image), None
-    except UnidentifiedImageError:
-        return None, NOT_IMAGE
-    except DAMAGED:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens at once, and is refused
+    except OSError:
         return None, UNREADABLE
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, NOT_REGULAR
+        try:
+            with Image.open(f) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    return None, TOO_LARGE
+                return convert(image), None
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            return None, TOO_LARGE
+        except UnidentifiedImageError:
+            return None, NOT_IMAGE
+        except DAMAGED:
+            return None, UNREADABLE
 
 
 def find_files(folder):
-    """Every file under folder, sub-folders of any depth included, in sorted order."""
-    found = []
-    for root, dirs, files in os.walk(folder):
+    """Every file under folder, sub-folders of any depth included, in sorted order. Links are
+    followed, to files and folders alike, wherever they lead: a dataset linked into the folder
+    is read as if copied there (read_image then reads regular files only). A folder reached
+    again (a link loop, or two links to one folder) is walked once."""
+    found, walked = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in walked:
+            dirs.clear()
+            continue
+        walked.add(real)
         dirs.sort()  # os.walk visits sub-folders in this list's order
         found += [os.path.join(root, name) for name in sorted(files)]
     return found
