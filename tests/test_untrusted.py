@@ -4,11 +4,13 @@ half replaced, a run folder edited by hand. Each ends in one line and exit statu
 input) or 1 (the machine failed), or works; nothing outside the run's own files is touched."""
 
 import io
+import math
 import os
 import resource
 import struct
 import subprocess
 import sys
+import zipfile
 import zlib
 
 import numpy as np
@@ -22,18 +24,25 @@ from conftest import FILES
 from test_train import bad_input, make_xray_data, xray_argv
 
 MEMORY_LIMIT = 600 << 20  # address space for a preparing script: its work fits, a decoded bomb does not
+ARRAY_MEMORY_LIMIT = 256 << 20  # for reading arrays without TensorFlow
 BOMB_SIDE = 12000
 
 
-def run_limited(script, *args, timeout=120):
-    """files/<script> in a subprocess with at most MEMORY_LIMIT of address space: a script that
-    decodes a bomb fails (MemoryError) instead of taking the machine's memory."""
+def limited(command, limit=MEMORY_LIMIT, timeout=120):
+    """Run command in a subprocess with at most `limit` bytes of address space: one that decodes
+    a bomb fails (MemoryError) instead of taking the machine's memory."""
 
     def limit_memory():
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    return subprocess.run([sys.executable, os.path.join(FILES, script), *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=limit_memory, check=False)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")  # OpenBLAS's threads would reserve address space
+    return subprocess.run([sys.executable, *map(str, command)], capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=limit_memory, env=env, check=False)
+
+
+def run_limited(script, *args, timeout=120):
+    """files/<script> with args, within MEMORY_LIMIT."""
+    return limited([os.path.join(FILES, script), *args], timeout=timeout)
 
 
 def png_bomb(path, side=BOMB_SIDE):
@@ -57,6 +66,19 @@ def jpeg_bomb(path, side=BOMB_SIDE):
     sof = data.index(b"\xff\xc0")
     data[sof + 5 : sof + 9] = struct.pack(">HH", side, side)
     path.write_bytes(bytes(data))
+    return path
+
+
+def npz_bomb(path, shape, descr="|u1"):
+    """An .npz whose arr_0 is zeros of this shape, written a piece at a time: megabytes on disk."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    n_bytes, piece = math.prod(shape) * np.dtype(descr).itemsize, bytes(1 << 24)
+    with (zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+          archive.open("arr_0.npy", "w", force_zip64=True) as f):
+        f.write(header.getvalue())
+        for start in range(0, n_bytes, len(piece)):
+            f.write(piece[: n_bytes - start])
     return path
 
 
@@ -139,3 +161,29 @@ def test_links_are_followed_to_files_and_folders_and_a_loop_is_walked_once(tmp_p
     out = capsys.readouterr().out
     assert "kept 5 images of 5 files" in out
     assert "class 0 a: 3" in out and "class 1 b: 1" in out and "class 2 c: 1" in out
+
+
+# ---------------------------------------------------------------- arrays: headers before data
+
+LOAD_PREPARED = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from cganlib import datasets, storage
+try:
+    datasets.load_prepared(datasets.DATASETS["xray"], sys.argv[2])
+except storage.InputError as e:
+    storage.fail(str(e))
+"""
+
+
+@pytest.mark.parametrize("images, labels, message", [
+    ((1, 80, 80, 62_500), (1,), "images must be uint8 (N, 80, 80, 3), got uint8 (1, 80, 80, 62500)"),
+    ((2, 80, 80, 3), (50_000_000,), "50000000 labels for 2 images"),
+])
+def test_an_array_bomb_is_refused_from_its_header_within_a_memory_limit(tmp_path, images, labels, message):
+    npz_bomb(tmp_path / "img_align_xray.npz", images)  # 400 MB declared, under 2 MB on disk
+    npz_bomb(tmp_path / "labels_align_xray.npz", labels, "<i8")
+    assert max(os.path.getsize(tmp_path / name) for name in os.listdir(tmp_path)) < 2_000_000
+    result = limited(["-c", LOAD_PREPARED, FILES, tmp_path], limit=ARRAY_MEMORY_LIMIT)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1

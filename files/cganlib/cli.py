@@ -1,16 +1,15 @@
 """Command-line plumbing every script shares: a parser whose help shows each flag's default and
 whose errors are one line with exit status 2, the same one line for bad input found later,
 flag types that check a number's range (NaN and infinity included), a memory check for sizes
-that cannot fit, and the exit statuses."""
+that cannot fit (storage.check_memory), and the exit statuses."""
 
 import argparse
 import math
 from contextlib import contextmanager
 
-import psutil
 from tqdm import tqdm
 
-from cganlib.storage import EXIT_BAD_INPUT, InputError, fail
+from cganlib.storage import EXIT_BAD_INPUT, InputError, check_memory, fail  # noqa: F401  (cli.check_memory: the scripts' name for it)
 
 # exit statuses besides 0 and EXIT_BAD_INPUT (2, bad input: the one-line error)
 EXIT_TOO_MANY_REBUILDS = 3  # training: the collapse guard gave up; the epoch's models are saved
@@ -130,17 +129,3 @@ SEED = integer(0, SEED_MAX)
 POSITIVE = integer(1)
 RATE = number(0, 1, low_open=True)  # a learning rate
 BETA = number(0, 1, high_open=True)  # an Adam(ax) beta
-
-
-def check_memory(n_bytes, what):
-    """InputError when n_bytes cannot fit in the memory this machine has free now."""
-    free = psutil.virtual_memory().available
-    if n_bytes > free:
-        raise InputError(f"{what} would need {_size(n_bytes)} of memory; {_size(free)} is free")
-
-
-def _size(n_bytes):
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if n_bytes < 1000 or unit == "PB":
-            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1000

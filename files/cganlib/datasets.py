@@ -14,11 +14,12 @@ import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cganlib.storage import InputError, load_npz
+from cganlib.storage import InputError, load_arrays
 
 IMAGE_SIDE = 80  # prepared images are (80, 80, 3) uint8
 HEALTHY, VIRAL, BACTERIAL = 0, 1, 2  # the X-ray classes
@@ -328,18 +329,28 @@ def attribute_table(data_dir):
     return txt_table if os.path.exists(txt_table) and not os.path.exists(csv_table) else csv_table
 
 
+def _prepared_images(key, shape, dtype):
+    if dtype != np.uint8 or len(shape) != 4 or shape[1:] != (IMAGE_SIDE, IMAGE_SIDE, 3):
+        raise InputError(f"images must be uint8 (N, {IMAGE_SIDE}, {IMAGE_SIDE}, 3), got {dtype} {shape}")
+
+
+def _prepared_labels(name, n_images, key, shape, dtype):
+    if len(shape) != 1 or not np.issubdtype(dtype, np.integer):
+        raise InputError(f"{name} must hold integers of shape (N,), got {dtype} {shape}")
+    if shape[0] != n_images:
+        raise InputError(f"{shape[0]} labels for {n_images} images")
+
+
 def load_prepared(settings, data_dir, attributes=None):
     """The prepared uint8 images (N, 80, 80, 3) and their classes (N,) int32, checked; faces'
     classes come from the attribute table (default: attribute_table(data_dir)). InputError
     for missing or malformed files."""
-    images = load_npz(os.path.join(data_dir, settings.images_file), settings.prepare_script)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE, 3):
-        raise InputError(f"images must be uint8 (N, {IMAGE_SIDE}, {IMAGE_SIDE}, 3), got {images.dtype} {images.shape}")
-    labels = load_npz(os.path.join(data_dir, settings.labels_file), settings.prepare_script)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(f"{settings.labels_file} must hold integers of shape (N,), got {labels.dtype} {labels.shape}")
-    if len(labels) != len(images):
-        raise InputError(f"{len(labels)} labels for {len(images)} images")
+    (images,) = load_arrays(os.path.join(data_dir, settings.images_file), ("arr_0",), settings.prepare_script,
+                            check=_prepared_images)
+    if not len(images):
+        raise InputError(f"{os.path.join(data_dir, settings.images_file)} holds no images")
+    (labels,) = load_arrays(os.path.join(data_dir, settings.labels_file), ("arr_0",), settings.prepare_script,
+                            check=partial(_prepared_labels, settings.labels_file, len(images)))
     if settings.name == "celeb":
         attributes = attributes or attribute_table(data_dir)
         if not os.path.exists(attributes):

@@ -2,11 +2,13 @@
 final name), `.npz` arrays under the key `arr_0`, and the one-line error every script exits with."""
 
 import logging
+import math
 import os
 import sys
 import tempfile
 
 import numpy as np
+import psutil
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -85,21 +87,48 @@ def save_figure(fig, path, **kwargs):
     atomic_write(path, lambda tmp: fig.savefig(tmp, format=ext.lstrip(".") or "png", **kwargs), suffix=ext)
 
 
-def load_arrays(path, keys, made_by=None):
+def _header(data, key):
+    """(shape, dtype) of one array of an open `.npz`, from its .npy header alone."""
+    with data.zip.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return shape, dtype
+
+
+def load_arrays(path, keys, made_by=None, check=None):
     """The named arrays of a `.npz`, in the order of keys; InputError naming the file (and the
-    script that makes it) when it is missing, unreadable or lacks one."""
+    script that makes it) when it is missing, unreadable or lacks one. Each array's header is
+    read first: check(key, shape, dtype), when given, may refuse it (InputError), and arrays of
+    Python objects or larger than the free memory are refused, all before anything is loaded
+    (a file of a megabyte can declare gigabytes of zeros)."""
     hint = f" (make it with {made_by})" if made_by else ""
     if not os.path.exists(path):
         raise InputError(f"{path} not found{hint}")
     try:
         with np.load(path) as data:
-            arrays = {key: data[key] for key in keys if key in data}
+            present = [key for key in keys if key in data]
+            headers = {key: _header(data, key) for key in present}
+            _check_headers(path, headers, check)
+            arrays = {key: data[key] for key in present}
+    except InputError:
+        raise
     except Exception as e:
         raise InputError(f"{path}: not a readable .npz ({type(e).__name__}: {e}){hint}") from e
     missing = [key for key in keys if key not in arrays]
     if missing:
         raise InputError(f"{path} has no array {', '.join(missing)}{hint}")
     return [arrays[key] for key in keys]
+
+
+def _check_headers(path, headers, check):
+    for key, (shape, dtype) in headers.items():
+        if dtype.hasobject:
+            raise InputError(f"{path}: array {key} holds Python objects, which are never loaded")
+        if check:
+            check(key, shape, dtype)
+    n_bytes = sum(math.prod(shape) * dtype.itemsize for shape, dtype in headers.values())
+    check_memory(n_bytes, f"{path}'s arrays {', '.join(f'{key} {shape}' for key, (shape, _) in headers.items())}")
 
 
 def npz_keys(path):
@@ -116,6 +145,20 @@ def npz_keys(path):
 def load_npz(path, made_by=None):
     """The array `arr_0` of a `.npz` (what np.savez_compressed(path, array) writes)."""
     return load_arrays(path, ("arr_0",), made_by)[0]
+
+
+def check_memory(n_bytes, what):
+    """InputError when n_bytes cannot fit in the memory this machine has free now."""
+    free = psutil.virtual_memory().available
+    if n_bytes > free:
+        raise InputError(f"{what} would need {_size(n_bytes)} of memory; {_size(free)} is free")
+
+
+def _size(n_bytes):
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n_bytes < 1000 or unit == "PB":
+            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1000
 
 
 def writable_folder(path):
