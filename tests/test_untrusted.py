@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 import prepare_folders
-from cganlib import datasets, run_folder
+from cganlib import datasets, run_folder, storage
 from cganlib.storage import InputError
 from conftest import FILES
 from test_train import bad_input, make_xray_data, xray_argv
@@ -187,3 +187,15 @@ def test_an_array_bomb_is_refused_from_its_header_within_a_memory_limit(tmp_path
     result = limited(["-c", LOAD_PREPARED, FILES, tmp_path], limit=ARRAY_MEMORY_LIMIT)
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_any_npz_read_refuses_objects_and_arrays_past_the_free_memory_from_the_header(tmp_path):
+    header = io.BytesIO()  # a header that declares 100 TB, and no data
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (10**7, 10**7)})
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        archive.writestr("arr_0.npy", header.getvalue())
+    with pytest.raises(InputError, match=r"huge.npz's arrays arr_0 \(10000000, 10000000\) would need 100.0 TB"):
+        storage.load_npz(tmp_path / "huge.npz")
+    np.savez(tmp_path / "objects.npz", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(InputError, match="objects.npz: array arr_0 holds Python objects, which are never loaded"):
+        storage.load_npz(tmp_path / "objects.npz")
