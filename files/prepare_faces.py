@@ -28,10 +28,11 @@ from cganlib.datasets import (
     NOT_IMAGE,
     UNREADABLE,
     face_classes,
+    manifest_file,
     print_prepared_summary,
     read_attribute_table,
 )
-from cganlib.storage import InputError, fail, save_npz, writable_folder
+from cganlib.storage import InputError, fail, npz_writer, save_file_set, writable_folder
 
 CELEB = DATASETS["celeb"]
 NEEDED_COLUMNS = ("Attractive", "Male", "High_Cheekbones", "Big_Lips")
@@ -119,8 +120,8 @@ def main(argv=None):
         fail(f"no face found in the {len(chosen)} attractive photos in {args.images}")
     images_path = os.path.join(args.out_dir, CELEB.images_file)
     ids_path = os.path.join(args.out_dir, CELEB.labels_file)
-    save_npz(images_path, faces)
-    save_npz(ids_path, rows)
+    save_file_set(args.out_dir, manifest_file(CELEB.name),
+                  {CELEB.images_file: npz_writer(faces), CELEB.labels_file: npz_writer(rows)})
     # the classes training will derive from these rows (datasets.face_labels_from_rows)
     labels = face_classes(columns["Male"][rows], columns["High_Cheekbones"][rows], columns["Big_Lips"][rows])
     n_files = len(chosen) + skipped[NOT_IN_TABLE] + skipped[NOT_ATTRACTIVE]

@@ -31,10 +31,11 @@ from cganlib.datasets import (
     NOT_IMAGE,
     UNREADABLE,
     find_files,
+    manifest_file,
     print_prepared_summary,
     xray_label,
 )
-from cganlib.storage import InputError, fail, save_npz, writable_folder
+from cganlib.storage import InputError, fail, npz_writer, save_file_set, writable_folder
 from cganlib.xray_images import load_xrays
 
 XRAY = DATASETS["xray"]
@@ -103,8 +104,8 @@ def main(argv=None):
         fail(f"no images found under {args.images} ({reasons})")
     images_path = os.path.join(args.out_dir, XRAY.images_file)
     labels_path = os.path.join(args.out_dir, XRAY.labels_file)
-    save_npz(images_path, images)
-    save_npz(labels_path, labels)
+    save_file_set(args.out_dir, manifest_file(XRAY.name),
+                  {XRAY.images_file: npz_writer(images), XRAY.labels_file: npz_writer(labels)})
     counts = {reason: skipped[reason] for reason in SKIP_REASONS} | skipped
     print_prepared_summary("X-rays", labels, XRAY.class_names, counts, len(paths), not_seen, "--n")
     print(f"wrote {images_path} {images.shape} and {labels_path} {labels.shape}")

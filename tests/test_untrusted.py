@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 import prepare_folders
+import prepare_xrays
 from cganlib import datasets, run_folder, storage
 from cganlib.storage import InputError
 from conftest import FILES
@@ -199,3 +200,62 @@ def test_any_npz_read_refuses_objects_and_arrays_past_the_free_memory_from_the_h
     np.savez(tmp_path / "objects.npz", np.array([{"a": 1}], dtype=object))
     with pytest.raises(InputError, match="objects.npz: array arr_0 holds Python objects, which are never loaded"):
         storage.load_npz(tmp_path / "objects.npz")
+
+
+# ---------------------------------------------------------------- the prepared arrays, one set
+
+
+def xray_folder(root, n=6):
+    os.makedirs(root, exist_ok=True)
+    for k in range(n):
+        small_image(root / f"person{k}_{('virus', 'bacteria', 'normal')[k % 3]}.png", 25 * k)
+    return root
+
+
+def killed_at_rename(monkeypatch, final_name):
+    """os.replace raises KeyboardInterrupt (a Ctrl-C) when it would put final_name in place."""
+    replace = os.replace
+
+    def replace_or_die(src, dst):
+        if os.path.basename(dst) == final_name:
+            raise KeyboardInterrupt
+        replace(src, dst)
+
+    monkeypatch.setattr(storage.os, "replace", replace_or_die)
+
+
+def test_a_set_killed_halfway_is_refused_and_one_killed_before_its_manifest_stands(tmp_path, capsys, monkeypatch):
+    data = tmp_path / "data"
+    prepare = ["--images", str(xray_folder(tmp_path / "old")), "--out_dir", str(data), "--workers", "1"]
+    prepare_xrays.main(prepare)
+    old_images, old_labels = datasets.load_prepared(datasets.DATASETS["xray"], str(data))
+    (data / ".tmp-img_align_xray.npz.k1ll3d").write_bytes(b"left by a killed run")
+    prepare[1] = str(xray_folder(tmp_path / "new", n=9))
+    killed_at_rename(monkeypatch, "prepared_xray.json")  # killed before the set's commit
+    with pytest.raises(KeyboardInterrupt):
+        prepare_xrays.main(prepare)
+    assert sorted(os.listdir(data)) == ["img_align_xray.npz", "labels_align_xray.npz", "prepared_xray.json"]
+    images, labels = datasets.load_prepared(datasets.DATASETS["xray"], str(data))
+    assert np.array_equal(images, old_images) and np.array_equal(labels, old_labels)
+    monkeypatch.undo()
+    killed_at_rename(monkeypatch, "labels_align_xray.npz")  # the new images in place, the old labels beside them
+    with pytest.raises(KeyboardInterrupt):
+        prepare_xrays.main(prepare)
+    monkeypatch.undo()
+    capsys.readouterr()
+    err = bad_input(tmp_path, capsys, xray_argv(data))
+    assert "labels_align_xray.npz is not the file prepared_xray.json lists with the rest of its set" in err
+    assert "make the set again with files/prepare_xrays.py" in err
+    prepare_xrays.main(prepare)
+    assert len(datasets.load_prepared(datasets.DATASETS["xray"], str(data))[0]) == 9
+
+
+def test_every_preparing_script_commits_its_files_as_one_set(tmp_path):
+    out = tmp_path / "out"
+    prepare_folders.main(["--images", str(class_folders(tmp_path / "images")), "--out_dir", str(out)])
+    settings = datasets.dataset_settings("folder", str(out))
+    datasets.load_prepared(settings, str(out))
+    with open(out / "classes.json", "a") as f:  # edited by hand
+        f.write(" ")
+    with pytest.raises(InputError, match="classes.json is not the file prepared_folder.json lists"):
+        datasets.load_prepared(settings, str(out))

@@ -19,7 +19,7 @@ from functools import partial
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cganlib.storage import InputError, load_arrays
+from cganlib.storage import InputError, check_file_set, load_arrays, open_regular
 
 IMAGE_SIDE = 80  # prepared images are (80, 80, 3) uint8
 HEALTHY, VIRAL, BACTERIAL = 0, 1, 2  # the X-ray classes
@@ -76,7 +76,7 @@ def read_classes(data_dir):
     if not os.path.exists(path):
         raise InputError(f"{path} not found (make it with files/prepare_folders.py)")
     try:
-        with open(path) as f:
+        with open_regular(path) as f:
             table = json.load(f)
         names, counts = [str(name) for name in table["classes"]], [int(c) for c in table["counts"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -84,6 +84,11 @@ def read_classes(data_dir):
     if not MIN_CLASSES <= len(names) <= MAX_CLASSES or len(counts) != len(names):
         raise InputError(f"{path}: needs {MIN_CLASSES} to {MAX_CLASSES} classes with a count each")
     return names, counts
+
+
+def manifest_file(dataset_name):
+    """The file that commits a dataset's prepared files as one set (storage.save_file_set)."""
+    return f"prepared_{dataset_name}.json"
 
 
 def dataset_settings(name, data_dir):
@@ -344,7 +349,9 @@ def _prepared_labels(name, n_images, key, shape, dtype):
 def load_prepared(settings, data_dir, attributes=None):
     """The prepared uint8 images (N, 80, 80, 3) and their classes (N,) int32, checked; faces'
     classes come from the attribute table (default: attribute_table(data_dir)). InputError
-    for missing or malformed files."""
+    for missing or malformed files, or for files of two preparing runs."""
+    prepared = [settings.images_file, settings.labels_file] + ([CLASSES_FILE] if settings.name == FOLDER else [])
+    check_file_set(data_dir, manifest_file(settings.name), prepared, settings.prepare_script)
     (images,) = load_arrays(os.path.join(data_dir, settings.images_file), ("arr_0",), settings.prepare_script,
                             check=_prepared_images)
     if not len(images):
