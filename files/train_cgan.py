@@ -244,7 +244,7 @@ def train(run, args):
     writable_folder(run.summary_dir)
     writable_folder(run.real_plots_dir)
     with run_folder.locked(run.out_dir):
-        removed = run_folder.prepare_folder(run, args.overwrite)
+        removed, kept = run_folder.prepare_folder(run, args.overwrite)
         print(settings_line(run, images, labels, bfloat16), flush=True)
         if run.mixed_precision and not bfloat16:
             print("--mixed_precision: this CPU has no bfloat16 arithmetic (AVX-512 BF16 or AMX) and oneDNN would "
@@ -256,6 +256,9 @@ def train(run, args):
                   "the settings come from the command line", flush=True)
         if removed:
             print(f"removed {removed} temporary file(s) of writes a killed run left", flush=True)
+        if kept:
+            print(f"--overwrite removed the old run's files; {len(kept)} file(s) its history and config do not name "
+                  f"stay: {', '.join(kept)}", flush=True)
         return training.start(run, images, labels, models, strategy)
 
 

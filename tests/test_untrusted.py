@@ -19,9 +19,11 @@ from PIL import Image
 
 import prepare_folders
 import prepare_xrays
+import train_cgan
 from cganlib import datasets, run_folder, storage
 from cganlib.storage import InputError
 from conftest import FILES
+from test_run_folder import epoch_files, history
 from test_train import bad_input, make_xray_data, xray_argv
 
 MEMORY_LIMIT = 600 << 20  # address space for a preparing script: its work fits, a decoded bomb does not
@@ -259,3 +261,27 @@ def test_every_preparing_script_commits_its_files_as_one_set(tmp_path):
         f.write(" ")
     with pytest.raises(InputError, match="classes.json is not the file prepared_folder.json lists"):
         datasets.load_prepared(settings, str(out))
+
+
+# ---------------------------------------------------------------- a run folder touched by hand
+
+
+def test_overwrite_removes_exactly_the_runs_files_and_names_what_stays(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=32)
+    results = data / "results"
+    os.makedirs(results)
+    run_folder.write_config(str(results), {"flags": {}})
+    for epoch in (1, 2):
+        epoch_files(results, epoch)
+        (results / f"generated_plot_e{epoch:03d}.png").write_bytes(b"png")
+    history(results, [1, 2])
+    foreign = ["generator_model_380.h5", "generated_plot_e999.png", "notes.txt"]  # copied in by hand
+    for name in foreign:
+        (results / name).write_bytes(b"someone's")
+    err = bad_input(tmp_path, capsys, xray_argv(data))
+    assert "already holds a training run (complete epochs 1-2)" in err
+    assert train_cgan.main(xray_argv(data, "--overwrite", "--epochs_goal", 1)) == 0
+    assert "2 file(s) its history and config do not name stay: generated_plot_e999.png, generator_model_380.h5" in (
+        capsys.readouterr().out)
+    assert all((results / name).read_bytes() == b"someone's" for name in foreign)
+    assert not (results / "generator_model_002.h5").exists() and run_folder.complete_epochs(str(results)) == [1]

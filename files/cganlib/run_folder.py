@@ -129,10 +129,25 @@ def run_files(results_dir):
     return sorted(os.path.join(results_dir, n) for n in names)
 
 
+def own_files(results_dir):
+    """The files the run in results_dir names as its own, sorted: run_config.json, history.csv,
+    losses.png and the files of each epoch its history lists. A folder without run_config.json
+    (an original's run) names none: every file named like a run's is taken for its own."""
+    if not os.path.lexists(os.path.join(results_dir, RUN_CONFIG)):
+        return run_files(results_dir)
+    paths = [os.path.join(results_dir, name) for name in (RUN_CONFIG, HISTORY, LOSSES)]
+    for epoch in sorted({int(row["epoch"]) for row in read_history(results_dir)}):
+        paths += [*model_paths(results_dir, epoch).values(), plot_path(results_dir, epoch),
+                  state_path(results_dir, epoch)]
+    return sorted(path for path in paths if os.path.lexists(path))
+
+
 def clear_run(results_dir):
-    """Remove a run's files from results_dir (for --overwrite); other files stay."""
-    for path in run_files(results_dir):
+    """Remove the run's own files (own_files) for --overwrite; returns the names of the files
+    that stay though named like a run's (a model copied in, an epoch the history never listed)."""
+    for path in own_files(results_dir):
         os.remove(path)
+    return [os.path.basename(path) for path in run_files(results_dir)]
 
 
 def generator_files(models_dir):
@@ -249,19 +264,20 @@ def locked(results_dir):
 def prepare_folder(run, overwrite):
     """Under the lock: clear what killed writes left, the old run for --overwrite; record a fresh
     run's settings (run_record); a restart from an earlier epoch takes the later ones out of the
-    history. Returns how many temporary files it removed."""
+    history. Returns (how many temporary files it removed, the names --overwrite left: clear_run)."""
     removed = remove_temporary_files(run.out_dir)
     removed += remove_temporary_files(run.real_plots_dir, ("real_plot_e",))
     removed += remove_temporary_files(run.summary_dir, ("generator_", "discriminator_", "gan_"))
+    kept = []
     if not run.restart:
         if overwrite:
-            clear_run(run.out_dir)
+            kept = clear_run(run.out_dir)
         write_config(run.out_dir, run_record(run))
     else:
-        kept = read_history(run.out_dir, run.epochs_done)
-        if len(kept) < len(read_history(run.out_dir)):
-            write_history(run.out_dir, kept)
-    return removed
+        rows = read_history(run.out_dir, run.epochs_done)
+        if len(rows) < len(read_history(run.out_dir)):
+            write_history(run.out_dir, rows)
+    return removed, kept
 
 
 
