@@ -285,3 +285,38 @@ def test_overwrite_removes_exactly_the_runs_files_and_names_what_stays(tmp_path,
         capsys.readouterr().out)
     assert all((results / name).read_bytes() == b"someone's" for name in foreign)
     assert not (results / "generator_model_002.h5").exists() and run_folder.complete_epochs(str(results)) == [1]
+
+
+def committed_run(results, epochs):
+    """A run folder (run_config.json, history.csv) whose epochs all open, without training."""
+    os.makedirs(results, exist_ok=True)
+    run_folder.write_config(str(results), {"flags": {}})
+    for epoch in epochs:
+        epoch_files(results, epoch)
+    history(results, epochs)
+
+
+def test_a_damaged_file_in_the_newest_complete_epoch_is_named_not_replaced(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=32)
+    results = data / "results"
+    committed_run(results, [1, 2, 3])
+    (results / "generator_model_003.h5").write_bytes(b"cut short")
+    err = bad_input(tmp_path, capsys, xray_argv(data, "--qRestart"))
+    assert ("epoch 3 is complete in history.csv but generator_model_003.h5" in err
+            and "is missing or damaged: put back a good copy, or resume from epoch 2 with --epochs_done 2, "
+                "which replaces epoch 3's files" in err)
+    assert (results / "generator_model_003.h5").read_bytes() == b"cut short"
+
+
+def test_a_damaged_training_state_is_named_before_anything_is_printed_or_written(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=32)
+    results = data / "results"
+    committed_run(results, [1, 2])
+    run_folder.save_state(str(results), 2, {"ij": 4}, {"moments": [np.arange(1000.0)]})
+    whole = (results / "train_state_002.npz").read_bytes()
+    flipped = bytearray(whole)
+    flipped[len(whole) // 2] ^= 0xFF
+    for damaged in (whole[: len(whole) // 2], bytes(flipped)):  # cut short; a byte of the moments changed
+        (results / "train_state_002.npz").write_bytes(damaged)
+        err = bad_input(tmp_path, capsys, xray_argv(data, "--qRestart"))
+        assert "train_state_002.npz is damaged" in err and "resume from an earlier epoch with --epochs_done" in err

@@ -19,12 +19,13 @@ its generator and discriminator files open. In a folder without history rows or 
 import csv
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import platform
 import re
 import stat
+import zipfile
+import zlib
 from contextlib import contextmanager
 from datetime import datetime
 from importlib.metadata import version
@@ -33,7 +34,14 @@ import h5py
 import numpy as np
 
 from cganlib.datasets import CLASSES_FILE, FOLDER
-from cganlib.storage import InputError, atomic_write, save_arrays, writable_folder
+from cganlib.storage import (
+    InputError,
+    atomic_write,
+    file_digest,
+    open_regular,
+    save_arrays,
+    writable_folder,
+)
 
 RUN_CONFIG = "run_config.json"
 HISTORY = "history.csv"
@@ -107,17 +115,51 @@ def describe_epochs(epochs):
 
 
 def restart_epoch(out_dir, epochs_done):
-    """The epoch to resume from, checked; InputError listing the complete epochs otherwise."""
+    """The epoch to resume from, checked, its training state too; InputError listing the
+    complete epochs otherwise. The newest epoch history.csv lists must be whole: resuming
+    from the one before would replace its files, so a damaged one is named instead."""
     complete = complete_epochs(out_dir)
     if epochs_done is None:
+        check_newest_listed(out_dir, complete)
         if not complete:
             again = "; start again with --overwrite" if run_files(out_dir) else ""
             raise InputError(f"--qRestart: no complete epoch in {out_dir}{again}")
-        return complete[-1]
-    if epochs_done not in complete:
+        epochs_done = complete[-1]
+    elif epochs_done not in complete:
         raise InputError(f"--qRestart: epoch {epochs_done} is missing, unreadable or incomplete in {out_dir}; "
                          f"{describe_epochs(complete)}")
+    check_state(out_dir, epochs_done)
     return epochs_done
+
+
+def check_newest_listed(out_dir, complete):
+    """InputError naming the damaged files when the newest epoch history.csv lists is not complete."""
+    listed = [int(row["epoch"]) for row in read_history(out_dir)]
+    if not listed or max(listed) in complete:
+        return
+    newest = max(listed)
+    damaged = [os.path.basename(path) for part, path in model_paths(out_dir, newest).items()
+               if part != "gan" and not readable_h5(path)]
+    earlier = (f"or resume from epoch {complete[-1]} with --epochs_done {complete[-1]}, which replaces epoch "
+               f"{newest}'s files" if complete else "or start again with --overwrite")
+    raise InputError(f"--qRestart: epoch {newest} is complete in history.csv but {' and '.join(damaged)} in {out_dir} "
+                     f"is missing or damaged: put back a good copy, {earlier}")
+
+
+def check_state(out_dir, epoch):
+    """InputError when the epoch's training state file is damaged (cut short, its bytes changed):
+    every member's checksum is read, before the run prints or writes anything."""
+    path = state_path(out_dir, epoch)
+    if not os.path.lexists(path):
+        return
+    try:
+        with open_regular(path, "rb") as f, zipfile.ZipFile(f) as archive:
+            bad = archive.testzip()
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        bad = f"{type(e).__name__}: {e}"
+    if bad:
+        raise InputError(f"--qRestart: {path} is damaged ({bad}): put back a good copy, or resume from an earlier "
+                         f"epoch with --epochs_done")
 
 
 def run_files(results_dir):
@@ -319,11 +361,8 @@ def run_record(run):
 
 def file_record(path):
     """{"path", "bytes", "sha256"} of a data file, to tell later whether it changed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": path, "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+    n_bytes, sha256 = file_digest(path)
+    return {"path": path, "bytes": n_bytes, "sha256": sha256}
 
 
 def check_data_files(records):
@@ -364,6 +403,6 @@ def load_state(results_dir, epoch):
             arrays = {}
             for key in sorted(k for k in data.files if k != "info"):
                 arrays.setdefault(key.rsplit(".", 1)[0], []).append(data[key])
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise InputError(f"{path}: not a readable training state ({e})") from e
     return info, arrays
