@@ -21,7 +21,7 @@ import prepare_folders
 import prepare_xrays
 import train_cgan
 from cganlib import datasets, run_folder, storage
-from cganlib.collapse_guard import D_MODEL, G_MODEL, GAN_MODELS, CollapseGuard
+from cganlib.collapse_guard import D_MODEL, G_MODEL, GAN_MODELS, CollapseGuard, Decision
 from cganlib.storage import InputError
 from conftest import FILES
 from test_run_folder import epoch_files, history
@@ -328,8 +328,8 @@ def test_a_damaged_training_state_is_named_before_anything_is_printed_or_written
 
 def test_a_nan_loss_trips_the_reload_rules_and_in_the_end_stops_the_run():
     guard = CollapseGuard(gan_upper=3.0)
-    assert guard.check(1, 0.5, 0.5, 1.0).reloads == []  # finite, before any snapshot: as the original
-    assert guard.check(2, float("nan"), 0.5, 1.0).reloads == [D_MODEL]  # before a snapshot too
+    assert guard.check(1, 0.2, 0.5, 1.0) == Decision()  # out of the save band: no snapshot, no rule yet
+    assert guard.check(2, float("nan"), 0.2, 1.0).reloads == [D_MODEL]  # before a snapshot too
     assert guard.check(12, 0.5, 0.5, 1.0).snapshot
     assert guard.check(13, 0.5, float("nan"), float("nan")).reloads == [G_MODEL, GAN_MODELS]
     # two trips so far on this snapshot; the run stops at the first trip past max_trips
