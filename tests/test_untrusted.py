@@ -4,6 +4,7 @@ half replaced, a run folder edited by hand. Each ends in one line and exit statu
 input) or 1 (the machine failed), or works; nothing outside the run's own files is touched."""
 
 import io
+import json
 import math
 import os
 import resource
@@ -26,6 +27,7 @@ from cganlib.storage import InputError
 from conftest import FILES
 from test_run_folder import epoch_files, history
 from test_train import bad_input, make_xray_data, xray_argv
+from test_train_resume import fresh_run_config, train_argv
 
 MEMORY_LIMIT = 600 << 20  # address space for a preparing script: its work fits, a decoded bomb does not
 ARRAY_MEMORY_LIMIT = 256 << 20  # for reading arrays without TensorFlow
@@ -335,3 +337,59 @@ def test_a_nan_loss_trips_the_reload_rules_and_in_the_end_stops_the_run():
     # two trips so far on this snapshot; the run stops at the first trip past max_trips
     decisions = [guard.check(14 + k, float("nan"), 0.5, 1.0) for k in range(guard.bands.max_trips - 1)]
     assert decisions[-1].abort and not decisions[-2].abort
+
+
+def edited(record, where, value):
+    """record with the value at path `where` ("config.d_lr") replaced, or removed for DELETE."""
+    *parents, last = where.split(".")
+    node = record
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return record
+
+
+DELETE = object()
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("flags.n_batch", "16", """flag "n_batch" must be a whole number, got '16'"""),
+    ("flags.seed", "abc", """flag "seed" must be a whole number, got 'abc'"""),
+    ("flags.d_lr", NAN, 'flag "d_lr" must be in (0, 1], got nan'),
+    ("flags.strategy", "ps", """flag "strategy" must be one of default, mirrored, multiworker, got 'ps'"""),
+    ("flags.spectral_norm", "yes", """flag "spectral_norm" must be true or false, got 'yes'"""),
+    ("config.d_lr", 0, 'config "d_lr" must be in (0, 1], got 0'),
+    ("config.d_lr", NAN, 'config "d_lr" must be in (0, 1], got nan'),
+    ("config.epsilon", -1.0, 'config "epsilon" must be above 0, got -1.0'),
+    ("config.n_batch", 15, 'config "n_batch" must be even (two half batches), got 15'),
+    ("config.guard.d_loss_high", NAN, 'config guard "d_loss_high" must be finite numbers, got nan'),
+    ("flags", [], '"flags" holds a list, not an object'),
+    ("data_files.0.sha256", DELETE, '"data_files" entry 0 is not {"path": text, "bytes": whole number, "sha256": text}'),
+])
+def test_a_run_config_edited_by_hand_is_refused_as_the_command_line_would(tmp_path, capsys, where, value, message):
+    data = make_xray_data(tmp_path / "data", n=32)
+    results = tmp_path / "results"
+    fresh_run_config(data, results)
+    epoch_files(results, 1)
+    history(results, [1])
+    record = edited(run_folder.read_config(str(results)), where, value)
+    (results / "run_config.json").write_text(json.dumps(record))
+    err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart"))
+    assert f"run_config.json: {message}" in err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[]", "run_config.json: holds a list, not an object"),
+    ("epoch,d1\nabc,0.5\n", "history.csv line 2: epoch 'abc' is not a whole number from 1"),
+    ("d1,d2\n0.5,0.5\n", "history.csv line 2: epoch None is not a whole number from 1"),
+])
+def test_a_history_or_run_config_that_is_not_one_is_refused(tmp_path, capsys, text, message):
+    data = make_xray_data(tmp_path / "data", n=32)
+    results = tmp_path / "results"
+    committed_run(results, [1])
+    (results / message.split(":")[0].split()[0]).write_text(text)
+    assert message in bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart"))

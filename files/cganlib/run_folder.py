@@ -225,12 +225,21 @@ def remove_temporary_files(folder, prefixes=("",)):
 
 
 def read_history(results_dir, up_to_epoch=None):
-    """history.csv's rows as dicts of strings (all, or those up to an epoch); [] without one."""
+    """history.csv's rows as dicts of strings (all, or those up to an epoch); [] without one.
+    InputError when a row's epoch is not a whole number from 1 (a column lost, an edit)."""
     path = os.path.join(results_dir, HISTORY)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open_regular(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not a readable history ({e})") from e
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        epoch = row.get("epoch")
+        if not (epoch or "").isdigit() or int(epoch) < 1:
+            raise InputError(f"{path} line {number}: epoch {epoch!r} is not a whole number from 1; "
+                             f"history.csv's first column is the epoch")
     return [row for row in rows if up_to_epoch is None or int(row["epoch"]) <= up_to_epoch]
 
 
@@ -324,15 +333,37 @@ def prepare_folder(run, overwrite):
 
 
 def read_config(results_dir):
-    """run_config.json as a dict, or None when the folder has none; InputError if unreadable."""
+    """run_config.json as a dict, or None when the folder has none; InputError if unreadable or
+    not laid out as run_record writes it (its values are the flags' to check: train_cgan.py)."""
     path = os.path.join(results_dir, RUN_CONFIG)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return None
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open_regular(path) as f:
+            record = json.load(f)
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: not a readable run config ({e})") from e
+    problem = _layout_problem(record)
+    if problem:
+        raise InputError(f"{path}: {problem}")
+    return record
+
+
+def _layout_problem(record):
+    """What is wrong with run_config.json's layout, or None."""
+    if not isinstance(record, dict):
+        return f"holds a {type(record).__name__}, not an object"
+    for name in ("flags", "config"):
+        if not isinstance(record.get(name, {}), dict):
+            return f'"{name}" holds a {type(record[name]).__name__}, not an object'
+    files = record.get("data_files", [])
+    if not isinstance(files, list):
+        return f'"data_files" holds a {type(files).__name__}, not a list'
+    fields = {"path": str, "bytes": int, "sha256": str}
+    for k, entry in enumerate(files):
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(f), t) for f, t in fields.items()):
+            return f'"data_files" entry {k} is not {{"path": text, "bytes": whole number, "sha256": text}}'
+    return None
 
 
 def write_config(results_dir, config):

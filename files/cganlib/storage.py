@@ -34,14 +34,14 @@ def fail(message, status=EXIT_BAD_INPUT):
     raise SystemExit(status)
 
 
-def open_regular(path, mode="r"):
-    """open(path, mode) for reading, of a regular file only (links followed): InputError for a
-    FIFO, a device or a socket, which could block the reader forever or never end."""
+def open_regular(path, mode="r", **kwargs):
+    """open(path, mode, **kwargs) for reading, of a regular file only (links followed):
+    InputError for a FIFO, a device or a socket, which could block the reader forever or never end."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise InputError(f"{path} is not a regular file")
-    return os.fdopen(fd, mode)
+    return os.fdopen(fd, mode, **kwargs)
 
 
 def _temporary_name(path, suffix):
