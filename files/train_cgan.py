@@ -330,8 +330,8 @@ def train(run, args):
 def main(argv=None):
     args, given = parse_args(argv)
     run = None
-    try:
-        with cli.exit_on_bad_input():
+    with cli.exit_on_bad_input():
+        try:
             # TensorFlow loads here, after the arguments are checked
             from cganlib.distribution import is_chief
 
@@ -341,20 +341,20 @@ def main(argv=None):
             with tempfile.TemporaryDirectory(prefix="cgan-worker-") as folder:
                 run = follow_the_chief(args, given, folder)
                 return train(run, args)
-    except KeyboardInterrupt:
-        if run and run_folder.complete_epochs(run.out_dir):
-            print(f"\ninterrupted; resume with:\n  {resume_command(run, given)}", file=sys.stderr)
-        else:
-            print("\ninterrupted before the first epoch was complete; start again with --overwrite", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
-    except OSError as e:  # a full disk, a folder gone or made read-only
-        where, why = e.filename2 or e.filename, e.strerror or " ".join(str(e).split())
-        if run is None:
-            fail(f"{where}: {why}")
-        done = run_folder.complete_epochs(run.out_dir)
-        then = f"resume with: {resume_command(run, given)}" if done else "start again with --overwrite"
-        fail(f"writing {where or run.out_dir} failed: {why}; {run_folder.describe_epochs(done)} in {run.out_dir}; "
-             f"make room, then {then}", status=EXIT_WRITE_FAILED)
+        except KeyboardInterrupt:
+            if run and run_folder.complete_epochs(run.out_dir):
+                print(f"\ninterrupted; resume with:\n  {resume_command(run, given)}", file=sys.stderr)
+            else:
+                print("\ninterrupted before the first epoch was complete; start again with --overwrite", file=sys.stderr)
+            return cli.EXIT_INTERRUPTED
+        except OSError as e:  # a full disk, a folder gone or made read-only
+            where, why = cli.os_error_parts(e)
+            if run is None:
+                fail(f"{where}: {why}")
+            done = run_folder.complete_epochs(run.out_dir)
+            then = f"resume with: {resume_command(run, given)}" if done else "start again with --overwrite"
+            fail(f"writing {where or run.out_dir} failed: {why}; {run_folder.describe_epochs(done)} in {run.out_dir}; "
+                 f"make room, then {then}", status=EXIT_WRITE_FAILED)
 
 
 if __name__ == "__main__":

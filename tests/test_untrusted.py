@@ -3,6 +3,7 @@ file belongs, images and arrays whose headers promise more memory than there is,
 half replaced, a run folder edited by hand. Each ends in one line and exit status 2 (bad
 input) or 1 (the machine failed), or works; nothing outside the run's own files is touched."""
 
+import errno
 import io
 import json
 import math
@@ -18,13 +19,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import evaluate
+import explain_image
+import heatmaps
 import prepare_folders
 import prepare_xrays
 import train_cgan
-from cganlib import datasets, run_folder, storage
+from cganlib import cli, datasets, evaluation, explanation, run_folder, storage
 from cganlib.collapse_guard import D_MODEL, G_MODEL, GAN_MODELS, CollapseGuard, Decision
 from cganlib.storage import InputError
-from conftest import FILES
+from conftest import DATA, FILES
+from test_evaluate import evaluation_inputs  # noqa: F401  (a fixture)
+from test_heatmaps import save_generator
 from test_run_folder import epoch_files, history
 from test_train import bad_input, make_xray_data, xray_argv
 from test_train_resume import fresh_run_config, train_argv
@@ -393,3 +399,68 @@ def test_a_history_or_run_config_that_is_not_one_is_refused(tmp_path, capsys, te
     committed_run(results, [1])
     (results / message.split(":")[0].split()[0]).write_text(text)
     assert message in bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart"))
+
+
+# ---------------------------------------------------------------- interruptions and full disks outside training
+
+
+def one_line_exit(capsys, status, main, argv):
+    """main(argv) ends with SystemExit(status) and one line on stderr (bars aside); returns it."""
+    with pytest.raises(SystemExit) as stop:
+        main(list(map(str, argv)))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "%|" not in line]
+    assert stop.value.code == status and len(lines) == 1 and "Traceback" not in lines[0], lines
+    return lines[0]
+
+
+def full_disk_at(monkeypatch, suffix):
+    """os.replace fails as on a full disk when it would put a file ending in suffix in place."""
+    replace = os.replace
+
+    def replace_or_fail(src, dst):
+        if str(dst).endswith(suffix):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), src, None, dst)
+        replace(src, dst)
+
+    monkeypatch.setattr(storage.os, "replace", replace_or_fail)
+
+
+def test_a_full_disk_while_heatmaps_write_is_one_line_exit_1_and_nothing_half_written(tmp_path, capsys, monkeypatch):
+    models, out = tmp_path / "models", tmp_path / "out"
+    models.mkdir()
+    save_generator(models / "generator_model_001.h5", 3)
+    full_disk_at(monkeypatch, ".png")
+    line = one_line_exit(capsys, cli.EXIT_FAILED, heatmaps.main,
+                         ["--dataset", "xray", "--models_dir", models, "--out_dir", out])
+    assert line.endswith(f"error: {out / 'generator_model_001.h5.png'}: No space left on device")
+    assert not [name for name in os.listdir(out) if name.endswith(".png") or name.startswith(".tmp-")]
+
+
+def test_ctrl_c_in_explain_image_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    image = small_image(tmp_path / "scan.png")
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(explanation.projection, "project", interrupted)
+    line = one_line_exit(capsys, cli.EXIT_INTERRUPTED, explain_image.main, [
+        "--model", os.path.join(DATA, "keras2_generator_c3_f8.h5"), "--image", image, "--label", 1,
+        "--out_dir", tmp_path / "out"])
+    assert line.endswith("error: interrupted")
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_ctrl_c_in_evaluate_is_one_line_and_leaves_no_partial_results(
+        evaluation_inputs, tmp_path, capsys, monkeypatch):  # noqa: F811  (the fixture imported above)
+    measure = evaluation.evaluate_epoch
+
+    def interrupted_at_epoch_2(epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return measure(epoch, *args)
+
+    monkeypatch.setattr(evaluation, "evaluate_epoch", interrupted_at_epoch_2)
+    line = one_line_exit(capsys, cli.EXIT_INTERRUPTED, evaluate.main, [
+        "--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8, "--out_dir", tmp_path / "out"])
+    assert line.endswith("error: interrupted")
+    assert os.listdir(tmp_path / "out") == []  # epoch 1 was measured: no evaluation.csv of it alone

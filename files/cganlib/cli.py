@@ -12,6 +12,7 @@ from tqdm import tqdm
 from cganlib.storage import EXIT_BAD_INPUT, InputError, check_memory, fail  # noqa: F401  (cli.check_memory: the scripts' name for it)
 
 # exit statuses besides 0 and EXIT_BAD_INPUT (2, bad input: the one-line error)
+EXIT_FAILED = 1  # the machine failed a read or write: a full disk, a folder gone or made read-only
 EXIT_TOO_MANY_REBUILDS = 3  # training: the collapse guard gave up; the epoch's models are saved
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding, which Keras's set_random_seed calls, takes no more
@@ -51,12 +52,25 @@ class Parser(argparse.ArgumentParser):
 
 @contextmanager
 def exit_on_bad_input():
-    """Around a script's work: bad input found there (InputError) ends the script as a bad flag
-    does, with `<script>: error: <message>` and EXIT_BAD_INPUT, never a traceback."""
+    """Around a script's work: it ends in one line `<script>: error: <message>`, never a
+    traceback. Bad input found there (InputError) ends it as a bad flag does, with
+    EXIT_BAD_INPUT; a read or write the machine failed (OSError) with EXIT_FAILED; Ctrl-C with
+    EXIT_INTERRUPTED. Files are written atomically, so none is left half-written."""
     try:
         yield
     except InputError as e:
         fail(str(e), EXIT_BAD_INPUT)
+    except OSError as e:
+        where, why = os_error_parts(e)
+        fail(f"{where}: {why}" if where else why, EXIT_FAILED)
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_INTERRUPTED)
+
+
+def os_error_parts(error):
+    """(the file, why) of an OSError, each on one line: h5py's and others' messages span several."""
+    where = error.filename2 or error.filename
+    return where, " ".join((error.strerror or str(error)).split())
 
 
 def print_beside_bars(line):
