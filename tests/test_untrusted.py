@@ -3,6 +3,7 @@ file belongs, images and arrays whose headers promise more memory than there is,
 half replaced, a run folder edited by hand. Each ends in one line and exit status 2 (bad
 input) or 1 (the machine failed), or works; nothing outside the run's own files is touched."""
 
+import copy
 import errno
 import io
 import json
@@ -25,7 +26,7 @@ import heatmaps
 import prepare_folders
 import prepare_xrays
 import train_cgan
-from cganlib import cli, datasets, evaluation, explanation, run_folder, storage
+from cganlib import cgan, cli, datasets, evaluation, explanation, run_folder, storage
 from cganlib.collapse_guard import D_MODEL, G_MODEL, GAN_MODELS, CollapseGuard, Decision
 from cganlib.storage import InputError
 from conftest import DATA, FILES
@@ -464,3 +465,52 @@ def test_ctrl_c_in_evaluate_is_one_line_and_leaves_no_partial_results(
         "--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8, "--out_dir", tmp_path / "out"])
     assert line.endswith("error: interrupted")
     assert os.listdir(tmp_path / "out") == []  # epoch 1 was measured: no evaluation.csv of it alone
+
+
+# ---------------------------------------------------------------- model files
+
+
+def with_model_config(path, change):
+    """Rewrite a saved model's model_config: change(config) returns the new one."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        f.attrs["model_config"] = json.dumps(change(json.loads(f.attrs["model_config"])))
+    return path
+
+
+def layer_set(config, class_name, key, value):
+    config = copy.deepcopy(config)
+    next(layer for layer in config["config"]["layers"] if layer["class_name"] == class_name)["config"][key] = value
+    return config
+
+
+BAD_CONFIGS = [
+    ("empty object", lambda config: {}, "its model_config holds no list of layers"),
+    ("a list", lambda config: [], "its model_config holds no list of layers"),
+    ("60,000 filters", lambda config: layer_set(config, "Conv2DTranspose", "filters", 60_000),
+     "a model of 60000 filters, latent size 100 and 3 classes would need"),
+    ("no classes", lambda config: layer_set(config, "Embedding", "input_dim", 0),
+     "its classes, 0, is not a whole number from 1"),
+]
+
+
+@pytest.mark.parametrize("change, message", [case[1:] for case in BAD_CONFIGS], ids=[case[0] for case in BAD_CONFIGS])
+def test_a_malformed_model_file_is_named_and_the_others_still_done(tmp_path, capsys, change, message):
+    models, out = tmp_path / "models", tmp_path / "out"
+    models.mkdir()
+    save_generator(models / "generator_model_001.h5", 3)
+    save_generator(models / "generator_model_002.h5", 3)
+    with_model_config(models / "generator_model_001.h5", change)
+    with pytest.raises(SystemExit) as stop:
+        heatmaps.main(["--dataset", "xray", "--models_dir", str(models), "--out_dir", str(out)])
+    named, summary = [line for line in capsys.readouterr().err.splitlines() if "error: " in line]  # one per file, one for all
+    assert stop.value.code == 2 and message in named
+    assert summary.endswith("1 of 2 model files could not be used: generator_model_001.h5")
+    assert os.path.exists(out / "generator_model_002.h5.npz") and not os.path.exists(out / "generator_model_001.h5.npz")
+    with pytest.raises(cgan.ModelFileError if "would need" not in message else InputError, match=message):
+        cgan.load_generator(str(models / "generator_model_001.h5"))
+    line = one_line_exit(capsys, 2, explain_image.main, [
+        "--model", models / "generator_model_001.h5", "--image", small_image(tmp_path / "scan.png"), "--label", 1,
+        "--out_dir", tmp_path / "explained"])
+    assert message in line

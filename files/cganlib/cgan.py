@@ -16,6 +16,7 @@ from keras import layers
 
 from cganlib.config import TrainConfig
 from cganlib.datasets import IMAGE_SIDE
+from cganlib.storage import check_memory
 
 IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 3)
 PIXEL_SCALE = 127.5  # uint8 pixels p are scaled to (p - 127.5) / 127.5 in [-1, 1]
@@ -25,6 +26,7 @@ EMBEDDING_DIM = 8  # the architecture's fixed parts
 LEAKY_SLOPE = 0.2
 DROPOUT = 0.1
 INTERPOLATION_STEPS = 10
+MODEL_BYTES = 16  # per parameter when a model is built and trained: float32 weights, two moments, a snapshot
 
 
 # ---------------------------------------------------------------- models
@@ -192,19 +194,41 @@ class ModelFileError(ValueError):
 
 
 def _h5_layers(path):
-    """(model config layers, {layer name: [weight arrays]}) from a Keras 2 or Keras 3 .h5."""
+    """(model config layers, {layer name: [weight arrays]}) from a Keras 2 or Keras 3 .h5. The
+    weights' sizes are checked against the free memory before they are read."""
     try:
         with h5py.File(path, "r") as f:
-            config = json.loads(f.attrs["model_config"])
+            config_layers = _config_layers(json.loads(f.attrs["model_config"]))
             group = f.get("model_weights", f)
-            weights = {}
+            stored = {}
             for name in group.attrs["layer_names"]:
                 name = name.decode() if isinstance(name, bytes) else name
-                layer = group[name]
-                weights[name] = [np.asarray(layer[w]) for w in layer.attrs["weight_names"]]
-    except (OSError, KeyError, ValueError, TypeError) as e:
-        raise ModelFileError(f"{path}: not a readable Keras .h5 model ({e})") from e
-    return config["config"]["layers"], weights
+                stored[name] = [group[name][w] for w in group[name].attrs["weight_names"]]
+            n_bytes = sum(d.size * d.dtype.itemsize for datasets in stored.values() for d in datasets)
+            check_memory(n_bytes, f"{path}'s weights")
+            weights = {name: [np.asarray(d) for d in datasets] for name, datasets in stored.items()}
+    except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise ModelFileError(f"{path}: not a readable Keras .h5 model ({type(e).__name__}: {e})") from e
+    return config_layers, weights
+
+
+def _config_layers(config):
+    """The layers of a saved model_config; ModelFileError unless laid out as Keras writes them."""
+    try:
+        config_layers = config["config"]["layers"]
+    except (KeyError, TypeError, IndexError):
+        config_layers = None
+    if not isinstance(config_layers, list) or not all(map(_layer_entry, config_layers)):
+        raise ModelFileError("its model_config holds no list of layers")
+    return config_layers
+
+
+def _layer_entry(layer):
+    """Whether a saved layer reads {"class_name": text, "config": {...}}, as does the layer inside
+    a SpectralNormalization wrapper."""
+    if not (isinstance(layer, dict) and isinstance(layer.get("class_name"), str) and isinstance(layer.get("config"), dict)):
+        return False
+    return layer["class_name"] != "SpectralNormalization" or _layer_entry(layer["config"].get("layer"))
 
 
 def _input_widths(config_layers):
@@ -213,7 +237,7 @@ def _input_widths(config_layers):
         if layer["class_name"] == "InputLayer":
             cfg = layer["config"]
             shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
-            widths.append(tuple(shape[1:]))
+            widths.append(tuple(shape[1:]) if isinstance(shape, list) else ())
     return widths
 
 
@@ -237,7 +261,14 @@ def _architecture(config_layers):
     except (KeyError, IndexError) as e:
         raise ModelFileError(f"no embedding or convolution layer ({e})") from e
     latent = [w[0] for w in _input_widths(config_layers) if len(w) == 1 and w[0] not in (1, None)]
-    return n_classes, filters, (latent[0] if latent else None)
+    latent_dim = latent[0] if latent else None
+    for name, value in (("classes", n_classes), ("filters", filters), ("latent size", latent_dim or 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ModelFileError(f"its {name}, {value!r}, is not a whole number from 1")
+    # a config may claim any width: 60,000 filters would take terabytes to build
+    check_memory(MODEL_BYTES * (164 * filters**2 + 25 * filters * (latent_dim or 0) + EMBEDDING_DIM * n_classes),
+                 f"a model of {filters} filters, latent size {latent_dim} and {n_classes} classes")
+    return n_classes, filters, latent_dim
 
 
 def _stored_order(layer):
@@ -251,7 +282,7 @@ def _copy_weights(model, config_layers, saved, path):
     topological order (layer names differ between Keras versions)."""
     queues = {}
     for layer in config_layers:
-        arrays = saved.get(layer["config"]["name"], [])
+        arrays = saved.get(layer["config"].get("name"), [])
         if arrays:
             key = (layer["class_name"], tuple(a.shape for a in arrays))
             queues.setdefault(key, []).append(arrays)
@@ -313,11 +344,14 @@ def _copy_optimizer_state(model, path):
     """Restore the Adamax moments that Keras 3 saved beside the weights, so a restart goes on
     where training stopped (the learning rate stays the one asked for now). Keras 2 files
     store theirs in another order: those restart with fresh moments. Returns whether it did."""
-    with h5py.File(path, "r") as f:
-        if "optimizer_weights" not in f or not str(f.attrs.get("keras_version", "")).startswith("3."):
-            return False
-        group = f["optimizer_weights"]
-        saved = [np.asarray(group[name]) for name in group.attrs["weight_names"]]
+    try:
+        with h5py.File(path, "r") as f:
+            if "optimizer_weights" not in f or not str(f.attrs.get("keras_version", "")).startswith("3."):
+                return False
+            group = f["optimizer_weights"]
+            saved = [np.asarray(group[name]) for name in group.attrs["weight_names"]]
+    except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise ModelFileError(f"{path}: its optimizer state is not readable ({type(e).__name__}: {e})") from e
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
     if [s.shape for s in saved] != [tuple(v.shape) for v in optimizer.variables]:
