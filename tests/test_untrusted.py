@@ -514,3 +514,18 @@ def test_a_malformed_model_file_is_named_and_the_others_still_done(tmp_path, cap
         "--model", models / "generator_model_001.h5", "--image", small_image(tmp_path / "scan.png"), "--label", 1,
         "--out_dir", tmp_path / "explained"])
     assert message in line
+
+
+@pytest.mark.parametrize("accuracy, message", [
+    ("high", "accuracy must be one number, got <U4 ()"),
+    (float("nan"), "accuracy must be in [0, 1], got nan"),
+    (np.array([0.5, 0.7]), "accuracy must be one number, got float64 (2,)"),
+])
+def test_a_held_out_accuracy_that_is_not_one_number_is_refused(
+        evaluation_inputs, tmp_path, capsys, accuracy, message):  # noqa: F811  (the fixture imported above)
+    classifier = tmp_path / "classifier.keras"
+    os.symlink(evaluation_inputs / "classifier" / "classifier.keras", classifier)
+    storage.save_arrays(tmp_path / "held_out.npz", accuracy=accuracy)
+    line = one_line_exit(capsys, 2, evaluate.main, ["--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8,
+                                                    "--classifier", classifier, "--out_dir", tmp_path / "out"])
+    assert line.endswith(f"{tmp_path / 'held_out.npz'}: {message}")

@@ -47,6 +47,22 @@ REAL_STREAM = 1  # the real images' pairs are drawn from their own random stream
 # ---------------------------------------------------------------- inputs
 
 
+def held_out_accuracy(path):
+    """The accuracy train_classifier.py recorded in held_out.npz, or None without the file;
+    InputError unless it is one number in [0, 1]."""
+    if not os.path.lexists(path):
+        return None
+
+    def one_number(key, shape, dtype):
+        if shape != () or dtype.kind not in "fiu":  # a float or an integer
+            raise InputError(f"{path}: accuracy must be one number, got {dtype} {shape}")
+
+    (accuracy,) = load_arrays(path, ("accuracy",), "train_classifier.py", check=one_number)
+    if not 0 <= accuracy <= 1:
+        raise InputError(f"{path}: accuracy must be in [0, 1], got {accuracy}")
+    return float(accuracy)
+
+
 def load_inputs(args):
     """(the classifier's features_model, its held-out accuracy or None, and by class: the real
     images in [0, 1], their features, the classes the classifier gives them), checked."""
@@ -55,8 +71,7 @@ def load_inputs(args):
         classifier = load_classifier_for(args.classifier, args.settings.n_classes, args.dataset)
     except ClassifierFileError as e:
         raise InputError(str(e)) from e
-    held_out = os.path.join(os.path.dirname(args.classifier), HELD_OUT_FILE)
-    accuracy = float(load_arrays(held_out, ("accuracy",))[0]) if os.path.exists(held_out) else None
+    accuracy = held_out_accuracy(os.path.join(os.path.dirname(args.classifier), HELD_OUT_FILE))
     images, labels = load_prepared(args.settings, args.data_dir, args.attributes)
     counts = {label: int(np.sum(labels == label)) for label in args.labels}
     short = [label for label, count in counts.items() if count < MIN_REAL_PER_CLASS]
