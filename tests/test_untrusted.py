@@ -529,3 +529,32 @@ def test_a_held_out_accuracy_that_is_not_one_number_is_refused(
     line = one_line_exit(capsys, 2, evaluate.main, ["--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8,
                                                     "--classifier", classifier, "--out_dir", tmp_path / "out"])
     assert line.endswith(f"{tmp_path / 'held_out.npz'}: {message}")
+
+
+# ---------------------------------------------------------------- arrays given to explain_image.py
+
+GREY = np.full((4, 80, 80, 3), 100, np.uint8)
+NPZ_CASES = [
+    ("float 0..255", {"images": GREY.astype(np.float64), "labels": np.zeros(4, int)}, [],
+     "images must be uint8 in 0..255 or lie in [0, 1], got float64 100..100"),
+    ("NaN", {"images": np.full((4, 80, 80, 3), np.nan, np.float32), "labels": np.zeros(4, int)}, [],
+     "images must be uint8 in 0..255 or lie in [0, 1], got float32 nan..nan"),
+    ("float labels", {"images": GREY, "labels": np.zeros(4)}, [], "labels must be whole numbers, got float64"),
+    ("2-D labels", {"images": GREY, "labels": np.zeros((4, 1), int)}, [],
+     "labels must be one per image row, (4,), got (4, 1)"),
+    ("labels of another length", {"arr_0": GREY}, ["--labels_npz", "{labels}"],
+     "labels must be one per image row, (4,), got (3,)"),
+    ("images of another shape", {"images": np.zeros((4, 80, 80), np.uint8)}, ["--label", 0],
+     "images must be (N, 80, 80, 3), got uint8 (4, 80, 80)"),
+]
+
+
+@pytest.mark.parametrize("arrays, extra, message", [case[1:] for case in NPZ_CASES], ids=[case[0] for case in NPZ_CASES])
+def test_explain_image_refuses_arrays_it_would_misread(tmp_path, capsys, arrays, extra, message):
+    storage.save_arrays(tmp_path / "set.npz", **arrays)
+    storage.save_npz(tmp_path / "labels.npz", np.zeros(3, int))
+    line = one_line_exit(capsys, 2, explain_image.main, [
+        "--model", os.path.join(DATA, "keras2_generator_c3_f8.h5"), "--npz", tmp_path / "set.npz",
+        "--out_dir", tmp_path / "out", *[str(a).format(labels=tmp_path / "labels.npz") for a in extra]])
+    assert message in line
+    assert not (tmp_path / "out").exists()

@@ -4,6 +4,7 @@ drawn and saved; with ground-truth masks, each image's delta scored against its 
 """
 
 import os
+from functools import partial
 
 import numpy as np
 
@@ -37,22 +38,20 @@ def read_many_images(args):
     """(images (N, 80, 80, 3) in [0, 1], labels (N,), indices (N,), name) from --npz."""
     keys = npz_keys(args.npz)
     key = "images" if "images" in keys else "arr_0"
-    images = load_arrays(args.npz, (key,))[0]
-    if images.ndim != 4 or images.shape[1:] != cgan.IMAGE_SHAPE:
-        raise InputError(f"{args.npz}: images must be (N, 80, 80, 3), got {images.shape}")
+    images = checked_images(load_arrays(args.npz, (key,), check=partial(image_header, args.npz))[0], args.npz)
     indices = np.arange(len(images))
     if args.indices:
         indices = np.asarray(args.indices)
     elif args.indices_from:
-        indices = load_arrays(args.indices_from, ("indices",))[0].astype(np.int64).ravel()
+        indices = whole_numbers(load_arrays(args.indices_from, ("indices",))[0], args.indices_from, "indices").ravel()
     elif "indices" in keys:
-        indices = load_arrays(args.npz, ("indices",))[0].astype(np.int64).ravel()
+        indices = whole_numbers(load_arrays(args.npz, ("indices",))[0], args.npz, "indices").ravel()
     if len(indices) == 0 or indices.min() < 0 or indices.max() >= len(images):
         raise InputError(f"indices must lie in 0..{len(images) - 1}")
     if "labels" in keys:
-        labels = load_arrays(args.npz, ("labels",))[0][indices]
+        labels = row_labels(load_arrays(args.npz, ("labels",))[0], len(images), args.npz)[indices]
     elif args.labels_npz:
-        labels = load_arrays(args.labels_npz, ("arr_0",))[0][indices]
+        labels = row_labels(load_arrays(args.labels_npz, ("arr_0",))[0], len(images), args.labels_npz)[indices]
     elif args.label is not None:
         labels = np.full(len(indices), args.label)
     else:
@@ -60,6 +59,35 @@ def read_many_images(args):
     images = images[indices]
     images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
     return images, labels.astype(np.int64), indices, os.path.splitext(os.path.basename(args.npz))[0]
+
+
+def image_header(path, key, shape, dtype):
+    """Refuse, from its header, an images array that is not (N, 80, 80, 3) numbers."""
+    if len(shape) != 4 or shape[1:] != cgan.IMAGE_SHAPE or dtype.kind not in "fiu":
+        raise InputError(f"{path}: images must be (N, 80, 80, 3), got {dtype} {shape}")
+
+
+def checked_images(images, path):
+    """uint8 images in 0..255, or others in [0, 1]: a float image in 0..255 would be taken for
+    one 255 times brighter, a NaN would make every score NaN."""
+    if images.dtype != np.uint8 and images.size and not (np.all(np.isfinite(images)) and 0 <= images.min()
+                                                          and images.max() <= 1):
+        raise InputError(f"{path}: images must be uint8 in 0..255 or lie in [0, 1], got {images.dtype} "
+                         f"{images.min():g}..{images.max():g}")
+    return images
+
+
+def whole_numbers(array, path, name):
+    if array.dtype.kind not in "iu":
+        raise InputError(f"{path}: {name} must be whole numbers, got {array.dtype}")
+    return array.astype(np.int64)
+
+
+def row_labels(labels, n_images, path):
+    """Labels with one whole number per image row, checked."""
+    if labels.ndim != 1 or len(labels) != n_images:
+        raise InputError(f"{path}: labels must be one per image row, ({n_images},), got {labels.shape}")
+    return whole_numbers(labels, path, "labels")
 
 
 # ---------------------------------------------------------------- explaining
