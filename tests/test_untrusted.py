@@ -22,6 +22,7 @@ from PIL import Image
 
 import evaluate
 import explain_image
+import heatmap_scores
 import heatmaps
 import prepare_folders
 import prepare_xrays
@@ -558,3 +559,43 @@ def test_explain_image_refuses_arrays_it_would_misread(tmp_path, capsys, arrays,
         "--out_dir", tmp_path / "out", *[str(a).format(labels=tmp_path / "labels.npz") for a in extra]])
     assert message in line
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- maps scored against the ground truth
+
+
+def truth_and_deltas(tmp_path, deltas=None, lesion_on=True):
+    lesion, lungs = np.zeros((3, 80, 80), np.uint8), np.zeros((3, 80, 80), np.uint8)
+    lesion[2, 50:60, 10:20] = lesion_on
+    lungs[:, 15:65, 8:35] = 1
+    storage.save_arrays(tmp_path / "truth.npz", lesion=lesion, lungs=lungs)
+    deltas = np.zeros((3, 3, 2, 80, 80), np.float32) if deltas is None else deltas
+    storage.save_arrays(tmp_path / "heatmap.npz", labels=np.arange(3), deltas=deltas)
+    return ["--ground_truth", tmp_path / "truth.npz", "--heatmap", tmp_path / "heatmap.npz"]
+
+
+def with_value(value):
+    deltas = np.zeros((3, 3, 2, 80, 80), np.float32)
+    deltas[2, 0, 1, 40, 40] = value
+    return deltas
+
+
+@pytest.mark.parametrize("deltas, lesion_on, message", [
+    (with_value(np.nan), True, "the heatmap's deltas holds NaN or infinite values"),
+    (with_value(np.inf), True, "the heatmap's deltas holds NaN or infinite values"),
+    (np.zeros((3, 3, 0, 80, 80), np.float32), True, "the heatmap holds no samples"),
+    (None, False, "the ground truth's lesion masks are all empty: nothing to score against"),
+])
+def test_heatmap_scores_refuses_what_it_cannot_score(tmp_path, capsys, deltas, lesion_on, message):
+    argv = truth_and_deltas(tmp_path, deltas, lesion_on)
+    assert one_line_exit(capsys, 2, heatmap_scores.main, argv).endswith(f"error: {message}")
+
+
+def test_heatmap_scores_refuses_a_nan_average(tmp_path, capsys):
+    argv = truth_and_deltas(tmp_path)[:2]
+    mean = np.full((3, 3, 80, 80), np.nan, np.float32)
+    share = np.zeros((3, 3, 3, 80, 80), np.float32)
+    storage.save_arrays(tmp_path / "average.npz", labels=np.arange(3), mean=mean, share_above=share,
+                        thresholds=np.array([1.0, 0.6, 0.2]))
+    line = one_line_exit(capsys, 2, heatmap_scores.main, [*argv, "--average", tmp_path / "average.npz"])
+    assert line.endswith("error: the averaged delta holds NaN or infinite values")

@@ -82,8 +82,19 @@ def class_map(maps):
 
 
 def union_regions(lesion, lungs):
-    """The class-level masks: every image's lesion, and every image's lung field, united."""
-    return {"lesion": np.asarray(lesion).astype(bool).any(axis=0), "lungs": np.asarray(lungs).astype(bool).any(axis=0)}
+    """The class-level masks: every image's lesion, and every image's lung field, united;
+    InputError when one is empty (every score against it would be 0 or undefined)."""
+    regions = {"lesion": np.asarray(lesion).astype(bool).any(axis=0), "lungs": np.asarray(lungs).astype(bool).any(axis=0)}
+    for name, region in regions.items():
+        if not region.any():
+            raise InputError(f"the ground truth's {name} masks are all empty: nothing to score against")
+    return regions
+
+
+def check_finite(array, what):
+    """InputError when an array to score holds NaN or infinity (its scores would be NaN, or wrong)."""
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{what} holds NaN or infinite values")
 
 
 # ---------------------------------------------------------------- today's painted share
@@ -113,7 +124,11 @@ def score_arrays(labels, deltas, lesion, lungs, threshold=PAINT_THRESHOLD):
         raise InputError(
             f"ground-truth masks {lesion.shape[1:]} and {lungs.shape[1:]} do not match the heatmap's {deltas.shape[3:]}"
         )
-    lesion_region, lung_region = lesion.astype(bool).any(axis=0), lungs.astype(bool).any(axis=0)
+    if not deltas.shape[2]:
+        raise InputError("the heatmap holds no samples")
+    check_finite(deltas, "the heatmap's deltas")
+    regions = union_regions(lesion, lungs)
+    lesion_region, lung_region = regions["lesion"], regions["lungs"]
     healthy, viral, bacterial = (labels.index(label) for label in (HEALTHY, VIRAL, BACTERIAL))
     bacterial_share, bacterial_count = painted_share(deltas[bacterial, healthy], lesion_region, threshold)
     viral_share, viral_count = painted_share(deltas[viral, healthy], lung_region, threshold)
@@ -167,6 +182,8 @@ def score_average_arrays(labels, mean, share_above, lesion, lungs):
     the union region, plus "painted": of the pixels painted over all latents (s above 0.2), the
     share inside the region, today's score. Also "area", the region's share of the image."""
     at = label_positions(labels, "the averaged delta")
+    check_finite(mean, "the averaged delta")
+    check_finite(share_above, "the averaged delta's painted shares")
     regions = union_regions(lesion, lungs)
     if mean.shape[2:] != regions["lesion"].shape:
         raise InputError(f"ground-truth masks {regions['lesion'].shape} do not match the deltas' {mean.shape[2:]}")
@@ -218,6 +235,8 @@ def score_saliency_arrays(maps, indices, labels, target, names, truth_labels, le
     finding = FINDINGS[target]
     rows = prepared_order(names)
     indices = np.asarray(indices)
+    if not indices.size:
+        raise InputError("the saliency file holds no images")
     if indices.size and (indices.min() < 0 or indices.max() >= len(rows)):
         raise InputError(f"image indices up to {indices.max()} for a ground truth of {len(rows)} images")
     rows = rows[indices]
@@ -229,6 +248,7 @@ def score_saliency_arrays(maps, indices, labels, target, names, truth_labels, le
     for method, method_maps in maps.items():
         if method_maps.shape != (len(indices), *region.shape):
             raise InputError(f"{method} maps {method_maps.shape} do not fit {len(indices)} images of {region.shape}")
+        check_finite(method_maps, f"the {method} maps")
         scores[method] = {"class": {**score_map(class_map(method_maps), region), "area": float(region.mean())},
                           "image": score_per_image(method_maps, masks[rows].astype(bool))}
     return finding, scores
