@@ -599,3 +599,24 @@ def test_heatmap_scores_refuses_a_nan_average(tmp_path, capsys):
                         thresholds=np.array([1.0, 0.6, 0.2]))
     line = one_line_exit(capsys, 2, heatmap_scores.main, [*argv, "--average", tmp_path / "average.npz"])
     assert line.endswith("error: the averaged delta holds NaN or infinite values")
+
+
+# ---------------------------------------------------------------- the cluster
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": -1}},
+     "TF_CONFIG: task worker -1 is not in its cluster"),
+    ({"cluster": {"worker": "a:1,b:1"}, "task": {"type": "worker", "index": 0}},
+     """TF_CONFIG: its cluster's worker must be a list of "host:port" addresses, got 'a:1,b:1'"""),
+    ({"cluster": {"worker": ["a:1"], "ps": ["c:1"]}, "task": {"type": "ps", "index": 0}},
+     "TF_CONFIG: its cluster has 'ps' tasks; --strategy multiworker trains on chief and worker tasks only"),
+    ({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": "0"}},
+     "TF_CONFIG: its task index must be a whole number, got '0'"),
+    ({"cluster": [], "task": {"type": "worker", "index": 0}},
+     "TF_CONFIG: its cluster must map task types to lists of addresses, got []"),
+])
+def test_a_malformed_tf_config_is_one_line(tmp_path, capsys, monkeypatch, tf_config, message):
+    data = make_xray_data(tmp_path / "data", n=32)
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    assert message in bad_input(tmp_path, capsys, xray_argv(data, "--strategy", "multiworker"))

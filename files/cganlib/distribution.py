@@ -36,6 +36,9 @@ def use_cpu_devices(n):
                              f"({have} CPU device(s)); start a fresh process") from None
 
 
+TRAINING_TASKS = ("chief", "worker")  # the task types MultiWorkerMirroredStrategy trains on
+
+
 def tf_config():
     """(cluster, task) of the TF_CONFIG environment variable; InputError when unset or malformed."""
     text = os.environ.get("TF_CONFIG")
@@ -44,12 +47,34 @@ def tf_config():
     try:
         config = json.loads(text)
         cluster, task = config["cluster"], config["task"]
-        known = task["index"] < len(cluster[task["type"]])
+        task_type, index = task["type"], task["index"]
     except (ValueError, KeyError, TypeError) as e:
         raise InputError(f'TF_CONFIG is not {{"cluster": {{...}}, "task": {{"type": ..., "index": ...}}}}: {e}') from None
-    if not known:
-        raise InputError(f"TF_CONFIG: task {task['type']} {task['index']} is not in its cluster")
+    problem = _cluster_problem(cluster) or _task_problem(cluster, task_type, index)
+    if problem:
+        raise InputError(f"TF_CONFIG: {problem}")
     return cluster, task
+
+
+def _cluster_problem(cluster):
+    """What is wrong with TF_CONFIG's cluster, or None: it maps chief and worker to lists of "host:port"."""
+    if not isinstance(cluster, dict):
+        return f"its cluster must map task types to lists of addresses, got {cluster!r}"
+    for task_type, addresses in cluster.items():
+        if task_type not in TRAINING_TASKS:
+            return f"its cluster has {task_type!r} tasks; --strategy multiworker trains on chief and worker tasks only"
+        if not isinstance(addresses, list) or not all(isinstance(a, str) and ":" in a for a in addresses):
+            return f'its cluster\'s {task_type} must be a list of "host:port" addresses, got {addresses!r}'
+    return None
+
+
+def _task_problem(cluster, task_type, index):
+    """What is wrong with TF_CONFIG's task, or None: a chief or worker of the cluster, by its index from 0."""
+    if not isinstance(index, int) or isinstance(index, bool):
+        return f"its task index must be a whole number, got {index!r}"
+    if task_type not in cluster or not 0 <= index < len(cluster[task_type]):
+        return f"task {task_type} {index} is not in its cluster"
+    return None
 
 
 def is_chief(strategy_name):
