@@ -27,6 +27,7 @@ import heatmaps
 import prepare_folders
 import prepare_xrays
 import train_cgan
+import train_classifier
 from cganlib import cgan, cli, datasets, evaluation, explanation, run_folder, storage
 from cganlib.collapse_guard import D_MODEL, G_MODEL, GAN_MODELS, CollapseGuard, Decision
 from cganlib.storage import InputError
@@ -620,3 +621,13 @@ def test_a_malformed_tf_config_is_one_line(tmp_path, capsys, monkeypatch, tf_con
     data = make_xray_data(tmp_path / "data", n=32)
     monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
     assert message in bad_input(tmp_path, capsys, xray_argv(data, "--strategy", "multiworker"))
+
+
+def test_empty_prepared_arrays_are_refused_by_training_and_the_classifier(tmp_path, capsys):
+    data = tmp_path / "data"
+    os.makedirs(data)
+    storage.save_npz(data / "img_align_xray.npz", np.zeros((0, 80, 80, 3), np.uint8))
+    storage.save_npz(data / "labels_align_xray.npz", np.zeros(0, np.int64))
+    message = f"{data / 'img_align_xray.npz'} holds no images"
+    assert message in bad_input(tmp_path, capsys, xray_argv(data))
+    assert one_line_exit(capsys, 2, train_classifier.main, ["--dataset", "xray", "--data_dir", data]).endswith(message)
