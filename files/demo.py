@@ -53,14 +53,17 @@ Its last line is machine-readable:
          random_gradcam_auc_lesion=<f> random_delta_auc_lungs=<f> random_gradcam_auc_lungs=<f>
          mean_diff_auc_lesion=<f> mean_diff_auc_lungs=<f> mean_diff_energy_lesion=<f> mean_diff_energy_lungs=<f>
          mean_diff_image_auc_lesion=<f> mean_diff_image_auc_lungs=<f> mean_diff_image_energy_lesion=<f>
-         mean_diff_image_energy_lungs=<f> gradcam_image_energy_lesion=<f> gradcam_image_energy_lungs=<f>
+         mean_diff_image_energy_lungs=<f> ig_blur_auc_lesion=<f> ig_blur_auc_lungs=<f>
+         ig_reference_auc_lesion=<f> ig_reference_auc_lungs=<f> gradcam_image_energy_lesion=<f>
+         gradcam_image_energy_lungs=<f>
          collapsed_classes=<n> minutes=<f>
 (one line): the first four are today's painted shares of the interpolation heatmaps, pooled
 over the heatmapped epochs; the delta_* scores are the averaged delta's, pooled over the same
 epochs; the classifier's maps are class-level unless named _image_; random_* are the sanity
 check's; mean_diff_* are the class-mean difference's (the mean real bacterial or viral training
 image minus the mean healthy one: the baseline that needs no model), class-level and, as
-every held-out image's map, per image; collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch;
+every held-out image's map, per image; ig_* is Integrated Gradients from the black image,
+ig_blur_* from a blurred copy, ig_reference_* from the healthy mean; collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch;
 minutes is the demo's wall time.
 
 --minutes -> epochs: the training gets the budget less a fixed allowance for the other steps
@@ -113,8 +116,14 @@ OTHER_STEPS_SECONDS = 150.0
 
 AVERAGE_LATENTS = 1000
 EVALUATE_N = 200  # generated images per class and epoch in the demo's evaluation (evaluate.py's default: 500)
-METHODS = ("gradcam", "cam", "ig")
-METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG", "mean_diff": "class-mean difference"}
+METHODS = ("gradcam", "cam", "ig", "ig_blur", "ig_reference")
+METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG (black baseline)",
+                "ig_blur": "IG (blurred baseline)", "ig_reference": "IG (healthy-mean baseline)",
+                "mean_diff": "class-mean difference"}
+# IG's headline: from the healthy mean. The black baseline erases dark regions (a lung pixel is
+# near black, so its attribution is near 0 whatever the classifier reads there); the healthy mean
+# asks what the delta asks, what the finding adds to a healthy chest.
+IG_HEADLINE = "ig_reference"
 
 
 def parse_args(argv=None):
@@ -342,6 +351,7 @@ def result_line(painted, compared, accuracy, minutes, collapsed):
                 "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs",
                 *(f"mean_diff_{score}_{finding}" for score in ("auc", "energy", "image_auc", "image_energy")
                   for finding in ("lesion", "lungs")),
+                *(f"{method}_auc_{finding}" for method in ("ig_blur", "ig_reference") for finding in ("lesion", "lungs")),
                 "gradcam_image_energy_lesion", "gradcam_image_energy_lungs"):
         values[key] = compared[key]
     return " ".join(["RESULT", *(f"{key}={value:.4f}" for key, value in values.items()),
@@ -370,7 +380,7 @@ def comparison_figure(paths, data_dir, ground_truth, mean_diffs, path):
                      *(("signed", class_map(method_maps)) for method_maps in maps)])
         row_names.append(f"{xray.class_names[label]}: {FINDINGS[label]}")
     columns = ["mean phantom", "true region", "averaged delta\n(vs healthy)", "class-mean\ndifference", "mean Grad-CAM",
-               "mean CAM", "mean IG"]
+               "mean CAM", "mean IG\n(black)", "mean IG\n(blurred)", "mean IG\n(healthy mean)"]
     fig = plots.panel_grid(rows, row_names, columns)
     save_figure(fig, path, dpi=plots.DPI)
     plots.show_or_close(fig, False)
@@ -431,6 +441,9 @@ def main(argv=None):
     print(f"\nevery map against the ground truth (classifier's held-out accuracy {float(accuracy):.4f}); lesion: the "
           "bacterial-vs-healthy maps against the lesion region, lungs: the viral-vs-healthy maps against the lung fields")
     print("\n".join(score_table(rows)))
+    print(f"IG's headline baseline: {METHOD_NAMES[IG_HEADLINE]}: the black one erases dark regions (a lung pixel is "
+          "near black, so IG gives it little whatever the classifier reads there); the healthy mean asks what the "
+          "delta asks, what the finding adds to a healthy chest")
     print("\nthe generators against the real phantoms, mean over the heatmapped epochs [real against real]:")
     summaries, collapsed = evaluation_summary(os.path.join(paths["evaluation"], "evaluation.csv"))
     for line in summaries:

@@ -17,7 +17,8 @@ RESULT_KEYS = (
     "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs",
     "mean_diff_auc_lesion", "mean_diff_auc_lungs", "mean_diff_energy_lesion", "mean_diff_energy_lungs",
     "mean_diff_image_auc_lesion", "mean_diff_image_auc_lungs", "mean_diff_image_energy_lesion",
-    "mean_diff_image_energy_lungs", "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
+    "mean_diff_image_energy_lungs", "ig_blur_auc_lesion", "ig_blur_auc_lungs", "ig_reference_auc_lesion",
+    "ig_reference_auc_lungs", "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
     "collapsed_classes", "minutes",
 )
 RESULT = re.compile("RESULT " + " ".join(rf"{key}=(\S+)" for key in RESULT_KEYS))
