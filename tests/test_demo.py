@@ -18,7 +18,8 @@ RESULT_KEYS = (
     "mean_diff_auc_lesion", "mean_diff_auc_lungs", "mean_diff_energy_lesion", "mean_diff_energy_lungs",
     "mean_diff_image_auc_lesion", "mean_diff_image_auc_lungs", "mean_diff_image_energy_lesion",
     "mean_diff_image_energy_lungs", "ig_blur_auc_lesion", "ig_blur_auc_lungs", "ig_reference_auc_lesion",
-    "ig_reference_auc_lungs", "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
+    "ig_reference_auc_lungs", "explain_image_auc_lesion", "explain_image_auc_lungs", "explain_image_energy_lesion",
+    "explain_image_energy_lungs", "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
     "collapsed_classes", "minutes",
 )
 RESULT = re.compile("RESULT " + " ".join(rf"{key}=(\S+)" for key in RESULT_KEYS))
