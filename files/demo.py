@@ -211,10 +211,8 @@ def run_step(script, *args):
     """Run files/<script> as a user would, its output streaming, then its wall time; return its exit status."""
     shown = shlex.join(["python", os.path.join("files", script), *map(str, args)])
     print(f"\n$ {shown}", flush=True)
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start = time.time()
-    status = subprocess.run([sys.executable, os.path.join(FILES, script), *map(str, args)], env=env, check=False).returncode
+    status = subprocess.run([sys.executable, os.path.join(FILES, script), *map(str, args)], check=False).returncode
     print(f"({script}: {time.time() - start:.1f} s)", flush=True)
     return status
 
