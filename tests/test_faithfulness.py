@@ -167,6 +167,10 @@ def test_the_delta_and_the_mean_difference_average_the_size_over_the_other_label
     expected = np.mean([np.abs(class_mean_difference(*rows, 0, j)) for j in (1, 2)], axis=0)
     np.testing.assert_allclose(means[0], expected, rtol=1e-6)
     assert means[0][REGION].min() > means[0][~REGION].max()  # the bright region, over the noise
+    in_chunks = explanation_measures.class_means(*rows, chunk=1)
+    np.testing.assert_allclose(in_chunks[0], images[:2].mean(axis=0))
+    with pytest.raises(explanation_measures.InputError, match="no row of class 2 in --npz"):
+        explanation_measures.mean_difference_maps((images[:3], rows[1][:3]), result)
 
 
 def test_measures_need_a_label_to_switch_to():

@@ -89,17 +89,36 @@ def own_class_maps(method, model, pixels, labels):
     return maps
 
 
+def class_means(images, labels, chunk=1000):
+    """{label: the mean of its rows (H, W, C)}, summed a chunk at a time: a float64 copy of a
+    large --npz at once would not fit in memory."""
+    means = {}
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        total = sum(images[rows[start : start + chunk]].sum(axis=0, dtype=np.float64)
+                    for start in range(0, len(rows), chunk))
+        means[int(label)] = total / len(rows)
+    return means
+
+
+def mean_difference(means, label, other):
+    """The size of scoring.class_mean_difference(label, other) from the class means, each passed
+    as its class's only row."""
+    for wanted in (label, other):
+        if wanted not in means:
+            raise InputError(f"no row of class {wanted} in --npz")
+    pair = np.stack([means[label], means[other]])
+    return np.abs(class_mean_difference(pair, np.array([label, other]), label, other))
+
+
 def mean_difference_maps(rows, result):
     """Per image, the size of its class's mean image minus each other label's, averaged over them:
     (N, H, W). rows: (images 0..255, labels) of every labelled row the class means come from."""
-    images, labels = rows
-    pairs = {}
+    means = class_means(*rows)
     maps = []
     for label, others in zip(result["labels"], other_targets(result["labels"], result["targets"])):
-        wanted = [(int(label), int(j)) for j in np.asarray(result["targets"])[others]]
-        for pair in set(wanted) - set(pairs):
-            pairs[pair] = np.abs(class_mean_difference(images, labels, *pair))
-        maps.append(np.mean([pairs[pair] for pair in wanted], axis=0))
+        targets = np.asarray(result["targets"])[others]
+        maps.append(np.mean([mean_difference(means, int(label), int(j)) for j in targets], axis=0))
     return np.stack(maps).astype(np.float32)
 
 
