@@ -118,10 +118,13 @@ def test_curves_of_many_images_come_out_in_their_order_whatever_the_batching(mon
     images, labels = bright_region_images(3, seed=2)
     maps = np.random.default_rng(3).random((len(images), 2, SIDE, SIDE))
     together = deletion_insertion_curves(model, images, labels, maps, steps=5, seed=4)
-    monkeypatch.setattr(faithfulness, "MAX_INPUTS", 1)  # one image per predict call
+    monkeypatch.setattr(faithfulness, "MAX_INPUTS", 1)  # one image's curves at a time
     one_by_one = deletion_insertion_curves(model, images, labels, maps, steps=5, seed=4)
     for a, b in zip(together, one_by_one):
         np.testing.assert_allclose(a, b, atol=1e-6)
+    inputs = images.astype(np.float32)
+    np.testing.assert_allclose(faithfulness.class_scores(model, inputs, batch_size=4),
+                               model.predict(inputs, verbose=0), rtol=1e-5)
     # each image's own class: class 0's probability for the plain images, class 1's for the bright
     assert together[0][:3, :, 0].min() > 0.99 and together[0][3:, :, 0].min() > 0.99
 

@@ -12,7 +12,7 @@ The reference is a blurred copy of the image (the paper's insertion reference, u
 both), so a replaced pixel keeps its neighbourhood's mean grey level and loses its detail,
 rather than turning black, which no X-ray shows. Ties in a map (Grad-CAM's zeros) are ranked at
 random, so a flat map scores as a random one does. All the curves of a few images go through the
-classifier in one predict call.
+classifier together.
 """
 
 import numpy as np
@@ -20,7 +20,8 @@ from scipy.ndimage import gaussian_filter
 
 CURVE_STEPS = 20  # points on a curve besides its start: 5% of the pixels replaced per step
 BLUR_SIGMA = 8.0  # pixels at 80x80: wide enough to wash out a lesion, as the paper's blur does at 224
-MAX_INPUTS = 1024  # classifier inputs per predict call (80x80x3 float32: 79 MB)
+MAX_INPUTS = 1024  # classifier inputs built at once (80x80x3 float32: 79 MB)
+BATCH_SIZE = 256
 
 
 def blurred(images, sigma=BLUR_SIGMA):
@@ -51,6 +52,12 @@ def curve_inputs(image, reference, ranks, steps):
     return np.where(replaced, reference, image), np.where(replaced, image, reference)
 
 
+def class_scores(model, inputs, batch_size=BATCH_SIZE):
+    """The model's outputs, a batch at a time through predict_on_batch: predict() sets up a data
+    pipeline on every call, which made the curves take twice the time."""
+    return np.concatenate([model.predict_on_batch(inputs[k : k + batch_size]) for k in range(0, len(inputs), batch_size)])
+
+
 def softmax(logits):
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
@@ -70,7 +77,7 @@ def deletion_insertion_curves(model, images, labels, maps, steps=CURVE_STEPS, se
     for start in range(0, len(images), per_call):
         batch = range(start, min(start + per_call, len(images)))
         inputs = np.stack([np.stack(curve_inputs(images[i], references[i], ranks[i], steps)) for i in batch])
-        logits = model.predict(inputs.reshape(-1, *images.shape[1:]), batch_size=256, verbose=0)
+        logits = class_scores(model, inputs.reshape(-1, *images.shape[1:]))
         shape = (len(batch), 2, n_maps, steps + 1)
         probability = softmax(logits).reshape(*shape, -1)[np.arange(len(batch)), ..., labels[start : batch.stop]]
         deletion.append(probability[:, 0])
