@@ -16,8 +16,8 @@ import pytest
 import train_cgan
 from cganlib import cgan, cli, run_folder
 from cganlib.storage import InputError, save_model, save_npz
-from conftest import DATA
-from test_train import bad_input, make_xray_data, read_until, start_training
+from conftest import start_logged
+from helpers import data_file, make_xray_data, one_error_line, read_until
 
 
 def train_argv(data, results, *extra):
@@ -73,11 +73,11 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     settings = ["--d_lr", "0.0005", "--g_lr", "0.005", "--d_beta1", "0.5", "--seed", "3", "--n_batch", "32",
                 "--summary_dir", summaries, "--filters", "4", "--mixed_precision", "--real_plots", "0"]
     goal = 1000  # never reached: both runs are stopped by Ctrl-C
-    first = start_training(tmp_path / "first.err", "--dataset", "xray", "--data_dir", data, "--results_dir", results,
+    first = start_logged("train_cgan.py", tmp_path / "first.err", "--dataset", "xray", "--data_dir", data, "--results_dir", results,
                            *settings, "--epochs_goal", goal)
     read_until(first, lambda line: line.startswith(">2/"))  # epoch 1 is complete, epoch 2 under way
     first.send_signal(signal.SIGINT)
-    first.communicate(timeout=120)  # drain the log: a closed pipe would fail the run's next print
+    first.communicate()  # drain the log: a closed pipe would fail the run's next print
     assert first.returncode == cli.EXIT_INTERRUPTED
     err = (tmp_path / "first.err").read_text()
     assert "Traceback" not in err
@@ -88,10 +88,10 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     # the printed command as it stands, run from the repository's root by this Python
     for name in os.listdir(summaries):  # the resumed run writes them again, from the models it built
         os.remove(summaries / name)
-    second = start_training(tmp_path / "second.err", *shlex.split(command)[2:])
+    second = start_logged("train_cgan.py", tmp_path / "second.err", *shlex.split(command)[2:])
     lines = read_until(second, lambda line: line.startswith(f"training state of epoch {done[-1]} restored"))
     second.send_signal(signal.SIGINT)
-    second.communicate(timeout=120)
+    second.communicate()
     assert second.returncode == cli.EXIT_INTERRUPTED
     assert lines[0].startswith("xray: 160 images, classes ")
     precision = "bfloat16" if cgan.cpu_has_bfloat16() else "float32"  # no emulated bfloat16 (it is slow)
@@ -181,7 +181,7 @@ def test_a_fresh_run_into_a_folder_with_a_run_is_refused_and_overwrite_starts_ag
     for name in old:
         (results / name).write_bytes(b"an earlier run's")
     (results / "notes.txt").write_text("not the run's")
-    err = bad_input(tmp_path, capsys, train_argv(data, results))
+    err = one_error_line(train_cgan.main, train_argv(data, results), capsys, tmp_path)
     assert err.endswith(f"{results} already holds a training run (no complete epoch); "
                         "use --qRestart to continue it or --overwrite to start again")
     assert train_cgan.main(train_argv(data, results, "--overwrite", "--epochs_goal", 1)) == 0
@@ -216,7 +216,8 @@ def test_a_restart_takes_the_runs_settings_and_refuses_contradictions(tmp_path, 
     taken = train_cgan.reconciled_flags(flags, given, recorded["flags"], "run_config.json")
     assert (taken["d_lr"], taken["seed"], taken["filters"], taken["preset"], taken["data_dir"]) == (
         5e-4, 3, 4, "small", str(data))
-    assert "no complete epoch" in bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--d_lr", 0.0005))
+    assert "no complete epoch" in one_error_line(
+        train_cgan.main, train_argv(data, results, "--qRestart", "--d_lr", 0.0005), capsys, tmp_path)
     for extra, message in [
         (["--d_lr", 0.001], "--d_lr 0.001 contradicts this run's --d_lr 0.0005"),
         (["--seed", 4], "--seed 4 contradicts this run's --seed 3"),
@@ -224,10 +225,10 @@ def test_a_restart_takes_the_runs_settings_and_refuses_contradictions(tmp_path, 
         (["--preset", "original"], "--preset original contradicts this run's --preset small"),
         (["--summary_dir", tmp_path / "elsewhere"], f"this run's --summary_dir {data / 'cgan'}"),
     ]:
-        err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", *extra))
+        err = one_error_line(train_cgan.main, train_argv(data, results, "--qRestart", *extra), capsys, tmp_path)
         assert message in err and err.endswith(f"a restart keeps the run's settings: leave --{extra[0][2:]} out")
     save_npz(data / "labels_align_xray.npz", np.zeros(32, int))
-    err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart"))
+    err = one_error_line(train_cgan.main, train_argv(data, results, "--qRestart"), capsys, tmp_path)
     assert f"{data / 'labels_align_xray.npz'} changed since the run began: " in err
 
 
@@ -287,7 +288,7 @@ def test_an_old_run_names_the_filters_and_latent_dim_to_pass(tmp_path, capsys):
     save_model(cgan.build_generator(3, 100, 8), paths["generator"])
     save_model(cgan.build_discriminator(3, 8, 4e-5), paths["discriminator"])
     for extra in (["--filters", 4], ["--filters", 8, "--latent_dim", 50]):
-        err = bad_input(tmp_path, capsys, old_argv(data, "--qRestart", "--epochs_goal", 3, *extra))
+        err = one_error_line(train_cgan.main, old_argv(data, "--qRestart", "--epochs_goal", 3, *extra), capsys, tmp_path)
         assert err.endswith("saved models have latent_dim 100 and filters 8; pass --latent_dim 100 --filters 8")
 
 
@@ -297,7 +298,7 @@ def test_an_old_run_with_a_keras2_discriminator_resumes_with_fresh_moments(tmp_p
     results = data / "results"
     os.makedirs(results)
     paths = run_folder.model_paths(str(results), 4)
-    shutil.copy(os.path.join(DATA, "keras2_generator_c3_f8.h5"), paths["generator"])
+    shutil.copy(data_file("keras2_generator_c3_f8.h5"), paths["generator"])
     d = cgan.build_discriminator(3, 8, 4e-5)
     d.optimizer.build(d.trainable_variables)
     d.optimizer.iterations.assign(7)  # moments a Keras 3 file would bring back
