@@ -1,5 +1,6 @@
-"""Helpers the test modules share: synthetic data (X-ray arrays, bright squares), the check of a
-one-line error, and reading a running script's log. Launching a script: conftest.py."""
+"""Helpers the test modules share: synthetic data (X-ray arrays, bright squares), a ROC-AUC
+counted by hand, the check of a one-line error, and reading a running script's log. Launching a
+script: conftest.py."""
 
 import os
 
@@ -27,6 +28,16 @@ def make_xray_data(folder, n=128, seed=0):
     return folder
 
 
+def make_phantom_set(folder, n, size, seed=0, workers=1):
+    """make_phantoms.py run here (its main): n chest phantoms per class under folder/chest_xray;
+    returns the arrays of its ground_truth.npz."""
+    import make_phantoms
+
+    make_phantoms.main([str(a) for a in ("--out_dir", folder, "--n", n, "--size", size, "--seed", seed, "--workers", workers)])
+    with np.load(os.path.join(folder, "ground_truth.npz")) as truth:
+        return {key: truth[key] for key in truth}
+
+
 def bright_squares(images, corners, size, value=230):
     """Paint a square of side `size` and grey level `value` into each of images (N, H, W[, C])
     in place, its top-left corner at corners[k] (top, left), none where corners[k] is None.
@@ -38,6 +49,15 @@ def bright_squares(images, corners, size, value=230):
             masks[k, top : top + size, left : left + size] = True
             images[k][masks[k]] = value
     return images, masks
+
+
+def auc_by_hand(values, mask):
+    """ROC-AUC of a map's values as a detector of the mask's pixels, counted pair by pair: the
+    share of (inside, outside) pixel pairs where the inside one is larger, ties counting half."""
+    values, mask = np.asarray(values, np.float64), np.asarray(mask, bool)
+    inside, outside = values[mask], np.sort(values[~mask])
+    below, up_to = np.searchsorted(outside, inside, "left"), np.searchsorted(outside, inside, "right")
+    return float((below + 0.5 * (up_to - below)).sum() / (inside.size * outside.size))
 
 
 # ---------------------------------------------------------------- bad input

@@ -7,8 +7,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 import h5py
 import keras
@@ -22,8 +20,8 @@ import latent_arithmetic
 import latent_walk
 from cganlib import cgan, config, gan_metrics, latent_space, plots, training
 from cganlib.storage import save_arrays, save_npz
-from conftest import FILES
-from test_heatmaps import data_file
+from conftest import FILES, finish, run_python, start_script
+from helpers import data_file
 
 N_CLASSES = 3
 
@@ -120,9 +118,7 @@ print(json.dumps({"bf16": float(np.abs(bf16 - before).max()), "after": float(np.
 def test_mixed_precision_computes_in_bfloat16_and_switches_back():
     # In a subprocess: the setting is process-wide. oneDNN switched on: TensorFlow leaves it off
     # by default on CPUs without AVX-512 (our 2-core machine's), and then the rewrite never runs.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", TF_ENABLE_ONEDNN_OPTS="1")
-    done = subprocess.run([sys.executable, "-c", BFLOAT16_PROBE, FILES], capture_output=True, text=True, env=env,
-                          check=False)
+    done = run_python("-c", BFLOAT16_PROBE, FILES, env={"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # bfloat16 keeps 8 bits of mantissa: differences of a few parts in a thousand of the outputs
@@ -136,19 +132,16 @@ def test_mixed_precision_computes_in_bfloat16_and_switches_back():
 SEED = 5
 
 
-def start_script(script, *args):
-    """Start files/<script> in a subprocess, as conftest's run_script runs it."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="")
-    return subprocess.Popen([sys.executable, os.path.join(FILES, script), *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
 def run_twice(script, *args, out_dirs):
     """The same command into two output folders, the two processes side by side."""
     started = [start_script(script, *args, "--out_dir", out) for out in out_dirs]
-    for process in started:
-        _, err = process.communicate(timeout=600)
-        assert process.returncode == 0, err[-2000:]
+    try:
+        done = [finish(process) for process in started]
+    finally:
+        for process in started:
+            process.kill()
+    for result in done:
+        assert result.returncode == 0, result.stderr[-2000:]
 
 
 def arrays_of(path):

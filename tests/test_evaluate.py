@@ -31,7 +31,7 @@ from cganlib.gan_metrics import (
     precision_recall,
 )
 from cganlib.storage import save_arrays, save_model, save_npz
-from helpers import make_xray_data
+from helpers import bright_squares, make_xray_data
 
 N_CLASSES = 3
 PER_CLASS = 12
@@ -41,10 +41,8 @@ def class_images(rng, n=PER_CLASS):
     """uint8 images of 3 classes: noise, and a bright square whose place is the class."""
     images = rng.integers(0, 80, (N_CLASSES * n, 80, 80, 3), dtype=np.uint8)
     labels = np.repeat(np.arange(N_CLASSES), n)
-    for image, label in zip(images, labels):
-        top = 10 + 25 * label + rng.integers(-3, 4)
-        image[top : top + 15, 30:45] = 230
-    return images, labels
+    corners = [(10 + 25 * label + rng.integers(-3, 4), 30) for label in labels]
+    return bright_squares(images, corners, 15)[0], labels
 
 
 # ---------------------------------------------------------------- the measures, known answers

@@ -19,7 +19,7 @@ import train_classifier
 from cganlib import cgan, datasets, explanation, plots, projection
 from cganlib.classifier import class_activation_maps, grad_cam, load_classifier
 from cganlib.storage import InputError, load_npz, save_arrays, save_model
-from helpers import bright_squares, data_file, one_error_line
+from helpers import auc_by_hand, bright_squares, data_file, one_error_line
 
 SIZE = 80
 
@@ -264,9 +264,7 @@ def scores_by_hand(maps, masks):
     and how many paint."""
     aucs, energies, hits, shares = [], [], [], []
     for values, mask in zip(np.asarray(maps, np.float64), np.asarray(masks, bool)):
-        inside, outside = values[mask], np.sort(values[~mask])
-        below, up_to = np.searchsorted(outside, inside, "left"), np.searchsorted(outside, inside, "right")
-        aucs.append((below + 0.5 * (up_to - below)).sum() / (inside.size * outside.size))
+        aucs.append(auc_by_hand(values, mask))
         positive = np.clip(values, 0, None)
         energies.append(positive[mask].sum() / positive.sum() if positive.sum() else 0.0)
         top = values == values.max()

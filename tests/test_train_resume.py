@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import train_cgan
-from cganlib import cgan, cli, plots, run_folder
+from cganlib import cgan, cli, plots, run_folder, training
 from cganlib.storage import save_model, save_npz
 from conftest import start_logged
 from helpers import data_file, make_xray_data, one_error_line, read_until
@@ -192,14 +192,19 @@ def test_a_fresh_run_into_a_folder_with_a_run_is_refused_and_overwrite_starts_ag
 # ---------------------------------------------------------------- the run's settings
 
 
+def ctrl_c(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
 def interrupt_after_each_epoch(monkeypatch):
-    """Ctrl-C as soon as an epoch is complete (its history row written): the run's KeyboardInterrupt
-    comes where the loss curves would be drawn."""
-
-    def ctrl_c(*args, **kwargs):
-        raise KeyboardInterrupt
-
+    """Ctrl-C as soon as an epoch is complete (its history row written), where the loss curves would be drawn."""
     monkeypatch.setattr(plots, "loss_curves", ctrl_c)
+
+
+def interrupt_before_the_first_batch(monkeypatch):
+    """Ctrl-C once the run is set up (settings printed, models built, a restart's state restored),
+    before its loop of batches."""
+    monkeypatch.setattr(training, "train", ctrl_c)
 
 
 def settings_line(out):
@@ -236,11 +241,11 @@ def test_a_restart_takes_the_runs_settings_may_change_the_machine_and_ctrl_c_pri
 
     # --qRestart alone takes every setting from run_config.json; the machine's may change (mirrored
     # here, on this machine's one CPU device), and the command Ctrl-C prints keeps the ones typed
-    interrupt_after_each_epoch(monkeypatch)
+    interrupt_before_the_first_batch(monkeypatch)
     status = train_cgan.main(["--dataset", "xray", "--results_dir", str(results), "--qRestart", "--epochs_goal", "3",
                               "--strategy", "mirrored"])
     out, err = capsys.readouterr()
-    assert status == cli.EXIT_INTERRUPTED and run_folder.complete_epochs(str(results)) == [1, 2]
+    assert status == cli.EXIT_INTERRUPTED and "training state of epoch 1 restored" in out
     assert settings_line(out) == first.replace("(settings from the command line)", "(settings from run_config.json)")
     assert "strategy mirrored: 1 replica(s)" in out
     command = err.split("interrupted; resume with:\n")[1].strip()
@@ -255,7 +260,7 @@ def test_a_restart_takes_the_runs_settings_may_change_the_machine_and_ctrl_c_pri
 @pytest.mark.slow
 def test_the_real_sample_grids_draw_from_their_own_stream_not_trainings(tmp_path):
     """The same seed trains the same run whether it draws real-sample grids first or not."""
-    data = make_xray_data(tmp_path / "data", n=48)  # 3 batches an epoch
+    data = make_xray_data(tmp_path / "data", n=32)  # 2 batches an epoch
     for plots_drawn in (0, 2):
         argv = train_argv(data, tmp_path / f"plots{plots_drawn}", "--seed", 5, "--epochs_goal", 1)
         assert train_cgan.main([*argv, "--real_plots", str(plots_drawn)]) == 0  # the last --real_plots wins
@@ -317,7 +322,8 @@ def test_an_old_run_with_a_keras2_discriminator_resumes_with_fresh_moments_and_i
     command = shlex.split(err.split("interrupted; resume with:\n")[1].strip())
     assert command[:9] == ["python", "files/train_cgan.py", "--dataset", "xray", "--out_dir", str(results), "--qRestart",
                            "--epochs_goal", "6"]
-    assert train_cgan.main(command[2:]) == cli.EXIT_INTERRUPTED  # the command as printed: epoch 6, the same settings
+    interrupt_before_the_first_batch(monkeypatch)
+    assert train_cgan.main(command[2:]) == cli.EXIT_INTERRUPTED  # the command as printed: the same settings
     again = capsys.readouterr().out
     assert settings_line(again) == settings_line(out) and "d_lr=0.0005" in again and "seed=4" in again
-    assert "training state of epoch 5 restored" in again and run_folder.complete_epochs(str(results)) == [4, 5, 6]
+    assert "training state of epoch 5 restored" in again
