@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import make_phantoms
 from cganlib.scoring import (
     PAINT_THRESHOLD,
     class_mean_difference,
@@ -17,6 +16,7 @@ from cganlib.scoring import (
     score_map,
 )
 from cganlib.storage import InputError
+from helpers import make_phantom_set
 
 SAMPLES = 10
 
@@ -96,7 +96,7 @@ def test_mismatched_input_is_an_input_error(labels, deltas, masks_size, message)
 def test_an_ideal_generator_of_the_phantoms_points_at_the_findings(tmp_path):
     """Class-mean phantoms at 80x80 stand in for a generator that learnt each class perfectly:
     its deltas must land on the ground truth far above the chance areas."""
-    truth = make_phantoms.write_phantoms(tmp_path, 100, 96, seed=1)  # enough to average out exposure
+    truth = make_phantom_set(tmp_path, 100, 96, seed=1)  # enough to average out exposure
     grey = np.stack([
         np.asarray(Image.open(tmp_path / "chest_xray" / name).resize((80, 80)), np.float32) / 255
         for name in truth["names"]
