@@ -15,7 +15,7 @@ Training turns the rows into the 4 face classes (datasets.face_labels_from_rows)
 
 Fast: MTCNN runs on batches of --batch photos of one size at a time, many times faster than one
 photo per call, with the same boxes. Photos that are missing from the table, unreadable, not
-images, or have no face are skipped and counted.
+images, over 25 megapixels (checked before decoding) or have no face are skipped and counted.
 """
 
 import os
@@ -28,10 +28,11 @@ from cganlib.datasets import (
     NOT_IMAGE,
     UNREADABLE,
     face_classes,
+    manifest_file,
     print_prepared_summary,
     read_attribute_table,
 )
-from cganlib.storage import InputError, fail, save_npz, writable_folder
+from cganlib.storage import InputError, fail, npz_writer, save_file_set, writable_folder
 
 CELEB = DATASETS["celeb"]
 NEEDED_COLUMNS = ("Attractive", "Male", "High_Cheekbones", "Big_Lips")
@@ -119,14 +120,14 @@ def main(argv=None):
         fail(f"no face found in the {len(chosen)} attractive photos in {args.images}")
     images_path = os.path.join(args.out_dir, CELEB.images_file)
     ids_path = os.path.join(args.out_dir, CELEB.labels_file)
-    save_npz(images_path, faces)
-    save_npz(ids_path, rows)
+    save_file_set(args.out_dir, manifest_file(CELEB.name),
+                  {CELEB.images_file: npz_writer(faces), CELEB.labels_file: npz_writer(rows)})
     # the classes training will derive from these rows (datasets.face_labels_from_rows)
     labels = face_classes(columns["Male"][rows], columns["High_Cheekbones"][rows], columns["Big_Lips"][rows])
     n_files = len(chosen) + skipped[NOT_IN_TABLE] + skipped[NOT_ATTRACTIVE]
     reasons = (NOT_IN_TABLE, NOT_ATTRACTIVE, NOT_IMAGE, UNREADABLE, face_crops.NO_FACE)
-    print_prepared_summary("faces", labels, CELEB.class_names, {reason: skipped[reason] for reason in reasons}, n_files,
-                           not_seen, "--n")
+    counts = {reason: skipped[reason] for reason in reasons} | skipped  # the rarer reasons when they occur
+    print_prepared_summary("faces", labels, CELEB.class_names, counts, n_files, not_seen, "--n")
     print(f"wrote {images_path} {faces.shape} and {ids_path} {rows.shape}")
 
 

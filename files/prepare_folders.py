@@ -15,13 +15,14 @@ Writes into --out_dir (default files/folder/):
   img_align_folder.npz     uint8 (N, 80, 80, 3)
   labels_align_folder.npz  int64 (N,), the class ids
   classes.json             {"classes": [names in id order], "counts": [images per class]}
-Files that are not images or are damaged are skipped and counted; so are class folders with
-no usable image, and the remaining classes are numbered without them. Then:
+Files that are not images, are damaged, declare over 25 megapixels (checked before decoding)
+or are not regular files (a FIFO, a device) are skipped and counted; so are class folders with
+no usable image, and the remaining classes are numbered without them. Links are followed, to
+files and folders alike; a folder reached twice is read once. Then:
 
     python files/train_cgan.py --dataset folder --data_dir files/folder
 """
 
-import json
 import os
 from collections import Counter
 from functools import partial
@@ -32,21 +33,27 @@ from tqdm import tqdm
 from cganlib import cli
 from cganlib.datasets import (
     CLASSES_FILE,
+    FOLDER,
     IMAGE_SIDE,
     MAX_CLASSES,
     MIN_CLASSES,
-    NOT_IMAGE,
-    UNREADABLE,
+    SKIP_REASONS,
     find_files,
     load_square_image,
+    manifest_file,
     print_prepared_summary,
     read_in_threads,
 )
-from cganlib.storage import InputError, atomic_write, save_npz, writable_folder
+from cganlib.storage import (
+    InputError,
+    json_writer,
+    npz_writer,
+    save_file_set,
+    writable_folder,
+)
 
 IMAGES_FILE, LABELS_FILE = "img_align_folder.npz", "labels_align_folder.npz"
 EMPTY_CLASS = "class folders with no usable image"
-SKIP_REASONS = (NOT_IMAGE, UNREADABLE)
 
 
 def parse_args(argv=None):
@@ -106,14 +113,6 @@ def prepare(folders, args):
     return images[: len(names)], labels, classes, [kept[name] for name in classes], skipped, over_limit
 
 
-def write_classes(path, classes, counts):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump({"classes": classes, "counts": counts}, f, indent=1)
-
-    atomic_write(path, write)
-
-
 def main(argv=None):
     args = parse_args(argv)
     with cli.exit_on_bad_input():
@@ -125,9 +124,10 @@ def main(argv=None):
         if len(classes) > MAX_CLASSES:
             raise InputError(f"{len(classes)} classes in {args.images}; at most {MAX_CLASSES} are supported")
         writable_folder(args.out_dir)
-    save_npz(os.path.join(args.out_dir, IMAGES_FILE), images)
-    save_npz(os.path.join(args.out_dir, LABELS_FILE), labels)
-    write_classes(os.path.join(args.out_dir, CLASSES_FILE), classes, counts)
+    save_file_set(args.out_dir, manifest_file(FOLDER), {
+        IMAGES_FILE: npz_writer(images), LABELS_FILE: npz_writer(labels),
+        CLASSES_FILE: json_writer({"classes": classes, "counts": counts}, indent=1),
+    })
     n_files = sum(len(files) for _, files in folders)
     print_prepared_summary("images", labels, classes, skipped, n_files, over_limit, "--n")
     print(f"wrote {IMAGES_FILE} {images.shape}, {LABELS_FILE} {labels.shape} and {CLASSES_FILE} to {args.out_dir}")

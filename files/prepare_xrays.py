@@ -16,7 +16,8 @@ Writes into --out_dir (default files/xray/):
 Fast: JPEGs are decoded at a reduced scale (Pillow's Image.draft: 1/2, 1/4 or 1/8 of full size,
 at least twice --size) on all cores. --full_decode decodes at full size instead; with
 --no_equalize that reproduces the posted script pixel for pixel. Files that are not images
-(.DS_Store) or are damaged are skipped and counted.
+(.DS_Store), are damaged, declare over 25 megapixels or are not regular files (a FIFO) are
+skipped and counted. Links are followed, to files and folders alike; a folder reached twice is read once.
 """
 
 import os
@@ -32,15 +33,16 @@ from cganlib.datasets import (
     NOT_IMAGE,
     UNREADABLE,
     find_files,
+    manifest_file,
     print_prepared_summary,
     xray_label,
 )
-from cganlib.patients import NAMES_FILE, save_names
-from cganlib.storage import InputError, fail, save_npz, writable_folder
+from cganlib.patients import NAMES_FILE, names_writer
+from cganlib.storage import InputError, fail, npz_writer, save_file_set, writable_folder
 from cganlib.xray_images import load_xrays
 
 XRAY = DATASETS["xray"]
-SKIP_REASONS = (NOT_IMAGE, UNREADABLE)
+SKIP_REASONS = (NOT_IMAGE, UNREADABLE)  # always listed; the rarer datasets.SKIP_REASONS when they occur
 N_XRAYS = 50000  # the original's limit
 
 
@@ -107,11 +109,11 @@ def main(argv=None):
         fail(f"no images found under {args.images} ({reasons})")
     images_path = os.path.join(args.out_dir, XRAY.images_file)
     labels_path = os.path.join(args.out_dir, XRAY.labels_file)
-    save_npz(images_path, images)
-    save_npz(labels_path, labels)
     names_path = os.path.join(args.out_dir, NAMES_FILE)
-    save_names(names_path, names)
-    counts = {reason: skipped[reason] for reason in SKIP_REASONS}
+    save_file_set(args.out_dir, manifest_file(XRAY.name), {XRAY.images_file: npz_writer(images),
+                                                           XRAY.labels_file: npz_writer(labels),
+                                                           NAMES_FILE: names_writer(names)})
+    counts = {reason: skipped[reason] for reason in SKIP_REASONS} | skipped
     print_prepared_summary("X-rays", labels, XRAY.class_names, counts, len(paths), not_seen, "--n")
     print(f"wrote {images_path} {images.shape}, {labels_path} {labels.shape} and {names_path}")
 

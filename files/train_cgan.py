@@ -20,6 +20,7 @@ batches of 16 and faster rates, which learn on a CPU in minutes); a flag typed b
 
 import argparse
 import dataclasses
+import math
 import os
 import shlex
 import sys
@@ -93,6 +94,11 @@ def build_parser():
     return p
 
 
+# run_config.json's hyperparameters that have no flag, checked as a flag would check them
+UNFLAGGED_RULES = {"g_beta1": cli.BETA, "beta_2": cli.BETA, "epsilon": cli.number(0, low_open=True)}
+KIND_NAMES = {"integer": "a whole number", "number": "a number"}  # cli's flag types, as a refusal names them
+
+
 def parse_args(argv=None):
     """(args, the names of the flags typed), checked; the namespace is not changed after."""
     parser = build_parser()
@@ -109,6 +115,51 @@ def parse_args(argv=None):
 
 
 # ---------------------------------------------------------------- the run's settings
+
+
+def _refusal(action, value):
+    """Why the command line would refuse value for this flag (an argparse action), or None."""
+    if value is None:
+        return None if not action.required else "must be given"
+    if action.nargs == 0:  # a switch
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if action.choices:
+        return None if value in action.choices else f"must be one of {', '.join(action.choices)}, got {value!r}"
+    return _type_refusal(action.type, value)
+
+
+def _type_refusal(parse, value):
+    """Why an argparse type function (cli.integer, cli.number, ...; None for text) refuses value."""
+    kind = getattr(parse, "__name__", None)
+    wanted = {"integer": (int,), "number": (int, float)}.get(kind, (str,))
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        return f"must be {KIND_NAMES.get(kind, 'text')}, got {value!r}"
+    try:
+        if parse:
+            parse(str(value))
+    except argparse.ArgumentTypeError as e:
+        return str(e)
+    return None
+
+
+def check_recorded(values, rules, path, section):
+    """InputError naming the value when one of run_config.json's `section` values breaks the rule
+    its flag has on the command line (rules: {name: argparse action or type function}); n_batch
+    must be even, as parse_args says."""
+    for name, value in values.items():
+        rule = rules.get(name)
+        if rule is None:
+            continue
+        problem = _refusal(rule, value) if isinstance(rule, argparse.Action) else _type_refusal(rule, value)
+        if problem is None and name == "n_batch" and value % 2:
+            problem = f"must be even (two half batches), got {value}"
+        if problem:
+            raise InputError(f'{path}: {section} "{name}" {problem}; the command line refuses it too')
+
+
+def flag_rules():
+    """{flag name: its argparse action}: the rules each flag's value follows."""
+    return {action.dest: action for action in build_parser()._actions}
 
 
 def command_line_flags(args):
@@ -165,8 +216,9 @@ def settle(args, given, out_dir=None):
             raise InputError("--overwrite starts a fresh run; it cannot go with --qRestart")
         recorded = run_folder.read_config(out_dir)
         if recorded is not None:
-            flags = reconciled_flags(flags, given, recorded.get("flags", {}),
-                                     os.path.join(out_dir, run_folder.RUN_CONFIG))
+            path = os.path.join(out_dir, run_folder.RUN_CONFIG)
+            check_recorded(recorded.get("flags", {}), flag_rules(), path, "flag")
+            flags = reconciled_flags(flags, given, recorded.get("flags", {}), path)
             run_folder.check_data_files(recorded.get("data_files", []))
         epochs_done = run_folder.restart_epoch(out_dir, args.epochs_done)
     if args.epochs_goal <= epochs_done:
@@ -186,11 +238,24 @@ def train_config(flags, recorded, out_dir):
     if recorded is None or "config" not in recorded:
         hyper = {name: flags[name] for name in config.HYPERPARAMETERS if name in flags}
         return config.resolve(flags["dataset"], flags["preset"], **hyper)
+    path = os.path.join(out_dir, run_folder.RUN_CONFIG)
     try:
-        return config.TrainConfig.from_record(recorded["config"])
+        recorded_config = config.TrainConfig.from_record(recorded["config"])
     except (TypeError, ValueError, AttributeError) as e:
-        raise InputError(f"{os.path.join(out_dir, run_folder.RUN_CONFIG)}: its config is not one of this "
-                         f"version's ({e})") from e
+        raise InputError(f"{path}: its config is not one of this version's ({e})") from e
+    values = dataclasses.asdict(recorded_config)
+    check_recorded({name: values[name] for name in config.HYPERPARAMETERS}, flag_rules() | UNFLAGGED_RULES, path,
+                   "config")
+    check_guard(values["guard"], path)
+    return recorded_config
+
+
+def check_guard(guard, path):
+    """InputError unless each of the collapse guard's recorded bands and counts is a finite number."""
+    for name, value in guard.items():
+        numbers = value if isinstance(value, (tuple, list)) else (value,)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+            raise InputError(f'{path}: config guard "{name}" must be finite numbers, got {value!r}')
 
 
 def resume_command(run, given):
@@ -244,7 +309,7 @@ def train(run, args):
     writable_folder(run.summary_dir)
     writable_folder(run.real_plots_dir)
     with run_folder.locked(run.out_dir):
-        removed = run_folder.prepare_folder(run, args.overwrite)
+        removed, kept = run_folder.prepare_folder(run, args.overwrite)
         print(settings_line(run, images, labels, bfloat16), flush=True)
         if run.mixed_precision and not bfloat16:
             print("--mixed_precision: this CPU has no bfloat16 arithmetic (AVX-512 BF16 or AMX) and oneDNN would "
@@ -256,14 +321,17 @@ def train(run, args):
                   "the settings come from the command line", flush=True)
         if removed:
             print(f"removed {removed} temporary file(s) of writes a killed run left", flush=True)
+        if kept:
+            print(f"--overwrite removed the old run's files; {len(kept)} file(s) its history and config do not name "
+                  f"stay: {', '.join(kept)}", flush=True)
         return training.start(run, images, labels, models, strategy)
 
 
 def main(argv=None):
     args, given = parse_args(argv)
     run = None
-    try:
-        with cli.exit_on_bad_input():
+    with cli.exit_on_bad_input():
+        try:
             # TensorFlow loads here, after the arguments are checked
             from cganlib.distribution import is_chief
 
@@ -273,20 +341,20 @@ def main(argv=None):
             with tempfile.TemporaryDirectory(prefix="cgan-worker-") as folder:
                 run = follow_the_chief(args, given, folder)
                 return train(run, args)
-    except KeyboardInterrupt:
-        if run and run_folder.complete_epochs(run.out_dir):
-            print(f"\ninterrupted; resume with:\n  {resume_command(run, given)}", file=sys.stderr)
-        else:
-            print("\ninterrupted before the first epoch was complete; start again with --overwrite", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
-    except OSError as e:  # a full disk, a folder gone or made read-only
-        where, why = e.filename2 or e.filename, e.strerror or " ".join(str(e).split())
-        if run is None:
-            fail(f"{where}: {why}")
-        done = run_folder.complete_epochs(run.out_dir)
-        then = f"resume with: {resume_command(run, given)}" if done else "start again with --overwrite"
-        fail(f"writing {where or run.out_dir} failed: {why}; {run_folder.describe_epochs(done)} in {run.out_dir}; "
-             f"make room, then {then}", status=EXIT_WRITE_FAILED)
+        except KeyboardInterrupt:
+            if run and run_folder.complete_epochs(run.out_dir):
+                print(f"\ninterrupted; resume with:\n  {resume_command(run, given)}", file=sys.stderr)
+            else:
+                print("\ninterrupted before the first epoch was complete; start again with --overwrite", file=sys.stderr)
+            return cli.EXIT_INTERRUPTED
+        except OSError as e:  # a full disk, a folder gone or made read-only
+            where, why = cli.os_error_parts(e)
+            if run is None:
+                fail(f"{where}: {why}")
+            done = run_folder.complete_epochs(run.out_dir)
+            then = f"resume with: {resume_command(run, given)}" if done else "start again with --overwrite"
+            fail(f"writing {where or run.out_dir} failed: {why}; {run_folder.describe_epochs(done)} in {run.out_dir}; "
+                 f"make room, then {then}", status=EXIT_WRITE_FAILED)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,18 @@
 """Command-line plumbing every script shares: a parser whose help shows each flag's default and
 whose errors are one line with exit status 2, the same one line for bad input found later,
 flag types that check a number's range (NaN and infinity included), a memory check for sizes
-that cannot fit, and the exit statuses."""
+that cannot fit (storage.check_memory), and the exit statuses."""
 
 import argparse
 import math
 from contextlib import contextmanager
 
-import psutil
 from tqdm import tqdm
 
-from cganlib.storage import EXIT_BAD_INPUT, InputError, fail
+from cganlib.storage import EXIT_BAD_INPUT, InputError, check_memory, fail  # noqa: F401  (cli.check_memory: the scripts' name for it)
 
 # exit statuses besides 0 and EXIT_BAD_INPUT (2, bad input: the one-line error)
+EXIT_FAILED = 1  # the machine failed a read or write: a full disk, a folder gone or made read-only
 EXIT_TOO_MANY_REBUILDS = 3  # training: the collapse guard gave up; the epoch's models are saved
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding, which Keras's set_random_seed calls, takes no more
@@ -52,12 +52,25 @@ class Parser(argparse.ArgumentParser):
 
 @contextmanager
 def exit_on_bad_input():
-    """Around a script's work: bad input found there (InputError) ends the script as a bad flag
-    does, with `<script>: error: <message>` and EXIT_BAD_INPUT, never a traceback."""
+    """Around a script's work: it ends in one line `<script>: error: <message>`, never a
+    traceback. Bad input found there (InputError) ends it as a bad flag does, with
+    EXIT_BAD_INPUT; a read or write the machine failed (OSError) with EXIT_FAILED; Ctrl-C with
+    EXIT_INTERRUPTED. Files are written atomically, so none is left half-written."""
     try:
         yield
     except InputError as e:
         fail(str(e), EXIT_BAD_INPUT)
+    except OSError as e:
+        where, why = os_error_parts(e)
+        fail(f"{where}: {why}" if where else why, EXIT_FAILED)
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_INTERRUPTED)
+
+
+def os_error_parts(error):
+    """(the file, why) of an OSError, each on one line: h5py's and others' messages span several."""
+    where = error.filename2 or error.filename
+    return where, " ".join((error.strerror or str(error)).split())
 
 
 def print_beside_bars(line):
@@ -130,17 +143,3 @@ SEED = integer(0, SEED_MAX)
 POSITIVE = integer(1)
 RATE = number(0, 1, low_open=True)  # a learning rate
 BETA = number(0, 1, high_open=True)  # an Adam(ax) beta
-
-
-def check_memory(n_bytes, what):
-    """InputError when n_bytes cannot fit in the memory this machine has free now."""
-    free = psutil.virtual_memory().available
-    if n_bytes > free:
-        raise InputError(f"{what} would need {_size(n_bytes)} of memory; {_size(free)} is free")
-
-
-def _size(n_bytes):
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if n_bytes < 1000 or unit == "PB":
-            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1000

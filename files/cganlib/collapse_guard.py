@@ -2,6 +2,7 @@
 and says what to do: print, snapshot, reload, abort. Its bands are config.GuardBands.
 It holds the counters; the training loop holds the weights and acts on the decision."""
 
+import math
 from dataclasses import dataclass, field
 
 from cganlib.config import GuardBands
@@ -25,6 +26,12 @@ def should_print(j, d1, d2, g):
 
 
 ORIGINAL_BANDS = GuardBands()
+
+
+def outside(loss, low, high):
+    """Whether a loss lies outside [low, high]. A NaN does: it compares False with every number,
+    so `loss < low or loss > high` would let it pass."""
+    return not low <= loss <= high
 
 
 def in_save_band(d1, d2, g, bands=ORIGINAL_BANDS):
@@ -59,11 +66,13 @@ class CollapseGuard:
                 self.nSaves += 1
                 self.ijSave = ij
                 decision.snapshot = True
-        if self.ijSave > 0:
+        # The rules apply once a snapshot was taken, as in the original; a NaN loss trips them
+        # before too (the trainer's first snapshot is the initial weights): it never recovers.
+        if self.ijSave > 0 or any(math.isnan(loss) for loss in (d1, d2, g)):
             rules = (
-                (D_MODEL, d1 < b.d_loss_low or d1 > b.d_loss_high),
-                (G_MODEL, d2 < b.d_loss_low or d2 > b.d_loss_high),
-                (GAN_MODELS, g < b.g_loss_low or g > self.gan_upper),
+                (D_MODEL, outside(d1, b.d_loss_low, b.d_loss_high)),
+                (G_MODEL, outside(d2, b.d_loss_low, b.d_loss_high)),
+                (GAN_MODELS, outside(g, b.g_loss_low, self.gan_upper)),
             )
             for name, tripped in rules:
                 if tripped:

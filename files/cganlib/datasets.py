@@ -8,15 +8,18 @@ the models are in cgan.py.
 
 import json
 import os
+import stat
 import struct
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cganlib.storage import InputError, load_npz
+from cganlib.storage import InputError, check_file_set, load_arrays, open_regular
 
 IMAGE_SIDE = 80  # prepared images are (80, 80, 3) uint8
 HEALTHY, VIRAL, BACTERIAL = 0, 1, 2  # the X-ray classes
@@ -73,7 +76,7 @@ def read_classes(data_dir):
     if not os.path.exists(path):
         raise InputError(f"{path} not found (make it with files/prepare_folders.py)")
     try:
-        with open(path) as f:
+        with open_regular(path) as f:
             table = json.load(f)
         names, counts = [str(name) for name in table["classes"]], [int(c) for c in table["counts"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -81,6 +84,11 @@ def read_classes(data_dir):
     if not MIN_CLASSES <= len(names) <= MAX_CLASSES or len(counts) != len(names):
         raise InputError(f"{path}: needs {MIN_CLASSES} to {MAX_CLASSES} classes with a count each")
     return names, counts
+
+
+def manifest_file(dataset_name):
+    """The file that commits a dataset's prepared files as one set (storage.save_file_set)."""
+    return f"prepared_{dataset_name}.json"
 
 
 def dataset_settings(name, data_dir):
@@ -179,26 +187,55 @@ def face_labels_from_rows(attribute_path, rows):
 
 NOT_IMAGE = "not an image"
 UNREADABLE = "unreadable"
+NOT_REGULAR = "not a regular file"  # a FIFO, a device, a socket: reading one could wait forever
+# An image's declared size is checked before it is decoded: a file of a few hundred bytes can
+# declare 12000x12000 pixels, gigabytes once decoded. Pillow's own limit (89 megapixels, its
+# DecompressionBombWarning) is made an error below; ours is far lower: 25 megapixels decode to
+# 75 MB of RGB, and an X-ray, a photo or a scan fits under it.
+MAX_PIXELS = 25_000_000
+TOO_LARGE = f"over {MAX_PIXELS // 1_000_000} megapixels"
+SKIP_REASONS = (NOT_IMAGE, UNREADABLE, NOT_REGULAR, TOO_LARGE)
 # what Pillow raises for damaged files, depending on the format and where the damage is
-DAMAGED = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
+DAMAGED = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
 def read_image(path, convert):
-    """(convert(opened image), None), or (None, NOT_IMAGE / UNREADABLE) when the file is not an
-    image or is damaged. `convert` must finish its reading before returning (the file closes)."""
+    """(convert(opened image), None), or (None, the reason the file cannot be used: NOT_IMAGE,
+    UNREADABLE, NOT_REGULAR, TOO_LARGE). The size is checked before anything is decoded.
+    `convert` must finish its reading before returning (the file closes)."""
     try:
-        with Image.open(path) as image:
-            return convert(image), None
-    except UnidentifiedImageError:
-        return None, NOT_IMAGE
-    except DAMAGED:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens at once, and is refused
+    except OSError:
         return None, UNREADABLE
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, NOT_REGULAR
+        try:
+            with Image.open(f) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    return None, TOO_LARGE
+                return convert(image), None
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            return None, TOO_LARGE
+        except UnidentifiedImageError:
+            return None, NOT_IMAGE
+        except DAMAGED:
+            return None, UNREADABLE
 
 
 def find_files(folder):
-    """Every file under folder, sub-folders of any depth included, in sorted order."""
-    found = []
-    for root, dirs, files in os.walk(folder):
+    """Every file under folder, sub-folders of any depth included, in sorted order. Links are
+    followed, to files and folders alike, wherever they lead: a dataset linked into the folder
+    is read as if copied there (read_image then reads regular files only). A folder reached
+    again (a link loop, or two links to one folder) is walked once."""
+    found, walked = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in walked:
+            dirs.clear()
+            continue
+        walked.add(real)
         dirs.sort()  # os.walk visits sub-folders in this list's order
         found += [os.path.join(root, name) for name in sorted(files)]
     return found
@@ -297,18 +334,30 @@ def attribute_table(data_dir):
     return txt_table if os.path.exists(txt_table) and not os.path.exists(csv_table) else csv_table
 
 
+def _prepared_images(key, shape, dtype):
+    if dtype != np.uint8 or len(shape) != 4 or shape[1:] != (IMAGE_SIDE, IMAGE_SIDE, 3):
+        raise InputError(f"images must be uint8 (N, {IMAGE_SIDE}, {IMAGE_SIDE}, 3), got {dtype} {shape}")
+
+
+def _prepared_labels(name, n_images, key, shape, dtype):
+    if len(shape) != 1 or not np.issubdtype(dtype, np.integer):
+        raise InputError(f"{name} must hold integers of shape (N,), got {dtype} {shape}")
+    if shape[0] != n_images:
+        raise InputError(f"{shape[0]} labels for {n_images} images")
+
+
 def load_prepared(settings, data_dir, attributes=None):
     """The prepared uint8 images (N, 80, 80, 3) and their classes (N,) int32, checked; faces'
     classes come from the attribute table (default: attribute_table(data_dir)). InputError
-    for missing or malformed files."""
-    images = load_npz(os.path.join(data_dir, settings.images_file), settings.prepare_script)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE, 3):
-        raise InputError(f"images must be uint8 (N, {IMAGE_SIDE}, {IMAGE_SIDE}, 3), got {images.dtype} {images.shape}")
-    labels = load_npz(os.path.join(data_dir, settings.labels_file), settings.prepare_script)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(f"{settings.labels_file} must hold integers of shape (N,), got {labels.dtype} {labels.shape}")
-    if len(labels) != len(images):
-        raise InputError(f"{len(labels)} labels for {len(images)} images")
+    for missing or malformed files, or for files of two preparing runs."""
+    prepared = [settings.images_file, settings.labels_file] + ([CLASSES_FILE] if settings.name == FOLDER else [])
+    check_file_set(data_dir, manifest_file(settings.name), prepared, settings.prepare_script)
+    (images,) = load_arrays(os.path.join(data_dir, settings.images_file), ("arr_0",), settings.prepare_script,
+                            check=_prepared_images)
+    if not len(images):
+        raise InputError(f"{os.path.join(data_dir, settings.images_file)} holds no images")
+    (labels,) = load_arrays(os.path.join(data_dir, settings.labels_file), ("arr_0",), settings.prepare_script,
+                            check=partial(_prepared_labels, settings.labels_file, len(images)))
     if settings.name == "celeb":
         attributes = attributes or attribute_table(data_dir)
         if not os.path.exists(attributes):

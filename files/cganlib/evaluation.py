@@ -181,6 +181,14 @@ def write_csv(rows, path):
     atomic_write(path, write, suffix=".csv")
 
 
+def write_results(floor, rows, args):
+    """evaluation.csv and evaluation.png of the epochs measured, if any."""
+    if rows:
+        write_csv(floor + rows, os.path.join(args.out_dir, "evaluation.csv"))
+        fig = measure_figure(floor + rows, args.settings, os.path.join(args.out_dir, "evaluation.png"))
+        plots.show_or_close(fig, args.show)
+
+
 def measure_figure(rows, settings, path):
     """One panel per measure over the epochs: a line per class and `all`, the floor dashed."""
     series, floors = {}, {}
@@ -318,11 +326,10 @@ def run(args):
 
     try:
         for_each_model(args, work, desc="evaluate", minimum_labels=1)
-    finally:  # what was measured is kept when a model file fails
-        if rows:
-            write_csv(floor + rows, os.path.join(args.out_dir, "evaluation.csv"))
-            fig = measure_figure(floor + rows, args.settings, os.path.join(args.out_dir, "evaluation.png"))
-            plots.show_or_close(fig, args.show)
+    except InputError:  # what was measured is kept when a model file fails; after Ctrl-C, nothing is written
+        write_results(floor, rows, args)
+        raise
+    write_results(floor, rows, args)
     print(f"wrote {os.path.join(args.out_dir, 'evaluation.csv')} and evaluation.png", flush=True)
     if args.embedding:
         figure_path, folder = draw_embedding(last["epoch"], real, real_features, last["generated"],

@@ -32,14 +32,19 @@ def patient_id(name):
     return name
 
 
-def save_names(path, names):
-    """One name a line, atomically."""
+def names_writer(names):
+    """write(path): one name a line (storage.save_file_set's writers' form)."""
 
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
+    def write(path):
+        with open(path, "w", encoding="utf-8") as f:
             f.writelines(f"{name}\n" for name in names)
 
-    atomic_write(path, write)
+    return write
+
+
+def save_names(path, names):
+    """One name a line, atomically."""
+    atomic_write(path, names_writer(names))
 
 
 def load_patients(data_dir, n_images):

@@ -17,12 +17,15 @@ its generator and discriminator files open. In a folder without history rows or 
 """
 
 import csv
+import errno
 import fcntl
-import hashlib
 import json
 import os
 import platform
 import re
+import stat
+import zipfile
+import zlib
 from contextlib import contextmanager
 from datetime import datetime
 from importlib.metadata import version
@@ -31,7 +34,14 @@ import h5py
 import numpy as np
 
 from cganlib.datasets import CLASSES_FILE, FOLDER
-from cganlib.storage import InputError, atomic_write, save_arrays, writable_folder
+from cganlib.storage import (
+    InputError,
+    atomic_write,
+    file_digest,
+    open_regular,
+    save_arrays,
+    writable_folder,
+)
 
 RUN_CONFIG = "run_config.json"
 HISTORY = "history.csv"
@@ -105,17 +115,51 @@ def describe_epochs(epochs):
 
 
 def restart_epoch(out_dir, epochs_done):
-    """The epoch to resume from, checked; InputError listing the complete epochs otherwise."""
+    """The epoch to resume from, checked, its training state too; InputError listing the
+    complete epochs otherwise. The newest epoch history.csv lists must be whole: resuming
+    from the one before would replace its files, so a damaged one is named instead."""
     complete = complete_epochs(out_dir)
     if epochs_done is None:
+        check_newest_listed(out_dir, complete)
         if not complete:
             again = "; start again with --overwrite" if run_files(out_dir) else ""
             raise InputError(f"--qRestart: no complete epoch in {out_dir}{again}")
-        return complete[-1]
-    if epochs_done not in complete:
+        epochs_done = complete[-1]
+    elif epochs_done not in complete:
         raise InputError(f"--qRestart: epoch {epochs_done} is missing, unreadable or incomplete in {out_dir}; "
                          f"{describe_epochs(complete)}")
+    check_state(out_dir, epochs_done)
     return epochs_done
+
+
+def check_newest_listed(out_dir, complete):
+    """InputError naming the damaged files when the newest epoch history.csv lists is not complete."""
+    listed = [int(row["epoch"]) for row in read_history(out_dir)]
+    if not listed or max(listed) in complete:
+        return
+    newest = max(listed)
+    damaged = [os.path.basename(path) for part, path in model_paths(out_dir, newest).items()
+               if part != "gan" and not readable_h5(path)]
+    earlier = (f"or resume from epoch {complete[-1]} with --epochs_done {complete[-1]}, which replaces epoch "
+               f"{newest}'s files" if complete else "or start again with --overwrite")
+    raise InputError(f"--qRestart: epoch {newest} is complete in history.csv but {' and '.join(damaged)} in {out_dir} "
+                     f"is missing or damaged: put back a good copy, {earlier}")
+
+
+def check_state(out_dir, epoch):
+    """InputError when the epoch's training state file is damaged (cut short, its bytes changed):
+    every member's checksum is read, before the run prints or writes anything."""
+    path = state_path(out_dir, epoch)
+    if not os.path.lexists(path):
+        return
+    try:
+        with open_regular(path, "rb") as f, zipfile.ZipFile(f) as archive:
+            bad = archive.testzip()
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        bad = f"{type(e).__name__}: {e}"
+    if bad:
+        raise InputError(f"--qRestart: {path} is damaged ({bad}): put back a good copy, or resume from an earlier "
+                         f"epoch with --epochs_done")
 
 
 def run_files(results_dir):
@@ -127,10 +171,25 @@ def run_files(results_dir):
     return sorted(os.path.join(results_dir, n) for n in names)
 
 
+def own_files(results_dir):
+    """The files the run in results_dir names as its own, sorted: run_config.json, history.csv,
+    losses.png and the files of each epoch its history lists. A folder without run_config.json
+    (an original's run) names none: every file named like a run's is taken for its own."""
+    if not os.path.lexists(os.path.join(results_dir, RUN_CONFIG)):
+        return run_files(results_dir)
+    paths = [os.path.join(results_dir, name) for name in (RUN_CONFIG, HISTORY, LOSSES)]
+    for epoch in sorted({int(row["epoch"]) for row in read_history(results_dir)}):
+        paths += [*model_paths(results_dir, epoch).values(), plot_path(results_dir, epoch),
+                  state_path(results_dir, epoch)]
+    return sorted(path for path in paths if os.path.lexists(path))
+
+
 def clear_run(results_dir):
-    """Remove a run's files from results_dir (for --overwrite); other files stay."""
-    for path in run_files(results_dir):
+    """Remove the run's own files (own_files) for --overwrite; returns the names of the files
+    that stay though named like a run's (a model copied in, an epoch the history never listed)."""
+    for path in own_files(results_dir):
         os.remove(path)
+    return [os.path.basename(path) for path in run_files(results_dir)]
 
 
 def generator_files(models_dir):
@@ -166,12 +225,21 @@ def remove_temporary_files(folder, prefixes=("",)):
 
 
 def read_history(results_dir, up_to_epoch=None):
-    """history.csv's rows as dicts of strings (all, or those up to an epoch); [] without one."""
+    """history.csv's rows as dicts of strings (all, or those up to an epoch); [] without one.
+    InputError when a row's epoch is not a whole number from 1 (a column lost, an edit)."""
     path = os.path.join(results_dir, HISTORY)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open_regular(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not a readable history ({e})") from e
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        epoch = row.get("epoch")
+        if not (epoch or "").isdigit() or int(epoch) < 1:
+            raise InputError(f"{path} line {number}: epoch {epoch!r} is not a whole number from 1; "
+                             f"history.csv's first column is the epoch")
     return [row for row in rows if up_to_epoch is None or int(row["epoch"]) <= up_to_epoch]
 
 
@@ -197,12 +265,27 @@ def _in_use(results_dir, pid):
     )
 
 
+def _open_lock(results_dir, flags):
+    """The lock file, opened without following a link. Training writes its pid into it, so a
+    link there (or a FIFO, a device) would send that write elsewhere: InputError instead."""
+    path = os.path.join(results_dir, LOCK)
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise InputError(f"{path} is a symbolic link, not a training run's lock: remove it") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{path} is not a regular file, not a training run's lock: remove it")
+    return os.fdopen(fd, "r+" if flags & os.O_RDWR else "r")
+
+
 def check_not_in_use(results_dir):
     """InputError if a running training run holds results_dir's lock. Writes nothing."""
-    path = os.path.join(results_dir, LOCK)
-    if not os.path.exists(path):
+    if not os.path.lexists(os.path.join(results_dir, LOCK)):
         return
-    with open(path) as f:
+    with _open_lock(results_dir, os.O_RDONLY) as f:
         try:
             fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -215,13 +298,11 @@ def locked(results_dir):
     InputError at once if another run holds it. The kernel drops the lock when the holder
     dies, so the file a killed run leaves behind blocks nobody."""
     writable_folder(results_dir)
-    with open(os.path.join(results_dir, LOCK), "a+") as f:
+    with _open_lock(results_dir, os.O_RDWR | os.O_CREAT) as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
             raise _in_use(results_dir, f.read().strip()) from None
-        f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
         f.flush()
@@ -234,32 +315,55 @@ def locked(results_dir):
 def prepare_folder(run, overwrite):
     """Under the lock: clear what killed writes left, the old run for --overwrite; record a fresh
     run's settings (run_record); a restart from an earlier epoch takes the later ones out of the
-    history. Returns how many temporary files it removed."""
+    history. Returns (how many temporary files it removed, the names --overwrite left: clear_run)."""
     removed = remove_temporary_files(run.out_dir)
     removed += remove_temporary_files(run.real_plots_dir, ("real_plot_e",))
     removed += remove_temporary_files(run.summary_dir, ("generator_", "discriminator_", "gan_"))
+    kept = []
     if not run.restart:
         if overwrite:
-            clear_run(run.out_dir)
+            kept = clear_run(run.out_dir)
         write_config(run.out_dir, run_record(run))
     else:
-        kept = read_history(run.out_dir, run.epochs_done)
-        if len(kept) < len(read_history(run.out_dir)):
-            write_history(run.out_dir, kept)
-    return removed
+        rows = read_history(run.out_dir, run.epochs_done)
+        if len(rows) < len(read_history(run.out_dir)):
+            write_history(run.out_dir, rows)
+    return removed, kept
 
 
 
 def read_config(results_dir):
-    """run_config.json as a dict, or None when the folder has none; InputError if unreadable."""
+    """run_config.json as a dict, or None when the folder has none; InputError if unreadable or
+    not laid out as run_record writes it (its values are the flags' to check: train_cgan.py)."""
     path = os.path.join(results_dir, RUN_CONFIG)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return None
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open_regular(path) as f:
+            record = json.load(f)
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: not a readable run config ({e})") from e
+    problem = _layout_problem(record)
+    if problem:
+        raise InputError(f"{path}: {problem}")
+    return record
+
+
+def _layout_problem(record):
+    """What is wrong with run_config.json's layout, or None."""
+    if not isinstance(record, dict):
+        return f"holds a {type(record).__name__}, not an object"
+    for name in ("flags", "config"):
+        if not isinstance(record.get(name, {}), dict):
+            return f'"{name}" holds a {type(record[name]).__name__}, not an object'
+    files = record.get("data_files", [])
+    if not isinstance(files, list):
+        return f'"data_files" holds a {type(files).__name__}, not a list'
+    fields = {"path": str, "bytes": int, "sha256": str}
+    for k, entry in enumerate(files):
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(f), t) for f, t in fields.items()):
+            return f'"data_files" entry {k} is not {{"path": text, "bytes": whole number, "sha256": text}}'
+    return None
 
 
 def write_config(results_dir, config):
@@ -288,11 +392,8 @@ def run_record(run):
 
 def file_record(path):
     """{"path", "bytes", "sha256"} of a data file, to tell later whether it changed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": path, "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+    n_bytes, sha256 = file_digest(path)
+    return {"path": path, "bytes": n_bytes, "sha256": sha256}
 
 
 def check_data_files(records):
@@ -333,6 +434,6 @@ def load_state(results_dir, epoch):
             arrays = {}
             for key in sorted(k for k in data.files if k != "info"):
                 arrays.setdefault(key.rsplit(".", 1)[0], []).append(data[key])
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise InputError(f"{path}: not a readable training state ({e})") from e
     return info, arrays

@@ -1,12 +1,20 @@
 """Files on disk: atomic writes (a killed run never leaves a half-written file under the
-final name), `.npz` arrays under the key `arr_0`, and the one-line error every script exits with."""
+final name), sets of files written as one (a reader never takes files of two runs for one set),
+`.npz` arrays under the key `arr_0` with their headers checked before they load, and the
+one-line error every script exits with."""
 
+import glob
+import hashlib
+import json
 import logging
+import math
 import os
+import stat
 import sys
 import tempfile
 
 import numpy as np
+import psutil
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -24,6 +32,16 @@ def fail(message, status=EXIT_BAD_INPUT):
     prog = os.path.basename(sys.argv[0]) or "python"
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(status)
+
+
+def open_regular(path, mode="r", **kwargs):
+    """open(path, mode, **kwargs) for reading, of a regular file only (links followed):
+    InputError for a FIFO, a device or a socket, which could block the reader forever or never end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{path} is not a regular file")
+    return os.fdopen(fd, mode, **kwargs)
 
 
 def _temporary_name(path, suffix):
@@ -47,24 +65,110 @@ def atomic_write(path, write, suffix=""):
         raise
 
 
+def npz_writer(*arrays, **named):
+    """write(path): np.savez_compressed of these arrays (positional ones as arr_0, arr_1, ...)."""
+
+    def write(path):
+        with open(path, "wb") as f:
+            np.savez_compressed(f, *arrays, **named)
+
+    return write
+
+
 def save_npz(path, array):
     """np.savez_compressed(path, array) (one array under `arr_0`), atomically."""
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, array)
-
-    atomic_write(path, write)
+    atomic_write(path, npz_writer(array))
 
 
 def save_arrays(path, **arrays):
     """Several named arrays in one compressed `.npz`, atomically."""
+    atomic_write(path, npz_writer(**arrays))
 
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
 
-    atomic_write(path, write)
+def json_writer(value, indent=2):
+    """write(path): value as JSON text."""
+
+    def write(path):
+        with open(path, "w") as f:
+            json.dump(value, f, indent=indent)
+
+    return write
+
+
+def file_digest(path):
+    """(size in bytes, sha256 in hex) of a file's content."""
+    digest, size = hashlib.sha256(), 0
+    with open_regular(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+# ---------------------------------------------------------------- sets of files written as one
+# A manifest written last, rather than one folder renamed into place: the prepared arrays sit
+# in a data folder beside the raw images, the attribute table and the runs' results, at paths
+# that commands and run_config.json name, and a folder swap would move them all.
+
+
+def save_file_set(folder, manifest, writers):
+    """Write files that belong together ({name: write(path)}) into folder as one set. Each is
+    written whole under a temporary name; then `manifest` lists the new files' sizes and
+    sha256; then they are renamed into place. Killed before the manifest, the old set stands
+    untouched; after it, until the renames are done, the files differ from the manifest and
+    check_file_set refuses them. Temporary files a killed earlier write of these names left
+    are removed first."""
+    for name in writers:
+        for leftover in glob.glob(os.path.join(glob.escape(folder), f".tmp-{glob.escape(name)}.*")):
+            os.remove(leftover)
+    written = {}
+    try:
+        for name, write in writers.items():
+            written[name] = _temporary_name(os.path.join(folder, name), "")
+            write(written[name])
+            os.chmod(written[name], 0o666 & ~_UMASK)
+        files = {name: dict(zip(("bytes", "sha256"), file_digest(tmp))) for name, tmp in written.items()}
+        atomic_write(os.path.join(folder, manifest), json_writer({"files": files}))
+        for name, tmp in written.items():
+            os.replace(tmp, os.path.join(folder, name))
+    except BaseException:
+        for tmp in written.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        raise
+
+
+def check_file_set(folder, manifest, names, made_by):
+    """InputError unless the named files of folder are, byte for byte, those its manifest lists
+    (save_file_set). A folder without the manifest (files made before manifests were written,
+    or by hand) is taken as it is."""
+    path = os.path.join(folder, manifest)
+    if not os.path.lexists(path):
+        return
+    listed = _manifest_files(path)
+    again = f"make the set again with {made_by}"
+    for name in names:
+        if name not in listed:
+            raise InputError(f"{path} does not list {name}: {again}")
+        try:
+            now = file_digest(os.path.join(folder, name))
+        except OSError as e:
+            raise InputError(f"{os.path.join(folder, name)}: {e.strerror}; {again}") from e
+        if now != (listed[name]["bytes"], listed[name]["sha256"]):
+            raise InputError(f"{os.path.join(folder, name)} is not the file {manifest} lists with the rest of its set "
+                             f"(a write stopped halfway, or a file replaced by hand): {again}")
+
+
+def _manifest_files(path):
+    """{name: {"bytes", "sha256"}} of a manifest; InputError when it is not one."""
+    try:
+        with open_regular(path) as f:
+            files = json.load(f)["files"]
+        if not all(isinstance(r["bytes"], int) and isinstance(r["sha256"], str) for r in files.values()):
+            raise TypeError("a size that is not a whole number or a hash that is not text")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise InputError(f"{path}: not a manifest of prepared files ({type(e).__name__}: {e})") from e
+    return files
 
 
 def save_model(model, path):
@@ -85,15 +189,32 @@ def save_figure(fig, path, **kwargs):
     atomic_write(path, lambda tmp: fig.savefig(tmp, format=ext.lstrip(".") or "png", **kwargs), suffix=ext)
 
 
-def load_arrays(path, keys, made_by=None):
+def _header(data, key):
+    """(shape, dtype) of one array of an open `.npz`, from its .npy header alone."""
+    with data.zip.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return shape, dtype
+
+
+def load_arrays(path, keys, made_by=None, check=None):
     """The named arrays of a `.npz`, in the order of keys; InputError naming the file (and the
-    script that makes it) when it is missing, unreadable or lacks one."""
+    script that makes it) when it is missing, unreadable or lacks one. Each array's header is
+    read first: check(key, shape, dtype), when given, may refuse it (InputError), and arrays of
+    Python objects or larger than the free memory are refused, all before anything is loaded
+    (a file of a megabyte can declare gigabytes of zeros)."""
     hint = f" (make it with {made_by})" if made_by else ""
     if not os.path.exists(path):
         raise InputError(f"{path} not found{hint}")
     try:
-        with np.load(path) as data:
-            arrays = {key: data[key] for key in keys if key in data}
+        with open_regular(path, "rb") as f, np.load(f) as data:
+            present = [key for key in keys if key in data]
+            headers = {key: _header(data, key) for key in present}
+            _check_headers(path, headers, check)
+            arrays = {key: data[key] for key in present}
+    except InputError:
+        raise
     except Exception as e:
         raise InputError(f"{path}: not a readable .npz ({type(e).__name__}: {e}){hint}") from e
     missing = [key for key in keys if key not in arrays]
@@ -102,13 +223,25 @@ def load_arrays(path, keys, made_by=None):
     return [arrays[key] for key in keys]
 
 
+def _check_headers(path, headers, check):
+    for key, (shape, dtype) in headers.items():
+        if dtype.hasobject:
+            raise InputError(f"{path}: array {key} holds Python objects, which are never loaded")
+        if check:
+            check(key, shape, dtype)
+    n_bytes = sum(math.prod(shape) * dtype.itemsize for shape, dtype in headers.values())
+    check_memory(n_bytes, f"{path}'s arrays {', '.join(f'{key} {shape}' for key, (shape, _) in headers.items())}")
+
+
 def npz_keys(path):
     """The names of the arrays in a `.npz`; InputError naming the file when it is missing or unreadable."""
     if not os.path.exists(path):
         raise InputError(f"{path} not found")
     try:
-        with np.load(path) as data:
+        with open_regular(path, "rb") as f, np.load(f) as data:
             return set(data.files)
+    except InputError:
+        raise
     except Exception as e:
         raise InputError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from e
 
@@ -116,6 +249,20 @@ def npz_keys(path):
 def load_npz(path, made_by=None):
     """The array `arr_0` of a `.npz` (what np.savez_compressed(path, array) writes)."""
     return load_arrays(path, ("arr_0",), made_by)[0]
+
+
+def check_memory(n_bytes, what):
+    """InputError when n_bytes cannot fit in the memory this machine has free now."""
+    free = psutil.virtual_memory().available
+    if n_bytes > free:
+        raise InputError(f"{what} would need {_size(n_bytes)} of memory; {_size(free)} is free")
+
+
+def _size(n_bytes):
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n_bytes < 1000 or unit == "PB":
+            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1000
 
 
 def writable_folder(path):
