@@ -270,6 +270,7 @@ def explain_inputs(tmp_path_factory):
     save_arrays(folder / "images.npz", arr_0=images)
     save_arrays(folder / "labels.npz", arr_0=np.array([0, 1, 2, 2, 1, 0]))
     save_arrays(folder / "held_out.npz", held_out=np.array([1, 3, 5]), train=np.array([0, 2, 4]))
+    save_arrays(folder / "few_labels.npz", arr_0=np.array([0, 1]))
     return folder
 
 
@@ -318,6 +319,9 @@ def test_explain_image_without_labelled_rows_leaves_the_class_mean_difference_ou
     (["--classifier", "{folder}/classifier3.keras", "--indices", "1", "4", "--to", "1"],
      "give --to a label besides 1"),
     (["--curve_steps", "0"], "--curve_steps: must be at least 1"),
+    (["--classifier", "{folder}/classifier3.keras", "--labels_npz", "{folder}/held_out.npz"], "has no array arr_0"),
+    (["--classifier", "{folder}/classifier3.keras", "--labels_npz", "{folder}/few_labels.npz", "--indices", "0"],
+     "2 labels for the 6 rows of"),
 ])
 def test_explain_image_bad_classifier_input_is_one_line(explain_inputs, tmp_path, capsys, extra, message):
     extra = [item.format(folder=explain_inputs) for item in extra]

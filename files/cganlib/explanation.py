@@ -83,6 +83,8 @@ def labelled_rows(args):
     else:
         return None
     images = load_arrays(args.npz, ("images" if "images" in keys else "arr_0",))[0]
+    if len(labels) != len(images):
+        raise InputError(f"{len(labels)} labels for the {len(images)} rows of {args.npz}")
     return (images if images.dtype == np.uint8 else images * 255.0), labels
 
 
@@ -213,6 +215,7 @@ def explain(args):
     targets = chosen_targets(args.to, labels, n_classes, os.path.basename(args.model))
     if classifier is not None:
         explanation_measures.check_targets(labels, targets)
+        rows = labelled_rows(args)
     masks = ground_truth_masks(args.ground_truth, args.mask, indices, labels) if args.ground_truth else None
     cli.check_memory(len(images) * (1 + 2 * len(targets)) * images[0].nbytes, f"{len(images)} images")
     writable_folder(args.out_dir)
@@ -220,7 +223,7 @@ def explain(args):
     result = explained(generator, images, labels, indices, targets, args)
     measures = None
     if classifier is not None:
-        measures = explanation_measures.measure(classifier, result, labelled_rows(args), args.curve_steps, args.seed)
+        measures = explanation_measures.measure(classifier, result, rows, args.curve_steps, args.seed)
     base = os.path.join(args.out_dir, f"explain_{name}")
     save_arrays(base + ".npz", **result, **(measures.arrays if measures else {}))
     class_names = args.class_names or [str(k) for k in range(n_classes)]
