@@ -363,6 +363,13 @@ DELETE = object()
 NAN = float("nan")
 
 
+def fresh_run_config(data, results, *extra):
+    """run_config.json of a fresh run with these flags, written into results as the run would."""
+    os.makedirs(results, exist_ok=True)
+    args, given = train_cgan.parse_args(train_argv(data, results, *extra))
+    run_folder.write_config(str(results), run_folder.run_record(train_cgan.settle(args, given)))
+
+
 @pytest.mark.parametrize("where, value, message", [
     ("flags.n_batch", "16", """flag "n_batch" must be a whole number, got '16'"""),
     ("flags.seed", "abc", """flag "seed" must be a whole number, got 'abc'"""),
@@ -377,13 +384,6 @@ NAN = float("nan")
     ("flags", [], '"flags" holds a list, not an object'),
     ("data_files.0.sha256", DELETE, '"data_files" entry 0 is not {"path": text, "bytes": whole number, "sha256": text}'),
 ])
-def fresh_run_config(data, results, *extra):
-    """run_config.json of a fresh run with these flags, written into results as the run would."""
-    os.makedirs(results, exist_ok=True)
-    args, given = train_cgan.parse_args(train_argv(data, results, *extra))
-    run_folder.write_config(str(results), run_folder.run_record(train_cgan.settle(args, given)))
-
-
 def test_a_run_config_edited_by_hand_is_refused_as_the_command_line_would(tmp_path, capsys, where, value, message):
     data = make_xray_data(tmp_path / "data", n=32)
     results = tmp_path / "results"
