@@ -8,7 +8,8 @@ the truth.
 Runs the project's own scripts one after the other in a subprocess each, printing each command
 first (the same command a user would type) and streaming its output:
   1. make_phantoms.py     grey chest phantoms, Kermany's layout: healthy, viral (haze over both
-                          lungs), bacterial (a consolidation in the right lower lobe), with ground truth
+                          lungs), bacterial (a consolidation in the right lower lobe, or with
+                          --lesion_place any in either lung and zone), with ground truth
   2. prepare_xrays.py     80x80 equalized training set
   3. train_classifier.py  the baseline: a small CNN classifier of the same images, 20% of each
                           class held out
@@ -18,15 +19,18 @@ first (the same command a user would type) and streaming its output:
                           delta over --average_latents latents drawn as in training
      evaluate.py          the same epochs' generators measured against the real phantoms on the
                           classifier's features (--evaluate_n images per class); one line per class
-  6. saliency.py          Grad-CAM, CAM and Integrated Gradients of the held-out viral and
-                          bacterial images
+  6. saliency.py          Grad-CAM, CAM and Integrated Gradients (from the black image, a blurred
+                          copy and the healthy mean) of the held-out viral and bacterial images
+     explain_image.py     --explain_n held-out bacterial and viral phantoms projected into the
+                          last generator's latent space and switched to healthy: a delta per image
   7. heatmaps.py, saliency.py --randomized_weights: the same from re-initialized weights, the
                           sanity check of Adebayo et al. 2018
 Then it scores every map against the ground truth (scoring.py) and prints one table (method x
 finding x score): the bacterial-vs-healthy maps against the lesion region, the viral-vs-healthy
-ones against the lung fields; class-level maps (the mean delta, the mean of each saliency map)
-against the union of all images' masks, and each held-out image's Grad-CAM, CAM and IG against
-that image's own mask. Scores: pixel ROC-AUC (0.5 is chance), energy inside (the share of the
+ones against the lung fields; class-level maps (the mean delta, the mean of each saliency map,
+the class-mean difference of the training images, which needs no model) against the union of
+all images' masks, and each held-out image's projected delta, Grad-CAM, CAM, IG and the
+class-mean difference against that image's own mask. Scores: pixel ROC-AUC (0.5 is chance), energy inside (the share of the
 map's positive mass inside the mask), the pointing game (is the map's maximum inside), and for
 the delta today's painted share at 0.2 (energy, pointing and painted share score the mask's
 area by chance).
@@ -40,9 +44,10 @@ Writes into --out_dir (default demo_run/; --work_dir is its older name):
   heatmaps/  generator_model_NNN.h5.png, .npz, .average.png, .average.npz for the last --heatmap_epochs
   evaluation/  evaluation.csv, evaluation.png     the measures of the same epochs' generators
   saliency/  saliency_1.npz, saliency_2.npz      the classifier's maps of the held-out viral, bacterial images
+  explained/lesion/, explained/lungs/            explain_image.py's figure and .npz per finding
   heatmaps_randomized/, saliency_randomized/    the sanity check's
   comparison.png   per finding: the class's mean phantom, the true region, the averaged delta,
-                   mean Grad-CAM, mean CAM, mean IG
+                   the class-mean difference, mean Grad-CAM, mean CAM, mean IG (three baselines)
 Its last line is machine-readable:
   RESULT bacterial_in_lesion=<f> lesion_area=<f> viral_in_lungs=<f> lung_area=<f>
          delta_auc_lesion=<f> gradcam_auc_lesion=<f> cam_auc_lesion=<f> ig_auc_lesion=<f>
@@ -53,14 +58,20 @@ Its last line is machine-readable:
          random_gradcam_auc_lesion=<f> random_delta_auc_lungs=<f> random_gradcam_auc_lungs=<f>
          mean_diff_auc_lesion=<f> mean_diff_auc_lungs=<f> mean_diff_energy_lesion=<f> mean_diff_energy_lungs=<f>
          mean_diff_image_auc_lesion=<f> mean_diff_image_auc_lungs=<f> mean_diff_image_energy_lesion=<f>
-         mean_diff_image_energy_lungs=<f> gradcam_image_energy_lesion=<f> gradcam_image_energy_lungs=<f>
+         mean_diff_image_energy_lungs=<f> ig_blur_auc_lesion=<f> ig_blur_auc_lungs=<f>
+         ig_reference_auc_lesion=<f> ig_reference_auc_lungs=<f> explain_image_auc_lesion=<f>
+         explain_image_auc_lungs=<f> explain_image_energy_lesion=<f> explain_image_energy_lungs=<f>
+         gradcam_image_energy_lesion=<f> gradcam_image_energy_lungs=<f>
          collapsed_classes=<n> minutes=<f>
 (one line): the first four are today's painted shares of the interpolation heatmaps, pooled
 over the heatmapped epochs; the delta_* scores are the averaged delta's, pooled over the same
 epochs; the classifier's maps are class-level unless named _image_; random_* are the sanity
 check's; mean_diff_* are the class-mean difference's (the mean real bacterial or viral training
 image minus the mean healthy one: the baseline that needs no model), class-level and, as
-every held-out image's map, per image; collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch;
+every held-out image's map, per image; ig_* is Integrated Gradients from the black image,
+ig_blur_* from a blurred copy, ig_reference_* from the healthy mean; explain_image_* are the
+projected delta's (explain_image.py on --explain_n held-out phantoms of each finding, switched to
+healthy), per image against each image's own mask; collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch;
 minutes is the demo's wall time.
 
 --minutes -> epochs: the training gets the budget less a fixed allowance for the other steps
@@ -88,6 +99,7 @@ from cganlib.scoring import (
     class_mean_difference,
     pooled_average,
     score_average_arrays,
+    score_explained,
     score_heatmap,
     score_saliency,
     score_table,
@@ -112,9 +124,18 @@ SECONDS_PER_EPOCH_END = 0.7
 OTHER_STEPS_SECONDS = 150.0
 
 AVERAGE_LATENTS = 1000
+# explain_image.py in the demo: this many held-out images per finding, a shorter projection than
+# its defaults (300 steps from 8 starts), MSE only (what the phantoms' measurement used)
+EXPLAIN_N, EXPLAIN_STEPS, EXPLAIN_STARTS = 20, 100, 4
 EVALUATE_N = 200  # generated images per class and epoch in the demo's evaluation (evaluate.py's default: 500)
-METHODS = ("gradcam", "cam", "ig")
-METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG", "mean_diff": "class-mean difference"}
+METHODS = ("gradcam", "cam", "ig", "ig_blur", "ig_reference")
+METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG (black baseline)",
+                "ig_blur": "IG (blurred baseline)", "ig_reference": "IG (healthy-mean baseline)",
+                "mean_diff": "class-mean difference"}
+# IG's headline: from the healthy mean. The black baseline erases dark regions (a lung pixel is
+# near black, so its attribution is near 0 whatever the classifier reads there); the healthy mean
+# asks what the delta asks, what the finding adds to a healthy chest.
+IG_HEADLINE = "ig_reference"
 
 
 def parse_args(argv=None):
@@ -134,6 +155,8 @@ def parse_args(argv=None):
     p.add_argument("--n_samples", type=cli.POSITIVE, default=3, help="latent pairs per heatmap (10 images each)")
     p.add_argument("--evaluate_n", type=cli.integer(8), default=EVALUATE_N,
                    help="generated images per class and epoch in the evaluation (default %(default)s)")
+    p.add_argument("--explain_n", type=cli.POSITIVE, default=EXPLAIN_N,
+                   help="held-out viral and bacterial phantoms each projected and switched to healthy (explain_image.py)")
     p.add_argument("--average_latents", type=cli.POSITIVE, default=AVERAGE_LATENTS,
                    help="latents of each generator's averaged delta (default %(default)s)")
     p.add_argument("--lesion_strength", type=cli.number(0, 1), default=LESION_STRENGTH, help="make_phantoms.py's")
@@ -180,7 +203,7 @@ def prepare_work_dir(work_dir):
     writable_folder(work_dir)
     # epochs of a longer earlier run would otherwise be heatmapped as if this run made them
     for folder in ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized",
-                   "evaluation"):
+                   "evaluation", "explained"):
         shutil.rmtree(os.path.join(work_dir, folder), ignore_errors=True)
 
 
@@ -188,10 +211,8 @@ def run_step(script, *args):
     """Run files/<script> as a user would, its output streaming, then its wall time; return its exit status."""
     shown = shlex.join(["python", os.path.join("files", script), *map(str, args)])
     print(f"\n$ {shown}", flush=True)
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start = time.time()
-    status = subprocess.run([sys.executable, os.path.join(FILES, script), *map(str, args)], env=env, check=False).returncode
+    status = subprocess.run([sys.executable, os.path.join(FILES, script), *map(str, args)], check=False).returncode
     print(f"({script}: {time.time() - start:.1f} s)", flush=True)
     return status
 
@@ -226,7 +247,7 @@ def run_demo(args, epochs):
     w = args.out_dir
     paths = {key: os.path.join(w, key) for key in
              ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized",
-              "evaluation")}
+              "evaluation", "explained")}
     require(run_step(
         "make_phantoms.py", "--out_dir", w, "--n", args.n, "--seed", args.seed, "--lesion_strength",
         args.lesion_strength, "--haze_strength", args.haze_strength, "--lesion_place", args.lesion_place, "--overwrite",
@@ -257,6 +278,14 @@ def run_demo(args, epochs):
     saliency_args = ["--dataset", "xray", "--data_dir", w, "--classifier", classifier,
                      "--labels", VIRAL, BACTERIAL, "--seed", args.seed]
     require(run_step("saliency.py", *saliency_args, "--out_dir", paths["saliency"]), "saliency.py")
+    for label in (BACTERIAL, VIRAL):
+        held_out = load_arrays(saliency_path(paths["saliency"], label), ("indices",), "saliency.py")[0][:args.explain_n]
+        require(run_step(
+            "explain_image.py", "--model", run_folder.model_paths(results, epochs[-1])["generator"], "--dataset", "xray",
+            "--npz", os.path.join(w, DATASETS["xray"].images_file), "--labels_npz",
+            os.path.join(w, DATASETS["xray"].labels_file), "--indices", *held_out, "--to", HEALTHY,
+            "--steps", EXPLAIN_STEPS, "--starts", EXPLAIN_STARTS, "--ssim_weight", 0, "--rows", 4,
+            "--seed", args.seed, "--out_dir", os.path.join(paths["explained"], FINDINGS[label])), "explain_image.py")
     # the sanity check: the same maps from re-initialized weights (the last epoch's generator)
     require(run_step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps_randomized"], "--epochs", epochs[-1],
                      "--n_samples", 1, "--randomized_weights"), "heatmaps.py")
@@ -272,6 +301,10 @@ def run_demo(args, epochs):
 
 
 # ---------------------------------------------------------------- the comparison
+
+
+def explained_path(paths, finding):
+    return os.path.join(paths["explained"], finding, "explain_img_align_xray.npz")
 
 
 def saliency_path(folder, label):
@@ -303,6 +336,8 @@ def compare(paths, ground_truth, n_latents, painted, mean_diffs):
         today = painted["bacterial_in_lesion" if finding == "lesion" else "viral_in_lungs"]
         rows.append(("delta", finding, f"{len(paths['heatmap_files'])} interpolation heatmaps", {"painted": today}))
         rows.append(("delta", finding, f"mean of {len(paths['average_files'])} x {n_latents} latents", delta[finding]))
+        explained = score_explained(explained_path(paths, finding), ground_truth)[1]
+        rows.append(("delta, projected", finding, f"per image (n={explained['n']})", explained))
         rows.append(("class-mean difference", finding, "no model", saliency["mean_diff"]["class"]))
         for method in METHODS:
             rows.append((METHOD_NAMES[method], finding, "class mean", saliency[method]["class"]))
@@ -326,6 +361,8 @@ def compare(paths, ground_truth, n_latents, painted, mean_diffs):
             f"mean_diff_energy_{finding}": mean_diff["class"]["energy"],
             f"mean_diff_image_auc_{finding}": mean_diff["image"]["auc"],
             f"mean_diff_image_energy_{finding}": mean_diff["image"]["energy"],
+            f"explain_image_auc_{finding}": explained["auc"],
+            f"explain_image_energy_{finding}": explained["energy"],
             f"{finding}_image_area": saliency["gradcam"]["image"]["area"],
         })
     return rows, result
@@ -342,6 +379,8 @@ def result_line(painted, compared, accuracy, minutes, collapsed):
                 "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs",
                 *(f"mean_diff_{score}_{finding}" for score in ("auc", "energy", "image_auc", "image_energy")
                   for finding in ("lesion", "lungs")),
+                *(f"{method}_auc_{finding}" for method in ("ig_blur", "ig_reference") for finding in ("lesion", "lungs")),
+                *(f"explain_image_{score}_{finding}" for score in ("auc", "energy") for finding in ("lesion", "lungs")),
                 "gradcam_image_energy_lesion", "gradcam_image_energy_lungs"):
         values[key] = compared[key]
     return " ".join(["RESULT", *(f"{key}={value:.4f}" for key, value in values.items()),
@@ -370,7 +409,7 @@ def comparison_figure(paths, data_dir, ground_truth, mean_diffs, path):
                      *(("signed", class_map(method_maps)) for method_maps in maps)])
         row_names.append(f"{xray.class_names[label]}: {FINDINGS[label]}")
     columns = ["mean phantom", "true region", "averaged delta\n(vs healthy)", "class-mean\ndifference", "mean Grad-CAM",
-               "mean CAM", "mean IG"]
+               "mean CAM", "mean IG\n(black)", "mean IG\n(blurred)", "mean IG\n(healthy mean)"]
     fig = plots.panel_grid(rows, row_names, columns)
     save_figure(fig, path, dpi=plots.DPI)
     plots.show_or_close(fig, False)
@@ -431,6 +470,9 @@ def main(argv=None):
     print(f"\nevery map against the ground truth (classifier's held-out accuracy {float(accuracy):.4f}); lesion: the "
           "bacterial-vs-healthy maps against the lesion region, lungs: the viral-vs-healthy maps against the lung fields")
     print("\n".join(score_table(rows)))
+    print(f"IG's headline baseline: {METHOD_NAMES[IG_HEADLINE]}: the black one erases dark regions (a lung pixel is "
+          "near black, so IG gives it little whatever the classifier reads there); the healthy mean asks what the "
+          "delta asks, what the finding adds to a healthy chest")
     print("\nthe generators against the real phantoms, mean over the heatmapped epochs [real against real]:")
     summaries, collapsed = evaluation_summary(os.path.join(paths["evaluation"], "evaluation.csv"))
     for line in summaries:

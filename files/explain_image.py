@@ -12,7 +12,8 @@ Reads   --model, a generator .h5 (ours or the original's Keras 2 files)
         80x80; --grey and --equalize as prepare_folders.py), with its --label; or
         --npz, many images at once: a prepared images .npz (array arr_0) or one with arrays
         `images` and, optionally, `labels` and `indices`; rows chosen by --indices or by the
-        `indices` array of --indices_from (e.g. a held-out split); labels from its `labels`, from
+        `indices` array of --indices_from (or the `held_out` array of train_classifier.py's
+        held_out.npz: the held-out patients' images); labels from its `labels`, from
         --labels_npz (a prepared labels file, rows as the images'), or --label for all
 Writes  <out_dir>/explain_<name>.png  per image (the first --rows): the given image, its
             reconstruction, then per other label its image, "<k> vs <j>" (the reconstruction
@@ -28,6 +29,21 @@ heatmap_scores.py scores any map: pixel ROC-AUC, the share of its positive mass 
 the pointing game, and of the pixels painted at 0.2 the share inside; averaged over the images
 and printed beside the masks' mean area (chance).
 
+With --classifier (a train_classifier.py model of the same classes) it prints the measures that
+need no masks (explanation_measures.py), closing with a RESULT line:
+  composition   recon_mse, recon_ssim: the reconstructions against the given images;
+                recon_agree: the share of reconstructions the classifier gives the image's label
+  validity      flip_rate: the share of relabelled images it gives their new label
+  faithfulness  deletion_auc_<map>, insertion_auc_<map> (Petsiuk et al. 2018): the classifier's
+                probability of the image's class as its pixels, in the map's order, are replaced
+                by a blurred copy (deletion: lower is better) or put back into it (insertion:
+                higher is better), --curve_steps steps; maps: delta, gradcam, ig, mean_diff (the
+                class-mean difference of the labelled rows of --npz), random (the floor)
+and adds to the .npz: recon_classes (N,), relabelled_classes (N, T), curve_maps (M,) the maps'
+names, deletion_curves and insertion_curves (N, M, curve_steps + 1), deletion_auc and
+insertion_auc (N, M). The curves ask the classifier, so they favour its own gradients' maps
+(Grad-CAM, IG); the delta comes from the generator.
+
     python files/explain_image.py --model files/xray/results/generator_model_100.h5 \\
         --image scan.png --label 2 --to 0 --grey --equalize
 """
@@ -38,6 +54,7 @@ from cganlib.storage import InputError
 
 # the projection's defaults
 STEPS, STARTS, LEARNING_RATE, SSIM_WEIGHT = 300, 8, 0.05, 0.2
+CURVE_STEPS = 20  # faithfulness.CURVE_STEPS, written out so the flags parse before TensorFlow loads
 
 
 def parse_args(argv=None):
@@ -69,6 +86,9 @@ def parse_args(argv=None):
     p.add_argument("--rows", type=cli.POSITIVE, default=8, help="images drawn in the figure")
     p.add_argument("--ground_truth", help="an .npz of masks to score each image's delta against (rows as --indices)")
     p.add_argument("--mask", default="lesion", help="with --ground_truth: the masks' array")
+    p.add_argument("--classifier", help="a train_classifier.py model: also print the measures that need no masks")
+    p.add_argument("--curve_steps", type=cli.POSITIVE, default=CURVE_STEPS,
+                   help="with --classifier: steps of the deletion and insertion curves")
     args = p.parse_args(argv)
     if args.equalize and not args.grey:
         p.error("--equalize works on grey levels: add --grey")

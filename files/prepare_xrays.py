@@ -10,6 +10,8 @@ as 3 equal channels: the write-up's step the posted script forgot (--no_equalize
 Writes into --out_dir (default files/xray/):
   img_align_xray.npz     uint8 (N, size, size, 3)
   labels_align_xray.npz  int64 (N,), 0 healthy, 1 viral, 2 bacterial
+  names.txt              row i's file, relative to --images, one a line: the patient each
+                         image shows (train_classifier.py holds out whole patients)
 
 Fast: JPEGs are decoded at a reduced scale (Pillow's Image.draft: 1/2, 1/4 or 1/8 of full size,
 at least twice --size) on all cores. --full_decode decodes at full size instead; with
@@ -35,6 +37,7 @@ from cganlib.datasets import (
     print_prepared_summary,
     xray_label,
 )
+from cganlib.patients import NAMES_FILE, names_writer
 from cganlib.storage import InputError, fail, npz_writer, save_file_set, writable_folder
 from cganlib.xray_images import load_xrays
 
@@ -63,9 +66,10 @@ def check_args(args):
 
 
 def prepare(paths, args):
-    """(images, labels, skipped reasons, files not looked at) for the first --n usable files."""
+    """(images, labels, their files' names relative to --images, skipped reasons, files not looked
+    at) for the first --n usable files."""
     images = np.empty((min(args.n, len(paths)), args.size, args.size, 3), dtype=np.uint8)
-    labels, skipped, seen = [], Counter(), 0
+    labels, names, skipped, seen = [], [], Counter(), 0
     loaded = load_xrays(paths, args.size, not args.no_equalize, args.workers, not args.full_decode)
     with tqdm(total=len(paths), unit="img", desc="X-rays") as bar:
         for path, (pixels, reason) in zip(paths, loaded):
@@ -76,10 +80,11 @@ def prepare(paths, args):
                 continue
             images[len(labels)] = pixels
             labels.append(xray_label(path))
+            names.append(os.path.relpath(path, args.images).replace(os.sep, "/"))
             if len(labels) == args.n:
                 break
         loaded.close()
-    return images[: len(labels)], np.array(labels, dtype=np.int64), skipped, len(paths) - seen
+    return images[: len(labels)], np.array(labels, dtype=np.int64), names, skipped, len(paths) - seen
 
 
 def checked_paths(args):
@@ -98,17 +103,19 @@ def main(argv=None):
     args = parse_args(argv)
     with cli.exit_on_bad_input():
         paths = checked_paths(args)
-    images, labels, skipped, not_seen = prepare(paths, args)
+    images, labels, names, skipped, not_seen = prepare(paths, args)
     if not len(labels):
         reasons = ", ".join(f"{count} {reason}" for reason, count in skipped.items())
         fail(f"no images found under {args.images} ({reasons})")
     images_path = os.path.join(args.out_dir, XRAY.images_file)
     labels_path = os.path.join(args.out_dir, XRAY.labels_file)
-    save_file_set(args.out_dir, manifest_file(XRAY.name),
-                  {XRAY.images_file: npz_writer(images), XRAY.labels_file: npz_writer(labels)})
+    names_path = os.path.join(args.out_dir, NAMES_FILE)
+    save_file_set(args.out_dir, manifest_file(XRAY.name), {XRAY.images_file: npz_writer(images),
+                                                           XRAY.labels_file: npz_writer(labels),
+                                                           NAMES_FILE: names_writer(names)})
     counts = {reason: skipped[reason] for reason in SKIP_REASONS} | skipped
     print_prepared_summary("X-rays", labels, XRAY.class_names, counts, len(paths), not_seen, "--n")
-    print(f"wrote {images_path} {images.shape} and {labels_path} {labels.shape}")
+    print(f"wrote {images_path} {images.shape}, {labels_path} {labels.shape} and {names_path}")
 
 
 if __name__ == "__main__":

@@ -20,13 +20,10 @@ batches of 16 and faster rates, which learn on a CPU in minutes); a flag typed b
 
 import argparse
 import dataclasses
-import math
 import os
 import shlex
 import sys
 import tempfile
-
-import numpy as np
 
 from cganlib import cli, config, datasets, run_folder
 from cganlib.storage import InputError, fail, writable_folder
@@ -96,7 +93,6 @@ def build_parser():
 
 # run_config.json's hyperparameters that have no flag, checked as a flag would check them
 UNFLAGGED_RULES = {"g_beta1": cli.BETA, "beta_2": cli.BETA, "epsilon": cli.number(0, low_open=True)}
-KIND_NAMES = {"integer": "a whole number", "number": "a number"}  # cli's flag types, as a refusal names them
 
 
 def parse_args(argv=None):
@@ -115,46 +111,6 @@ def parse_args(argv=None):
 
 
 # ---------------------------------------------------------------- the run's settings
-
-
-def _refusal(action, value):
-    """Why the command line would refuse value for this flag (an argparse action), or None."""
-    if value is None:
-        return None if not action.required else "must be given"
-    if action.nargs == 0:  # a switch
-        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
-    if action.choices:
-        return None if value in action.choices else f"must be one of {', '.join(action.choices)}, got {value!r}"
-    return _type_refusal(action.type, value)
-
-
-def _type_refusal(parse, value):
-    """Why an argparse type function (cli.integer, cli.number, ...; None for text) refuses value."""
-    kind = getattr(parse, "__name__", None)
-    wanted = {"integer": (int,), "number": (int, float)}.get(kind, (str,))
-    if isinstance(value, bool) or not isinstance(value, wanted):
-        return f"must be {KIND_NAMES.get(kind, 'text')}, got {value!r}"
-    try:
-        if parse:
-            parse(str(value))
-    except argparse.ArgumentTypeError as e:
-        return str(e)
-    return None
-
-
-def check_recorded(values, rules, path, section):
-    """InputError naming the value when one of run_config.json's `section` values breaks the rule
-    its flag has on the command line (rules: {name: argparse action or type function}); n_batch
-    must be even, as parse_args says."""
-    for name, value in values.items():
-        rule = rules.get(name)
-        if rule is None:
-            continue
-        problem = _refusal(rule, value) if isinstance(rule, argparse.Action) else _type_refusal(rule, value)
-        if problem is None and name == "n_batch" and value % 2:
-            problem = f"must be even (two half batches), got {value}"
-        if problem:
-            raise InputError(f'{path}: {section} "{name}" {problem}; the command line refuses it too')
 
 
 def flag_rules():
@@ -217,7 +173,7 @@ def settle(args, given, out_dir=None):
         recorded = run_folder.read_config(out_dir)
         if recorded is not None:
             path = os.path.join(out_dir, run_folder.RUN_CONFIG)
-            check_recorded(recorded.get("flags", {}), flag_rules(), path, "flag")
+            cli.check_recorded(recorded.get("flags", {}), flag_rules(), path, "flag")
             flags = reconciled_flags(flags, given, recorded.get("flags", {}), path)
             run_folder.check_data_files(recorded.get("data_files", []))
         epochs_done = run_folder.restart_epoch(out_dir, args.epochs_done)
@@ -244,18 +200,13 @@ def train_config(flags, recorded, out_dir):
     except (TypeError, ValueError, AttributeError) as e:
         raise InputError(f"{path}: its config is not one of this version's ({e})") from e
     values = dataclasses.asdict(recorded_config)
-    check_recorded({name: values[name] for name in config.HYPERPARAMETERS}, flag_rules() | UNFLAGGED_RULES, path,
+    cli.check_recorded({name: values[name] for name in config.HYPERPARAMETERS}, flag_rules() | UNFLAGGED_RULES, path,
                    "config")
-    check_guard(values["guard"], path)
+    config.check_guard(values["guard"], path)
     return recorded_config
 
 
-def check_guard(guard, path):
-    """InputError unless each of the collapse guard's recorded bands and counts is a finite number."""
-    for name, value in guard.items():
-        numbers = value if isinstance(value, (tuple, list)) else (value,)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
-            raise InputError(f'{path}: config guard "{name}" must be finite numbers, got {value!r}')
+
 
 
 def resume_command(run, given):
@@ -271,20 +222,6 @@ def resume_command(run, given):
         if value is not None and value is not False:
             cmd += [f"--{name}"] if value is True else [f"--{name}", str(value)]
     return shlex.join(cmd)
-
-
-def settings_line(run, images, labels, bfloat16):
-    c = run.config
-    return (
-        f"{run.dataset.name}: {len(images)} images, classes {np.bincount(labels).tolist()}, "
-        f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
-        f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
-        f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
-        f"diff_augment={c.diff_augment or 'none'} "
-        f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
-        f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
-        f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
-    )
 
 
 # ---------------------------------------------------------------- the run
@@ -310,7 +247,7 @@ def train(run, args):
     writable_folder(run.real_plots_dir)
     with run_folder.locked(run.out_dir):
         removed, kept = run_folder.prepare_folder(run, args.overwrite)
-        print(settings_line(run, images, labels, bfloat16), flush=True)
+        print(training.settings_line(run, images, labels, bfloat16), flush=True)
         if run.mixed_precision and not bfloat16:
             print("--mixed_precision: this CPU has no bfloat16 arithmetic (AVX-512 BF16 or AMX) and oneDNN would "
                   "emulate it, several times slower than float32; this run computes in float32", flush=True)

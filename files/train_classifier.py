@@ -15,7 +15,10 @@ Writes  <out_dir>/classifier.keras  the model (default out_dir <data_dir>/classi
 From every class --held_out of the images are set aside for the evaluation (and for saliency.py)
 and --validation for early stopping, drawn with --seed; training stops when the validation loss
 has not fallen by 0.01 for --patience epochs (or after --max_epochs) and keeps the best epoch.
-Prints the held-out accuracy and the confusion matrix.
+X-rays are split by patient, where prepare_xrays.py wrote their file names (names.txt beside
+the arrays): the shares are of each class's patients (a patient counts in the class most of
+their images have) and all of a patient's images fall on one side, so none of the held-out
+patients was seen in training. Prints the split, the held-out accuracy and the confusion matrix.
 
     python files/train_classifier.py --dataset xray --data_dir demo_run
 """

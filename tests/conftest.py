@@ -29,20 +29,52 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
 
 
-def run_script(script, *args, cwd=None, timeout=600, env=None):
-    """Run files/<script> with args in a subprocess, TensorFlow's log level as the user has it;
-    returns the CompletedProcess."""
-    full_env = dict(os.environ, MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="")
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, os.path.join(FILES, script), *map(str, args)],
-        cwd=cwd or ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-        check=False,
-    )
+def script_env(env=None):
+    """The environment a test runs Python in: the user's (TensorFlow's log level as the user has
+    it), no GPU, no figure window, then `env` (a value of None removes that variable)."""
+    merged = {**os.environ, "MPLBACKEND": "Agg", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def start_python(*argv, cwd=None, env=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE):
+    """This Python on argv (a script's path and its arguments, or "-c" and code) in a subprocess,
+    from the repository's root unless cwd is given; returns the Popen, text mode."""
+    return subprocess.Popen([sys.executable, *map(str, argv)], cwd=cwd or ROOT, env=script_env(env), stdout=stdout,
+                            stderr=stderr, text=True)
+
+
+def start_script(script, *args, **kwargs):
+    """files/<script> with args in a subprocess, as a user runs it (start_python's keywords)."""
+    return start_python(os.path.join(FILES, script), *args, **kwargs)
+
+
+def start_logged(script, stderr_path, *args, **kwargs):
+    """start_script with stderr written to the file stderr_path: stdout stays a pipe to read line
+    by line (helpers.read_until) while stderr cannot fill a pipe nobody reads."""
+    with open(stderr_path, "w") as err:
+        return start_script(script, *args, stderr=err, **kwargs)
+
+
+def finish(process):
+    """Wait for process, reading its pipes; returns a CompletedProcess. No time limit of its own:
+    the test's (pytest-timeout, however fast the machine) stops it, and then the process is killed."""
+    try:
+        out, err = process.communicate()
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def run_script(script, *args, cwd=None, env=None):
+    """Run files/<script> with args in a subprocess to its end; returns the CompletedProcess."""
+    return finish(start_script(script, *args, cwd=cwd, env=env))
+
+
+def run_python(*argv, cwd=None, env=None, stderr=subprocess.PIPE):
+    """Run this Python on argv (e.g. "-c", code) in a subprocess to its end; the CompletedProcess."""
+    return finish(start_python(*argv, cwd=cwd, env=env, stderr=stderr))
 
 
 @pytest.fixture

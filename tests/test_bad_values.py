@@ -5,8 +5,6 @@ checked in test_train.py."""
 
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,7 +20,8 @@ import prepare_faces
 import prepare_folders
 import prepare_xrays
 from cganlib.storage import save_arrays, save_npz
-from conftest import DATA, ROOT
+from conftest import DATA, run_python
+from helpers import one_error_line
 
 HUGE = str(10**7)  # a side or count whose arrays need terabytes
 
@@ -43,16 +42,6 @@ def folders(tmp_path):
     models.mkdir()
     shutil.copy(os.path.join(DATA, "keras2_generator_c4_f8.h5"), models / "generator_model_200.h5")
     return {"tmp": tmp_path, "xrays": xrays, "photos": photos, "table": table, "models": models}
-
-
-def one_error_line(main, argv, capsys):
-    """Run main(argv); return its one stderr line after checking exit status 2."""
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in argv])
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and ": error: " in lines[0] and "Traceback" not in lines[0]
-    return lines[0]
 
 
 def xrays_argv(f, *extra):
@@ -165,5 +154,6 @@ def test_scripts_that_need_no_model_do_not_load_tensorflow():
     NumPy only: importing them must not start TensorFlow (seconds and hundreds of MB)."""
     code = ("import sys; sys.path.insert(0, 'files'); import prepare_xrays, make_phantoms, heatmap_scores, demo; "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    done = run_python("-c", code)
+    assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"

@@ -5,9 +5,8 @@ label, the arithmetic grid's labels)."""
 
 import json
 import os
+import re
 import shutil
-import subprocess
-import sys
 
 import h5py
 import keras
@@ -19,9 +18,10 @@ from PIL import Image
 import heatmaps
 import latent_arithmetic
 import latent_walk
-from cganlib import cgan, config, latent_space, plots, training
-from conftest import FILES
-from test_heatmaps import data_file
+from cganlib import cgan, config, gan_metrics, latent_space, plots, training
+from cganlib.storage import save_arrays, save_npz
+from conftest import FILES, finish, run_python, start_script
+from helpers import data_file
 
 N_CLASSES = 3
 
@@ -118,9 +118,7 @@ print(json.dumps({"bf16": float(np.abs(bf16 - before).max()), "after": float(np.
 def test_mixed_precision_computes_in_bfloat16_and_switches_back():
     # In a subprocess: the setting is process-wide. oneDNN switched on: TensorFlow leaves it off
     # by default on CPUs without AVX-512 (our 2-core machine's), and then the rewrite never runs.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", TF_ENABLE_ONEDNN_OPTS="1")
-    done = subprocess.run([sys.executable, "-c", BFLOAT16_PROBE, FILES], capture_output=True, text=True, env=env,
-                          check=False)
+    done = run_python("-c", BFLOAT16_PROBE, FILES, env={"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     # bfloat16 keeps 8 bits of mantissa: differences of a few parts in a thousand of the outputs
@@ -134,19 +132,16 @@ def test_mixed_precision_computes_in_bfloat16_and_switches_back():
 SEED = 5
 
 
-def start_script(script, *args):
-    """Start files/<script> in a subprocess, as conftest's run_script runs it."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="")
-    return subprocess.Popen([sys.executable, os.path.join(FILES, script), *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
 def run_twice(script, *args, out_dirs):
     """The same command into two output folders, the two processes side by side."""
     started = [start_script(script, *args, "--out_dir", out) for out in out_dirs]
-    for process in started:
-        _, err = process.communicate(timeout=600)
-        assert process.returncode == 0, err[-2000:]
+    try:
+        done = [finish(process) for process in started]
+    finally:
+        for process in started:
+            process.kill()
+    for result in done:
+        assert result.returncode == 0, result.stderr[-2000:]
 
 
 def arrays_of(path):
@@ -333,18 +328,208 @@ def test_arithmetic_grid_draws_each_point_with_label_1_or_2(faces_models, tmp_pa
 # ---------------------------------------------------------------- the demo's plan and its steps
 
 
-def test_default_demo_plans_39_epochs_as_the_readme_says():
+# The demo's wiring, on files whose scores are known by construction: ground truth for six
+# phantoms; the fake steps below write each step's files where the demo asks them to, their maps
+# made so that every RESULT score has one known value and most slips (another epoch, label pair,
+# mask, map, method or folder) change it.
+SIDE = 80
+BLOCK = 10
+
+
+def block(top, left, height=BLOCK, width=BLOCK):
+    mask = np.zeros((SIDE, SIDE), bool)
+    mask[top : top + height, left : left + width] = True
+    return mask
+
+
+LESION_A, LESION_B = block(50, 10), block(50, 20)  # the two bacterial phantoms' lesions, side by side
+LESIONS = LESION_A | LESION_B
+LUNGS = block(10, 5, 60, 30) | block(10, 45, 60, 30)  # every phantom's lung fields
+LEFT_LUNG = block(10, 5, 60, 30)
+OUTSIDE = block(0, 40)  # neither lesion nor lungs
+# make_phantoms.py's rows, as drawn; prepare_xrays.py reads them sorted: healthy 4, 1, bacterial 3,
+# viral 2, bacterial 0, viral 5, so the prepared images 2 and 4 are the bacterial ones (lesions A, B)
+NAMES = np.array(["train/PNEUMONIA/person2_bacteria_2.jpeg", "train/NORMAL/IM-0002-0001.jpeg",
+                  "train/PNEUMONIA/person1_virus_1.jpeg", "train/PNEUMONIA/person1_bacteria_1.jpeg",
+                  "train/NORMAL/IM-0001-0001.jpeg", "train/PNEUMONIA/person2_virus_2.jpeg"])
+TRUTH_LABELS = np.array([2, 0, 1, 2, 0, 1])
+PREPARED_LABELS = np.array([0, 0, 2, 1, 2, 1])
+HELD_OUT = {1: [3, 5], 2: [2, 4]}  # the held-out viral and bacterial images, as prepared
+OWN_MASK = {2: LESION_A, 4: LESION_B, 3: LUNGS, 5: LUNGS}
+ACCURACY = 0.8125
+
+
+def painted_outside(epoch):
+    """Epoch k's interpolation heatmap paints k px of "bacterial brighter" in the lesions, and these outside."""
+    return 20 * max(epoch - 36, 0)
+
+
+def flag_values(args, flag):
+    """The values after flag in a command's arguments, up to the next flag."""
+    start = args.index(flag) + 1
+    end = next((k for k in range(start, len(args)) if args[k].startswith("--")), len(args))
+    return args[start:end]
+
+
+def write_phantom_truth(out):
+    lesion = np.zeros((len(NAMES), SIDE, SIDE), np.uint8)
+    lesion[0], lesion[3] = LESION_B, LESION_A
+    lungs = np.repeat(LUNGS[None], len(NAMES), axis=0).astype(np.uint8)
+    save_arrays(os.path.join(out, "ground_truth.npz"), names=NAMES, labels=TRUTH_LABELS, lesion=lesion, lungs=lungs)
+
+
+def write_prepared(out):
+    """Healthy images black; each bacterial one white on its lesion, each viral one on its lungs."""
+    images = np.zeros((len(PREPARED_LABELS), SIDE, SIDE, 3), np.uint8)
+    for k, mask in OWN_MASK.items():
+        images[k][mask] = 255
+    save_npz(os.path.join(out, "img_align_xray.npz"), images)
+    save_npz(os.path.join(out, "labels_align_xray.npz"), PREPARED_LABELS)
+
+
+def write_heatmaps(out, epochs, randomized):
+    """heatmaps.py --average's two files per generator. Epoch k's averaged delta "bacterial
+    brighter than healthy" is 1 on the lesions and k/100 on OUTSIDE, "viral brighter" 1 on the
+    lungs; re-initialized: 1 on OUTSIDE only, and the lungs' inverse. Its interpolation heatmap
+    paints k px of the lesions and painted_outside(k) px outside, all the lungs and k px outside."""
+    for epoch in map(int, epochs):
+        mean = np.zeros((3, 3, SIDE, SIDE), np.float32)
+        share = np.zeros((3, 3, 3, SIDE, SIDE), np.float32)
+        if randomized:
+            mean[2, 0], mean[1, 0] = OUTSIDE, -LUNGS.astype(np.float32)
+        else:
+            mean[2, 0], mean[1, 0] = LESIONS + epoch / 100 * OUTSIDE, LUNGS
+            mean[2, 1] = 1.0 - LESIONS  # viral's and healthy-vs-others' pairs: nothing like the answers
+            share[2, 0, 2], share[1, 0, 2] = 0.5 * LESIONS + 0.5 * OUTSIDE, LUNGS  # s above 0.2
+        mean[0, 2], mean[0, 1], mean[1, 2] = -mean[2, 0], -mean[1, 0], -mean[2, 1]
+        deltas = np.zeros((3, 3, 1, SIDE, SIDE), np.float32)  # one interpolation step is enough
+        deltas[2, 0, 0].flat[np.flatnonzero(LESIONS)[:epoch]] = 1.0
+        deltas[2, 0, 0].flat[np.flatnonzero(OUTSIDE)[:painted_outside(epoch)]] = 1.0
+        deltas[1, 0, 0][LUNGS] = 1.0
+        deltas[1, 0, 0].flat[np.flatnonzero(OUTSIDE)[:epoch]] = 1.0
+        deltas[0, 1, 0] = 1.0 - LUNGS  # healthy brighter than viral: outside the lungs
+        name = os.path.join(out, f"generator_model_{epoch:03d}.h5")
+        save_arrays(name + ".npz", labels=np.arange(3), deltas=deltas)
+        save_arrays(name + ".average.npz", labels=np.arange(3), mean=mean, share_above=share,
+                    thresholds=np.array([1.0, 0.6, 0.2]), n_latents=7, randomized=randomized)
+
+
+def write_saliency(out, labels, randomized):
+    """saliency.py's file per label: per held-out image, Grad-CAM on its own mask, CAM on the
+    other image's lesion (bacterial) or the left lung only (viral), IG flat; re-initialized:
+    Grad-CAM off its own mask."""
+    for label in labels:
+        indices = HELD_OUT[label]
+        own = np.stack([OWN_MASK[k] for k in indices]).astype(np.float32)
+        cam = own[::-1] if label == 2 else np.stack([LEFT_LUNG] * len(indices)).astype(np.float32)
+        gradcam = 1.0 - own if randomized else own
+        save_arrays(os.path.join(out, f"saliency_{label}.npz"), gradcam=gradcam, cam=cam,
+                    ig=np.full_like(own, 0.5), indices=np.array(indices), labels=np.full(len(indices), label),
+                    target=label)
+
+
+def write_evaluation(out, epochs):
+    """evaluate.py's table: at epoch 39, and only there, classes 1 and 2 collapsed."""
+    rows = []
+    for epoch in [*epochs, "real"]:
+        for label in ("0", "1", "2", "all"):
+            collapsed = epoch == "39" and label in ("1", "2")
+            rows.append([epoch, label, 8, 0.9, 0.9 if collapsed else 0.3, 0.2, *[1.0] * 6])
+    with open(os.path.join(out, "evaluation.csv"), "w") as f:
+        f.write(",".join(gan_metrics.FIELDS) + "\n" + "".join(",".join(map(str, row)) + "\n" for row in rows))
+
+
+def known_answer_steps(monkeypatch):
+    """demo.run_step replaced by fakes that write each step's files where its command says, and
+    check the paths that join the steps. Returns the list of (script, args) the demo ran."""
     import demo
 
-    args = demo.parse_args([])
-    assert (args.minutes, args.n, args.filters, args.n_batch) == (8, 300, 16, 16)
-    epochs = demo.planned_epochs(args.minutes, 3 * args.n, args.filters, args.n_batch)
-    assert epochs == 39
-    assert epochs * (3 * args.n // args.n_batch) == 2184  # the batches the demo's docstring gives
+    calls = []
+
+    def run_step(script, *args):
+        args = [str(a) for a in args]
+        calls.append((script, args))
+        out = flag_values(args, "--out_dir")[0]
+        os.makedirs(out, exist_ok=True)
+        if script == "make_phantoms.py":
+            write_phantom_truth(out)
+        elif script == "prepare_xrays.py":
+            write_prepared(out)
+        elif script == "train_classifier.py":
+            save_arrays(os.path.join(out, "held_out.npz"), accuracy=np.array(ACCURACY))
+        elif script == "train_cgan.py":
+            for epoch in range(1, int(flag_values(args, "--epochs_goal")[0]) + 1):
+                for name in (f"generator_model_{epoch:03d}.h5", f"generator_model_dis{epoch:03d}.h5"):
+                    with h5py.File(os.path.join(out, name), "w") as f:  # opens as a saved model
+                        f.create_group("model_weights")
+        else:
+            if "--models_dir" in args:  # the generators it reads are the ones training saved
+                models = flag_values(args, "--models_dir")[0]
+                for epoch in flag_values(args, "--epochs"):
+                    assert os.path.exists(os.path.join(models, f"generator_model_{int(epoch):03d}.h5")), (script, epoch)
+            if "--classifier" in args:  # the classifier is the one trained
+                classifier = flag_values(dict(calls)["train_classifier.py"], "--out_dir")[0]
+                assert os.path.dirname(flag_values(args, "--classifier")[0]) == classifier
+            randomized = "--randomized_weights" in args
+            {"heatmaps.py": lambda: write_heatmaps(out, flag_values(args, "--epochs"), randomized),
+             "evaluate.py": lambda: write_evaluation(out, flag_values(args, "--epochs")),
+             "saliency.py": lambda: write_saliency(out, map(int, flag_values(args, "--labels")), randomized)}[script]()
+        return 0
+
+    monkeypatch.setattr(demo, "run_step", run_step)
+    return calls
+
+
+def test_the_demo_scores_known_maps_with_the_right_files_epochs_labels_and_masks(tmp_path, monkeypatch, capsys):
+    """demo.py with its default settings, every step faked by one that writes files whose scores
+    are known: its RESULT line gives those scores, and the default 8 minutes plan the 39 epochs
+    the README names (2,184 batches, as the demo's docstring says)."""
+    import demo
+
+    calls = known_answer_steps(monkeypatch)
+    demo.main(["--out_dir", str(tmp_path / "demo")])
+    out = capsys.readouterr().out
+    steps = dict(calls)
+    goal = int(flag_values(steps["train_cgan.py"], "--epochs_goal")[0])
+    assert goal == 39 and "39 epochs (planned for --minutes 8) of 56 batches of 16" in out and goal * 56 == 2184
     with open(os.path.join(os.path.dirname(FILES), "README.md")) as f:
-        assert "39 for the default 8 minutes" in f.read()
+        assert f"({goal} for the default 8 minutes)" in f.read()
+    assert flag_values(steps["evaluate.py"], "--epochs") == ["37", "38", "39"]  # the heatmapped epochs
 
-
+    result = dict(item.split("=") for item in out.strip().splitlines()[-1].split()[1:])
+    area = {"lesion": LESIONS.mean(), "lungs": LUNGS.mean()}
+    inside = sum(range(37, 40))  # the bacterial heatmaps' painted pixels in the lesions, epochs 37-39
+    outside = sum(painted_outside(epoch) for epoch in range(37, 40))
+    outside_auc = 0.5 * (SIDE * SIDE - LESIONS.sum() - OUTSIDE.sum()) / (SIDE * SIDE - LESIONS.sum())
+    expected = {
+        # today's painted shares of the interpolation heatmaps, pooled pixel by pixel (not file by file)
+        "bacterial_in_lesion": inside / (inside + outside), "lesion_area": area["lesion"],
+        "viral_in_lungs": 3 * LUNGS.sum() / (3 * LUNGS.sum() + inside), "lung_area": area["lungs"],
+        # the averaged delta pooled over epochs 37-39: 1 on the lesions, 0.38 on OUTSIDE
+        "delta_auc_lesion": 1.0, "delta_energy_lesion": LESIONS.sum() / (LESIONS.sum() + 0.38 * OUTSIDE.sum()),
+        "delta_painted_lesion": 2 / 3, "delta_auc_lungs": 1.0, "delta_energy_lungs": 1.0, "delta_painted_lungs": 1.0,
+        # class-level saliency (both images' maps, each scaled to 1, averaged) against the union regions
+        "gradcam_auc_lesion": 1.0, "cam_auc_lesion": 1.0, "ig_auc_lesion": 0.5, "gradcam_energy_lesion": 1.0,
+        "gradcam_auc_lungs": 1.0, "cam_auc_lungs": 0.75, "ig_auc_lungs": 0.5, "gradcam_energy_lungs": 1.0,
+        # per image, against each image's own mask: CAM on the other lesion would score about 0.49
+        "gradcam_image_auc_lesion": 1.0, "gradcam_image_energy_lesion": 1.0,
+        "gradcam_image_auc_lungs": 1.0, "gradcam_image_energy_lungs": 1.0,
+        "classifier_accuracy": ACCURACY,
+        # the sanity check's: the last epoch's re-initialized generator, Grad-CAM off the masks
+        "random_delta_auc_lesion": outside_auc, "random_gradcam_auc_lesion": 0.0,
+        "random_delta_auc_lungs": 0.0, "random_gradcam_auc_lungs": 0.0,
+        # the class-mean difference: 1.5 on both lesions (each image's lesion and the other's), 3 on the lungs
+        "mean_diff_auc_lesion": 1.0, "mean_diff_energy_lesion": 1.0, "mean_diff_auc_lungs": 1.0,
+        "mean_diff_energy_lungs": 1.0, "mean_diff_image_energy_lesion": 0.5, "mean_diff_image_energy_lungs": 1.0,
+        "mean_diff_image_auc_lesion": (SIDE * SIDE - LESIONS.sum() + 0.5 * LESION_B.sum()) / (SIDE * SIDE - LESION_A.sum()),
+        "mean_diff_image_auc_lungs": 1.0,
+    }
+    for key, value in expected.items():
+        assert float(result[key]) == pytest.approx(value, abs=1e-4), key
+    assert result["collapsed_classes"] == "2" and 0 <= float(result["minutes"]) < 60
+    for finding, key in (("lesion", "bacterial_in_lesion"), ("lungs", "viral_in_lungs")):  # the table's rows too
+        (row,) = re.findall(rf"^delta +{finding} +3 interpolation heatmaps .* (\S+)$", out, re.MULTILINE)
+        assert float(row) == pytest.approx(expected[key], abs=1e-3), finding
 def fake_steps(monkeypatch, train_status, saved_epochs):
     """demo.run_step replaced: every step succeeds at once except training, which saves
     `saved_epochs` (their generator and discriminator files) and exits with train_status.
@@ -363,6 +548,11 @@ def fake_steps(monkeypatch, train_status, saved_epochs):
                     with h5py.File(os.path.join(results, name), "w") as f:  # opens as a saved model
                         f.create_group("model_weights")
             return train_status
+        if script == "saliency.py":  # the held-out images explain_image.py is given next
+            out = args[args.index("--out_dir") + 1]
+            os.makedirs(out, exist_ok=True)
+            for label in (1, 2):
+                np.savez(os.path.join(out, f"saliency_{label}.npz"), indices=np.arange(3))
         return 0
 
     monkeypatch.setattr(demo, "run_step", run_step)

@@ -7,13 +7,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
 from cganlib import cli
 from cganlib.storage import InputError
-from conftest import FILES, ROOT
+from conftest import FILES, run_python, run_script
 
 SCRIPTS = sorted(os.path.basename(path) for path in glob.glob(os.path.join(FILES, "*.py")))
 BAD_FLAG = "--no_such_flag"
@@ -51,8 +50,8 @@ print(json.dumps(found))
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_help_and_a_bad_flag_answer_without_loading_tensorflow(script):
     code = NO_TENSORFLOW_PROBE.format(files=FILES, script=os.path.join(FILES, script), bad_flag=BAD_FLAG)
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          check=True)
+    done = run_python("-c", code)
+    assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"--help": 0, BAD_FLAG: 2}
     assert done.stderr.strip().splitlines()[-1].startswith(f"{script}: error: ")
 
@@ -107,11 +106,8 @@ def heatmaps_on_a_bad_model_file(tmp_path, **env):
     models = tmp_path / "models"
     models.mkdir(exist_ok=True)
     (models / "generator_model_001.h5").write_bytes(b"not a model")
-    user_env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
-    done = subprocess.run(
-        [sys.executable, os.path.join(FILES, "heatmaps.py"), "--dataset", "xray", "--models_dir", str(models),
-         "--out_dir", str(tmp_path / "out")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**user_env, **env}, check=False)
+    done = run_script("heatmaps.py", "--dataset", "xray", "--models_dir", models, "--out_dir", tmp_path / "out",
+                      env={"TF_CPP_MIN_LOG_LEVEL": None, **env})  # the user's environment, without a log level
     assert done.returncode == 2
     return done.stderr.splitlines()
 
@@ -153,9 +149,8 @@ def test_lines_printed_during_a_progress_bar_stand_whole_in_a_log_of_both_stream
     """stdout and stderr into one pipe, as `2>&1 | tee log` does, stdout buffered as Python
     buffers a pipe: what a terminal shows of each line of the log (after its last carriage
     return) is a printed line, whole and in its place, or the bar."""
-    buffered = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
-    done = subprocess.run([sys.executable, "-c", BAR_WITH_LINES.format(files=FILES)], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=60, env=buffered, check=True)
+    done = run_python("-c", BAR_WITH_LINES.format(files=FILES), env={"PYTHONUNBUFFERED": None}, stderr=subprocess.STDOUT)
+    assert done.returncode == 0, done.stdout[-2000:]
     shown_lines = [line.split("\r")[-1] for line in done.stdout.splitlines()]
     assert [line for line in shown_lines if "of the work" in line] == [f"line {k} of the work" for k in range(3)]
     assert shown_lines[-1].startswith("work: 100%"), done.stdout  # the lines came while the bar ran

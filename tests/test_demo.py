@@ -1,12 +1,15 @@
 """demo.py end to end at a tiny setting, its refusals of bad input, and its minutes -> epochs plan."""
 
+import csv
 import os
 import re
 import time
 
+import numpy as np
 import pytest
 
 from demo import planned_epochs
+from helpers import auc_by_hand
 
 RESULT_KEYS = (
     "bacterial_in_lesion", "lesion_area", "viral_in_lungs", "lung_area",  # today's
@@ -17,7 +20,9 @@ RESULT_KEYS = (
     "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs",
     "mean_diff_auc_lesion", "mean_diff_auc_lungs", "mean_diff_energy_lesion", "mean_diff_energy_lungs",
     "mean_diff_image_auc_lesion", "mean_diff_image_auc_lungs", "mean_diff_image_energy_lesion",
-    "mean_diff_image_energy_lungs", "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
+    "mean_diff_image_energy_lungs", "ig_blur_auc_lesion", "ig_blur_auc_lungs", "ig_reference_auc_lesion",
+    "ig_reference_auc_lungs", "explain_image_auc_lesion", "explain_image_auc_lungs", "explain_image_energy_lesion",
+    "explain_image_energy_lungs", "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
     "collapsed_classes", "minutes",
 )
 RESULT = re.compile("RESULT " + " ".join(rf"{key}=(\S+)" for key in RESULT_KEYS))
@@ -31,6 +36,7 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
                "--average_latents", 64, "--evaluate_n", 8)
     elapsed_minutes = (time.monotonic() - started) / 60
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "absl::InitializeLog" not in done.stderr and "cudart_stub" not in done.stderr  # TensorFlow's start-up lines
     for name in (
         "ground_truth.npz", "chest_xray/train/NORMAL/IM-0001-0001.jpeg",
         "chest_xray/train/PNEUMONIA/person1_bacteria_1.jpeg", "chest_xray/train/PNEUMONIA/person2_virus_1.jpeg",
@@ -68,6 +74,44 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
     assert 0 < scores["lesion_area"] < scores["lung_area"] < 1  # the consolidation lies inside the lungs
     # the demo's own wall time: within the time its process ran, however fast the machine
     assert 0 < scores["minutes"] <= elapsed_minutes + 0.005
+    # the scores are those of the files this run wrote, recounted here by hand
+    for key, value in scores_of_the_files(work).items():
+        assert scores[key] == pytest.approx(value, abs=2e-4), key
+
+
+def scores_of_the_files(work):
+    """Some of the RESULT scores, from the demo's files: the painted shares of epoch 1's heatmap,
+    the ROC-AUCs of its averaged delta (and the re-initialized one's), of the mean Grad-CAM and of
+    the class-mean difference against the union regions; the classifier's held-out accuracy; the
+    classes evaluate.py's table says collapsed at the last epoch."""
+    with np.load(work / "ground_truth.npz") as truth:
+        regions = {"lesion": truth["lesion"].astype(bool).any(axis=0), "lungs": truth["lungs"].astype(bool).any(axis=0)}
+    pair = {"lesion": (2, 0), "lungs": (1, 0)}  # bacterial, viral brighter than healthy
+    scores = {}
+    with np.load(work / "heatmaps" / "generator_model_001.h5.npz") as heatmap:
+        assert heatmap["labels"].tolist() == [0, 1, 2]
+        for key, finding in (("bacterial_in_lesion", "lesion"), ("viral_in_lungs", "lungs")):
+            painted = heatmap["deltas"][pair[finding]] > 0.2
+            scores[key] = (painted & regions[finding]).sum() / max(painted.sum(), 1)
+    for prefix, folder in (("delta", "heatmaps"), ("random_delta", "heatmaps_randomized")):
+        with np.load(work / folder / "generator_model_001.h5.average.npz") as average:
+            for finding in ("lesion", "lungs"):
+                scores[f"{prefix}_auc_{finding}"] = auc_by_hand(average["mean"][pair[finding]], regions[finding])
+    with np.load(work / "saliency" / "saliency_2.npz") as maps:  # the bacterial images' maps, against the lesion
+        gradcam = maps["gradcam"] / np.maximum(np.abs(maps["gradcam"]).max(axis=(1, 2), keepdims=True), 1e-30)
+        scores["gradcam_auc_lesion"] = auc_by_hand(gradcam.mean(axis=0), regions["lesion"])
+    with np.load(work / "img_align_xray.npz") as images, np.load(work / "labels_align_xray.npz") as labels:
+        grey, label = images["arr_0"].astype(np.float64) / 255, labels["arr_0"]
+        viral_minus_healthy = (grey[label == 1].mean(axis=0) - grey[label == 0].mean(axis=0)).sum(axis=-1)
+        scores["mean_diff_auc_lungs"] = auc_by_hand(viral_minus_healthy, regions["lungs"])
+    with np.load(work / "classifier" / "held_out.npz") as held_out:
+        scores["classifier_accuracy"] = float(held_out["accuracy"])
+    with open(work / "evaluation" / "evaluation.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row["epoch"] == "1" and row["label"] != "all"]
+    assert len(rows) == 3
+    scores["collapsed_classes"] = sum(
+        1 - float(row["diversity_gen"]) < 0.5 * (1 - float(row["diversity_real"])) for row in rows)
+    return scores
 
 
 @pytest.mark.parametrize("args, message", [

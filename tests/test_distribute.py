@@ -1,14 +1,15 @@
 """train_cgan.py on several devices and machines (--strategy, --cpu_devices): one step on two
 replicas is the step on one device; a mirrored run writes a single-device run's files, resumes
-with another strategy and feeds the heatmap scripts; two worker processes train together and
-only the chief writes. Two logical CPU devices need a fresh process: TensorFlow sets its
-devices up once."""
+with another strategy, its optimizers' state and all, and feeds the heatmap scripts; two worker
+processes start a run on the seed they share (TF_CONFIG's chief form), resume it (its worker
+form), draw the same batches and only the chief writes. Two logical CPU devices need a fresh
+process: TensorFlow sets its devices up once."""
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -18,11 +19,10 @@ import tensorflow as tf
 import train_cgan
 from cganlib import cgan, config, distribution, run_folder, training
 from cganlib.collapse_guard import GAN_MODELS
-from conftest import FILES, ROOT
-from test_train import bad_input, make_xray_data
+from conftest import FILES, run_python, start_python
+from helpers import make_xray_data, one_error_line
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg", CUDA_VISIBLE_DEVICES="")  # as run_script's
 
 
 def argv_for(data, results, *extra):
@@ -93,8 +93,7 @@ def assert_close(a, b, rtol=1e-5):
 def test_one_step_on_two_replicas_is_the_step_on_one_device(tmp_path):
     out = tmp_path / "step.npz"
     code = f"import test_distribute; test_distribute.one_step({str(out)!r})"
-    done = subprocess.run([sys.executable, "-c", code], cwd=TESTS, env=dict(ENV, PYTHONPATH=FILES), capture_output=True, text=True,
-                          timeout=300, check=False)
+    done = run_python("-c", code, cwd=TESTS, env={"PYTHONPATH": FILES})
     assert done.returncode == 0, done.stderr[-3000:]
     r = load_lists(out)
     assert not all(np.array_equal(x, y) for x, y in zip(r["start"], r["one_weights"]))
@@ -129,15 +128,22 @@ def test_bad_strategy_flags_are_one_line(tmp_path, capsys, monkeypatch, extra, t
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", tf_config)
-    assert message in bad_input(tmp_path, capsys, argv_for(data, tmp_path / "results", *extra))
+    assert message in one_error_line(train_cgan.main, argv_for(data, tmp_path / "results", *extra), capsys, tmp_path)
 
 
 def test_cpu_devices_in_a_process_whose_devices_are_set_up_is_one_line(tmp_path, capsys):
     data = make_xray_data(tmp_path / "data", n=32)
     tf.zeros(1)  # TensorFlow sets up its devices on first use: this process has one CPU device now
-    err = bad_input(tmp_path, capsys, argv_for(data, tmp_path / "results", "--strategy", "mirrored", "--cpu_devices", 3))
+    err = one_error_line(train_cgan.main, argv_for(data, tmp_path / "results", "--strategy", "mirrored", "--cpu_devices", 3),
+                         capsys, tmp_path)
     assert err.endswith("--cpu_devices 3: TensorFlow's devices are already set up in this process (1 CPU device(s)); "
                         "start a fresh process")
+
+
+def optimizer_steps(results, epoch):
+    """(the discriminator's, the GAN's) Adamax step counts in epoch's training state."""
+    _, arrays = run_folder.load_state(str(results), epoch)
+    return int(arrays["d_optimizer"][0]), int(arrays["gan_optimizer"][0])
 
 
 @pytest.mark.slow
@@ -155,6 +161,9 @@ def test_a_mirrored_run_writes_a_single_device_runs_files_resumes_on_one_device_
     assert sorted(os.listdir(results)) == epoch_files([1, 2])
     flags = run_folder.read_config(str(results))["flags"]
     assert (flags["strategy"], flags["cpu_devices"]) == ("mirrored", 2)
+    # one update per batch, not one per replica: two discriminator steps and one GAN step a batch
+    assert optimizer_steps(results, 1) == (2 * 2, 2) and optimizer_steps(results, 2) == (2 * 4, 4)
+    epoch_2 = cgan.load_generator(run_folder.model_paths(str(results), 2)["generator"])
 
     # the strategy describes the machine: a restart may change it (and back: the two-worker test)
     resumed = run("train_cgan.py", "--dataset", "xray", "--results_dir", results, "--qRestart", "--epochs_goal", 3,
@@ -164,60 +173,121 @@ def test_a_mirrored_run_writes_a_single_device_runs_files_resumes_on_one_device_
     assert sorted(os.listdir(results)) == epoch_files([1, 2, 3])
     assert run_folder.complete_epochs(str(results)) == [1, 2, 3]
     assert sorted(os.listdir(results / "real_plots")) == ["real_plot_e001.png"]
+    # it went on from the mirrored run's optimizers (fresh ones would count 4 and 2), and trained
+    assert optimizer_steps(results, 3) == (2 * 6, 6)
+    epoch_3 = cgan.load_generator(run_folder.model_paths(str(results), 3)["generator"])
+    assert not all(np.array_equal(a, b) for a, b in zip(epoch_2.get_weights(), epoch_3.get_weights()))
 
     drawn = run("heatmaps.py", "--dataset", "xray", "--data_dir", data, "--models_dir", results, "--epochs", 2)
     assert drawn.returncode == 0, drawn.stderr[-3000:]
     assert sorted(os.listdir(data / "heatmaps")) == ["generator_model_002.h5.npz", "generator_model_002.h5.png"]
+    with np.load(data / "heatmaps" / "generator_model_002.h5.npz") as heatmap:  # epoch 2's images, label by label
+        for label, images in zip(heatmap["labels"], heatmap["images"]):
+            expected = cgan.generate(epoch_2, heatmap["latents"], [label] * len(images))
+            np.testing.assert_allclose(images, expected, atol=1e-5)
 
 
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+@contextlib.contextmanager
+def reserved_ports(n):
+    """n free ports of this machine, held until the block ends: bound (not listening) with
+    SO_REUSEPORT, so no other process can take one meanwhile, while the workers' servers, told
+    by TF_GRPC_REUSE_PORT=1 to set SO_REUSEPORT too, can bind them."""
+    sockets = []
+    try:
+        for _ in range(n):
+            sockets.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sockets[-1].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sockets[-1].bind(("localhost", 0))
+        yield [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
-def start_worker(index, ports, temp, argv, log):
-    tf_config = {"cluster": {"worker": [f"localhost:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
-    return subprocess.Popen([sys.executable, os.path.join(FILES, "train_cgan.py"), *map(str, argv)], cwd=ROOT,
-                            env=dict(ENV, TF_CONFIG=json.dumps(tf_config), TMPDIR=str(temp)),
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+# train_cgan.py as it runs, every batch it draws recorded (a digest of its arrays, a line each) in
+# the file BATCH_RECORD names
+RECORDING_WORKER = """
+import hashlib, os, sys
+sys.path.insert(0, {files!r})
+from cganlib import training
+
+draw = training.Trainer.draw_batch
+
+def draw_and_record(self):
+    batch = draw(self)
+    with open(os.environ["BATCH_RECORD"], "a") as f:
+        f.write(hashlib.sha256(b"".join(part.tobytes() for part in batch)).hexdigest() + "\\n")
+    return batch
+
+training.Trainer.draw_batch = draw_and_record
+import train_cgan
+sys.exit(train_cgan.main(sys.argv[1:]))
+"""
+
+
+def train_together(folder, tasks, argv):
+    """train_cgan.py argv in one worker process per task of TF_CONFIG's cluster (tasks: (type,
+    index) pairs, the cluster's jobs in their order) on this machine, each with its own
+    temporary folder under folder. Returns (exit statuses, logs, recorded batches, temporary folders)."""
+    jobs = {}
+    for kind, _ in tasks:
+        jobs[kind] = jobs.get(kind, 0) + 1
+    workers, temps = [], [folder / f"tmp{k}" for k in range(len(tasks))]
+    logs, records = [folder / f"worker{k}.log" for k in range(len(tasks))], [folder / f"batches{k}" for k in range(len(tasks))]
+    with reserved_ports(len(tasks)) as ports:
+        free = iter(ports)
+        cluster = {kind: [f"localhost:{next(free)}" for _ in range(count)] for kind, count in jobs.items()}
+        try:
+            for (kind, index), temp, log, record in zip(tasks, temps, logs, records):
+                os.makedirs(temp)
+                record.write_text("")
+                tf_config = json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})
+                with open(log, "w") as out:
+                    workers.append(start_python(
+                        "-c", RECORDING_WORKER.format(files=FILES), *argv, stdout=out, stderr=subprocess.STDOUT,
+                        env={"TF_CONFIG": tf_config, "TMPDIR": str(temp), "BATCH_RECORD": str(record),
+                             "TF_GRPC_REUSE_PORT": "1"}))
+            statuses = [worker.wait() for worker in workers]  # the test's own time limit stops a hung cluster
+        finally:
+            for worker in workers:
+                worker.kill()
+                worker.wait()
+    return statuses, [log.read_text() for log in logs], [record.read_text().split() for record in records], temps
 
 
 @pytest.mark.slow
-def test_two_workers_resume_a_single_device_run_train_an_epoch_together_and_only_the_chief_writes(tmp_path):
+def test_two_workers_start_a_run_on_a_shared_seed_resume_it_in_step_and_only_the_chief_writes(tmp_path):
     data = make_xray_data(tmp_path / "data", n=32)  # 2 batches an epoch
     results = tmp_path / "results"
-    assert train_cgan.main(argv_for(data, results, "--real_plots", 0, "--epochs_goal", 1)) == 0  # one device
 
-    ports = free_ports(2)
-    temps = [tmp_path / f"tmp{index}" for index in range(2)]
-    logs = [tmp_path / f"worker{index}.log" for index in range(2)]
-    argv = ["--dataset", "xray", "--results_dir", results, "--qRestart", "--epochs_goal", 2, "--strategy", "multiworker"]
-    workers = []
-    try:
-        for index in range(2):
-            os.makedirs(temps[index])
-            with open(logs[index], "w") as log:
-                workers.append(start_worker(index, ports, temps[index], argv, log))
-        statuses = [worker.wait(timeout=300) for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
-            worker.wait()
-    outputs = [log.read_text() for log in logs]
-    # both ended well, though a run holds its folder's lock throughout: the other worker wrote elsewhere
+    # a fresh run without --seed: every worker draws from the seed they share. TF_CONFIG's chief
+    # form: a "chief" task beside a "worker" one, which is worker 0 but not the chief
+    os.makedirs(tmp_path / "fresh")
+    statuses, outputs, batches, temps = train_together(
+        tmp_path / "fresh", [("chief", 0), ("worker", 0)],
+        argv_for(data, results, "--epochs_goal", 1, "--strategy", "multiworker"))
     assert statuses == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
     for out in outputs:
         assert "strategy multiworker: 2 replica(s), on this machine CPU:0; global batch 16 = 8 per replica" in out
-        assert "training state of epoch 1 restored" in out
-    # one training: the same losses and accuracies on both workers
+        assert " seed=none " in out
+    assert len(batches[0]) == 2 and batches[0] == batches[1]  # the same batches, each worker its slice of them
     said = [[line for line in out.splitlines() if line.startswith(">")] for out in outputs]
     assert said[0] == said[1] and said[0][-1].startswith(">Accuracy real: ")
+    assert sorted(os.listdir(results)) == epoch_files([1])  # the chief's alone: the worker would hold its lock
+    assert [os.listdir(temp) for temp in temps] == [[], []]  # the worker's folder went with it
 
+    # resumed: TF_CONFIG's worker form, no chief task, worker 0 the chief; the state comes from the chief's folder
+    os.makedirs(tmp_path / "resumed")
+    statuses, outputs, batches, temps = train_together(
+        tmp_path / "resumed", [("worker", 0), ("worker", 1)],
+        ["--dataset", "xray", "--results_dir", results, "--qRestart", "--epochs_goal", 2, "--strategy", "multiworker"])
+    # both ended well, though a run holds its folder's lock throughout: the other worker wrote elsewhere
+    assert statuses == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    for out in outputs:
+        assert "training state of epoch 1 restored" in out
+    assert len(batches[0]) == 2 and batches[0] == batches[1]
+    said = [[line for line in out.splitlines() if line.startswith(">")] for out in outputs]
+    assert said[0] == said[1] and said[0][-1].startswith(">Accuracy real: ")
     assert sorted(os.listdir(results)) == epoch_files([1, 2])
     assert run_folder.complete_epochs(str(results)) == [1, 2]
-    assert [os.listdir(temp) for temp in temps] == [[], []]  # the other worker's folder went with it
+    assert [os.listdir(temp) for temp in temps] == [[], []]

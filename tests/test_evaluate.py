@@ -31,7 +31,7 @@ from cganlib.gan_metrics import (
     precision_recall,
 )
 from cganlib.storage import save_arrays, save_model, save_npz
-from test_train import make_xray_data
+from helpers import bright_squares, make_xray_data
 
 N_CLASSES = 3
 PER_CLASS = 12
@@ -41,10 +41,8 @@ def class_images(rng, n=PER_CLASS):
     """uint8 images of 3 classes: noise, and a bright square whose place is the class."""
     images = rng.integers(0, 80, (N_CLASSES * n, 80, 80, 3), dtype=np.uint8)
     labels = np.repeat(np.arange(N_CLASSES), n)
-    for image, label in zip(images, labels):
-        top = 10 + 25 * label + rng.integers(-3, 4)
-        image[top : top + 15, 30:45] = 230
-    return images, labels
+    corners = [(10 + 25 * label + rng.integers(-3, 4), 30) for label in labels]
+    return bright_squares(images, corners, 15)[0], labels
 
 
 # ---------------------------------------------------------------- the measures, known answers
@@ -253,8 +251,15 @@ def test_spectral_norm_adds_one_non_trainable_vector_per_layer():
     assert not cgan.has_spectral_norm(plain)
 
 
+def bce(target, p):
+    """Binary cross-entropy of an output p against a target."""
+    return -(target * math.log(p) + (1 - target) * math.log(1 - p))
+
+
 @pytest.mark.parametrize("real_target", [1.0, 0.9])
 def test_label_smoothing_sets_the_discriminators_real_target_only(tmp_path, real_target):
+    """One-sided: the real half batch's target is --label_smoothing; the fake half's stays 0 and
+    the generator's step aims at 1, whatever the smoothing."""
     train_config = config.resolve("xray", filters=4, n_batch=16, label_smoothing=real_target)
     images, labels = datasets.load_prepared(datasets.DATASETS["xray"], str(make_xray_data(tmp_path, n=32)))
     g = cgan.build_generator(3, train_config.latent_dim, train_config.filters)
@@ -263,9 +268,12 @@ def test_label_smoothing_sets_the_discriminators_real_target_only(tmp_path, real
     out = d.layers[-1]  # a discriminator that says 0.9 for every image, whatever it is
     out.set_weights([np.zeros_like(out.kernel), np.full(1, math.log(9.0), np.float32)])
     trainer = training.Trainer(g, d, gan, images, labels, train_config, np.random.default_rng(0))
-    d1, _, _ = trainer.step()  # d1: the loss on the real half batch, before any update
-    cross_entropy = -(real_target * math.log(0.9) + (1 - real_target) * math.log(0.1))
-    assert d1 == pytest.approx(cross_entropy, rel=1e-4)  # 0.325 with smoothing, 0.105 without
+    for optimizer in (d.optimizer, gan.optimizer):  # no update moves it: it says 0.9 in all three updates
+        optimizer.learning_rate = 0.0
+    d1, d2, g_loss = trainer.step()  # the real half batch's, the fake half batch's, the GAN step's losses
+    assert d1 == pytest.approx(bce(real_target, 0.9), rel=1e-4)  # 0.325 with smoothing, 0.105 without
+    assert d2 == pytest.approx(bce(0.0, 0.9), rel=1e-4)  # 2.303; two-sided smoothing (target 0.1) would give 2.084
+    assert g_loss == pytest.approx(bce(1.0, 0.9), rel=1e-4)  # 0.105; the smoothed target would give 0.325
 
 
 @pytest.mark.slow

@@ -4,31 +4,33 @@ training and the explaining scripts, and explain_image.py's projection."""
 
 import json
 import os
+import re
 
 import keras
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 import explain_image
+import heatmaps
 import prepare_folders
 import saliency
 import train_classifier
-from cganlib import cgan, datasets, explanation, projection
+from cganlib import cgan, datasets, explanation, plots, projection
+from cganlib.classifier import class_activation_maps, grad_cam, load_classifier
 from cganlib.storage import InputError, load_npz, save_arrays, save_model
-from conftest import DATA
+from helpers import auc_by_hand, bright_squares, data_file, one_error_line
 
 SIZE = 80
 
 
 def draw_shape(rng, shape, width=100, height=120):
-    """A noisy dark picture with a bright square or disc in the middle, uint8 RGB."""
+    """A noisy dark picture with a bright square (39 pixels wide) or disc (radius 20) in the middle, uint8 RGB."""
     pixels = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+    if shape == "squares":
+        return bright_squares(pixels[None], [(height // 2 - 19, width // 2 - 19)], 39, 240)[0][0]
     v, u = np.mgrid[:height, :width]
-    inside = (np.abs(u - width / 2) < 20) & (np.abs(v - height / 2) < 20)
-    if shape == "discs":
-        inside = (u - width / 2) ** 2 + (v - height / 2) ** 2 < 20**2
-    pixels[inside] = 240
+    pixels[(u - width / 2) ** 2 + (v - height / 2) ** 2 < 20**2] = 240
     return pixels
 
 
@@ -86,13 +88,19 @@ def test_a_disc_and_a_square_keep_their_shape(image_folder, tmp_path):
 
 
 def test_pad_grey_equalize_and_n(image_folder, tmp_path):
-    images, labels, classes = prepare(image_folder, tmp_path, "--pad", "--grey", "--equalize", "--n", 2)
+    images, labels, classes = prepare(image_folder, tmp_path / "equalized", "--pad", "--grey", "--equalize", "--n", 2)
     assert classes["counts"] == [2, 2] and labels.tolist() == [0, 0, 1, 1]
     assert (images[..., 0] == images[..., 1]).all() and (images[..., 1] == images[..., 2]).all()
     padded_strip = images[:, :, :4]  # 100x120 padded to 120x120: black bars left and right
     assert padded_strip.mean() < images[:, :, 10:].mean()
-    counts = np.bincount(images[0, ..., 0].ravel(), minlength=256)
-    assert counts.max() < 0.5 * counts.sum()  # equalized: no grey level holds most of the image
+    # --equalize: the grey 80x80 image's histogram equalized (Pillow's equalization of the image
+    # --grey alone gives), which spreads the dark noise and the bright shape over the grey levels
+    plain, _, _ = prepare(image_folder, tmp_path / "plain", "--pad", "--grey", "--n", 2)
+    for grey, equalized in zip(plain[..., 0], images[..., 0]):
+        np.testing.assert_array_equal(equalized, np.asarray(ImageOps.equalize(Image.fromarray(grey))))
+        levels = np.linspace(0, 255, 9)[1:-1]
+        below = [[np.mean(image <= level) for level in levels] for image in (grey, equalized)]
+        assert np.abs(np.array(below[1]) - levels / 255).max() < 0.2 < np.abs(np.array(below[0]) - levels / 255).max()
 
 
 @pytest.mark.parametrize("make, message", [
@@ -126,19 +134,24 @@ def test_the_folder_dataset_takes_its_classes_from_classes_json(image_folder, tm
         datasets.dataset_settings("folder", str(tmp_path / "elsewhere"))
 
 
-def test_heatmaps_name_rows_by_the_folders_class_names(run, tmp_path):
+def test_heatmaps_name_rows_by_the_folders_class_names(tmp_path, capsys, monkeypatch):
     with open(tmp_path / "classes.json", "w") as f:
         json.dump({"classes": ["benign", "malignant", "unsure"], "counts": [1, 1, 1]}, f)
     os.makedirs(tmp_path / "results")
     save_model(cgan.build_generator(3, cgan.LATENT_DIM, 4), str(tmp_path / "results" / "generator_model_001.h5"))
-    done = run("heatmaps.py", "--dataset", "folder", "--data_dir", tmp_path, "--labels", 0, 1)
-    assert done.returncode == 0, done.stderr
+    drawn, image_rows = [], plots.image_rows
+
+    def keep_row_names(rows, row_names, *args, **kwargs):
+        drawn.append(list(row_names))
+        return image_rows(rows, row_names, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "image_rows", keep_row_names)
+    heatmaps.main(["--dataset", "folder", "--data_dir", str(tmp_path), "--labels", "0", "2"])
     assert os.path.exists(tmp_path / "heatmaps" / "generator_model_001.h5.png")
-    from cganlib.delta_heatmaps import row_names
-    assert row_names(datasets.dataset_settings("folder", str(tmp_path)), (0, 2)) == (
-        ["benign", "unsure"], [("benign vs unsure", "unsure vs benign")])
-    no_table = run("heatmaps.py", "--dataset", "folder", "--data_dir", tmp_path / "results")
-    assert no_table.returncode == 2 and "classes.json not found" in no_table.stderr.strip().splitlines()[-1]
+    assert drawn == [["benign", "unsure", "benign vs unsure", "unsure vs benign"]]  # the figure's rows, as drawn
+    capsys.readouterr()
+    line = one_error_line(heatmaps.main, ["--dataset", "folder", "--data_dir", tmp_path / "results"], capsys)
+    assert "classes.json not found" in line
 
 
 @pytest.mark.slow
@@ -156,23 +169,37 @@ def test_a_folder_dataset_goes_through_the_whole_pipeline(image_folder, tmp_path
     assert cgan.n_classes_of(cgan.load_generator(str(model))) == 2
     heat = run("heatmaps.py", "--dataset", "folder", "--data_dir", data)
     assert heat.returncode == 0, heat.stderr
-    with np.load(data / "heatmaps" / "generator_model_001.h5.npz") as saved:
+    generator = cgan.load_generator(str(model))
+    with np.load(data / "heatmaps" / "generator_model_001.h5.npz") as saved:  # the trained generator's images
         assert saved["labels"].tolist() == [0, 1]
+        for label, images in zip((0, 1), saved["images"]):
+            np.testing.assert_allclose(images, cgan.generate(generator, saved["latents"], [label] * len(images)), atol=1e-5)
     explained = run("explain_image.py", "--model", model, "--dataset", "folder", "--data_dir", data,
                     "--npz", data / "img_align_folder.npz", "--labels_npz", data / "labels_align_folder.npz",
                     "--indices", 0, 12, "--steps", 3, "--starts", 1, "--out_dir", tmp_path / "explained")
     assert explained.returncode == 0, explained.stderr
     with np.load(tmp_path / "explained" / "explain_img_align_folder.npz") as saved:
-        assert saved["labels"].tolist() == [0, 1] and saved["targets"].tolist() == [0, 1]
+        result = {key: saved[key] for key in saved}
+    assert result["labels"].tolist() == [0, 1] and result["targets"].tolist() == [0, 1]
+    np.testing.assert_allclose(result["images"], load_npz(data / "img_align_folder.npz")[[0, 12]] / 255.0, atol=1e-6)
+    assert_generated_at_the_projected_latents(result, str(model))
     # the baseline, in this process (two TensorFlow start-ups less)
     train_classifier.main(["--dataset", "folder", "--data_dir", str(data), "--max_epochs", "1",
                            "--held_out", "0.3", "--validation", "0.2"])
     with np.load(data / "classifier" / "held_out.npz") as saved:
         assert saved["confusion"].shape == (2, 2)
     saliency.main(["--dataset", "folder", "--data_dir", str(data)])
-    for label in (0, 1):
+    classifier = load_classifier(str(data / "classifier" / "classifier.keras"))
+    images, labels = load_npz(data / "img_align_folder.npz"), load_npz(data / "labels_align_folder.npz")
+    with np.load(data / "classifier" / "held_out.npz") as saved:
+        held_out = saved["held_out"]
+    for label in (0, 1):  # the classifier's maps of its held-out images of the class, for the class
         with np.load(data / "saliency" / f"saliency_{label}.npz") as saved:
-            assert set(saved["labels"].tolist()) == {label} and saved["gradcam"].shape[1:] == (SIZE, SIZE)
+            indices = saved["indices"]
+            assert indices.tolist() == held_out[labels[held_out] == label].tolist() and (saved["labels"] == label).all()
+            for name, method in (("gradcam", grad_cam), ("cam", class_activation_maps)):
+                expected = method(classifier, images[indices], label)
+                np.testing.assert_allclose(saved[name], expected, atol=1e-5 * max(np.abs(expected).max(), 1e-3))
 
 
 # ---------------------------------------------------------------- projection
@@ -196,33 +223,85 @@ def test_projection_recovers_an_image_made_from_a_known_latent():
     assert (ssim > 0.85).all() and np.abs(latents).max() <= projection.LATENT_RANGE
 
 
+def assert_generated_at_the_projected_latents(result, model):
+    """The reconstruction is the generator's image of the projected latent under the image's own
+    label, each relabelled image that of the same latent under its target, and the deltas their
+    summed RGB difference; MSE is the reconstruction's error against the given image."""
+    generator = cgan.load_generator(model)
+    latents, labels = result["latents"], result["labels"]
+    np.testing.assert_allclose(result["reconstructions"], cgan.generate(generator, latents, labels), atol=1e-5)
+    for t, target in enumerate(result["targets"]):
+        relabelled = cgan.generate(generator, latents, [target] * len(latents))
+        np.testing.assert_allclose(result["relabelled"][:, t], relabelled, atol=1e-5)
+        np.testing.assert_allclose(result["deltas"][:, t], (result["reconstructions"] - relabelled).sum(axis=-1), atol=1e-4)
+    np.testing.assert_allclose(result["mse"], ((result["reconstructions"] - result["images"]) ** 2).mean(axis=(1, 2, 3)),
+                               rtol=1e-3, atol=1e-7)
+
+
 def test_explain_image_writes_the_reconstruction_relabelled_images_and_deltas(image_folder, tmp_path, capsys):
-    model = os.path.join(DATA, "keras2_generator_c3_f8.h5")
+    model = data_file("keras2_generator_c3_f8.h5")
     explain_image.main(["--model", model, "--image", str(image_folder / "discs" / "d0.png"), "--label", "1",
                         "--out_dir", str(tmp_path), "--steps", "3", "--starts", "2"])
-    with np.load(tmp_path / "explain_d0.npz") as result:
-        assert result["targets"].tolist() == [0, 2] and result["labels"].tolist() == [1]
-        assert result["relabelled"].shape == (1, 2, SIZE, SIZE, 3)
-        expected = (result["reconstructions"][:, None] - result["relabelled"]).sum(axis=-1)
-        np.testing.assert_allclose(result["deltas"], expected, atol=1e-5)
+    with np.load(tmp_path / "explain_d0.npz") as saved:
+        result = {key: saved[key] for key in saved}
+    assert result["targets"].tolist() == [0, 2] and result["labels"].tolist() == [1]
+    assert result["relabelled"].shape == (1, 2, SIZE, SIZE, 3)
+    # the given image as prepare_folders.py prepares it: the bright disc in the middle, dark corners
+    assert result["images"].shape == (1, SIZE, SIZE, 3) and result["images"][0, 38:42, 38:42].min() > 0.8
+    assert result["images"][0, :6, :6].max() < 0.25
+    assert_generated_at_the_projected_latents(result, model)
     assert os.path.exists(tmp_path / "explain_d0.png")
-    assert "reconstruction: MSE" in capsys.readouterr().out
+    printed = re.search(r"reconstruction: MSE (\S+) \(worst (\S+)\), SSIM (\S+) \(worst (\S+)\) over 1 images",
+                        capsys.readouterr().out)
+    assert printed and [float(x) for x in printed.groups()] == pytest.approx(
+        [result["mse"][0], result["mse"][0], result["ssim"][0], result["ssim"][0]], abs=1e-3)
+
+
+def scores_by_hand(maps, masks):
+    """Each map against its own mask, averaged over the maps: ROC-AUC (the share of inside-outside
+    pixel pairs ranked right, ties half), the positive mass's share inside, the pointing game
+    (ties split), and over the maps that paint any pixel (above 0.2) the painted share inside;
+    and how many paint."""
+    aucs, energies, hits, shares = [], [], [], []
+    for values, mask in zip(np.asarray(maps, np.float64), np.asarray(masks, bool)):
+        aucs.append(auc_by_hand(values, mask))
+        positive = np.clip(values, 0, None)
+        energies.append(positive[mask].sum() / positive.sum() if positive.sum() else 0.0)
+        top = values == values.max()
+        hits.append((top & mask).sum() / top.sum())
+        painted = values > 0.2
+        if painted.any():
+            shares.append((painted & mask).sum() / painted.sum())
+    return [np.mean(aucs), np.mean(energies), np.mean(hits), np.mean(shares) if shares else 0.0, len(shares)]
 
 
 def test_explain_many_scores_each_image_against_its_own_mask(tmp_path, capsys):
-    model = os.path.join(DATA, "keras2_generator_c3_f8.h5")
-    images = np.zeros((4, SIZE, SIZE, 3), np.uint8)
-    save_arrays(tmp_path / "set.npz", images=images, labels=np.array([2, 2, 0, 2]))
+    model = data_file("keras2_generator_c3_f8.h5")
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (4, SIZE, SIZE, 3), dtype=np.uint8)
+    save_arrays(tmp_path / "set.npz", images=images, labels=np.array([2, 0, 0, 0]))
     masks = np.zeros((4, SIZE, SIZE), np.uint8)
-    masks[:, :40] = 1
+    masks[0, :40], masks[1, :, :20], masks[2, 30:50, 30:50], masks[3, 60:] = 1, 1, 1, 1  # each image's own
     save_arrays(tmp_path / "truth.npz", lesion=masks)
-    explain_image.main(["--model", model, "--npz", str(tmp_path / "set.npz"), "--indices", "0", "1", "--to", "0",
+    explain_image.main(["--model", model, "--npz", str(tmp_path / "set.npz"), "--indices", "3", "1", "--to", "2", "1",
                         "--ground_truth", str(tmp_path / "truth.npz"), "--out_dir", str(tmp_path),
                         "--steps", "2", "--starts", "1", "--ssim_weight", "0"])  # the MSE-only path
     out = capsys.readouterr().out
-    assert "against each image's own lesion mask (mean of 2 images; chance: area 0.500" in out
-    with np.load(tmp_path / "explain_set.npz") as result:
-        assert result["indices"].tolist() == [0, 1] and result["latents"].shape == (2, cgan.LATENT_DIM)
+    with np.load(tmp_path / "explain_set.npz") as saved:
+        result = {key: saved[key] for key in saved}
+    assert result["indices"].tolist() == [3, 1] and result["latents"].shape == (2, cgan.LATENT_DIM)
+    assert result["labels"].tolist() == [0, 0] and result["targets"].tolist() == [2, 1]
+    np.testing.assert_allclose(result["images"], images[[3, 1]] / 255.0, atol=1e-6)
+    assert_generated_at_the_projected_latents(result, model)
+    area = masks[[3, 1]].mean()
+    for t, target in enumerate((2, 1)):  # a line per target, each image's delta against its own mask
+        line = re.search(rf"own label brighter than label {target}, against each image's own lesion mask \(mean of 2 "
+                         rf"images; chance: area (\S+), ROC-AUC 0.5\): ROC-AUC (\S+), energy in (\S+), pointing (\S+), "
+                         rf"painted@0.2 (\S+) \((\d+) images painted\)", out)
+        assert line, out
+        assert float(line.group(1)) == pytest.approx(area, abs=1e-3)
+        expected = scores_by_hand(result["deltas"][:, t], masks[[3, 1]])
+        assert [float(x) for x in line.groups()[1:]] == pytest.approx(expected, abs=2e-3)
 
 
 def test_own_mask_scores_score_each_delta_against_its_own_mask():
@@ -260,7 +339,7 @@ def test_explain_image_bad_input_is_one_line(tmp_path, capsys, extra, message):
     (tmp_path / "junk.png").write_text("not an image")
     image = tmp_path / "img.png"
     Image.new("RGB", (90, 80), (10, 20, 30)).save(image)
-    argv = ["--model", os.path.join(DATA, "keras2_generator_c3_f8.h5"), "--image", str(image),
+    argv = ["--model", data_file("keras2_generator_c3_f8.h5"), "--image", str(image),
             "--out_dir", str(tmp_path / "out")]
     with pytest.raises(SystemExit) as exit_info:
         explain_image.main(argv + [a.format(junk=tmp_path / "junk.png") for a in extra])

@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import make_phantoms
 from cganlib.scoring import (
     PAINT_THRESHOLD,
     class_mean_difference,
     score_arrays,
+    score_explained,
     score_heatmap,
     score_map,
 )
 from cganlib.storage import InputError
+from helpers import make_phantom_set
 
 SAMPLES = 10
 
@@ -95,7 +96,7 @@ def test_mismatched_input_is_an_input_error(labels, deltas, masks_size, message)
 def test_an_ideal_generator_of_the_phantoms_points_at_the_findings(tmp_path):
     """Class-mean phantoms at 80x80 stand in for a generator that learnt each class perfectly:
     its deltas must land on the ground truth far above the chance areas."""
-    truth = make_phantoms.write_phantoms(tmp_path, 100, 96, seed=1)  # enough to average out exposure
+    truth = make_phantom_set(tmp_path, 100, 96, seed=1)  # enough to average out exposure
     grey = np.stack([
         np.asarray(Image.open(tmp_path / "chest_xray" / name).resize((80, 80)), np.float32) / 255
         for name in truth["names"]
@@ -158,3 +159,26 @@ def test_the_class_mean_difference_finds_what_the_class_adds_on_average():
     assert score_map(class_mean_difference(images, labels, 1), patch)["auc"] == 1.0
     with pytest.raises(InputError, match="no image of class 2"):
         class_mean_difference(images[labels != 2], labels[labels != 2], 2)
+
+
+def test_explained_deltas_are_scored_against_each_images_own_mask(tmp_path):
+    # ground truth listed as drawn (bacterial first); prepared order is by name: healthy, then pneumonia
+    names = np.array(["train/PNEUMONIA/person1_bacteria_1.jpeg", "train/PNEUMONIA/person3_bacteria_2.jpeg",
+                      "train/NORMAL/IM-0001-0001.jpeg"])
+    lesion = np.zeros((3, 80, 80), np.uint8)
+    lesion[0, 10:20, 10:20] = 1
+    lesion[1, 50:60, 50:60] = 1
+    np.savez(tmp_path / "truth.npz", names=names, labels=np.array([2, 2, 0]), lesion=lesion,
+             lungs=np.ones((3, 80, 80), np.uint8))
+    # prepared rows: 0 healthy, 1 person1, 2 person3; explained: rows 2 and 1, each delta on its own lesion
+    deltas = np.zeros((2, 1, 80, 80), np.float32)
+    deltas[0, 0, 50:60, 50:60] = 1.0
+    deltas[1, 0, 10:20, 10:20] = 1.0
+    np.savez(tmp_path / "explained.npz", indices=np.array([2, 1]), labels=np.array([2, 2]), targets=np.array([0]),
+             deltas=deltas)
+    finding, scores = score_explained(tmp_path / "explained.npz", tmp_path / "truth.npz")
+    assert finding == "lesion" and (scores["auc"], scores["energy"], scores["n"]) == (1.0, 1.0, 2)
+    swapped = deltas[::-1].copy()  # each delta on the other image's lesion
+    np.savez(tmp_path / "explained.npz", indices=np.array([2, 1]), labels=np.array([2, 2]), targets=np.array([0]),
+             deltas=swapped)
+    assert score_explained(tmp_path / "explained.npz", tmp_path / "truth.npz")[1]["energy"] == 0.0

@@ -13,14 +13,10 @@ import heatmaps
 from cganlib import cgan, datasets, delta_heatmaps, run_folder, saved_generators
 from cganlib.delta import delta_overlay, delta_sums, exact_delta_sums, paint_levels
 from cganlib.storage import save_model
-from conftest import DATA
+from helpers import data_file
 
 NPZ_KEYS = {"labels", "latents", "images", "deltas"}
 MIN_IMAGE_PIXELS = 160
-
-
-def data_file(name):
-    return os.path.join(DATA, name)
 
 
 def save_generator(path, n_classes, filters=8, scale=1.0, label_blind=False):

@@ -12,7 +12,8 @@ import latent_arithmetic
 import latent_walk
 from cganlib import cgan, latent_space, saved_generators
 from cganlib.storage import save_npz
-from test_heatmaps import assert_figure_fits, data_file, save_generator
+from helpers import data_file
+from test_heatmaps import assert_figure_fits, save_generator
 
 # 1-based numbers of the fixture latents drawn with label 1 and label 2 (fixture labels 0 1 2 3 0 1 2 3)
 C4_LABEL_1, C4_LABEL_2 = [2, 6], [3, 7]

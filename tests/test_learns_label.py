@@ -7,6 +7,7 @@ import pytest
 
 from cganlib import cgan
 from cganlib.delta import delta_sums
+from helpers import bright_squares
 
 SIDE = 80
 SQUARE = (slice(8, 32), slice(8, 32))  # label 1's bright square (9% of the image); label 0 has none
@@ -41,9 +42,10 @@ def write_square_set(folder):
     rng = np.random.default_rng(0)
     labels = rng.permutation(np.repeat([0, 1], N_PER_CLASS))
     brightness = BACKGROUND + SPREAD * rng.uniform(-1, 1, (len(labels), 1, 1))
-    grey = np.broadcast_to(brightness, (len(labels), SIDE, SIDE)).copy()
-    grey[labels == 1, SQUARE[0], SQUARE[1]] = BRIGHT
-    images = np.repeat(np.clip(np.round(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+    grey = np.clip(np.round(np.broadcast_to(brightness, (len(labels), SIDE, SIDE))), 0, 255).astype(np.uint8)
+    corner = (SQUARE[0].start, SQUARE[1].start)
+    grey, _ = bright_squares(grey, [corner if label else None for label in labels], SQUARE[0].stop - corner[0], BRIGHT)
+    images = np.repeat(grey[..., None], 3, axis=-1)
     np.savez_compressed(folder / "img_align_xray.npz", images)
     np.savez_compressed(folder / "labels_align_xray.npz", labels)
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import make_phantoms
 from cganlib import datasets
 from cganlib import phantoms as phantom_drawing
 from cganlib.datasets import xray_label as label_from_name
 from cganlib.xray_images import load_xray
+from helpers import make_phantom_set
 
 N, SIZE, SEED = 6, 192, 3
 
@@ -139,7 +139,7 @@ def test_masks_lie_on_the_findings_after_preparation(phantoms, prepared):
 
 def test_same_seed_same_files_whatever_n(phantoms, tmp_path):
     out, truth = phantoms
-    again = make_phantoms.write_phantoms(tmp_path, 2, SIZE, SEED)
+    again = make_phantom_set(tmp_path, 2, SIZE, SEED)
     for name in again["names"]:
         assert (tmp_path / "chest_xray" / name).read_bytes() == (out / "chest_xray" / name).read_bytes()
         k = truth["names"].tolist().index(name)
@@ -154,13 +154,13 @@ def test_same_seed_same_files_whatever_n(phantoms, tmp_path):
 def test_workers_write_the_same_files_and_truth(phantoms, tmp_path):
     """The default run used every core here; one worker gives the same bytes and rows."""
     out, truth = phantoms
-    alone = make_phantoms.write_phantoms(tmp_path, N, SIZE, SEED, workers=1)
+    alone = make_phantom_set(tmp_path, N, SIZE, SEED, workers=1)
     assert listing(tmp_path / "chest_xray") == listing(out / "chest_xray")
     for name in alone["names"]:
         assert (tmp_path / "chest_xray" / name).read_bytes() == (out / "chest_xray" / name).read_bytes()
     for key in ("names", "labels", "lesion", "lungs"):
         assert np.array_equal(alone[key], truth[key])
-    two = make_phantoms.write_phantoms(tmp_path / "two", N, SIZE, SEED, workers=2)
+    two = make_phantom_set(tmp_path / "two", N, SIZE, SEED, workers=2)
     for key in ("names", "labels", "lesion", "lungs"):
         assert np.array_equal(two[key], truth[key])
 

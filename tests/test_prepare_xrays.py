@@ -85,8 +85,9 @@ def test_cli_labels_from_names_in_sorted_order(xrays, run, tmp_path):
     result = run("prepare_xrays.py", "--images", xrays.root, "--out_dir", tmp_path)
     assert result.returncode == 0, result.stderr
     images, labels = load_output(tmp_path)
-    assert sorted(os.listdir(tmp_path)) == ["img_align_xray.npz", "labels_align_xray.npz"]
+    assert sorted(os.listdir(tmp_path)) == ["img_align_xray.npz", "labels_align_xray.npz", "names.txt", "prepared_xray.json"]
     assert labels.tolist() == LABELS
+    assert (tmp_path / "names.txt").read_text().splitlines() == KEPT  # each row's file: its patient
     assert images.shape == (len(KEPT), 80, 80, 3) and images.dtype == np.uint8
     assert (images == images[..., :1]).all()  # 3 equal channels
     for image, path in zip(images, xrays.kept):  # reduced decoding: close to the full-size way

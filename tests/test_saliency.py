@@ -6,6 +6,7 @@ scoring CLI on real files."""
 
 import itertools
 import os
+import re
 
 import keras
 import numpy as np
@@ -13,7 +14,6 @@ import pytest
 from keras import layers
 
 import heatmaps
-import make_phantoms
 import saliency
 import train_classifier
 from cganlib import cgan, datasets, delta_heatmaps, xray_images
@@ -38,6 +38,7 @@ from cganlib.scoring import (
     score_saliency_arrays,
 )
 from cganlib.storage import InputError, load_arrays, save_arrays, save_model, save_npz
+from helpers import bright_squares, make_phantom_set
 
 SIDE = 80
 SQUARE = 12
@@ -119,7 +120,7 @@ def test_per_image_scores_use_each_images_own_mask_found_by_its_prepared_index()
 
 
 def test_prepared_order_is_the_order_prepare_xrays_reads_the_phantoms_in(tmp_path):
-    truth = make_phantoms.write_phantoms(tmp_path, 12, 80)
+    truth = make_phantom_set(tmp_path, 12, 80)
     found = [os.path.relpath(path, tmp_path / "chest_xray") for path in datasets.find_files(tmp_path / "chest_xray")]
     assert [truth["names"][row] for row in prepared_order(truth["names"])] == found
 
@@ -131,13 +132,10 @@ def square_images(n_per_class, seed):
     """uint8 (2n, 80, 80, 3): noise, and in class 1 a bright square at a random place; labels;
     each image's square mask."""
     rng = np.random.default_rng(seed)
-    n = 2 * n_per_class
-    images = rng.integers(40, 120, (n, SIDE, SIDE, 1)).astype(np.uint8).repeat(3, axis=-1)
+    images = rng.integers(40, 120, (2 * n_per_class, SIDE, SIDE, 1)).astype(np.uint8).repeat(3, axis=-1)
     labels = np.repeat([0, 1], n_per_class).astype(np.int32)
-    masks = np.zeros((n, SIDE, SIDE), bool)
-    for k in np.flatnonzero(labels):
-        masks[k] = square_mask(*rng.integers(8, SIDE - SQUARE - 8, 2))
-        images[k][masks[k]] = 230
+    corners = [tuple(rng.integers(8, SIDE - SQUARE - 8, 2)) if label else None for label in labels]
+    images, masks = bright_squares(images, corners, SQUARE)
     return images, labels, masks
 
 
@@ -176,6 +174,27 @@ def test_grad_cam_and_cam_of_a_square_classifier_point_at_the_square(square_clas
         assert np.mean([s["pointing"] for s in scores]) >= 0.9, method.__name__
         assert np.mean([s["auc"] for s in scores]) >= 0.9, method.__name__
     assert grad_cam(model, images, target=1).min() >= 0  # Grad-CAM's ReLU
+
+
+def test_grad_cam_is_cams_positive_part_rescaled():
+    """RESULTS.md's claim: with global average pooling and one dense layer, Grad-CAM is CAM's
+    positive part, divided by the last convolution's area (20 x 20). CAM's negative part is the
+    Grad-CAM of the class with its dense weights negated: the two differ by CAM / 400 (any weights)."""
+    keras.utils.set_random_seed(1)
+    model = build_classifier(2, (4, 8, 8))
+    images = np.random.default_rng(0).integers(0, 256, (3, SIDE, SIDE, 3)).astype(np.float32)
+    cam = class_activation_maps(model, images, 1)
+    positive = grad_cam(model, images, 1)
+    kernel, bias = model.layers[-1].get_weights()
+    kernel[:, 1] = -kernel[:, 1]
+    model.layers[-1].set_weights([kernel, bias])
+    negative = grad_cam(model, images, 1)
+    assert 0.1 < (cam > 0).mean() < 0.9  # both signs, to tell the positive part from the whole
+    assert positive.min() >= 0 and negative.min() >= 0
+    area = 20 * 20
+    np.testing.assert_allclose(area * (positive - negative), cam, atol=1e-5 * np.abs(cam).max())
+    # away from where CAM changes sign (the upsampling mixes neighbours), one part is 0 and the other CAM
+    assert np.mean((positive == 0) == (cam < 0)) > 0.8 and np.mean((negative == 0) == (cam > 0)) > 0.8
 
 
 @pytest.mark.slow
@@ -265,8 +284,7 @@ def test_averaged_deltas_draw_latents_as_training_does_a_batch_at_a_time():
 def phantom_data(tmp_path_factory):
     """Prepared phantoms (8 per class, as prepare_xrays.py would write them) and their truth."""
     folder = tmp_path_factory.mktemp("phantoms")
-    truth = make_phantoms.write_phantoms(folder, 8, 80)
-    save_arrays(folder / "ground_truth.npz", **truth)
+    truth = make_phantom_set(folder, 8, 80)
     order = prepared_order(truth["names"])
     paths = [folder / "chest_xray" / truth["names"][row] for row in order]
     images = np.stack([xray_images.load_xray(str(path), 80)[0] for path in paths])
@@ -290,11 +308,19 @@ def test_train_classifier_then_saliency_then_scores_on_real_files(phantom_data, 
 
     saliency.main(["--dataset", "xray", "--data_dir", str(phantom_data), "--classifier", str(model_dir / "classifier.keras"),
                    "--labels", "1", "2", "--out_dir", str(maps_dir)])
-    for label in (1, 2):
+    (images,) = load_arrays(phantom_data / "img_align_xray.npz", ("arr_0",))
+    (prepared_labels,) = load_arrays(phantom_data / "labels_align_xray.npz", ("arr_0",))
+    model = load_classifier(model_dir / "classifier.keras")
+    maps = {}
+    for label in (1, 2):  # the classifier's three maps of its held-out images of the class, explaining the class
         gradcam, cam, ig, indices, image_labels, target = load_arrays(
             maps_dir / f"saliency_{label}.npz", ("gradcam", "cam", "ig", "indices", "labels", "target"))
-        assert gradcam.shape == cam.shape == ig.shape == (2, SIDE, SIDE)
-        assert set(indices) <= set(held_out) and (image_labels == label).all() and target == label
+        assert indices.tolist() == held_out[prepared_labels[held_out] == label].tolist() and len(indices) == 2
+        assert (image_labels == label).all() and target == label
+        for saved, method in ((gradcam, grad_cam), (cam, class_activation_maps), (ig, integrated_gradients)):
+            expected = method(model, images[indices], label)
+            np.testing.assert_allclose(saved, expected, atol=1e-5 * max(np.abs(expected).max(), 1e-6))
+        maps[label] = {"gradcam": gradcam, "cam": cam, "indices": indices}
 
     # the sanity check's maps are those of the classifier re-initialized with --seed
     saliency.main(["--dataset", "xray", "--data_dir", str(phantom_data), "--classifier", str(model_dir / "classifier.keras"),
@@ -310,6 +336,18 @@ def test_train_classifier_then_saliency_then_scores_on_real_files(phantom_data, 
     assert done.returncode == 0, done.stderr
     for row in ("Grad-CAM  lungs", "CAM       lesion", "IG        lesion", "per image (n=2)", "chance: ROC-AUC 0.5"):
         assert row in done.stdout, row
+    # its numbers: the viral maps against the lung fields, the bacterial ones against the lesions
+    names, lesion, lungs = load_arrays(phantom_data / "ground_truth.npz", ("names", "lesion", "lungs"))
+    rows = prepared_order(names)
+    for label, method, name, masks in ((1, "gradcam", "Grad-CAM", lungs), (2, "cam", "CAM", lesion)):
+        finding = "lungs" if label == 1 else "lesion"
+        class_scores = score_map(class_map(maps[label][method]), masks.astype(bool).any(axis=0))
+        own = [score_map(m, mask) for m, mask in zip(maps[label][method], masks[rows][maps[label]["indices"]].astype(bool))]
+        for what, scores in (("class mean", class_scores), ("per image (n=2)", {
+                key: np.nanmean([s[key] for s in own]) for key in ("auc", "energy", "pointing")})):
+            (line,) = re.findall(rf"^{re.escape(name)} +{finding} +{re.escape(what)} .*$", done.stdout, re.MULTILINE)
+            assert [float(x) for x in line.split()[-4:-1]] == pytest.approx(
+                [scores["auc"], scores["energy"], scores["pointing"]], abs=1e-3), line
 
 
 @pytest.mark.parametrize("argv, message", [

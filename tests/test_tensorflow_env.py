@@ -5,10 +5,8 @@ every module that loads TensorFlow sets its environment first."""
 import glob
 import json
 import os
-import subprocess
-import sys
 
-from conftest import FILES
+from conftest import FILES, run_python
 
 # Imports every script and module in one process; at the moment one first imports TensorFlow (or
 # keras or mtcnn, which import it) it records TF_ENABLE_ONEDNN_OPTS and stops that import, so that
@@ -65,9 +63,8 @@ TENSORFLOW_MODULES = tuple(f"cganlib.{name}" for name in (
 
 
 def probe(code, **env):
-    clean = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True,
-                          env={**clean, "TF_CPP_MIN_LOG_LEVEL": "2", **env})
+    done = run_python("-c", code, env={"TF_ENABLE_ONEDNN_OPTS": None, "TF_CPP_MIN_LOG_LEVEL": "2", **env})
+    assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip().splitlines()[-1]
 
 

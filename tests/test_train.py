@@ -5,8 +5,6 @@ import io
 import os
 import re
 import signal
-import subprocess
-import sys
 import zipfile
 
 import keras
@@ -18,20 +16,13 @@ import train_cgan
 from cganlib import cgan, cli, config, datasets, run_folder, training
 from cganlib.collapse_guard import CollapseGuard
 from cganlib.storage import save_model, save_npz
-from conftest import FILES, ROOT
+from conftest import start_logged
+from helpers import make_xray_data, one_error_line, read_until
 
 LOG_LINE = re.compile(
     r"^>\d+/\d+, \d+/\d+, d1=\d+\.\d{3}, d2=\d+\.\d{3}, g=\d+\.\d{3}, secs=\d+, "
     r"tryAgain=\d+, nTripsOnSameSavedWts=\d+, nSaves=\d+$"
 )
-
-
-def make_xray_data(folder, n=128, seed=0):
-    rng = np.random.default_rng(seed)
-    os.makedirs(folder, exist_ok=True)
-    save_npz(os.path.join(folder, "img_align_xray.npz"), rng.integers(0, 256, (n, 80, 80, 3), dtype=np.uint8))
-    save_npz(os.path.join(folder, "labels_align_xray.npz"), rng.integers(0, 3, n))
-    return folder
 
 
 def run_for(folder, restart=False, epochs_done=0, epochs_goal=100, dataset="xray"):
@@ -287,30 +278,11 @@ def test_cli_fresh_then_restart(tmp_path, run):
     assert summaries <= set(os.listdir(results / "summaries"))  # under the run's folder, not the current one
 
 
-def start_training(stderr_path, *argv):
-    """train_cgan.py in a subprocess, its stdout a pipe to read line by line, stderr to a file."""
-    with open(stderr_path, "w") as err:
-        return subprocess.Popen(
-            [sys.executable, os.path.join(FILES, "train_cgan.py"), *map(str, argv)], stdout=subprocess.PIPE,
-            stderr=err, text=True, cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES=""),
-        )
-
-
-def read_until(proc, done):
-    """proc's stdout lines up to the first for which done(line) holds; fails if the run ends first."""
-    lines = []
-    for line in proc.stdout:
-        lines.append(line.rstrip("\n"))
-        if done(lines[-1]):
-            return lines
-    raise AssertionError(f"the run ended (status {proc.wait()}) before the line awaited; its last lines: {lines[-5:]}")
-
-
 @pytest.mark.slow
 def test_sigkill_leaves_exactly_the_complete_epochs_and_a_lock_that_blocks_nobody(tmp_path, capsys):
     data = make_xray_data(tmp_path / "data", n=16 * 10)  # 10 batches an epoch
     argv = xray_argv(data, "--real_plots", 0, "--seed", 2)
-    proc = start_training(tmp_path / "stderr.txt", *argv, "--epochs_goal", 5)
+    proc = start_logged("train_cgan.py", tmp_path / "stderr.txt", *argv, "--epochs_goal", 5)
     try:
         read_until(proc, lambda line: line.startswith(">2/5, 5/10,"))  # epoch 1 complete, epoch 2 under way
         os.kill(proc.pid, signal.SIGSTOP)  # held wherever it is, lock and all
@@ -336,14 +308,8 @@ def test_sigkill_leaves_exactly_the_complete_epochs_and_a_lock_that_blocks_nobod
 
 
 def bad_input(tmp_path, capsys, argv):
-    before = sorted(p for p in tmp_path.rglob("*"))
-    with pytest.raises(SystemExit) as exit_info:
-        train_cgan.main(argv)
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert sorted(p for p in tmp_path.rglob("*")) == before, "bad input wrote files"
-    return err
+    """train_cgan.main(argv)'s one error line; nothing under tmp_path written."""
+    return one_error_line(train_cgan.main, argv, capsys, unchanged=tmp_path)
 
 
 def xray_argv(data, *extra):

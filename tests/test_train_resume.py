@@ -2,9 +2,9 @@
 printed resume command keeps the run's settings, nothing half-written counts as an epoch, a
 run never overwrites another, old runs (the original's, Keras 2 files) still resume."""
 
-import dataclasses
 import errno
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import train_cgan
-from cganlib import cgan, cli, run_folder
-from cganlib.storage import InputError, save_model, save_npz
-from conftest import DATA
-from test_train import bad_input, make_xray_data, read_until, start_training
+from cganlib import cgan, cli, plots, run_folder, training
+from cganlib.storage import save_model, save_npz
+from conftest import start_logged
+from helpers import data_file, make_xray_data, one_error_line, read_until
 
 
 def train_argv(data, results, *extra):
@@ -73,11 +73,11 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     settings = ["--d_lr", "0.0005", "--g_lr", "0.005", "--d_beta1", "0.5", "--seed", "3", "--n_batch", "32",
                 "--summary_dir", summaries, "--filters", "4", "--mixed_precision", "--real_plots", "0"]
     goal = 1000  # never reached: both runs are stopped by Ctrl-C
-    first = start_training(tmp_path / "first.err", "--dataset", "xray", "--data_dir", data, "--results_dir", results,
+    first = start_logged("train_cgan.py", tmp_path / "first.err", "--dataset", "xray", "--data_dir", data, "--results_dir", results,
                            *settings, "--epochs_goal", goal)
     read_until(first, lambda line: line.startswith(">2/"))  # epoch 1 is complete, epoch 2 under way
     first.send_signal(signal.SIGINT)
-    first.communicate(timeout=120)  # drain the log: a closed pipe would fail the run's next print
+    first.communicate()  # drain the log: a closed pipe would fail the run's next print
     assert first.returncode == cli.EXIT_INTERRUPTED
     err = (tmp_path / "first.err").read_text()
     assert "Traceback" not in err
@@ -88,10 +88,10 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     # the printed command as it stands, run from the repository's root by this Python
     for name in os.listdir(summaries):  # the resumed run writes them again, from the models it built
         os.remove(summaries / name)
-    second = start_training(tmp_path / "second.err", *shlex.split(command)[2:])
+    second = start_logged("train_cgan.py", tmp_path / "second.err", *shlex.split(command)[2:])
     lines = read_until(second, lambda line: line.startswith(f"training state of epoch {done[-1]} restored"))
     second.send_signal(signal.SIGINT)
-    second.communicate(timeout=120)
+    second.communicate()
     assert second.returncode == cli.EXIT_INTERRUPTED
     assert lines[0].startswith("xray: 160 images, classes ")
     precision = "bfloat16" if cgan.cpu_has_bfloat16() else "float32"  # no emulated bfloat16 (it is slow)
@@ -181,7 +181,7 @@ def test_a_fresh_run_into_a_folder_with_a_run_is_refused_and_overwrite_starts_ag
     for name in old:
         (results / name).write_bytes(b"an earlier run's")
     (results / "notes.txt").write_text("not the run's")
-    err = bad_input(tmp_path, capsys, train_argv(data, results))
+    err = one_error_line(train_cgan.main, train_argv(data, results), capsys, tmp_path)
     assert err.endswith(f"{results} already holds a training run (no complete epoch); "
                         "use --qRestart to continue it or --overwrite to start again")
     assert train_cgan.main(train_argv(data, results, "--overwrite", "--epochs_goal", 1)) == 0
@@ -192,84 +192,84 @@ def test_a_fresh_run_into_a_folder_with_a_run_is_refused_and_overwrite_starts_ag
 # ---------------------------------------------------------------- the run's settings
 
 
-def fresh_run_config(data, results, *extra):
-    """run_config.json of a fresh run with these flags, written into results as the run would."""
-    os.makedirs(results, exist_ok=True)
-    args, given = train_cgan.parse_args(train_argv(data, results, *extra))
-    run = train_cgan.settle(args, given)
-    run_folder.write_config(str(results), run_folder.run_record(run))
-    return run
+def ctrl_c(*args, **kwargs):
+    raise KeyboardInterrupt
 
 
-def test_a_restart_takes_the_runs_settings_and_refuses_contradictions(tmp_path, capsys):
+def interrupt_after_each_epoch(monkeypatch):
+    """Ctrl-C as soon as an epoch is complete (its history row written), where the loss curves would be drawn."""
+    monkeypatch.setattr(plots, "loss_curves", ctrl_c)
+
+
+def interrupt_before_the_first_batch(monkeypatch):
+    """Ctrl-C once the run is set up (settings printed, models built, a restart's state restored),
+    before its loop of batches."""
+    monkeypatch.setattr(training, "train", ctrl_c)
+
+
+def settings_line(out):
+    """The settings line a run prints first, without its epochs (a restart's differ)."""
+    line = next(line for line in out.splitlines() if line.startswith("xray: "))
+    return re.sub(r"epochs \d+\.\.\d+, ", "", line)
+
+
+@pytest.mark.slow
+def test_a_restart_takes_the_runs_settings_may_change_the_machine_and_ctrl_c_prints_the_command(
+        tmp_path, capsys, monkeypatch):
     data = make_xray_data(tmp_path / "data", n=32)
     results = tmp_path / "results"
-    fresh_run_config(data, results, "--d_lr", "5e-4", "--seed", 3, "--preset", "small")
+    # a preset sets the defaults and a flag beside it wins (--filters 4 and --d_lr here)
+    assert train_cgan.main(train_argv(data, results, "--preset", "small", "--d_lr", "1e-3", "--seed", 3,
+                                      "--epochs_goal", 1)) == 0
+    first = settings_line(capsys.readouterr().out)
+    assert ("preset=small n_batch=16 d_lr=0.001 d_beta1=0.5 g_lr=0.005 gan_upper=3 filters=4 latent_dim=100 "
+            f"label_smoothing=1 spectral_norm=off diff_augment=none seed=3 precision=float32 real_plots=0 "
+            f"data_dir={data} summary_dir={data / 'cgan'} (settings from the command line)") in first
     recorded = run_folder.read_config(str(results))
-    assert recorded["flags"]["preset"] == "small" and recorded["config"]["d_lr"] == 5e-4
+    assert recorded["flags"]["preset"] == "small" and recorded["config"]["d_lr"] == 1e-3
     assert recorded["config"]["guard"]["save_d1"] == [0.30, 0.95] and recorded["config"]["n_batch"] == 16
 
-    args, given = train_cgan.parse_args(["--dataset", "xray", "--results_dir", str(results), "--qRestart"])
-    with pytest.raises(InputError, match="no complete epoch in .*; start again with --overwrite$"):
-        train_cgan.settle(args, given)
-    flags, _ = train_cgan.command_line_flags(args)
-    taken = train_cgan.reconciled_flags(flags, given, recorded["flags"], "run_config.json")
-    assert (taken["d_lr"], taken["seed"], taken["filters"], taken["preset"], taken["data_dir"]) == (
-        5e-4, 3, 4, "small", str(data))
-    assert "no complete epoch" in bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--d_lr", 0.0005))
     for extra, message in [
-        (["--d_lr", 0.001], "--d_lr 0.001 contradicts this run's --d_lr 0.0005"),
+        (["--d_lr", 0.002], "--d_lr 0.002 contradicts this run's --d_lr 0.001"),
         (["--seed", 4], "--seed 4 contradicts this run's --seed 3"),
         (["--mixed_precision"], "--mixed_precision on contradicts this run's --mixed_precision off"),
         (["--preset", "original"], "--preset original contradicts this run's --preset small"),
         (["--summary_dir", tmp_path / "elsewhere"], f"this run's --summary_dir {data / 'cgan'}"),
     ]:
-        err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", *extra))
+        err = one_error_line(train_cgan.main, train_argv(data, results, "--qRestart", *extra), capsys, tmp_path)
         assert message in err and err.endswith(f"a restart keeps the run's settings: leave --{extra[0][2:]} out")
+
+    # --qRestart alone takes every setting from run_config.json; the machine's may change (mirrored
+    # here, on this machine's one CPU device), and the command Ctrl-C prints keeps the ones typed
+    interrupt_before_the_first_batch(monkeypatch)
+    status = train_cgan.main(["--dataset", "xray", "--results_dir", str(results), "--qRestart", "--epochs_goal", "3",
+                              "--strategy", "mirrored"])
+    out, err = capsys.readouterr()
+    assert status == cli.EXIT_INTERRUPTED and "training state of epoch 1 restored" in out
+    assert settings_line(out) == first.replace("(settings from the command line)", "(settings from run_config.json)")
+    assert "strategy mirrored: 1 replica(s)" in out
+    command = err.split("interrupted; resume with:\n")[1].strip()
+    assert command == (f"python files/train_cgan.py --dataset xray --out_dir {results} --qRestart --epochs_goal 3 "
+                       "--strategy mirrored")
+
     save_npz(data / "labels_align_xray.npz", np.zeros(32, int))
-    err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart"))
+    err = one_error_line(train_cgan.main, train_argv(data, results, "--qRestart"), capsys, tmp_path)
     assert f"{data / 'labels_align_xray.npz'} changed since the run began: " in err
 
 
-def test_a_preset_sets_the_defaults_and_a_flag_beside_it_wins(tmp_path):
-    data = make_xray_data(tmp_path / "data", n=32)
-    small = fresh_run_config(data, tmp_path / "a", "--preset", "small", "--n_batch", 8).config
-    assert (small.filters, small.n_batch, small.d_lr, small.g_lr, small.d_beta1, small.gan_upper) == (
-        4, 8, 0.0005, 0.005, 0.5, 3.0)  # train_argv types --filters 4 and, here, --n_batch 8
-    args, _ = train_cgan.parse_args(["--dataset", "celeb", "--data_dir", str(data)])
-    original = train_cgan.command_line_flags(args)[0]
-    assert (original["filters"], original["n_batch"], original["d_lr"], original["gan_upper"]) == (128, 64, 7e-5, 4.5)
-
-
-def test_machine_flags_may_change_on_restart_and_stay_in_the_resume_command(tmp_path):
-    data = make_xray_data(tmp_path / "data", n=32)
-    results = tmp_path / "results"
-    fresh_run_config(data, results)
-    args, given = train_cgan.parse_args(train_argv(data, results, "--qRestart", "--strategy", "mirrored",
-                                                   "--cpu_devices", 2))
-    flags, _ = train_cgan.command_line_flags(args)
-    taken = train_cgan.reconciled_flags(flags, given, run_folder.read_config(str(results))["flags"], "run_config.json")
-    assert (taken["strategy"], taken["cpu_devices"]) == ("mirrored", 2)
-    run = dataclasses.replace(fresh_run_config(data, tmp_path / "b"), restart=True, from_run_config=True,
-                              strategy="mirrored", cpu_devices=2)
-    assert train_cgan.resume_command(run, given).endswith(
-        "--qRestart --epochs_goal 100 --strategy mirrored --cpu_devices 2")
-
-
-def test_an_old_runs_resume_command_spells_out_its_settings(tmp_path):
-    data = make_xray_data(tmp_path / "d", n=32)
-    argv = ["--dataset", "xray", "--data_dir", str(data), "--results_dir", "r", "--epochs_goal", "9",
-            "--filters", "8", "--d_lr", "0.0005", "--mixed_precision"]
-    args, given = train_cgan.parse_args(argv)
-    old_run = dataclasses.replace(train_cgan.settle(args, given), restart=True, from_run_config=False)
-    command = shlex.split(train_cgan.resume_command(old_run, given))
-    assert command[:9] == ["python", "files/train_cgan.py", "--dataset", "xray", "--out_dir", "r", "--qRestart",
-                           "--epochs_goal", "9"]
-    again = train_cgan.settle(*train_cgan.parse_args([c for c in command[2:] if c != "--qRestart"]))
-    assert again.flags() == old_run.flags()
-    recorded_run = dataclasses.replace(old_run, from_run_config=True)
-    assert train_cgan.resume_command(recorded_run, given) == (
-        "python files/train_cgan.py --dataset xray --out_dir r --qRestart --epochs_goal 9")
+@pytest.mark.slow
+def test_the_real_sample_grids_draw_from_their_own_stream_not_trainings(tmp_path):
+    """The same seed trains the same run whether it draws real-sample grids first or not."""
+    data = make_xray_data(tmp_path / "data", n=32)  # 2 batches an epoch
+    for plots_drawn in (0, 2):
+        argv = train_argv(data, tmp_path / f"plots{plots_drawn}", "--seed", 5, "--epochs_goal", 1)
+        assert train_cgan.main([*argv, "--real_plots", str(plots_drawn)]) == 0  # the last --real_plots wins
+    assert len(os.listdir(tmp_path / "plots2" / "real_plots")) == 2 and not os.listdir(tmp_path / "plots0" / "real_plots")
+    assert without_seconds(tmp_path / "plots0") == without_seconds(tmp_path / "plots2")
+    assert state_of(tmp_path / "plots0", 1) == state_of(tmp_path / "plots2", 1)  # random states and all
+    a, b = (cgan.load_generator(run_folder.model_paths(str(tmp_path / name), 1)["generator"]) for name in ("plots0", "plots2"))
+    for x, y in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(x, y)
 
 
 # ---------------------------------------------------------------- old runs
@@ -287,26 +287,29 @@ def test_an_old_run_names_the_filters_and_latent_dim_to_pass(tmp_path, capsys):
     save_model(cgan.build_generator(3, 100, 8), paths["generator"])
     save_model(cgan.build_discriminator(3, 8, 4e-5), paths["discriminator"])
     for extra in (["--filters", 4], ["--filters", 8, "--latent_dim", 50]):
-        err = bad_input(tmp_path, capsys, old_argv(data, "--qRestart", "--epochs_goal", 3, *extra))
+        err = one_error_line(train_cgan.main, old_argv(data, "--qRestart", "--epochs_goal", 3, *extra), capsys, tmp_path)
         assert err.endswith("saved models have latent_dim 100 and filters 8; pass --latent_dim 100 --filters 8")
 
 
 @pytest.mark.slow
-def test_an_old_run_with_a_keras2_discriminator_resumes_with_fresh_moments(tmp_path, capsys):
+def test_an_old_run_with_a_keras2_discriminator_resumes_with_fresh_moments_and_its_command_spells_it_out(
+        tmp_path, capsys, monkeypatch):
     data = make_xray_data(tmp_path / "data", n=32)  # 2 batches an epoch
     results = data / "results"
     os.makedirs(results)
     paths = run_folder.model_paths(str(results), 4)
-    shutil.copy(os.path.join(DATA, "keras2_generator_c3_f8.h5"), paths["generator"])
-    d = cgan.build_discriminator(3, 8, 4e-5)
+    shutil.copy(data_file("keras2_generator_c3_f8.h5"), paths["generator"])
+    d = cgan.build_discriminator(3, 8, 5e-4)
     d.optimizer.build(d.trainable_variables)
     d.optimizer.iterations.assign(7)  # moments a Keras 3 file would bring back
     save_model(d, paths["discriminator"])
     with h5py.File(paths["discriminator"], "r+") as f:
         f.attrs["keras_version"] = "2.4.0"  # Keras 2 keeps its moments in another order: they are not read
 
-    assert train_cgan.main(old_argv(data, "--filters", 8, "--qRestart", "--epochs_goal", 5)) == 0
-    out = capsys.readouterr().out
+    interrupt_after_each_epoch(monkeypatch)  # Ctrl-C once epoch 5 is complete
+    argv = old_argv(data, "--filters", 8, "--d_lr", "5e-4", "--seed", 4, "--qRestart", "--epochs_goal", 6)
+    assert train_cgan.main(argv) == cli.EXIT_INTERRUPTED
+    out, err = capsys.readouterr()
     assert f"{results} has no run_config.json (a run begun before it was written): the settings come from the command line" in out
     assert ("no train_state_004.npz: the GAN's optimizer, the random generators and the collapse guard start "
             "afresh; the discriminator's Adamax moments start afresh too (a Keras 2 file)") in out
@@ -314,3 +317,13 @@ def test_an_old_run_with_a_keras2_discriminator_resumes_with_fresh_moments(tmp_p
     _, arrays = run_folder.load_state(str(results), 5)
     assert int(arrays["d_optimizer"][0]) == 2 * 2  # d's iterations: two steps a batch, from 0
     assert not os.path.exists(results / "run_config.json")
+
+    # with no run_config.json to read them from, the printed command spells out every setting
+    command = shlex.split(err.split("interrupted; resume with:\n")[1].strip())
+    assert command[:9] == ["python", "files/train_cgan.py", "--dataset", "xray", "--out_dir", str(results), "--qRestart",
+                           "--epochs_goal", "6"]
+    interrupt_before_the_first_batch(monkeypatch)
+    assert train_cgan.main(command[2:]) == cli.EXIT_INTERRUPTED  # the command as printed: the same settings
+    again = capsys.readouterr().out
+    assert settings_line(again) == settings_line(out) and "d_lr=0.0005" in again and "seed=4" in again
+    assert "training state of epoch 5 restored" in again

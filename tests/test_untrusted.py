@@ -32,11 +32,12 @@ from cganlib import cgan, cli, datasets, evaluation, explanation, run_folder, st
 from cganlib.collapse_guard import D_MODEL, G_MODEL, GAN_MODELS, CollapseGuard, Decision
 from cganlib.storage import InputError
 from conftest import DATA, FILES
+from helpers import make_xray_data
 from test_evaluate import evaluation_inputs  # noqa: F401  (a fixture)
 from test_heatmaps import save_generator
 from test_run_folder import epoch_files, history
-from test_train import bad_input, make_xray_data, xray_argv
-from test_train_resume import fresh_run_config, train_argv
+from test_train import bad_input, xray_argv
+from test_train_resume import train_argv
 
 MEMORY_LIMIT = 600 << 20  # address space for a preparing script: its work fits, a decoded bomb does not
 ARRAY_MEMORY_LIMIT = 256 << 20  # for reading arrays without TensorFlow
@@ -363,6 +364,13 @@ def edited(record, where, value):
 
 DELETE = object()
 NAN = float("nan")
+
+
+def fresh_run_config(data, results, *extra):
+    """run_config.json of a fresh run with these flags, written into results as the run would."""
+    os.makedirs(results, exist_ok=True)
+    args, given = train_cgan.parse_args(train_argv(data, results, *extra))
+    run_folder.write_config(str(results), run_folder.run_record(train_cgan.settle(args, given)))
 
 
 @pytest.mark.parametrize("where, value, message", [

@@ -5,7 +5,8 @@ The network ends in its last convolution -> global average pooling -> one dense 
 class scores), the architecture class activation maps need (CAM, Zhou et al. 2016); Grad-CAM
 (Selvaraju et al. 2017) and Integrated Gradients (Sundararajan et al. 2017) are computed on
 the same model with tf.GradientTape. The model takes uint8 pixel values (as floats) and scales
-them itself, so a saved `.keras` file is all a user needs, and the black image is IG's baseline.
+them itself, so a saved `.keras` file is all a user needs, and the black image is IG's first
+baseline (integrated_gradients_from adds two that keep dark regions).
 """
 
 import os
@@ -17,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
+from scipy import ndimage
 
 from cganlib import cgan
 from cganlib.datasets import IMAGE_SIDE
@@ -27,6 +29,7 @@ BATCH_SIZE = 16  # small batches: more steps per epoch, and 100% on the phantoms
 MIN_IMPROVEMENT = 0.01  # a validation loss that falls by less does not count as better
 IG_STEPS = 32  # Integrated Gradients' Riemann steps from the black baseline
 IG_IMAGES_PER_BATCH = 8  # images whose IG paths go through the model at once (8 x 32 inputs)
+IG_BLUR_SIGMA = 5.0  # pixels at 80x80: the blurred baseline keeps the brightness, loses a finding's shape
 
 
 # ---------------------------------------------------------------- the model
@@ -181,21 +184,41 @@ def grad_cam(model, images, target, batch_size=64):
     return _upsample(np.concatenate(maps))
 
 
-def integrated_gradients(model, images, target, steps=IG_STEPS, images_per_batch=IG_IMAGES_PER_BATCH):
-    """Integrated Gradients from the black image (all pixels 0): (x - 0) times the mean gradient of
-    class `target`'s score at x * k/steps, k = 1..steps (the paper's right Riemann sum), summed
-    over the RGB channels: (N, 80, 80), signed. The maps sum to about score(x) - score(black)."""
+def integrated_gradients(model, images, target, steps=IG_STEPS, images_per_batch=IG_IMAGES_PER_BATCH,
+                         baselines=None):
+    """Integrated Gradients from a baseline b (default the black image, all pixels 0): (x - b) times
+    the mean gradient of class `target`'s score at b + (x - b) * k/steps, k = 1..steps (the paper's
+    right Riemann sum), summed over the RGB channels: (N, 80, 80), signed. The maps sum to about
+    score(x) - score(b). baselines: one per image, (N, 80, 80, 3), or one for all, (80, 80, 3)."""
     alphas = tf.reshape(tf.range(1, steps + 1, dtype=tf.float32) / steps, (1, steps, 1, 1, 1))
+    images = np.asarray(images, np.float32)
+    baselines = np.broadcast_to(np.zeros(1, np.float32) if baselines is None else np.asarray(baselines, np.float32),
+                                images.shape)
     maps = []
     for start in range(0, len(images), images_per_batch):
-        batch = tf.convert_to_tensor(np.asarray(images[start : start + images_per_batch], np.float32))
-        path = tf.reshape(batch[:, None] * alphas, (-1, *cgan.IMAGE_SHAPE))  # (n * steps, 80, 80, 3)
+        batch = tf.convert_to_tensor(images[start : start + images_per_batch])
+        base = tf.convert_to_tensor(baselines[start : start + images_per_batch])
+        path = tf.reshape(base[:, None] + (batch - base)[:, None] * alphas, (-1, *cgan.IMAGE_SHAPE))  # (n * steps, ...)
         with tf.GradientTape() as tape:
             tape.watch(path)
             score = tf.reduce_sum(model(path, training=False)[:, target])
         mean_gradient = tf.reduce_mean(tf.reshape(tape.gradient(score, path), (-1, steps, *cgan.IMAGE_SHAPE)), axis=1)
-        maps.append(tf.reduce_sum(batch * mean_gradient, axis=-1).numpy())
+        maps.append(tf.reduce_sum((batch - base) * mean_gradient, axis=-1).numpy())
     return np.concatenate(maps)
+
+
+def blurred(images, sigma=IG_BLUR_SIGMA):
+    """Each image Gaussian-blurred across its pixels (not its channels): IG's blurred baseline."""
+    return ndimage.gaussian_filter(np.asarray(images, np.float32), sigma=(0, sigma, sigma, 0))
+
+
+def integrated_gradients_from(model, images, target, reference_mean):
+    """IG from the two baselines that do not erase dark regions, as the black image does (a dark
+    pixel is near black, so its attribution is near 0 whatever the classifier reads there):
+    {"ig_blur": from a blurred copy of each image (Sturmfels et al. 2020), "ig_reference": from
+    the mean image of the reference class (for X-rays the healthy class: what the finding adds)}."""
+    return {"ig_blur": integrated_gradients(model, images, target, baselines=blurred(images)),
+            "ig_reference": integrated_gradients(model, images, target, baselines=reference_mean)}
 
 
 METHODS = {"gradcam": grad_cam, "cam": class_activation_maps, "ig": integrated_gradients}

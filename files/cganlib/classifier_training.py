@@ -1,5 +1,6 @@
 """train_classifier.py's work: the classifier trained on a stratified split of the prepared
-images, evaluated on its held-out part, and saved with the split.
+images (of the X-rays' patients, where prepare_xrays.py named their files), evaluated on its
+held-out part, and saved with the split.
 """
 
 import os
@@ -20,18 +21,52 @@ from cganlib.classifier import (
 )
 from cganlib.datasets import load_prepared
 from cganlib.flags import CLASSIFIER_FILE, HELD_OUT_FILE
+from cganlib.patients import NAMES_FILE, load_patients, patient_classes
 from cganlib.storage import InputError, atomic_write, save_arrays, writable_folder
 
+PARTS = ("training", "validation", "held-out")
 
-def split(labels, args):
-    """The stratified split; InputError when a part would be empty."""
+
+def patient_split(labels, patients, held_out, validation, seed):
+    """stratified_split of the patients (each counted in the class most of their images have),
+    returned as the indices of their images: a patient's images all fall on one side."""
+    patient_of_image, patient_labels = patient_classes(patients, labels)
+    patient_parts = stratified_split(patient_labels, held_out, validation, seed)
+    return tuple(np.flatnonzero(np.isin(patient_of_image, part)) for part in patient_parts)
+
+
+def split(labels, args, patients=None):
+    """The stratified split, by patient when their ids are given; InputError when a part would be empty."""
     if args.held_out + args.validation >= 1:
         raise InputError(f"--held_out {args.held_out:g} and --validation {args.validation:g} leave nothing to train on")
-    parts = stratified_split(labels, args.held_out, args.validation, args.seed)
-    for name, part in zip(("training", "validation", "held-out"), parts):
+    if patients is None:
+        parts = stratified_split(labels, args.held_out, args.validation, args.seed)
+    else:
+        parts = patient_split(labels, patients, args.held_out, args.validation, args.seed)
+    unit = "images" if patients is None else "patients"
+    for name, part in zip(PARTS, parts):
         if not len(part):
-            raise InputError(f"{len(labels)} images leave the {name} set empty; use more images (3 per class at least)")
+            raise InputError(f"{len(labels)} images leave the {name} set empty; use more {unit} (3 per class at least)")
     return parts
+
+
+def dataset_patients(args, n_images):
+    """The X-rays' patient ids, or None: other data sets, and X-rays prepared before
+    prepare_xrays.py wrote their file names, are split by image."""
+    return load_patients(args.data_dir, n_images) if args.settings.name == "xray" else None
+
+
+def print_split(parts, patients, args):
+    images = ", ".join(f"{len(part)} {name}" for name, part in zip(PARTS, parts))
+    share = "of each class" if patients is None else "of each class's patients"
+    print(f"{images} images ({args.held_out:g} and {args.validation:g} {share}, seed {args.seed})", flush=True)
+    if patients is not None:
+        sides = ", ".join(f"{len(np.unique(patients[part]))} {name}" for name, part in zip(PARTS, parts))
+        print(f"split by patient: {sides} patients", flush=True)
+    elif args.settings.name == "xray":
+        print(f"split by image: no {NAMES_FILE} beside the X-rays (prepare them again to split by patient)", flush=True)
+    else:
+        print("split by image", flush=True)
 
 
 def print_evaluation(accuracy, n_right, n, confusion, class_names):
@@ -46,10 +81,10 @@ def print_evaluation(accuracy, n_right, n, confusion, class_names):
 def train_and_evaluate(args):
     """train_classifier.py's work, once its flags are parsed: split, train, evaluate, save."""
     images, labels = load_prepared(args.settings, args.data_dir, args.attributes)
-    train, validation, held_out = split(labels, args)
+    patients = dataset_patients(args, len(labels))
+    train, validation, held_out = split(labels, args, patients)
     writable_folder(args.out_dir)
-    print(f"{len(train)} training, {len(validation)} validation and {len(held_out)} held-out images "
-          f"({args.held_out:g} and {args.validation:g} of each class, seed {args.seed})", flush=True)
+    print_split((train, validation, held_out), patients, args)
     keras.utils.set_random_seed(args.seed)
     start = time.time()
     model = build_classifier(args.settings.n_classes, (args.filters, 2 * args.filters, 4 * args.filters))

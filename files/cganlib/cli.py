@@ -143,3 +143,48 @@ SEED = integer(0, SEED_MAX)
 POSITIVE = integer(1)
 RATE = number(0, 1, low_open=True)  # a learning rate
 BETA = number(0, 1, high_open=True)  # an Adam(ax) beta
+
+
+# ---------------------------------------------------------------- values read back, by the flags' rules
+
+KIND_NAMES = {"integer": "a whole number", "number": "a number"}  # the flag types, as a refusal names them
+
+
+def refusal(action, value):
+    """Why the command line would refuse value for this flag (an argparse action), or None."""
+    if value is None:
+        return None if not action.required else "must be given"
+    if action.nargs == 0:  # a switch
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if action.choices:
+        return None if value in action.choices else f"must be one of {', '.join(action.choices)}, got {value!r}"
+    return type_refusal(action.type, value)
+
+
+def type_refusal(parse, value):
+    """Why an argparse type function (cli.integer, cli.number, ...; None for text) refuses value."""
+    kind = getattr(parse, "__name__", None)
+    wanted = {"integer": (int,), "number": (int, float)}.get(kind, (str,))
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        return f"must be {KIND_NAMES.get(kind, 'text')}, got {value!r}"
+    try:
+        if parse:
+            parse(str(value))
+    except argparse.ArgumentTypeError as e:
+        return str(e)
+    return None
+
+
+def check_recorded(values, rules, path, section):
+    """InputError naming the value when one of run_config.json's `section` values breaks the rule
+    its flag has on the command line (rules: {name: argparse action or type function}); n_batch
+    must be even, as parse_args says."""
+    for name, value in values.items():
+        rule = rules.get(name)
+        if rule is None:
+            continue
+        problem = refusal(rule, value) if isinstance(rule, argparse.Action) else type_refusal(rule, value)
+        if problem is None and name == "n_batch" and value % 2:
+            problem = f"must be even (two half batches), got {value}"
+        if problem:
+            raise InputError(f'{path}: {section} "{name}" {problem}; the command line refuses it too')

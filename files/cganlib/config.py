@@ -8,8 +8,11 @@ Which value wins, lowest first: the original's (TrainConfig's defaults), the dat
 """
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
+
+from cganlib.storage import InputError
 
 AUGMENTATIONS = ("color", "translation", "cutout")  # DiffAugment's operations, in the paper's order
 
@@ -130,3 +133,11 @@ class Run:
             "mixed_precision": self.mixed_precision, "seed": self.seed, "real_plots": self.real_plots,
             "strategy": self.strategy, "cpu_devices": self.cpu_devices,
         }
+
+
+def check_guard(guard, path):
+    """InputError unless each of the collapse guard's recorded bands and counts is a finite number."""
+    for name, value in guard.items():
+        numbers = value if isinstance(value, (tuple, list)) else (value,)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+            raise InputError(f'{path}: config guard "{name}" must be finite numbers, got {value!r}')

@@ -1,6 +1,7 @@
 """explain_image.py's work: given images projected into a generator's latent space, generated
 again under other labels, and the deltas between the reconstruction and each relabelled image,
-drawn and saved; with ground-truth masks, each image's delta scored against its own mask.
+drawn and saved; with ground-truth masks, each image's delta scored against its own mask; with
+a classifier, the measures that need no masks (explanation_measures.py).
 """
 
 import os
@@ -8,7 +9,8 @@ from functools import partial
 
 import numpy as np
 
-from cganlib import cgan, cli, plots, projection
+from cganlib import cgan, cli, explanation_measures, plots, projection
+from cganlib.classifier import ClassifierFileError, load_classifier_for
 from cganlib.datasets import load_square_image
 from cganlib.delta import delta_sums, paint_levels
 from cganlib.saved_generators import check_labels
@@ -43,7 +45,9 @@ def read_many_images(args):
     if args.indices:
         indices = np.asarray(args.indices)
     elif args.indices_from:
-        indices = whole_numbers(load_arrays(args.indices_from, ("indices",))[0], args.indices_from, "indices").ravel()
+        indices_name = indices_key(args.indices_from)
+        indices = whole_numbers(load_arrays(args.indices_from, (indices_name,))[0], args.indices_from,
+                                indices_name).ravel()
     elif "indices" in keys:
         indices = whole_numbers(load_arrays(args.npz, ("indices",))[0], args.npz, "indices").ravel()
     if len(indices) == 0 or indices.min() < 0 or indices.max() >= len(images):
@@ -88,6 +92,30 @@ def row_labels(labels, n_images, path):
     if labels.ndim != 1 or len(labels) != n_images:
         raise InputError(f"{path}: labels must be one per image row, ({n_images},), got {labels.shape}")
     return whole_numbers(labels, path, "labels")
+
+
+def indices_key(path):
+    """The array of row indices in an .npz: `indices`, or in train_classifier.py's held_out.npz `held_out`."""
+    keys = npz_keys(path)
+    return "held_out" if "indices" not in keys and "held_out" in keys else "indices"
+
+
+def labelled_rows(args):
+    """(images as 0..255 values, labels) of every row of --npz, which the class-mean difference
+    is made of; None for --image, or when the rows have no labels of their own."""
+    if not args.npz:
+        return None
+    keys = npz_keys(args.npz)
+    if "labels" in keys:
+        labels = load_arrays(args.npz, ("labels",))[0]
+    elif args.labels_npz:
+        labels = load_arrays(args.labels_npz, ("arr_0",))[0]
+    else:
+        return None
+    images = load_arrays(args.npz, ("images" if "images" in keys else "arr_0",))[0]
+    if len(labels) != len(images):
+        raise InputError(f"{len(labels)} labels for the {len(images)} rows of {args.npz}")
+    return (images if images.dtype == np.uint8 else images * 255.0), labels
 
 
 # ---------------------------------------------------------------- explaining
@@ -189,6 +217,20 @@ def print_mask_scores(result, masks, mask_name):
               f"{scores['painted']:.3f} ({scores['n_painted']} images painted)")
 
 
+def checked_classifier(path, n_classes, model_name):
+    """--classifier's model, which must know the generator's classes."""
+    try:
+        return load_classifier_for(path, n_classes, model_name)
+    except ClassifierFileError as e:
+        raise InputError(str(e)) from e
+
+
+def print_measures(measures, result, steps):
+    n_pairs = int(explanation_measures.other_targets(result["labels"], result["targets"]).sum())
+    for line in explanation_measures.report_lines(measures, len(result["labels"]), n_pairs, steps):
+        print(line)
+
+
 def explain(args):
     """explain_image.py's work, once its flags are parsed: check the inputs, explain, draw, save."""
     try:
@@ -198,15 +240,22 @@ def explain(args):
     n_classes = cgan.n_classes_of(generator)
     if args.class_names is not None and len(args.class_names) != n_classes:
         raise InputError(f"{args.model} has {n_classes} classes, --dataset {args.dataset} has {len(args.class_names)}")
+    classifier = checked_classifier(args.classifier, n_classes, os.path.basename(args.model)) if args.classifier else None
     images, labels, indices, name = read_one_image(args) if args.image else read_many_images(args)
     targets = chosen_targets(args.to, labels, n_classes, os.path.basename(args.model))
+    if classifier is not None:
+        explanation_measures.check_targets(labels, targets)
+        rows = labelled_rows(args)
     masks = ground_truth_masks(args.ground_truth, args.mask, indices, labels) if args.ground_truth else None
     cli.check_memory(len(images) * (1 + 2 * len(targets)) * images[0].nbytes, f"{len(images)} images")
     writable_folder(args.out_dir)
 
     result = explained(generator, images, labels, indices, targets, args)
+    measures = None
+    if classifier is not None:
+        measures = explanation_measures.measure(classifier, result, rows, args.curve_steps, args.seed)
     base = os.path.join(args.out_dir, f"explain_{name}")
-    save_arrays(base + ".npz", **result)
+    save_arrays(base + ".npz", **result, **(measures.arrays if measures else {}))
     class_names = args.class_names or [str(k) for k in range(n_classes)]
     fig = explanation_figure(result, class_names, args.rows, f"{os.path.basename(args.model)}: {name}")
     save_figure(fig, base + ".png", dpi=plots.DPI)
@@ -217,3 +266,5 @@ def explain(args):
     if masks is not None:
         print_mask_scores(result, masks, args.mask)
     print(f"wrote {base}.png and {base}.npz")
+    if measures:
+        print_measures(measures, result, args.curve_steps)

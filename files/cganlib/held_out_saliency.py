@@ -9,11 +9,18 @@ from tqdm import tqdm
 
 from cganlib import cli
 from cganlib.cgan import reinitialized
-from cganlib.classifier import METHODS, ClassifierFileError, load_classifier_for
+from cganlib.classifier import (
+    METHODS,
+    ClassifierFileError,
+    integrated_gradients_from,
+    load_classifier_for,
+)
 from cganlib.datasets import load_prepared
 from cganlib.flags import HELD_OUT_FILE
 from cganlib.saved_generators import check_labels
 from cganlib.storage import InputError, load_arrays, save_arrays, writable_folder
+
+REFERENCE_CLASS = 0  # IG's class-mean baseline: healthy for X-rays (what a finding adds), the first class otherwise
 
 
 def held_out_indices(classifier_path, n_images):
@@ -44,17 +51,24 @@ def load_inputs(args):
 
 
 def explain_held_out(args):
-    """saliency.py's work, once its flags are parsed: for each class, its held-out images' maps."""
+    """saliency.py's work, once its flags are parsed: for each class, its held-out images' maps,
+    IG also from a blurred copy and from the mean training image of class REFERENCE_CLASS."""
     model, images, labels, held_out = load_inputs(args)
     writable_folder(args.out_dir)
+    training_side = np.setdiff1d(np.arange(len(images)), held_out)
+    reference = training_side[labels[training_side] == REFERENCE_CLASS]
+    if not len(reference):
+        raise InputError(f"no training image of class {REFERENCE_CLASS} for IG's reference baseline")
+    reference_mean = images[reference].mean(axis=0)
     if args.randomized_weights:
         model = reinitialized(model, args.seed)
     for label in tqdm(args.labels, desc="saliency", unit="class"):
         indices = held_out[labels[held_out] == label]
         target = label if args.target is None else args.target
         maps = {name: method(model, images[indices], target) for name, method in METHODS.items()}
+        maps.update(integrated_gradients_from(model, images[indices], target, reference_mean))
         path = os.path.join(args.out_dir, f"saliency_{label}.npz")
         save_arrays(path, **maps, indices=indices, labels=labels[indices], target=target,
                     randomized=args.randomized_weights)
-        cli.print_beside_bars(f"{path}: {', '.join(METHODS)} of {len(indices)} held-out images of class {label} "
+        cli.print_beside_bars(f"{path}: {', '.join(maps)} of {len(indices)} held-out images of class {label} "
                               f"({args.settings.class_names[label]}), explaining class {target}")

@@ -265,6 +265,25 @@ def score_saliency(path, ground_truth_path, methods=("gradcam", "cam", "ig"), sa
     return score_saliency_arrays(maps, indices, labels, target, *truth)
 
 
+def score_explained(path, ground_truth_path):
+    """(finding, scores) of explain_image.py's per-image deltas "own label brighter than healthy"
+    (its --to 0 run on phantoms of one class) against each image's own mask (score_per_image),
+    the images found in the ground truth by their index in the prepared arrays."""
+    indices, labels, targets, deltas = load_arrays(path, ("indices", "labels", "targets", "deltas"), "explain_image.py")
+    names, truth_labels, lesion, lungs = load_arrays(ground_truth_path, ("names", "labels", "lesion", "lungs"),
+                                                     "make_phantoms.py")
+    kinds = set(np.asarray(labels).tolist())
+    if len(kinds) != 1 or next(iter(kinds)) not in FINDINGS or HEALTHY not in np.asarray(targets).tolist():
+        raise InputError(f"{path}: not one finding's images switched to healthy (labels {sorted(kinds)}, "
+                         f"targets {np.asarray(targets).tolist()})")
+    rows = prepared_order(names)[np.asarray(indices)]
+    if not np.array_equal(np.asarray(truth_labels)[rows], labels):
+        raise InputError(f"{path}: its images' classes differ from {ground_truth_path}'s")
+    finding = FINDINGS[next(iter(kinds))]
+    masks = {"lesion": lesion, "lungs": lungs}[finding][rows].astype(bool)
+    return finding, score_per_image(deltas[:, list(targets).index(HEALTHY)], masks)
+
+
 def class_mean_difference(images, labels, label, reference=HEALTHY):
     """The baseline that needs no model: the mean real image of class `label` minus the mean of
     class `reference`, summed over the channels (grey levels in [0, 1]), (H, W). Positive where

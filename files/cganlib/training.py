@@ -410,6 +410,20 @@ def train(run, trainer, guard, ij=0):
 # ---------------------------------------------------------------- the run
 
 
+def settings_line(run, images, labels, bfloat16):
+    c = run.config
+    return (
+        f"{run.dataset.name}: {len(images)} images, classes {np.bincount(labels).tolist()}, "
+        f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
+        f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
+        f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
+        f"diff_augment={c.diff_augment or 'none'} "
+        f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
+        f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
+        f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
+    )
+
+
 def set_up(run):
     """(strategy, bfloat16 on, (g, d, gan)): the device strategy, the precision, the seed and the
     models, made in the strategy's scope so their variables live on every replica."""

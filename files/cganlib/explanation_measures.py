@@ -1,0 +1,192 @@
+"""explain_image.py's measures that need no masks, asked of a classifier (train_classifier.py's):
+
+  composition   the reconstructions' MSE and SSIM against the given images, and recon_agree:
+                the share of reconstructions the classifier gives the image's own label. The
+                delta explains the reconstruction; one the classifier reads differently
+                explains nothing about the image.
+  validity      flip_rate: the share of relabelled images the classifier gives the label they
+                were switched to.
+  faithfulness  deletion and insertion AUCs (faithfulness.py) of the given image for its own
+                class, its pixels ranked by each map: the delta (the size of the change each
+                other label makes, averaged over them), Grad-CAM and Integrated Gradients of the
+                image's class, the class-mean difference (own class's mean image minus each
+                other label's, its size averaged; from every labelled row of --npz) and a random
+                map, the floor.
+
+The curves ask the classifier, so they favour maps made from its own gradients; the delta comes
+from the generator, and scores well only where the generator's idea of the label and the
+classifier's agree.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from cganlib.classifier import grad_cam, integrated_gradients, predict_classes
+from cganlib.faithfulness import BLUR_SIGMA, area_under, deletion_insertion_curves
+from cganlib.scoring import class_mean_difference
+from cganlib.storage import InputError
+
+MAPS = ("delta", "gradcam", "ig", "mean_diff", "random")
+MAP_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "ig": "IG", "mean_diff": "class-mean difference",
+             "random": "random"}
+
+
+def classifier_pixels(images01):
+    """Images in [0, 1] as the classifier takes them: 0..255 floats."""
+    return np.asarray(images01, np.float32) * 255.0
+
+
+def check_targets(labels, targets):
+    """InputError unless every image has a label to switch to besides its own."""
+    alone = [int(label) for label in np.unique(labels) if set(np.asarray(targets).tolist()) <= {int(label)}]
+    if alone:
+        raise InputError(f"--classifier measures the switch to another label: give --to a label besides {alone[0]}")
+
+
+def other_targets(labels, targets):
+    """(N, T) bool: target t is another label than image i's own."""
+    return np.asarray(targets)[None, :] != np.asarray(labels)[:, None]
+
+
+# ---------------------------------------------------------------- composition and validity
+
+
+def composition(model, result):
+    """The reconstructions' mean MSE and SSIM, recon_agree, and the class given each reconstruction."""
+    classes = predict_classes(model, classifier_pixels(result["reconstructions"]))
+    scores = {"recon_mse": float(np.mean(result["mse"])), "recon_ssim": float(np.mean(result["ssim"])),
+              "recon_agree": float(np.mean(classes == result["labels"]))}
+    return scores, classes
+
+
+def validity(model, result):
+    """flip_rate over the (image, other label) pairs, and the class given each relabelled image (N, T)."""
+    relabelled = result["relabelled"]
+    classes = predict_classes(model, classifier_pixels(relabelled.reshape(-1, *relabelled.shape[2:])))
+    classes = classes.reshape(relabelled.shape[:2])
+    flipped = classes == np.asarray(result["targets"])[None, :]
+    return {"flip_rate": float(flipped[other_targets(result["labels"], result["targets"])].mean())}, classes
+
+
+# ---------------------------------------------------------------- the maps
+
+
+def delta_maps(result):
+    """Per image, the size of the delta to each other label, averaged over them: (N, H, W). The
+    size, since a label may make a finding darker as well as brighter."""
+    others = other_targets(result["labels"], result["targets"])
+    sizes = np.abs(result["deltas"]) * others[:, :, None, None]
+    return sizes.sum(axis=1) / others.sum(axis=1)[:, None, None]
+
+
+def own_class_maps(method, model, pixels, labels):
+    """method(model, images, target)'s map of each image for its own class: (N, H, W)."""
+    maps = np.zeros(pixels.shape[:3], np.float32)
+    for label in np.unique(labels):
+        mine = labels == label
+        maps[mine] = method(model, pixels[mine], int(label))
+    return maps
+
+
+def class_means(images, labels, chunk=1000):
+    """{label: the mean of its rows (H, W, C)}, summed a chunk at a time: a float64 copy of a
+    large --npz at once would not fit in memory."""
+    means = {}
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        total = sum(images[rows[start : start + chunk]].sum(axis=0, dtype=np.float64)
+                    for start in range(0, len(rows), chunk))
+        means[int(label)] = total / len(rows)
+    return means
+
+
+def mean_difference(means, label, other):
+    """The size of scoring.class_mean_difference(label, other) from the class means, each passed
+    as its class's only row."""
+    for wanted in (label, other):
+        if wanted not in means:
+            raise InputError(f"no row of class {wanted} in --npz")
+    pair = np.stack([means[label], means[other]])
+    return np.abs(class_mean_difference(pair, np.array([label, other]), label, other))
+
+
+def mean_difference_maps(rows, result):
+    """Per image, the size of its class's mean image minus each other label's, averaged over them:
+    (N, H, W). rows: (images 0..255, labels) of every labelled row the class means come from."""
+    means = class_means(*rows)
+    maps = []
+    for label, others in zip(result["labels"], other_targets(result["labels"], result["targets"])):
+        targets = np.asarray(result["targets"])[others]
+        maps.append(np.mean([mean_difference(means, int(label), int(j)) for j in targets], axis=0))
+    return np.stack(maps).astype(np.float32)
+
+
+def explanation_maps(model, result, rows, rng):
+    """{name: (N, H, W)} of MAPS; without labelled rows, or without images of a class, the
+    class-mean difference is left out, and the reason given: ({name: maps}, reason or None)."""
+    pixels = classifier_pixels(result["images"])
+    labels = np.asarray(result["labels"])
+    maps = {"delta": delta_maps(result),
+            "gradcam": own_class_maps(grad_cam, model, pixels, labels),
+            "ig": own_class_maps(integrated_gradients, model, pixels, labels)}
+    reason = "it needs --npz with labels for every row (its `labels` array or --labels_npz)"
+    if rows is not None:
+        try:
+            maps["mean_diff"], reason = mean_difference_maps(rows, result), None
+        except InputError as e:
+            reason = str(e)
+    maps["random"] = rng.random(pixels.shape[:3]).astype(np.float32)
+    return maps, reason
+
+
+# ---------------------------------------------------------------- all together
+
+
+class Measures(NamedTuple):
+    scores: dict  # the RESULT line's
+    arrays: dict  # what explain_<name>.npz adds: the classes given, each map's curves and areas
+    note: str | None  # why the class-mean difference was left out
+
+
+def measure(model, result, rows, steps, seed):
+    """The Measures of explained()'s result; rows as mean_difference_maps takes them, or None."""
+    rng = np.random.default_rng(seed)
+    scores, recon_classes = composition(model, result)
+    flips, relabelled_classes = validity(model, result)
+    maps, note = explanation_maps(model, result, rows, rng)
+    names = list(maps)
+    deletion, insertion = deletion_insertion_curves(
+        model, classifier_pixels(result["images"]), np.asarray(result["labels"]),
+        np.stack([maps[name] for name in names], axis=1), steps, seed)
+    deletion_auc, insertion_auc = area_under(deletion), area_under(insertion)
+    scores.update(flips)
+    for m, name in enumerate(names):
+        scores[f"deletion_auc_{name}"] = float(deletion_auc[:, m].mean())
+        scores[f"insertion_auc_{name}"] = float(insertion_auc[:, m].mean())
+    arrays = {"recon_classes": recon_classes, "relabelled_classes": relabelled_classes, "curve_maps": np.array(names),
+              "deletion_curves": deletion, "insertion_curves": insertion,
+              "deletion_auc": deletion_auc, "insertion_auc": insertion_auc}
+    return Measures(scores, arrays, note)
+
+
+def report_lines(measures, n_images, n_pairs, steps):
+    """What explain_image.py prints: the measures in words, a table of the areas, the RESULT line."""
+    scores = measures.scores
+    composed = (f"composition: reconstruction MSE {scores['recon_mse']:.5f}, SSIM {scores['recon_ssim']:.3f}; the "
+                f"classifier gives {scores['recon_agree']:.3f} of {n_images} reconstructions the image's label (recon_agree)")
+    valid = f"validity: it gives {scores['flip_rate']:.3f} of {n_pairs} relabelled images their new label (flip_rate)"
+    faithful = (f"faithfulness (Petsiuk et al. 2018): the probability of the image's class as its pixels, in each "
+                f"map's order, are replaced by a blurred copy (sigma {BLUR_SIGMA:g} pixels) in {steps} steps; "
+                f"mean of {n_images} images:")
+    lines = [composed, valid, faithful,
+             f"  {'map':<22}{'deletion AUC (lower better)':>30}{'insertion AUC (higher better)':>32}"]
+    for name in MAPS:
+        if f"deletion_auc_{name}" in scores:
+            lines.append(f"  {MAP_NAMES[name]:<22}{scores[f'deletion_auc_{name}']:>30.3f}"
+                         f"{scores[f'insertion_auc_{name}']:>32.3f}")
+    if measures.note:
+        lines.append(f"  (class-mean difference left out: {measures.note})")
+    lines.append(" ".join(["RESULT", *(f"{key}={value:.5f}" for key, value in scores.items()),
+                           f"n_images={n_images}", f"n_relabelled={n_pairs}"]))
+    return lines

@@ -1,0 +1,97 @@
+"""Helpers the test modules share: synthetic data (X-ray arrays, bright squares), a ROC-AUC
+counted by hand, the check of a one-line error, and reading a running script's log. Launching a
+script: conftest.py."""
+
+import os
+
+import numpy as np
+import pytest
+
+from cganlib.storage import save_npz
+from conftest import DATA
+
+
+def data_file(name):
+    """A file of tests/data (the Keras 2 generators and the images they computed)."""
+    return os.path.join(DATA, name)
+
+
+# ---------------------------------------------------------------- synthetic data
+
+
+def make_xray_data(folder, n=128, seed=0):
+    """Prepared X-ray arrays of noise (img_align_xray.npz, labels_align_xray.npz, labels 0-2) in folder."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    save_npz(os.path.join(folder, "img_align_xray.npz"), rng.integers(0, 256, (n, 80, 80, 3), dtype=np.uint8))
+    save_npz(os.path.join(folder, "labels_align_xray.npz"), rng.integers(0, 3, n))
+    return folder
+
+
+def make_phantom_set(folder, n, size, seed=0, workers=1):
+    """make_phantoms.py run here (its main): n chest phantoms per class under folder/chest_xray;
+    returns the arrays of its ground_truth.npz."""
+    import make_phantoms
+
+    make_phantoms.main([str(a) for a in ("--out_dir", folder, "--n", n, "--size", size, "--seed", seed, "--workers", workers)])
+    with np.load(os.path.join(folder, "ground_truth.npz")) as truth:
+        return {key: truth[key] for key in truth}
+
+
+def bright_squares(images, corners, size, value=230):
+    """Paint a square of side `size` and grey level `value` into each of images (N, H, W[, C])
+    in place, its top-left corner at corners[k] (top, left), none where corners[k] is None.
+    Returns (images, the squares' masks (N, H, W) bool)."""
+    masks = np.zeros(images.shape[:3], bool)
+    for k, corner in enumerate(corners):
+        if corner is not None:
+            top, left = corner
+            masks[k, top : top + size, left : left + size] = True
+            images[k][masks[k]] = value
+    return images, masks
+
+
+def auc_by_hand(values, mask):
+    """ROC-AUC of a map's values as a detector of the mask's pixels, counted pair by pair: the
+    share of (inside, outside) pixel pairs where the inside one is larger, ties counting half."""
+    values, mask = np.asarray(values, np.float64), np.asarray(mask, bool)
+    inside, outside = values[mask], np.sort(values[~mask])
+    below, up_to = np.searchsorted(outside, inside, "left"), np.searchsorted(outside, inside, "right")
+    return float((below + 0.5 * (up_to - below)).sum() / (inside.size * outside.size))
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def error_line(status, stderr):
+    """The one line a refused input prints, `<script>: error: <message>`, after checking that it
+    is the only line of stderr and the exit status is 2."""
+    lines = stderr.strip().splitlines()
+    assert status == 2, stderr[-2000:]
+    assert len(lines) == 1 and ": error: " in lines[0] and "Traceback" not in stderr, stderr[-2000:]
+    return lines[0]
+
+
+def one_error_line(main, argv, capsys, unchanged=None):
+    """Run a script's main(argv) in this process: its error_line. With `unchanged`, a folder,
+    also checks that nothing under it was written or removed."""
+    before = sorted(unchanged.rglob("*")) if unchanged is not None else None
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in argv])
+    line = error_line(exit_info.value.code, capsys.readouterr().err)
+    if unchanged is not None:
+        assert sorted(unchanged.rglob("*")) == before, "bad input wrote files"
+    return line
+
+
+# ---------------------------------------------------------------- a running script
+
+
+def read_until(process, done):
+    """process's stdout lines up to the first for which done(line) holds; fails if it ends first."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if done(lines[-1]):
+            return lines
+    raise AssertionError(f"the run ended (status {process.wait()}) before the line awaited; its last lines: {lines[-5:]}")
