@@ -39,7 +39,7 @@ from cganlib.scoring import (
     score_saliency_arrays,
 )
 from cganlib.storage import InputError, load_arrays, save_arrays, save_model, save_npz
-from helpers import bright_squares, make_phantom_set
+from helpers import bright_squares, make_phantom_set, one_error_line
 
 SIDE = 80
 SQUARE = 12
@@ -363,10 +363,7 @@ def test_train_classifier_then_saliency_then_scores_on_real_files(phantom_data, 
 ])
 def test_train_classifier_bad_input_is_one_line(phantom_data, tmp_path, capsys, argv, message):
     argv = ["--dataset", "xray", "--data_dir", str(phantom_data), "--out_dir", str(tmp_path / "c"), *argv]
-    with pytest.raises(SystemExit) as stopped:
-        train_classifier.main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert stopped.value.code == 2 and len(err) == 1 and message in err[0]
+    assert message in one_error_line(train_classifier.main, argv, capsys)
     assert not (tmp_path / "c" / "classifier.keras").exists()
 
 
@@ -382,10 +379,8 @@ def test_saliency_without_a_classifier_or_with_a_foreign_file_is_one_line(phanto
     save_arrays(tmp_path / "held_out.npz", held_out=np.arange(24))
     for classifier, message in ((tmp_path / "none.keras", "not found (make it with train_classifier.py)"),
                                 (foreign, "not a readable Keras model")):
-        with pytest.raises(SystemExit) as stopped:
-            saliency.main(["--dataset", "xray", "--data_dir", str(phantom_data), "--classifier", str(classifier)])
-        err = capsys.readouterr().err.strip().splitlines()
-        assert stopped.value.code == 2 and len(err) == 1 and message in err[0]
+        argv = ["--dataset", "xray", "--data_dir", phantom_data, "--classifier", classifier]
+        assert message in one_error_line(saliency.main, argv, capsys)
 
 
 @pytest.mark.slow
