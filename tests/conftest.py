@@ -2,6 +2,7 @@
 would (a subprocess), and the `slow` marker for end-to-end runs (run in CI all the same)."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -38,9 +39,21 @@ def script_env(env=None):
 
 def start_python(*argv, cwd=None, env=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE):
     """This Python on argv (a script's path and its arguments, or "-c" and code) in a subprocess,
-    from the repository's root unless cwd is given; returns the Popen, text mode."""
+    from the repository's root unless cwd is given, in a process group of its own (stop() ends
+    it with the processes it started); returns the Popen, text mode."""
     return subprocess.Popen([sys.executable, *map(str, argv)], cwd=cwd or ROOT, env=script_env(env), stdout=stdout,
-                            stderr=stderr, text=True)
+                            stderr=stderr, text=True, start_new_session=True)
+
+
+def stop(process):
+    """Kill a process start_python started, and every process it started, unless it has ended;
+    wait for it."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # ended meanwhile, with its group
+            pass
+    process.wait()
 
 
 def start_script(script, *args, **kwargs):
@@ -61,8 +74,7 @@ def finish(process):
     try:
         out, err = process.communicate()
     except BaseException:
-        process.kill()
-        process.communicate()
+        stop(process)
         raise
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cganlib.storage import save_npz
 from conftest import DATA
@@ -58,6 +59,39 @@ def auc_by_hand(values, mask):
     inside, outside = values[mask], np.sort(values[~mask])
     below, up_to = np.searchsorted(outside, inside, "left"), np.searchsorted(outside, inside, "right")
     return float((below + 0.5 * (up_to - below)).sum() / (inside.size * outside.size))
+
+
+def save_generator(path, n_classes, filters=8, scale=1.0, label_blind=False):
+    """A generator from our own model code, saved as training saves it. scale > 1 makes the
+    label change the images enough to paint; label_blind zeroes the label embedding."""
+    import keras
+
+    from cganlib import cgan
+    from cganlib.storage import save_model
+
+    model = cgan.build_generator(n_classes, filters=filters)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if label_blind and isinstance(layer, keras.layers.Embedding):
+            layer.set_weights([np.zeros_like(w) for w in weights])
+        elif weights:
+            layer.set_weights([w * scale for w in weights])
+    save_model(model, str(path))
+
+
+# ---------------------------------------------------------------- figures
+
+MIN_IMAGE_PIXELS = 160  # an image of a figure is drawn at least this wide
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
+def assert_figure_fits(path, n_rows, n_columns=10):
+    width, height = png_size(path)
+    assert width >= n_columns * MIN_IMAGE_PIXELS and height >= n_rows * MIN_IMAGE_PIXELS
 
 
 # ---------------------------------------------------------------- bad input

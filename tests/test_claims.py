@@ -20,7 +20,7 @@ import latent_arithmetic
 import latent_walk
 from cganlib import cgan, config, gan_metrics, latent_space, plots, training
 from cganlib.storage import save_arrays, save_npz
-from conftest import FILES, finish, run_python, start_script
+from conftest import FILES, finish, run_python, start_script, stop
 from helpers import data_file
 
 N_CLASSES = 3
@@ -139,7 +139,7 @@ def run_twice(script, *args, out_dirs):
         done = [finish(process) for process in started]
     finally:
         for process in started:
-            process.kill()
+            stop(process)
     for result in done:
         assert result.returncode == 0, result.stderr[-2000:]
 

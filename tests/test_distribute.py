@@ -19,7 +19,7 @@ import tensorflow as tf
 import train_cgan
 from cganlib import cgan, config, distribution, run_folder, training
 from cganlib.collapse_guard import GAN_MODELS
-from conftest import FILES, run_python, start_python
+from conftest import FILES, run_python, start_python, stop
 from helpers import make_xray_data, one_error_line
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -250,8 +250,7 @@ def train_together(folder, tasks, argv):
             statuses = [worker.wait() for worker in workers]  # the test's own time limit stops a hung cluster
         finally:
             for worker in workers:
-                worker.kill()
-                worker.wait()
+                stop(worker)
     return statuses, [log.read_text() for log in logs], [record.read_text().split() for record in records], temps
 
 

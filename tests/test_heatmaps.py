@@ -7,44 +7,19 @@ import shutil
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 
 import heatmaps
 from cganlib import cgan, datasets, delta_heatmaps, run_folder, saved_generators
 from cganlib.delta import delta_overlay, delta_sums, exact_delta_sums, paint_levels
 from cganlib.storage import save_model
-from helpers import data_file
+from helpers import assert_figure_fits, data_file, one_error_line, save_generator
 
 NPZ_KEYS = {"labels", "latents", "images", "deltas"}
-MIN_IMAGE_PIXELS = 160
-
-
-def save_generator(path, n_classes, filters=8, scale=1.0, label_blind=False):
-    """A generator from our own model code, saved as training saves it. scale > 1 makes the
-    label change the images enough to paint; label_blind zeroes the label embedding."""
-    model = cgan.build_generator(n_classes, filters=filters)
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if label_blind and isinstance(layer, keras.layers.Embedding):
-            layer.set_weights([np.zeros_like(w) for w in weights])
-        elif weights:
-            layer.set_weights([w * scale for w in weights])
-    save_model(model, str(path))
 
 
 def load_heatmap(path):
     with np.load(path) as data:
         return {key: data[key] for key in data}
-
-
-def png_size(path):
-    with Image.open(path) as image:
-        return image.size
-
-
-def assert_figure_fits(path, n_rows, n_columns=10):
-    width, height = png_size(path)
-    assert width >= n_columns * MIN_IMAGE_PIXELS and height >= n_rows * MIN_IMAGE_PIXELS
 
 
 # ---------------------------------------------------------------- in process
@@ -161,11 +136,8 @@ def test_bad_input_is_one_line(tmp_path, capsys, args, message):
     for name in ("generator_model_002.h5", "generator_model_010.h5"):
         (folders["models"] / name).write_bytes(b"")
     defaults = ["--dataset", "celeb", "--models_dir", str(folders["models"]), "--out_dir", str(tmp_path / "out")]
-    with pytest.raises(SystemExit) as exit_info:
-        heatmaps.main(defaults + [a.format(**folders) for a in args])  # the last of a repeated option wins
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.endswith(f"error: {message.format(**folders)}\n")
+    argv = defaults + [a.format(**folders) for a in args]  # the last of a repeated option wins
+    assert one_error_line(heatmaps.main, argv, capsys).endswith(f"error: {message.format(**folders)}")
 
 
 def test_a_heatmap_that_paints_nothing_is_named(tmp_path, capsys):

@@ -43,7 +43,7 @@ print(json.dumps(found))
 IS_ENABLED_PROBE = """
 import sys
 sys.path.insert(0, {files!r})
-import train_cgan
+from cganlib import training  # what train_cgan.py loads once its flags are checked
 from tensorflow.python.util import _pywrap_util_port
 print("onednn", _pywrap_util_port.IsMklEnabled())
 """

@@ -216,6 +216,9 @@ def settings_line(out):
 @pytest.mark.slow
 def test_a_restart_takes_the_runs_settings_may_change_the_machine_and_ctrl_c_prints_the_command(
         tmp_path, capsys, monkeypatch):
+    """A fresh run's settings (a preset, flags beside it); the same run drawing real-sample grids
+    first trains the same; contradictions refused on restart; a restart on another strategy,
+    interrupted, prints a command that keeps the strategy typed; a changed data file refused."""
     data = make_xray_data(tmp_path / "data", n=32)
     results = tmp_path / "results"
     # a preset sets the defaults and a flag beside it wins (--filters 4 and --d_lr here)
@@ -228,6 +231,19 @@ def test_a_restart_takes_the_runs_settings_may_change_the_machine_and_ctrl_c_pri
     recorded = run_folder.read_config(str(results))
     assert recorded["flags"]["preset"] == "small" and recorded["config"]["d_lr"] == 1e-3
     assert recorded["config"]["guard"]["save_d1"] == [0.30, 0.95] and recorded["config"]["n_batch"] == 16
+
+    # the real-sample grids draw from their own random stream: the same run with two of them
+    # drawn first trains exactly the same epoch
+    with_plots = tmp_path / "with_plots"
+    assert train_cgan.main(train_argv(data, with_plots, "--preset", "small", "--d_lr", "1e-3", "--seed", 3,
+                                      "--epochs_goal", 1, "--real_plots", 2)) == 0
+    capsys.readouterr()
+    assert len(os.listdir(with_plots / "real_plots")) == 2 and not os.listdir(results / "real_plots")
+    assert without_seconds(with_plots) == without_seconds(results)
+    assert state_of(with_plots, 1) == state_of(results, 1)  # the random states and all
+    generators = [cgan.load_generator(run_folder.model_paths(str(folder), 1)["generator"]) for folder in (results, with_plots)]
+    for a, b in zip(*(generator.get_weights() for generator in generators)):
+        np.testing.assert_array_equal(a, b)
 
     for extra, message in [
         (["--d_lr", 0.002], "--d_lr 0.002 contradicts this run's --d_lr 0.001"),
@@ -255,21 +271,6 @@ def test_a_restart_takes_the_runs_settings_may_change_the_machine_and_ctrl_c_pri
     save_npz(data / "labels_align_xray.npz", np.zeros(32, int))
     err = one_error_line(train_cgan.main, train_argv(data, results, "--qRestart"), capsys, tmp_path)
     assert f"{data / 'labels_align_xray.npz'} changed since the run began: " in err
-
-
-@pytest.mark.slow
-def test_the_real_sample_grids_draw_from_their_own_stream_not_trainings(tmp_path):
-    """The same seed trains the same run whether it draws real-sample grids first or not."""
-    data = make_xray_data(tmp_path / "data", n=32)  # 2 batches an epoch
-    for plots_drawn in (0, 2):
-        argv = train_argv(data, tmp_path / f"plots{plots_drawn}", "--seed", 5, "--epochs_goal", 1)
-        assert train_cgan.main([*argv, "--real_plots", str(plots_drawn)]) == 0  # the last --real_plots wins
-    assert len(os.listdir(tmp_path / "plots2" / "real_plots")) == 2 and not os.listdir(tmp_path / "plots0" / "real_plots")
-    assert without_seconds(tmp_path / "plots0") == without_seconds(tmp_path / "plots2")
-    assert state_of(tmp_path / "plots0", 1) == state_of(tmp_path / "plots2", 1)  # random states and all
-    a, b = (cgan.load_generator(run_folder.model_paths(str(tmp_path / name), 1)["generator"]) for name in ("plots0", "plots2"))
-    for x, y in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_array_equal(x, y)
 
 
 # ---------------------------------------------------------------- old runs
