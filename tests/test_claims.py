@@ -423,9 +423,17 @@ def write_saliency(out, labels, randomized):
         own = np.stack([OWN_MASK[k] for k in indices]).astype(np.float32)
         cam = own[::-1] if label == 2 else np.stack([LEFT_LUNG] * len(indices)).astype(np.float32)
         gradcam = 1.0 - own if randomized else own
-        save_arrays(os.path.join(out, f"saliency_{label}.npz"), gradcam=gradcam, cam=cam,
-                    ig=np.full_like(own, 0.5), indices=np.array(indices), labels=np.full(len(indices), label),
-                    target=label)
+        flat = np.full_like(own, 0.5)
+        save_arrays(os.path.join(out, f"saliency_{label}.npz"), gradcam=gradcam, cam=cam, ig=flat, ig_blur=flat,
+                    ig_reference=flat, indices=np.array(indices), labels=np.full(len(indices), label), target=label)
+
+
+def write_explained(out, indices):
+    """explain_image.py's file for held-out images switched to healthy: each delta on its own mask."""
+    label = next(label for label, held_out in HELD_OUT.items() if indices[0] in held_out)
+    deltas = np.stack([OWN_MASK[k] for k in indices]).astype(np.float32)[:, None]
+    save_arrays(os.path.join(out, "explain_img_align_xray.npz"), indices=np.array(indices),
+                labels=np.full(len(indices), label), targets=np.array([0]), deltas=deltas)
 
 
 def write_evaluation(out, epochs):
@@ -473,7 +481,8 @@ def known_answer_steps(monkeypatch):
             randomized = "--randomized_weights" in args
             {"heatmaps.py": lambda: write_heatmaps(out, flag_values(args, "--epochs"), randomized),
              "evaluate.py": lambda: write_evaluation(out, flag_values(args, "--epochs")),
-             "saliency.py": lambda: write_saliency(out, map(int, flag_values(args, "--labels")), randomized)}[script]()
+             "saliency.py": lambda: write_saliency(out, map(int, flag_values(args, "--labels")), randomized),
+             "explain_image.py": lambda: write_explained(out, [int(k) for k in flag_values(args, "--indices")])}[script]()
         return 0
 
     monkeypatch.setattr(demo, "run_step", run_step)
@@ -523,6 +532,10 @@ def test_the_demo_scores_known_maps_with_the_right_files_epochs_labels_and_masks
         "mean_diff_energy_lungs": 1.0, "mean_diff_image_energy_lesion": 0.5, "mean_diff_image_energy_lungs": 1.0,
         "mean_diff_image_auc_lesion": (SIDE * SIDE - LESIONS.sum() + 0.5 * LESION_B.sum()) / (SIDE * SIDE - LESION_A.sum()),
         "mean_diff_image_auc_lungs": 1.0,
+        # IG's other baselines flat like IG; each projected delta on its own image's mask
+        "ig_blur_auc_lesion": 0.5, "ig_reference_auc_lesion": 0.5, "ig_blur_auc_lungs": 0.5, "ig_reference_auc_lungs": 0.5,
+        "explain_image_auc_lesion": 1.0, "explain_image_energy_lesion": 1.0,
+        "explain_image_auc_lungs": 1.0, "explain_image_energy_lungs": 1.0,
     }
     for key, value in expected.items():
         assert float(result[key]) == pytest.approx(value, abs=1e-4), key
