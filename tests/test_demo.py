@@ -48,16 +48,19 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
         "classifier/classifier.keras", "classifier/held_out.npz", "saliency/saliency_1.npz", "saliency/saliency_2.npz",
         "heatmaps_randomized/generator_model_001.h5.average.npz", "saliency_randomized/saliency_2.npz", "comparison.png",
         "evaluation/evaluation.csv", "evaluation/evaluation.png",
+        "explained/lesion/explain_img_align_xray.npz", "explained/lungs/explain_img_align_xray.npz",
     ):
         assert os.path.isfile(work / name), name
     # every step's command is shown, and the settings the training ran with
     for script in ("make_phantoms.py", "prepare_xrays.py", "train_classifier.py", "train_cgan.py", "heatmaps.py",
-                   "evaluate.py", "saliency.py"):
+                   "evaluate.py", "saliency.py", "explain_image.py"):
         assert f"$ python files/{script}" in done.stdout
     assert "--randomized_weights" in done.stdout  # the sanity check's runs
     assert "width 8, 1 epochs" in done.stdout
     # the table: every method against both findings, with the chance levels
-    for method in ("delta", "Grad-CAM", "CAM", "IG", "delta, re-initialized", "Grad-CAM, re-initialized"):
+    for method in ("delta", "delta, projected", "class-mean difference", "Grad-CAM", "CAM", "IG (black baseline)",
+                   "IG (blurred baseline)", "IG (healthy-mean baseline)", "delta, re-initialized",
+                   "Grad-CAM, re-initialized"):
         for finding in ("lesion", "lungs"):
             assert re.search(rf"^{re.escape(method)} +{finding} ", done.stdout, re.MULTILINE), (method, finding)
     assert "chance: ROC-AUC 0.5" in done.stdout
