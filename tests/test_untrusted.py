@@ -249,7 +249,7 @@ def test_a_set_killed_halfway_is_refused_and_one_killed_before_its_manifest_stan
     killed_at_rename(monkeypatch, "prepared_xray.json")  # killed before the set's commit
     with pytest.raises(KeyboardInterrupt):
         prepare_xrays.main(prepare)
-    assert sorted(os.listdir(data)) == ["img_align_xray.npz", "labels_align_xray.npz", "prepared_xray.json"]
+    assert not [name for name in os.listdir(data) if name.startswith(".tmp-")]  # the killed run's, and the one before's
     images, labels = datasets.load_prepared(datasets.DATASETS["xray"], str(data))
     assert np.array_equal(images, old_images) and np.array_equal(labels, old_labels)
     monkeypatch.undo()
@@ -639,3 +639,16 @@ def test_empty_prepared_arrays_are_refused_by_training_and_the_classifier(tmp_pa
     message = f"{data / 'img_align_xray.npz'} holds no images"
     assert message in bad_input(tmp_path, capsys, xray_argv(data))
     assert one_line_exit(capsys, 2, train_classifier.main, ["--dataset", "xray", "--data_dir", data]).endswith(message)
+
+
+def test_a_restart_whose_models_are_another_runs_says_so_rather_than_advise_flags_it_refuses(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=32)
+    results = tmp_path / "results"
+    fresh_run_config(data, results)  # latent_dim 100, filters 4
+    paths = run_folder.model_paths(str(results), 1)
+    storage.save_model(cgan.build_generator(3, latent_dim=50, filters=4), paths["generator"])
+    storage.save_model(cgan.build_discriminator(3, filters=4, lr=4e-5), paths["discriminator"])
+    history(results, [1])
+    err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart"))
+    assert err.endswith("saved models have latent_dim 50 and filters 4; its run_config.json says latent_dim 100 and "
+                        "filters 4: these are another run's models")

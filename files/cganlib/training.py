@@ -114,10 +114,10 @@ def check_saved_models(g, d, run):
     if n_classes != s.n_classes or cgan.n_classes_of(g) != s.n_classes:
         raise InputError(f"saved models have {n_classes} classes, --dataset {s.name} has {s.n_classes}")
     if latent_dim != c.latent_dim or filters != c.filters:
-        raise InputError(
-            f"saved models have latent_dim {latent_dim} and filters {filters}; "
-            f"pass --latent_dim {latent_dim} --filters {filters}"
-        )
+        # a run with run_config.json takes its settings from there, and would refuse the flags
+        fix = (f"its {run_folder.RUN_CONFIG} says latent_dim {c.latent_dim} and filters {c.filters}: these are "
+               "another run's models" if run.from_run_config else f"pass --latent_dim {latent_dim} --filters {filters}")
+        raise InputError(f"saved models have latent_dim {latent_dim} and filters {filters}; {fix}")
     if cgan.has_spectral_norm(d) != c.spectral_norm:
         raise InputError(f"the saved discriminator has spectral normalization {cli.shown(cgan.has_spectral_norm(d))}; "
                          f"--spectral_norm is {cli.shown(c.spectral_norm)}")
