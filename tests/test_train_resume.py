@@ -97,7 +97,7 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     precision = "bfloat16" if cgan.cpu_has_bfloat16() else "float32"  # no emulated bfloat16 (it is slow)
     assert lines[0].endswith(
         f"epochs {done[-1] + 1}..{goal}, preset=original n_batch=32 d_lr=0.0005 d_beta1=0.5 g_lr=0.005 gan_upper=3 filters=4 latent_dim=100 "
-        f"label_smoothing=1 spectral_norm=off seed=3 precision={precision} real_plots=0 data_dir={data} summary_dir={summaries} (settings from run_config.json)"
+        f"label_smoothing=1 spectral_norm=off diff_augment=none seed=3 precision={precision} real_plots=0 data_dir={data} summary_dir={summaries} (settings from run_config.json)"
     )
     assert lines[1].startswith("--mixed_precision: this CPU has no bfloat16") == (precision == "float32")
     flags = run_folder.read_config(str(results))["flags"]
