@@ -321,7 +321,7 @@ def test_explain_image_without_labelled_rows_leaves_the_class_mean_difference_ou
     (["--curve_steps", "0"], "--curve_steps: must be at least 1"),
     (["--classifier", "{folder}/classifier3.keras", "--labels_npz", "{folder}/held_out.npz"], "has no array arr_0"),
     (["--classifier", "{folder}/classifier3.keras", "--labels_npz", "{folder}/few_labels.npz", "--indices", "0"],
-     "2 labels for the 6 rows of"),
+     "labels must be one per image row, (6,), got (2,)"),
 ])
 def test_explain_image_bad_classifier_input_is_one_line(explain_inputs, tmp_path, capsys, extra, message):
     extra = [item.format(folder=explain_inputs) for item in extra]
