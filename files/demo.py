@@ -211,9 +211,9 @@ def run_step(script, *args):
     """Run files/<script> as a user would, its output streaming, then its wall time; return its exit status."""
     shown = shlex.join(["python", os.path.join("files", script), *map(str, args)])
     print(f"\n$ {shown}", flush=True)
-    start = time.time()
+    start = time.monotonic()
     status = subprocess.run([sys.executable, os.path.join(FILES, script), *map(str, args)], check=False).returncode
-    print(f"({script}: {time.time() - start:.1f} s)", flush=True)
+    print(f"({script}: {time.monotonic() - start:.1f} s)", flush=True)
     return status
 
 
@@ -440,7 +440,7 @@ def print_outputs(w, paths):
 
 
 def main(argv=None):
-    start = time.time()
+    start = time.monotonic()
     args = parse_args(argv)
     with cli.exit_on_bad_input():
         check_args(args)
@@ -481,7 +481,7 @@ def main(argv=None):
           f"{painted['lesion_area']:.3f}, lungs {painted['lung_area']:.3f} (the union regions); per image, "
           f"the image's own mask: lesion {compared['lesion_image_area']:.3f}, lungs {compared['lungs_image_area']:.3f} on average")
     print_outputs(args.out_dir, paths)
-    minutes = (time.time() - start) / 60
+    minutes = (time.monotonic() - start) / 60
     print(result_line(painted, compared, float(accuracy), minutes, len(collapsed)), flush=True)
 
 
