@@ -91,7 +91,7 @@ import sys
 import time
 
 from cganlib import cli, config, run_folder
-from cganlib.datasets import BACTERIAL, DATASETS, HEALTHY, VIRAL
+from cganlib.datasets import BACTERIAL, DATASETS, HEALTHY, VIRAL, load_prepared
 from cganlib.phantoms import GROUND_TRUTH, LESION_PLACES
 from cganlib.scoring import (
     FINDINGS,
@@ -311,12 +311,9 @@ def saliency_path(folder, label):
     return os.path.join(folder, f"saliency_{label}.npz")
 
 
-def mean_differences(data_dir):
+def mean_differences(images, labels):
     """{label: the class-mean difference against healthy} of the prepared training images, for
     the bacterial and viral classes."""
-    xray = DATASETS["xray"]
-    images, labels = (load_arrays(os.path.join(data_dir, name), ("arr_0",), "prepare_xrays.py")[0]
-                      for name in (xray.images_file, xray.labels_file))
     return {label: class_mean_difference(images, labels, label) for label in (BACTERIAL, VIRAL)}
 
 
@@ -387,15 +384,13 @@ def result_line(painted, compared, accuracy, minutes, collapsed):
                      f"collapsed_classes={collapsed}", f"minutes={minutes:.2f}"])
 
 
-def comparison_figure(paths, data_dir, ground_truth, mean_diffs, path):
+def comparison_figure(paths, images, labels, ground_truth, mean_diffs, path):
     """Per finding: the class's mean phantom, the true region, the averaged delta, the class-mean
     difference, and the mean Grad-CAM, CAM and IG of its held-out images (each map on its own scale)."""
     # matplotlib loads when needed, so --help answers at once
     from cganlib import plots
 
     xray = DATASETS["xray"]
-    images, labels = (load_arrays(os.path.join(data_dir, name), ("arr_0",), "prepare_xrays.py")[0]
-                      for name in (xray.images_file, xray.labels_file))
     lesion, lungs = load_arrays(ground_truth, ("lesion", "lungs"), "make_phantoms.py")
     average_labels, mean, _ = pooled_average(paths["average_files"])
     at = {int(label): k for k, label in enumerate(average_labels)}
@@ -461,10 +456,12 @@ def main(argv=None):
             paths = run_demo(args, epochs)
             print(f"\nscores against {ground_truth} (paint threshold 0.2):", flush=True)
             painted = pooled_scores(paths["heatmap_files"], ground_truth)
-            mean_diffs = mean_differences(args.out_dir)
+            images, labels = load_prepared(DATASETS["xray"], args.out_dir)  # the training set, checked
+            mean_diffs = mean_differences(images, labels)
             rows, compared = compare(paths, ground_truth, args.average_latents, painted, mean_diffs)
             (accuracy,) = load_arrays(os.path.join(paths["classifier"], "held_out.npz"), ("accuracy",), "train_classifier.py")
-            comparison_figure(paths, args.out_dir, ground_truth, mean_diffs, os.path.join(args.out_dir, "comparison.png"))
+            comparison_figure(paths, images, labels, ground_truth, mean_diffs,
+                              os.path.join(args.out_dir, "comparison.png"))
     except KeyboardInterrupt:
         fail("interrupted", status=cli.EXIT_INTERRUPTED)
     print(f"\nevery map against the ground truth (classifier's held-out accuracy {float(accuracy):.4f}); lesion: the "

@@ -110,13 +110,7 @@ def painted_share(deltas, region, threshold=PAINT_THRESHOLD):
 
 def score_arrays(labels, deltas, lesion, lungs, threshold=PAINT_THRESHOLD):
     """The scores (see the module's docstring) from the arrays themselves."""
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(f"the heatmap's labels must be whole numbers of shape (L,), got {labels.dtype} {labels.shape}")
-    labels = [int(label) for label in labels]
-    for label, name in ((HEALTHY, "healthy"), (VIRAL, "viral"), (BACTERIAL, "bacterial")):
-        if label not in labels:
-            raise InputError(f"the heatmap has no label {label} ({name}); its labels are {labels}")
+    at = label_positions(labels, "the heatmap")
     n = len(labels)
     if deltas.ndim != 5 or deltas.shape[:2] != (n, n):
         raise InputError(f"deltas has shape {deltas.shape}, expected ({n}, {n}, samples, height, width)")
@@ -129,7 +123,7 @@ def score_arrays(labels, deltas, lesion, lungs, threshold=PAINT_THRESHOLD):
     check_finite(deltas, "the heatmap's deltas")
     regions = union_regions(lesion, lungs)
     lesion_region, lung_region = regions["lesion"], regions["lungs"]
-    healthy, viral, bacterial = (labels.index(label) for label in (HEALTHY, VIRAL, BACTERIAL))
+    healthy, viral, bacterial = (at[label] for label in (HEALTHY, VIRAL, BACTERIAL))
     bacterial_share, bacterial_count = painted_share(deltas[bacterial, healthy], lesion_region, threshold)
     viral_share, viral_count = painted_share(deltas[viral, healthy], lung_region, threshold)
     return {

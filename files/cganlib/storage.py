@@ -12,6 +12,7 @@ import os
 import stat
 import sys
 import tempfile
+import zipfile
 
 import numpy as np
 import psutil
@@ -196,6 +197,16 @@ def _header(data, key):
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, _, dtype = read(f)
     return shape, dtype
+
+
+def stored_shape(path, key="arr_0"):
+    """The shape of one array of a `.npz`, read from its header without loading it; None when
+    the file or the array cannot be read (load_arrays then says why)."""
+    try:
+        with open_regular(path, "rb") as f, np.load(f) as data:
+            return _header(data, key)[0]
+    except (InputError, OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 def load_arrays(path, keys, made_by=None, check=None):

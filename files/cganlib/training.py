@@ -10,7 +10,6 @@ import os
 import shutil
 import sys
 import time
-import zipfile
 from functools import partial
 
 from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
@@ -29,7 +28,7 @@ from cganlib.collapse_guard import (
     CollapseGuard,
     should_print,
 )
-from cganlib.storage import InputError, atomic_write, save_model
+from cganlib.storage import InputError, atomic_write, save_model, stored_shape
 
 N_SUMMARY_SAMPLES = 100
 GAN_PARTS = 2  # the GAN step's batch in parts: peak memory within the uint8 set + 2 GB at 50,000 images
@@ -48,18 +47,6 @@ def loss(target, p):
 # ---------------------------------------------------------------- data
 
 
-def stored_rows(path):
-    """The length of a .npz's arr_0, read from its header without loading it; None if unreadable."""
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open("arr_0.npy") as f:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape = read(f)[0]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
-    return shape[0] if shape else None
-
-
 def memory_needed(n_images, config):
     """A lower bound on training's memory in bytes: the uint8 images; the weights of both models
     with their two Adamax moments and the guard's snapshot; one activation map per conv layer of
@@ -74,7 +61,8 @@ def memory_needed(n_images, config):
 def load_dataset(run):
     """uint8 images (N, 80, 80, 3) and int32 labels (N,), checked; InputError otherwise."""
     s, c = run.dataset, run.config
-    n_images = stored_rows(os.path.join(run.data_dir, s.images_file))
+    shape = stored_shape(os.path.join(run.data_dir, s.images_file))
+    n_images = shape[0] if shape else None
     if n_images is not None:
         cli.check_memory(
             memory_needed(n_images, c),
