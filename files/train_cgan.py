@@ -30,7 +30,7 @@ from cganlib.storage import InputError, fail, writable_folder
 
 EXIT_WRITE_FAILED = 1  # a write failed (disk full, folder gone); the epochs before it are complete
 # What a restart sets; every other flag belongs to the run and comes back from run_config.json.
-RESTART_FLAGS = ("qRestart", "overwrite", "out_dir", "results_dir", "epochs_done", "epochs_goal")
+RESTART_FLAGS = ("qRestart", "overwrite", "out_dir", "epochs_done", "epochs_goal")
 # Flags that describe the machine rather than the experiment, which a restart may change too.
 MACHINE_FLAGS = ("strategy", "cpu_devices")
 ORIGINAL, SMALL = config.resolve("xray"), config.resolve("xray", "small")
