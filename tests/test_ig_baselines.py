@@ -5,7 +5,8 @@ import keras
 import numpy as np
 
 from cganlib import cgan
-from cganlib.classifier import blurred, integrated_gradients, integrated_gradients_from
+from cganlib.classifier import blurred_baselines as blurred
+from cganlib.classifier import integrated_gradients, integrated_gradients_from
 
 
 def linear_model(weights):

@@ -18,10 +18,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
-from scipy import ndimage
 
 from cganlib import cgan
 from cganlib.datasets import IMAGE_SIDE
+from cganlib.faithfulness import blurred
 
 FILTERS = (8, 16, 32)  # per convolution; the last one is the one CAM and Grad-CAM read
 LEARNING_RATE = 0.005
@@ -207,9 +207,9 @@ def integrated_gradients(model, images, target, steps=IG_STEPS, images_per_batch
     return np.concatenate(maps)
 
 
-def blurred(images, sigma=IG_BLUR_SIGMA):
-    """Each image Gaussian-blurred across its pixels (not its channels): IG's blurred baseline."""
-    return ndimage.gaussian_filter(np.asarray(images, np.float32), sigma=(0, sigma, sigma, 0))
+def blurred_baselines(images):
+    """IG's blurred baseline of each image (edges reflected)."""
+    return blurred(images, IG_BLUR_SIGMA, mode="reflect")
 
 
 def integrated_gradients_from(model, images, target, reference_mean):
@@ -217,7 +217,7 @@ def integrated_gradients_from(model, images, target, reference_mean):
     pixel is near black, so its attribution is near 0 whatever the classifier reads there):
     {"ig_blur": from a blurred copy of each image (Sturmfels et al. 2020), "ig_reference": from
     the mean image of the reference class (for X-rays the healthy class: what the finding adds)}."""
-    return {"ig_blur": integrated_gradients(model, images, target, baselines=blurred(images)),
+    return {"ig_blur": integrated_gradients(model, images, target, baselines=blurred_baselines(images)),
             "ig_reference": integrated_gradients(model, images, target, baselines=reference_mean)}
 
 

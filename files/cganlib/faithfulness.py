@@ -24,9 +24,10 @@ MAX_INPUTS = 1024  # classifier inputs built at once (80x80x3 float32: 79 MB)
 BATCH_SIZE = 256
 
 
-def blurred(images, sigma=BLUR_SIGMA):
-    """Each image (N, H, W, C) blurred by a Gaussian of `sigma` pixels, edges repeated."""
-    return gaussian_filter(np.asarray(images, np.float32), sigma=(0, sigma, sigma, 0), mode="nearest")
+def blurred(images, sigma=BLUR_SIGMA, mode="nearest"):
+    """Each image (N, H, W, C) blurred across its pixels (not its channels) by a Gaussian of
+    `sigma` pixels; the edges repeated, or as scipy's `mode` says."""
+    return gaussian_filter(np.asarray(images, np.float32), sigma=(0, sigma, sigma, 0), mode=mode)
 
 
 def pixel_ranks(maps, rng):
