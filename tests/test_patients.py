@@ -11,7 +11,6 @@ import pytest
 import make_phantoms
 import prepare_xrays
 import train_classifier
-from cganlib import patients
 from cganlib.classifier import stratified_split
 from cganlib.classifier_training import dataset_patients, patient_split
 from cganlib.datasets import DATASETS
@@ -113,7 +112,7 @@ def prepared_xrays(tmp_path_factory):
     rng = np.random.default_rng(0)
     save_npz(folder / "img_align_xray.npz", rng.integers(0, 256, (len(labels), 80, 80, 3), dtype=np.uint8))
     save_npz(folder / "labels_align_xray.npz", labels.astype(np.int64))
-    patients.save_names(folder / NAMES_FILE, names)
+    (folder / NAMES_FILE).write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
     return SimpleNamespace(folder=folder, labels=labels, ids=ids)
 
 

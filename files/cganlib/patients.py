@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from cganlib.storage import InputError, atomic_write
+from cganlib.storage import InputError
 
 NAMES_FILE = "names.txt"  # beside img_align_xray.npz: row i's source file
 PNEUMONIA_PATIENT = re.compile(r"person(\d+)_")
@@ -40,11 +40,6 @@ def names_writer(names):
             f.writelines(f"{name}\n" for name in names)
 
     return write
-
-
-def save_names(path, names):
-    """One name a line, atomically."""
-    atomic_write(path, names_writer(names))
 
 
 def load_patients(data_dir, n_images):
