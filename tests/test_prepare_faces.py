@@ -126,7 +126,7 @@ def test_cli_keeps_attractive_faces_in_sorted_order(celeb, detector, run, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     faces, ids = load_output(out)
-    assert sorted(os.listdir(out)) == ["ids_align_celeba_attractive.npz", "img_align_celeba_attractive.npz"]
+    assert sorted(os.listdir(out)) == ["ids_align_celeba_attractive.npz", "img_align_celeba_attractive.npz", "prepared_celeb.json"]
     assert ids.tolist() == [celeb.rows[name] for name in KEPT]
     assert face_labels_from_rows(celeb.csv, ids).tolist() == KEPT_CLASSES
     assert faces.shape == (5, 80, 80, 3) and faces.dtype == np.uint8
