@@ -32,7 +32,7 @@ EXIT_WRITE_FAILED = 1  # a write failed (disk full, folder gone); the epochs bef
 # What a restart sets; every other flag belongs to the run and comes back from run_config.json.
 RESTART_FLAGS = ("qRestart", "overwrite", "out_dir", "epochs_done", "epochs_goal")
 # Flags that describe the machine rather than the experiment, which a restart may change too.
-MACHINE_FLAGS = ("strategy", "cpu_devices")
+MACHINE_FLAGS = ("strategy", "cpu_devices", "worker_timeout")
 ORIGINAL, SMALL = config.resolve("xray"), config.resolve("xray", "small")
 
 
@@ -88,6 +88,9 @@ def build_parser():
                         "multiworker: the machines in TF_CONFIG (see README). A restart may change it")
     p.add_argument("--cpu_devices", type=cli.POSITIVE,
                    help="with --strategy mirrored: split the CPU into this many logical devices, one replica each")
+    p.add_argument("--worker_timeout", type=cli.number(0, low_open=True), default=config.WORKER_TIMEOUT, metavar="SECONDS",
+                   help="with --strategy multiworker: give up, naming the missing workers, when the cluster of "
+                        "TF_CONFIG has not formed after this long (default: %(default)s)")
     return p
 
 
@@ -107,7 +110,10 @@ def parse_args(argv=None):
     # no defaults, and what is left changed was typed.
     unset = object()
     typed = build_parser().parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(vars(args), unset)))
-    return args, frozenset(name for name, value in vars(typed).items() if value is not unset)
+    given = frozenset(name for name, value in vars(typed).items() if value is not unset)
+    if "worker_timeout" in given and args.strategy != "multiworker":
+        parser.error(f"--worker_timeout goes with --strategy multiworker, not --strategy {args.strategy}")
+    return args, given
 
 
 # ---------------------------------------------------------------- the run's settings
@@ -185,7 +191,7 @@ def settle(args, given, out_dir=None):
         out_dir=out_dir, summary_dir=flags["summary_dir"], epochs_done=epochs_done, epochs_goal=args.epochs_goal,
         restart=args.qRestart, from_run_config=recorded is not None, seed=flags["seed"],
         real_plots=flags["real_plots"], mixed_precision=flags["mixed_precision"], strategy=flags["strategy"],
-        cpu_devices=flags["cpu_devices"],
+        cpu_devices=flags["cpu_devices"], worker_timeout=flags["worker_timeout"],
     )
 
 

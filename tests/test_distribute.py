@@ -8,6 +8,7 @@ process: TensorFlow sets its devices up once."""
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 
@@ -20,7 +21,7 @@ import train_cgan
 from cganlib import cgan, config, distribution, run_folder, training
 from cganlib.collapse_guard import GAN_MODELS
 from conftest import FILES, run_python, start_python, stop
-from helpers import make_xray_data, one_error_line
+from helpers import make_xray_data, one_error_line, read_until
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -290,3 +291,46 @@ def test_two_workers_start_a_run_on_a_shared_seed_resume_it_in_step_and_only_the
     assert sorted(os.listdir(results)) == epoch_files([1, 2])
     assert run_folder.complete_epochs(str(results)) == [1, 2]
     assert [os.listdir(temp) for temp in temps] == [[], []]
+
+
+def lone_worker(data, results, port, missing_port, *extra):
+    """train_cgan.py as worker 0 of a two-worker cluster whose worker 1 never starts."""
+    tf_config = json.dumps({"cluster": {"worker": [f"localhost:{port}", f"localhost:{missing_port}"]},
+                            "task": {"type": "worker", "index": 0}})
+    return start_python(os.path.join(FILES, "train_cgan.py"), *argv_for(data, results, "--strategy", "multiworker", *extra),
+                        env={"TF_CONFIG": tf_config, "TF_GRPC_REUSE_PORT": "1"})
+
+
+def test_a_worker_whose_peer_never_comes_gives_up_naming_it_and_hears_ctrl_c(tmp_path):
+    """TensorFlow would wait for the missing worker for ever, deaf to Ctrl-C."""
+    data = make_xray_data(tmp_path / "data", n=32)
+    with reserved_ports(2) as (port, missing):  # the second bound but not listening: nobody answers there
+        worker = lone_worker(data, tmp_path / "results", port, missing, "--worker_timeout", 2)
+        try:
+            out, err = worker.communicate()
+        finally:
+            stop(worker)
+        assert worker.returncode == 1, err[-2000:]
+        assert f"worker 0: waiting up to 2 s for the cluster's other workers (worker 1 (localhost:{missing}))" in out
+        (line,) = [line for line in err.splitlines() if ": error: " in line]
+        assert line == (f"train_cgan.py: error: --strategy multiworker: after 2 s (--worker_timeout) no answer from "
+                        f"worker 1 (localhost:{missing}): start them with the same TF_CONFIG cluster")
+        assert "Traceback" not in err and not os.path.exists(tmp_path / "results" / run_folder.RUN_CONFIG)
+
+        worker = lone_worker(data, tmp_path / "results", port, missing)  # the default: 600 s
+        try:
+            waiting = read_until(worker, lambda line: line.startswith("worker 0: waiting up to 600 s"))
+            worker.send_signal(signal.SIGINT)
+            out, err = worker.communicate()
+        finally:
+            stop(worker)
+    assert worker.returncode == 130, err[-2000:]
+    assert waiting[-1].endswith(f"(worker 1 (localhost:{missing}))")
+    assert [line for line in err.splitlines() if ": error: " in line] == [
+        "train_cgan.py: error: interrupted while waiting for the cluster's other workers; nothing written"]
+    assert "Traceback" not in err
+
+
+def test_worker_timeout_goes_with_multiworker_only(tmp_path, capsys):
+    line = one_error_line(train_cgan.main, argv_for(tmp_path, tmp_path / "results", "--worker_timeout", 5), capsys)
+    assert line.endswith("--worker_timeout goes with --strategy multiworker, not --strategy default")

@@ -96,6 +96,10 @@ def differences(config, dataset, preset):
     return {name: getattr(config, name) for name in HYPERPARAMETERS if getattr(config, name) != getattr(base, name)}
 
 
+# seconds a multi-worker run waits for every worker of TF_CONFIG to join (train_cgan.py's --worker_timeout)
+WORKER_TIMEOUT = 600
+
+
 @dataclass(frozen=True)
 class Run:
     """One training run, settled from the command line and the run folder: its config and data,
@@ -117,6 +121,7 @@ class Run:
     mixed_precision: bool = False
     strategy: str = "default"
     cpu_devices: int = None
+    worker_timeout: float = WORKER_TIMEOUT
 
     @property
     def real_plots_dir(self):
@@ -132,6 +137,8 @@ class Run:
             "label_smoothing": c.label_smoothing, "spectral_norm": c.spectral_norm, "diff_augment": c.diff_augment,
             "mixed_precision": self.mixed_precision, "seed": self.seed, "real_plots": self.real_plots,
             "strategy": self.strategy, "cpu_devices": self.cpu_devices,
+            # a multi-worker run's only, as the command line allows it
+            **({"worker_timeout": self.worker_timeout} if self.strategy == "multiworker" else {}),
         }
 
 

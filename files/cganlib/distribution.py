@@ -9,8 +9,11 @@ and a seed every worker shares.
                   (task "chief", or worker 0 when the cluster has none) writes the run's files
 """
 
+import contextlib
 import json
 import os
+import socket
+import time
 
 from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before it)
 
@@ -18,7 +21,9 @@ from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment
 import numpy as np
 import tensorflow as tf
 
-from cganlib.storage import InputError
+from cganlib import cli
+from cganlib.config import WORKER_TIMEOUT
+from cganlib.storage import InputError, fail
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
@@ -86,16 +91,76 @@ def is_chief(strategy_name):
     return task["type"] == "chief" or (task["type"] == "worker" and task["index"] == 0 and "chief" not in cluster)
 
 
-def make_strategy(strategy_name, cpu_devices=None):
+def make_strategy(strategy_name, cpu_devices=None, worker_timeout=WORKER_TIMEOUT):
     """The tf.distribute strategy asked for; call it before anything runs on TensorFlow's devices."""
     if strategy_name == "multiworker":
-        tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return joined_strategy(worker_timeout)
     if cpu_devices:
         use_cpu_devices(cpu_devices)
     if strategy_name == "mirrored":
         return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_devices)] if cpu_devices else None)
     return tf.distribute.get_strategy()
+
+
+def joined_strategy(timeout):
+    """MultiWorkerMirroredStrategy, once every other worker of TF_CONFIG answers at its address.
+    TensorFlow would wait for a missing worker inside C++, for ever and deaf to Ctrl-C, so the
+    workers first wait for each other here, each listening on its own port meanwhile: Ctrl-C, or
+    `timeout` seconds with a worker missing, end the process with one line, nothing written."""
+    cluster, task = tf_config()
+    peers = others(cluster, task)
+    try:
+        print(f"{task['type']} {task['index']}: waiting up to {timeout:g} s for the cluster's other workers "
+              f"({', '.join(peers) or 'none'})", flush=True)
+        with listening(cluster[task["type"]][task["index"]]):
+            wait_for(peers, timeout)
+    except KeyboardInterrupt:
+        fail("interrupted while waiting for the cluster's other workers; nothing written", cli.EXIT_INTERRUPTED)
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+@contextlib.contextmanager
+def listening(address):
+    """A socket listening on this worker's port, closed before TensorFlow's server takes the port
+    (with SO_REUSEPORT where TF_GRPC_REUSE_PORT asks TensorFlow's server for it)."""
+    port = int(address.rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if os.environ.get("TF_GRPC_REUSE_PORT"):
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            listener.bind(("", port))
+        except OSError as e:
+            fail(f"--strategy multiworker: this worker's port {port} (TF_CONFIG) is taken: {e.strerror}", cli.EXIT_FAILED)
+        listener.listen()
+        yield
+
+
+def wait_for(peers, timeout):
+    """Return once every one of peers ({name: "host:port"}) answers; fail with one line when
+    `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while missing := [name for name, address in peers.items() if not answers(address)]:
+        if time.monotonic() > deadline:
+            fail(f"--strategy multiworker: after {timeout:g} s (--worker_timeout) no answer from "
+                 f"{', '.join(missing)}: start them with the same TF_CONFIG cluster", cli.EXIT_FAILED)
+        time.sleep(0.5)
+
+
+def others(cluster, task):
+    """{"worker 1 (host:port)": "host:port"} for every task of the cluster but this one."""
+    return {f"{task_type} {k} ({address})": address for task_type, addresses in cluster.items()
+            for k, address in enumerate(addresses) if (task_type, k) != (task["type"], task["index"])}
+
+
+def answers(address):
+    """Whether something listens at "host:port" (a worker that has started its server)."""
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def describe(strategy_name, strategy, n_batch):

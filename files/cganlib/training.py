@@ -417,7 +417,7 @@ def set_up(run):
     models, made in the strategy's scope so their variables live on every replica."""
     if run.config.diff_augment and run.strategy != "default":
         raise InputError("--diff_augment trains on one device: use it with --strategy default")
-    strategy = distribution.make_strategy(run.strategy, run.cpu_devices)
+    strategy = distribution.make_strategy(run.strategy, run.cpu_devices, run.worker_timeout)
     check_replicas(run.config.n_batch, strategy)
     bfloat16 = run.mixed_precision and cgan.set_bfloat16()
     if run.seed is not None:
