@@ -22,7 +22,8 @@ first (the same command a user would type) and streaming its output:
   6. saliency.py          Grad-CAM, CAM and Integrated Gradients (from the black image, a blurred
                           copy and the healthy mean) of the held-out viral and bacterial images
      explain_image.py     --explain_n held-out bacterial and viral phantoms projected into the
-                          last generator's latent space and switched to healthy: a delta per image
+                          last generator's latent space and switched to healthy: a delta per image,
+                          and (--classifier) the measures that need no masks
   7. heatmaps.py, saliency.py --randomized_weights: the same from re-initialized weights, the
                           sanity check of Adebayo et al. 2018
 Then it scores every map against the ground truth (scoring.py) and prints one table (method x
@@ -62,6 +63,8 @@ Its last line is machine-readable:
          ig_reference_auc_lesion=<f> ig_reference_auc_lungs=<f> explain_image_auc_lesion=<f>
          explain_image_auc_lungs=<f> explain_image_energy_lesion=<f> explain_image_energy_lungs=<f>
          gradcam_image_energy_lesion=<f> gradcam_image_energy_lungs=<f>
+         recon_agree_lesion=<f> flip_rate_lesion=<f> deletion_auc_<map>_lesion=<f> ... insertion_auc_<map>_lesion=<f> ...
+         (maps delta, gradcam, ig, mean_diff, random), the same for lungs,
          collapsed_classes=<n> minutes=<f>
 (one line): the first four are today's painted shares of the interpolation heatmaps, pooled
 over the heatmapped epochs; the delta_* scores are the averaged delta's, pooled over the same
@@ -71,7 +74,9 @@ image minus the mean healthy one: the baseline that needs no model), class-level
 every held-out image's map, per image; ig_* is Integrated Gradients from the black image,
 ig_blur_* from a blurred copy, ig_reference_* from the healthy mean; explain_image_* are the
 projected delta's (explain_image.py on --explain_n held-out phantoms of each finding, switched to
-healthy), per image against each image's own mask; collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch;
+healthy), per image against each image's own mask; recon_agree_*, flip_rate_*, deletion_auc_* and
+insertion_auc_* are explain_image.py --classifier's measures of the same images, which need no
+masks (its help says what each is); collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch;
 minutes is the demo's wall time.
 
 --minutes -> epochs: the training gets the budget less a fixed allowance for the other steps
@@ -94,9 +99,11 @@ from cganlib import cli, config, run_folder
 from cganlib.datasets import BACTERIAL, DATASETS, HEALTHY, VIRAL, load_prepared
 from cganlib.phantoms import GROUND_TRUTH, LESION_PLACES
 from cganlib.scoring import (
+    CURVE_MAPS,
     FINDINGS,
     class_map,
     class_mean_difference,
+    explained_measures,
     pooled_average,
     score_average_arrays,
     score_explained,
@@ -136,6 +143,9 @@ METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG
 # near black, so its attribution is near 0 whatever the classifier reads there); the healthy mean
 # asks what the delta asks, what the finding adds to a healthy chest.
 IG_HEADLINE = "ig_reference"
+# explain_image.py --classifier's measures that need no masks, reported per finding
+MEASURE_KEYS = ("recon_agree", "flip_rate", *(f"{curve}_auc_{name}" for curve in ("deletion", "insertion")
+                                              for name in CURVE_MAPS))
 
 
 def parse_args(argv=None):
@@ -285,7 +295,8 @@ def run_demo(args, epochs):
             "--npz", os.path.join(w, DATASETS["xray"].images_file), "--labels_npz",
             os.path.join(w, DATASETS["xray"].labels_file), "--indices", *held_out, "--to", HEALTHY,
             "--steps", EXPLAIN_STEPS, "--starts", EXPLAIN_STARTS, "--ssim_weight", 0, "--rows", 4,
-            "--seed", args.seed, "--out_dir", os.path.join(paths["explained"], FINDINGS[label])), "explain_image.py")
+            "--seed", args.seed, "--classifier", classifier,
+            "--out_dir", os.path.join(paths["explained"], FINDINGS[label])), "explain_image.py")
     # the sanity check: the same maps from re-initialized weights (the last epoch's generator)
     require(run_step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps_randomized"], "--epochs", epochs[-1],
                      "--n_samples", 1, "--randomized_weights"), "heatmaps.py")
@@ -334,6 +345,7 @@ def compare(paths, ground_truth, n_latents, painted, mean_diffs):
         rows.append(("delta", finding, f"{len(paths['heatmap_files'])} interpolation heatmaps", {"painted": today}))
         rows.append(("delta", finding, f"mean of {len(paths['average_files'])} x {n_latents} latents", delta[finding]))
         explained = score_explained(explained_path(paths, finding), ground_truth)[1]
+        measures = explained_measures(explained_path(paths, finding))
         rows.append(("delta, projected", finding, f"per image (n={explained['n']})", explained))
         rows.append(("class-mean difference", finding, "no model", saliency["mean_diff"]["class"]))
         for method in METHODS:
@@ -361,6 +373,7 @@ def compare(paths, ground_truth, n_latents, painted, mean_diffs):
             f"explain_image_auc_{finding}": explained["auc"],
             f"explain_image_energy_{finding}": explained["energy"],
             f"{finding}_image_area": saliency["gradcam"]["image"]["area"],
+            **{f"{key}_{finding}": measures[key] for key in MEASURE_KEYS},
         })
     return rows, result
 
@@ -378,10 +391,24 @@ def result_line(painted, compared, accuracy, minutes, collapsed):
                   for finding in ("lesion", "lungs")),
                 *(f"{method}_auc_{finding}" for method in ("ig_blur", "ig_reference") for finding in ("lesion", "lungs")),
                 *(f"explain_image_{score}_{finding}" for score in ("auc", "energy") for finding in ("lesion", "lungs")),
-                "gradcam_image_energy_lesion", "gradcam_image_energy_lungs"):
+                "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
+                *(f"{key}_{finding}" for finding in ("lesion", "lungs") for key in MEASURE_KEYS)):
         values[key] = compared[key]
     return " ".join(["RESULT", *(f"{key}={value:.4f}" for key, value in values.items()),
                      f"collapsed_classes={collapsed}", f"minutes={minutes:.2f}"])
+
+
+def measure_lines(compared):
+    """explain_image.py --classifier's measures per finding: a table of the curves' areas by map."""
+    lines = [f"  {'finding':<8}{'map':<24}{'deletion AUC':>14}{'insertion AUC':>15}"]
+    for finding in ("lesion", "lungs"):
+        for name in CURVE_MAPS:
+            lines.append(f"  {finding:<8}{METHOD_NAMES.get(name, name):<24}{compared[f'deletion_auc_{name}_{finding}']:>14.3f}"
+                         f"{compared[f'insertion_auc_{name}_{finding}']:>15.3f}")
+        lines.append(f"  {finding}: the classifier gives {compared[f'recon_agree_{finding}']:.3f} of the reconstructions "
+                     f"their image's label (recon_agree), {compared[f'flip_rate_{finding}']:.3f} of the images switched "
+                     "to healthy the label healthy (flip_rate)")
+    return lines
 
 
 def comparison_figure(paths, images, labels, ground_truth, mean_diffs, path):
@@ -470,6 +497,11 @@ def main(argv=None):
     print(f"IG's headline baseline: {METHOD_NAMES[IG_HEADLINE]}: the black one erases dark regions (a lung pixel is "
           "near black, so IG gives it little whatever the classifier reads there); the healthy mean asks what the "
           "delta asks, what the finding adds to a healthy chest")
+    print("\nthe same held-out images without their masks (explain_image.py --classifier): the classifier's "
+          "probability of the image's class as its pixels, in each map's order, are blurred away (deletion, lower is "
+          "better) or put back (insertion, higher is better); these ask the classifier, so they favour its own "
+          "Grad-CAM and IG")
+    print("\n".join(measure_lines(compared)))
     print("\nthe generators against the real phantoms, mean over the heatmapped epochs [real against real]:")
     summaries, collapsed = evaluation_summary(os.path.join(paths["evaluation"], "evaluation.csv"))
     for line in summaries:

@@ -19,6 +19,7 @@ import heatmaps
 import latent_arithmetic
 import latent_walk
 from cganlib import cgan, config, gan_metrics, latent_space, plots, training
+from cganlib.scoring import CURVE_MAPS, FINDINGS
 from cganlib.storage import save_arrays, save_npz
 from conftest import FILES, finish, run_python, start_script, stop
 from helpers import data_file
@@ -429,11 +430,23 @@ def write_saliency(out, labels, randomized):
 
 
 def write_explained(out, indices):
-    """explain_image.py's file for held-out images switched to healthy: each delta on its own mask."""
+    """explain_image.py --classifier's file for held-out images switched to healthy: each delta on
+    its own mask; the first image's reconstruction read as healthy, every relabelled image as
+    healthy; curve areas that name their map and finding (measure_area)."""
     label = next(label for label, held_out in HELD_OUT.items() if indices[0] in held_out)
+    n = len(indices)
     deltas = np.stack([OWN_MASK[k] for k in indices]).astype(np.float32)[:, None]
+    areas = [[measure_area(m, label, curve) for m in range(len(CURVE_MAPS))] for curve in ("deletion", "insertion")]
     save_arrays(os.path.join(out, "explain_img_align_xray.npz"), indices=np.array(indices),
-                labels=np.full(len(indices), label), targets=np.array([0]), deltas=deltas)
+                labels=np.full(n, label), targets=np.array([0]), deltas=deltas, mse=np.full(n, 0.01),
+                ssim=np.full(n, 0.9), recon_classes=np.array([0] + [label] * (n - 1)),
+                relabelled_classes=np.zeros((n, 1), int), curve_maps=np.array(CURVE_MAPS),
+                deletion_auc=np.tile(areas[0], (n, 1)), insertion_auc=np.tile(areas[1], (n, 1)))
+
+
+def measure_area(m, label, curve):
+    """The curve area the fake explain_image.py saves for map m of images of this label."""
+    return 0.1 * (m + 1) + 0.01 * label + (0.5 if curve == "insertion" else 0.0)
 
 
 def write_evaluation(out, epochs):
@@ -483,6 +496,7 @@ def known_answer_steps(monkeypatch):
              "evaluate.py": lambda: write_evaluation(out, flag_values(args, "--epochs")),
              "saliency.py": lambda: write_saliency(out, map(int, flag_values(args, "--labels")), randomized),
              "explain_image.py": lambda: write_explained(out, [int(k) for k in flag_values(args, "--indices")])}[script]()
+            assert script != "explain_image.py" or "--classifier" in args  # its measures need the classifier
         return 0
 
     monkeypatch.setattr(demo, "run_step", run_step)
@@ -536,6 +550,11 @@ def test_the_demo_scores_known_maps_with_the_right_files_epochs_labels_and_masks
         "ig_blur_auc_lesion": 0.5, "ig_reference_auc_lesion": 0.5, "ig_blur_auc_lungs": 0.5, "ig_reference_auc_lungs": 0.5,
         "explain_image_auc_lesion": 1.0, "explain_image_energy_lesion": 1.0,
         "explain_image_auc_lungs": 1.0, "explain_image_energy_lungs": 1.0,
+        # explain_image.py --classifier's measures, each finding's from its own file
+        **{f"recon_agree_{finding}": 1 - 1 / len(HELD_OUT[label]) for label, finding in FINDINGS.items()},
+        **{f"flip_rate_{finding}": 1.0 for finding in FINDINGS.values()},
+        **{f"{curve}_auc_{name}_{finding}": measure_area(m, label, curve) for label, finding in FINDINGS.items()
+           for m, name in enumerate(CURVE_MAPS) for curve in ("deletion", "insertion")},
     }
     for key, value in expected.items():
         assert float(result[key]) == pytest.approx(value, abs=1e-4), key

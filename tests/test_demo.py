@@ -23,6 +23,9 @@ RESULT_KEYS = (
     "mean_diff_image_energy_lungs", "ig_blur_auc_lesion", "ig_blur_auc_lungs", "ig_reference_auc_lesion",
     "ig_reference_auc_lungs", "explain_image_auc_lesion", "explain_image_auc_lungs", "explain_image_energy_lesion",
     "explain_image_energy_lungs", "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
+    *(f"{key}_{finding}" for finding in ("lesion", "lungs") for key in (
+        "recon_agree", "flip_rate", *(f"{curve}_auc_{name}" for curve in ("deletion", "insertion")
+                                      for name in ("delta", "gradcam", "ig", "mean_diff", "random")))),
     "collapsed_classes", "minutes",
 )
 RESULT = re.compile("RESULT " + " ".join(rf"{key}=(\S+)" for key in RESULT_KEYS))
@@ -33,7 +36,7 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
     work = tmp_path / "demo"
     started = time.monotonic()
     done = run("demo.py", "--work_dir", work, "--n", 22, "--epochs", 1, "--filters", 8, "--n_samples", 1,
-               "--average_latents", 64, "--evaluate_n", 8)
+               "--average_latents", 64, "--evaluate_n", 8, "--explain_n", 4)
     elapsed_minutes = (time.monotonic() - started) / 60
     assert done.returncode == 0, done.stderr[-2000:]
     assert "absl::InitializeLog" not in done.stderr and "cudart_stub" not in done.stderr  # TensorFlow's start-up lines
@@ -64,6 +67,9 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
         for finding in ("lesion", "lungs"):
             assert re.search(rf"^{re.escape(method)} +{finding} ", done.stdout, re.MULTILINE), (method, finding)
     assert "chance: ROC-AUC 0.5" in done.stdout
+    for finding in ("lesion", "lungs"):  # explain_image.py --classifier's measures, a row per map
+        for name in ("delta", "Grad-CAM", "IG (black baseline)", "class-mean difference", "random"):
+            assert re.search(rf"^  {finding} +{re.escape(name)} +\S+ +\S+$", done.stdout, re.MULTILINE), (finding, name)
     # the evaluation's summary: a line per class, the heatmapped epoch's measures beside the floor
     for name in ("healthy", "viral", "bacter"):
         assert re.search(rf"^  {name} \(epochs 1\): label_accuracy \S+ \[\S+\], diversity_gen ", done.stdout,

@@ -14,7 +14,6 @@ from keras import layers
 import explain_image
 from cganlib import cgan, explanation, explanation_measures, faithfulness
 from cganlib.classifier import build_classifier
-from cganlib.explanation_measures import MAPS
 from cganlib.faithfulness import (
     area_under,
     curve_inputs,
@@ -22,7 +21,7 @@ from cganlib.faithfulness import (
     pixel_ranks,
     replaced_counts,
 )
-from cganlib.scoring import class_mean_difference
+from cganlib.scoring import CURVE_MAPS, class_mean_difference
 from cganlib.storage import save_arrays
 from conftest import DATA
 
@@ -243,15 +242,15 @@ def test_every_map_that_knows_the_region_beats_the_random_one(region_world):
                                    projection_flags)
     measures = explanation_measures.measure(w.classifier, result, (w.pixels, w.labels), steps=20, seed=0)
     assert measures.scores["recon_agree"] == 1.0 and measures.scores["flip_rate"] == 1.0
-    assert measures.note is None and measures.arrays["curve_maps"].tolist() == list(MAPS)
+    assert measures.note is None and measures.arrays["curve_maps"].tolist() == list(CURVE_MAPS)
     bright = w.labels == 1  # the plain images' class 0 needs no pixel: every map's curves stay flat
     deletion, insertion = (measures.arrays[key][bright] for key in ("deletion_auc", "insertion_auc"))
-    random = MAPS.index("random")
-    for m, name in enumerate(MAPS[:-1]):
+    random = CURVE_MAPS.index("random")
+    for m, name in enumerate(CURVE_MAPS[:-1]):
         assert (deletion[:, m] + 0.3 < deletion[:, random]).all(), name
         assert (insertion[:, m] > insertion[:, random] + 0.3).all(), name
     for key in ("deletion_auc", "insertion_auc"):
-        for m, name in enumerate(MAPS):
+        for m, name in enumerate(CURVE_MAPS):
             assert measures.scores[f"{key}_{name}"] == pytest.approx(measures.arrays[key][:, m].mean())
 
 
@@ -289,7 +288,7 @@ def test_explain_image_with_a_classifier_prints_the_measures_and_saves_the_curve
     assert result_line[0] == "RESULT"
     values = dict(item.split("=") for item in result_line[1:])
     expected = ["recon_mse", "recon_ssim", "recon_agree", "flip_rate",
-                *(f"{curve}_auc_{name}" for name in MAPS for curve in ("deletion", "insertion")),
+                *(f"{curve}_auc_{name}" for name in CURVE_MAPS for curve in ("deletion", "insertion")),
                 "n_images", "n_relabelled"]
     assert list(values) == expected
     assert values["n_images"] == "3" and values["n_relabelled"] == "6"  # labels 1, 2, 0, each switched to the 2 others
@@ -297,7 +296,7 @@ def test_explain_image_with_a_classifier_prints_the_measures_and_saves_the_curve
     assert any(line.startswith("  class-mean difference") for line in lines)
     with np.load(tmp_path / "explain_images.npz") as saved:
         assert saved["indices"].tolist() == [1, 3, 5]  # held_out.npz's held-out rows
-        assert saved["curve_maps"].tolist() == list(MAPS)
+        assert saved["curve_maps"].tolist() == list(CURVE_MAPS)
         assert saved["deletion_curves"].shape == saved["insertion_curves"].shape == (3, 5, 5)
         assert saved["deletion_auc"].shape == (3, 5) and saved["relabelled_classes"].shape == (3, 3)
         assert saved["recon_classes"].shape == (3,)

@@ -14,7 +14,12 @@ from cganlib.classifier import ClassifierFileError, load_classifier_for
 from cganlib.datasets import load_square_image
 from cganlib.delta import delta_sums, paint_levels
 from cganlib.saved_generators import check_labels
-from cganlib.scoring import PAINT_THRESHOLD, prepared_order, score_per_image
+from cganlib.scoring import (
+    PAINT_THRESHOLD,
+    other_targets,
+    prepared_order,
+    score_per_image,
+)
 from cganlib.storage import (
     InputError,
     load_arrays,
@@ -226,7 +231,7 @@ def checked_classifier(path, n_classes, model_name):
 
 
 def print_measures(measures, result, steps):
-    n_pairs = int(explanation_measures.other_targets(result["labels"], result["targets"]).sum())
+    n_pairs = int(other_targets(result["labels"], result["targets"]).sum())
     for line in explanation_measures.report_lines(measures, len(result["labels"]), n_pairs, steps):
         print(line)
 

@@ -24,10 +24,16 @@ import numpy as np
 
 from cganlib.classifier import grad_cam, integrated_gradients, predict_classes
 from cganlib.faithfulness import BLUR_SIGMA, area_under, deletion_insertion_curves
-from cganlib.scoring import class_mean_difference
+from cganlib.scoring import (
+    CURVE_MAPS,
+    class_mean_difference,
+    composition_scores,
+    other_targets,
+    saved_scores,
+    validity_scores,
+)
 from cganlib.storage import InputError
 
-MAPS = ("delta", "gradcam", "ig", "mean_diff", "random")
 MAP_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "ig": "IG", "mean_diff": "class-mean difference",
              "random": "random"}
 
@@ -44,20 +50,13 @@ def check_targets(labels, targets):
         raise InputError(f"--classifier measures the switch to another label: give --to a label besides {alone[0]}")
 
 
-def other_targets(labels, targets):
-    """(N, T) bool: target t is another label than image i's own."""
-    return np.asarray(targets)[None, :] != np.asarray(labels)[:, None]
-
-
 # ---------------------------------------------------------------- composition and validity
 
 
 def composition(model, result):
     """The reconstructions' mean MSE and SSIM, recon_agree, and the class given each reconstruction."""
     classes = predict_classes(model, classifier_pixels(result["reconstructions"]))
-    scores = {"recon_mse": float(np.mean(result["mse"])), "recon_ssim": float(np.mean(result["ssim"])),
-              "recon_agree": float(np.mean(classes == result["labels"]))}
-    return scores, classes
+    return composition_scores(result, classes), classes
 
 
 def validity(model, result):
@@ -65,8 +64,7 @@ def validity(model, result):
     relabelled = result["relabelled"]
     classes = predict_classes(model, classifier_pixels(relabelled.reshape(-1, *relabelled.shape[2:])))
     classes = classes.reshape(relabelled.shape[:2])
-    flipped = classes == np.asarray(result["targets"])[None, :]
-    return {"flip_rate": float(flipped[other_targets(result["labels"], result["targets"])].mean())}, classes
+    return validity_scores(result, classes), classes
 
 
 # ---------------------------------------------------------------- the maps
@@ -123,7 +121,7 @@ def mean_difference_maps(rows, result):
 
 
 def explanation_maps(model, result, rows, rng):
-    """{name: (N, H, W)} of MAPS; without labelled rows, or without images of a class, the
+    """{name: (N, H, W)} of CURVE_MAPS; without labelled rows, or without images of a class, the
     class-mean difference is left out, and the reason given: ({name: maps}, reason or None)."""
     pixels = classifier_pixels(result["images"])
     labels = np.asarray(result["labels"])
@@ -152,22 +150,17 @@ class Measures(NamedTuple):
 def measure(model, result, rows, steps, seed):
     """The Measures of explained()'s result; rows as mean_difference_maps takes them, or None."""
     rng = np.random.default_rng(seed)
-    scores, recon_classes = composition(model, result)
-    flips, relabelled_classes = validity(model, result)
+    _, recon_classes = composition(model, result)
+    _, relabelled_classes = validity(model, result)
     maps, note = explanation_maps(model, result, rows, rng)
     names = list(maps)
     deletion, insertion = deletion_insertion_curves(
         model, classifier_pixels(result["images"]), np.asarray(result["labels"]),
         np.stack([maps[name] for name in names], axis=1), steps, seed)
-    deletion_auc, insertion_auc = area_under(deletion), area_under(insertion)
-    scores.update(flips)
-    for m, name in enumerate(names):
-        scores[f"deletion_auc_{name}"] = float(deletion_auc[:, m].mean())
-        scores[f"insertion_auc_{name}"] = float(insertion_auc[:, m].mean())
     arrays = {"recon_classes": recon_classes, "relabelled_classes": relabelled_classes, "curve_maps": np.array(names),
               "deletion_curves": deletion, "insertion_curves": insertion,
-              "deletion_auc": deletion_auc, "insertion_auc": insertion_auc}
-    return Measures(scores, arrays, note)
+              "deletion_auc": area_under(deletion), "insertion_auc": area_under(insertion)}
+    return Measures(saved_scores({**result, **arrays}), arrays, note)
 
 
 def report_lines(measures, n_images, n_pairs, steps):
@@ -181,7 +174,7 @@ def report_lines(measures, n_images, n_pairs, steps):
                 f"mean of {n_images} images:")
     lines = [composed, valid, faithful,
              f"  {'map':<22}{'deletion AUC (lower better)':>30}{'insertion AUC (higher better)':>32}"]
-    for name in MAPS:
+    for name in CURVE_MAPS:
         if f"deletion_auc_{name}" in scores:
             lines.append(f"  {MAP_NAMES[name]:<22}{scores[f'deletion_auc_{name}']:>30.3f}"
                          f"{scores[f'insertion_auc_{name}']:>32.3f}")

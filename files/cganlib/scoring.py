@@ -289,6 +289,49 @@ def class_mean_difference(images, labels, label, reference=HEALTHY):
     return (images[labels == label].mean(axis=0) - images[labels == reference].mean(axis=0)).sum(axis=-1)
 
 
+# ---------------------------------------------------------------- explain_image.py --classifier's measures
+
+
+CURVE_MAPS = ("delta", "gradcam", "ig", "mean_diff", "random")  # the maps of the deletion and insertion curves
+
+
+def other_targets(labels, targets):
+    """(N, T) bool: target t is another label than image i's own."""
+    return np.asarray(targets)[None, :] != np.asarray(labels)[:, None]
+
+
+def composition_scores(result, recon_classes):
+    """The reconstructions' mean MSE and SSIM, and recon_agree: the share the classifier gives the image's label."""
+    return {"recon_mse": float(np.mean(result["mse"])), "recon_ssim": float(np.mean(result["ssim"])),
+            "recon_agree": float(np.mean(np.asarray(recon_classes) == np.asarray(result["labels"])))}
+
+
+def validity_scores(result, relabelled_classes):
+    """flip_rate: the share of the (image, other label) pairs whose relabelled image the classifier gives that label."""
+    flipped = np.asarray(relabelled_classes) == np.asarray(result["targets"])[None, :]
+    return {"flip_rate": float(flipped[other_targets(result["labels"], result["targets"])].mean())}
+
+
+def saved_scores(arrays):
+    """explain_image.py --classifier's RESULT scores, from the arrays its .npz holds: composition,
+    validity, and each curve map's mean deletion and insertion AUC."""
+    scores = composition_scores(arrays, arrays["recon_classes"])
+    scores.update(validity_scores(arrays, arrays["relabelled_classes"]))
+    for m, name in enumerate(np.asarray(arrays["curve_maps"]).tolist()):
+        scores[f"deletion_auc_{name}"] = float(np.mean(arrays["deletion_auc"][:, m]))
+        scores[f"insertion_auc_{name}"] = float(np.mean(arrays["insertion_auc"][:, m]))
+    return scores
+
+
+MEASURE_ARRAYS = ("labels", "targets", "mse", "ssim", "recon_classes", "relabelled_classes", "curve_maps",
+                  "deletion_auc", "insertion_auc")
+
+
+def explained_measures(path):
+    """saved_scores of an explain_image.py --classifier .npz."""
+    return saved_scores(dict(zip(MEASURE_ARRAYS, load_arrays(path, MEASURE_ARRAYS, "explain_image.py --classifier"))))
+
+
 # ---------------------------------------------------------------- the table
 
 
