@@ -5,6 +5,7 @@ that cannot fit (storage.check_memory), and the exit statuses."""
 
 import argparse
 import math
+import signal
 from contextlib import contextmanager
 
 from tqdm import tqdm
@@ -15,6 +16,7 @@ from cganlib.storage import EXIT_BAD_INPUT, InputError, check_memory, fail  # no
 EXIT_FAILED = 1  # the machine failed a read or write: a full disk, a folder gone or made read-only
 EXIT_TOO_MANY_REBUILDS = 3  # training: the collapse guard gave up; the epoch's models are saved
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
+EXIT_TERMINATED = 143  # SIGTERM (kill), as a shell reports it
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding, which Keras's set_random_seed calls, takes no more
 
 
@@ -55,7 +57,10 @@ def exit_on_bad_input():
     """Around a script's work: it ends in one line `<script>: error: <message>`, never a
     traceback. Bad input found there (InputError) ends it as a bad flag does, with
     EXIT_BAD_INPUT; a read or write the machine failed (OSError) with EXIT_FAILED; Ctrl-C with
-    EXIT_INTERRUPTED. Files are written atomically, so none is left half-written."""
+    EXIT_INTERRUPTED; SIGTERM (`kill`) with EXIT_TERMINATED, as an exception, so that the file
+    being written is removed on the way out. Files are written atomically (storage.atomic_write),
+    so none is left half-written; a SIGKILL's temporary file goes at the next write of its name."""
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         yield
     except InputError as e:
@@ -65,6 +70,12 @@ def exit_on_bad_input():
         fail(f"{where}: {why}" if where else why, EXIT_FAILED)
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame):
+    raise SystemExit(EXIT_TERMINATED)
 
 
 def os_error_parts(error):

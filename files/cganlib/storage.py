@@ -3,12 +3,13 @@ final name), sets of files written as one (a reader never takes files of two run
 `.npz` arrays under the key `arr_0` with their headers checked before they load, and the
 one-line error every script exits with."""
 
-import glob
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -46,10 +47,23 @@ def open_regular(path, mode="r", **kwargs):
 
 
 def _temporary_name(path, suffix):
+    """A new temporary file beside path, `.tmp-<name>.<pid>.<random>`: the writer's pid, so that a
+    later write of the same name can tell a killed writer's leftover from a live one's file."""
     folder, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{name}.", suffix=suffix, dir=folder)
+    _remove_dead_writers_files(folder, name)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{name}.{os.getpid()}.", suffix=suffix, dir=folder)
     os.close(fd)
     return tmp
+
+
+def _remove_dead_writers_files(folder, name):
+    """Remove the temporary files of `name` whose writer's process has ended (killed mid-write)."""
+    pattern = re.compile(rf"^\.tmp-{re.escape(name)}\.(\d+)\.")
+    for entry in os.listdir(folder):
+        match = pattern.match(entry)
+        if match and not psutil.pid_exists(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, entry))
 
 
 def atomic_write(path, write, suffix=""):
@@ -118,10 +132,7 @@ def save_file_set(folder, manifest, writers):
     sha256; then they are renamed into place. Killed before the manifest, the old set stands
     untouched; after it, until the renames are done, the files differ from the manifest and
     check_file_set refuses them. Temporary files a killed earlier write of these names left
-    are removed first."""
-    for name in writers:
-        for leftover in glob.glob(os.path.join(glob.escape(folder), f".tmp-{glob.escape(name)}.*")):
-            os.remove(leftover)
+    are removed first (_temporary_name)."""
     written = {}
     try:
         for name, write in writers.items():
