@@ -1,13 +1,18 @@
-"""Helpers the test modules share: synthetic data (X-ray arrays, bright squares), a ROC-AUC
-counted by hand, the check of a one-line error, and reading a running script's log. Launching a
-script: conftest.py."""
+"""Helpers the test modules share: synthetic data (X-ray arrays, bright squares, run folders),
+a ROC-AUC counted by hand, the checks of a one-line error, train_cgan.py's command lines, and
+reading a running script's log. Launching a script: conftest.py."""
 
 import os
+import subprocess
+import sys
 
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
 
+import train_cgan
+from cganlib import run_folder
 from cganlib.storage import save_npz
 from conftest import DATA
 
@@ -129,3 +134,50 @@ def read_until(process, done):
         if done(lines[-1]):
             return lines
     raise AssertionError(f"the run ended (status {process.wait()}) before the line awaited; its last lines: {lines[-5:]}")
+
+
+def dead_pid():
+    """The pid of a process that has ended (a killed writer's, in a temporary file's name)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def one_line_exit(capsys, status, main, argv):
+    """main(argv) ends with SystemExit(status) and one line on stderr (bars aside); returns it."""
+    with pytest.raises(SystemExit) as stop:
+        main(list(map(str, argv)))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "%|" not in line]
+    assert stop.value.code == status and len(lines) == 1 and "Traceback" not in lines[0], lines
+    return lines[0]
+
+
+def fake_model(path):
+    """An .h5 that opens like a saved Keras model (all that completeness asks)."""
+    with h5py.File(path, "w") as f:
+        f.create_group("model_weights")
+
+
+def epoch_files(folder, epoch, parts=("generator", "discriminator", "gan")):
+    paths = run_folder.model_paths(str(folder), epoch)
+    for part in parts:
+        fake_model(paths[part])
+
+
+def history(folder, epochs):
+    run_folder.write_history(str(folder), [dict.fromkeys(run_folder.HISTORY_FIELDS, 0) | {"epoch": e} for e in epochs])
+
+
+def bad_input(tmp_path, capsys, argv):
+    """train_cgan.main(argv)'s one error line; nothing under tmp_path written."""
+    return one_error_line(train_cgan.main, argv, capsys, unchanged=tmp_path)
+
+
+def xray_argv(data, *extra):
+    return ["--dataset", "xray", "--data_dir", str(data), "--filters", "8", "--n_batch", "16",
+            "--summary_dir", str(data / "cgan"), *map(str, extra)]
+
+
+def train_argv(data, results, *extra):
+    return ["--dataset", "xray", "--data_dir", str(data), "--results_dir", str(results), "--summary_dir",
+            str(data / "cgan"), "--filters", "4", "--n_batch", "16", "--real_plots", "0", *map(str, extra)]

@@ -17,7 +17,7 @@ from skimage.metrics import structural_similarity
 
 import evaluate
 import train_cgan
-from cganlib import cgan, config, datasets, evaluation, run_folder, training
+from cganlib import cgan, cli, config, datasets, evaluation, run_folder, training
 from cganlib.classifier import build_classifier
 from cganlib.gan_metrics import (
     collapsed,
@@ -31,7 +31,7 @@ from cganlib.gan_metrics import (
     precision_recall,
 )
 from cganlib.storage import save_arrays, save_model, save_npz
-from helpers import bright_squares, make_xray_data, one_error_line
+from helpers import bright_squares, make_xray_data, one_error_line, one_line_exit
 
 N_CLASSES = 3
 PER_CLASS = 12
@@ -160,6 +160,37 @@ def evaluation_inputs(tmp_path_factory):
     save_model(collapsed_generator(), run_folder.model_paths(str(data / "results"), 1)["generator"])
     save_model(label_blind_generator(), run_folder.model_paths(str(data / "results"), 2)["generator"])
     return data
+
+
+def test_ctrl_c_in_evaluate_is_one_line_and_leaves_no_partial_results(
+        evaluation_inputs, tmp_path, capsys, monkeypatch):
+    measure = evaluation.evaluate_epoch
+
+    def interrupted_at_epoch_2(epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return measure(epoch, *args)
+
+    monkeypatch.setattr(evaluation, "evaluate_epoch", interrupted_at_epoch_2)
+    line = one_line_exit(capsys, cli.EXIT_INTERRUPTED, evaluate.main, [
+        "--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8, "--out_dir", tmp_path / "out"])
+    assert line.endswith("error: interrupted")
+    assert os.listdir(tmp_path / "out") == []  # epoch 1 was measured: no evaluation.csv of it alone
+
+
+@pytest.mark.parametrize("accuracy, message", [
+    ("high", "accuracy must be one number, got <U4 ()"),
+    (float("nan"), "accuracy must be in [0, 1], got nan"),
+    (np.array([0.5, 0.7]), "accuracy must be one number, got float64 (2,)"),
+])
+def test_a_held_out_accuracy_that_is_not_one_number_is_refused(
+        evaluation_inputs, tmp_path, capsys, accuracy, message):
+    classifier = tmp_path / "classifier.keras"
+    os.symlink(evaluation_inputs / "classifier" / "classifier.keras", classifier)
+    save_arrays(tmp_path / "held_out.npz", accuracy=accuracy)
+    line = one_line_exit(capsys, 2, evaluate.main, ["--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8,
+                                                    "--classifier", classifier, "--out_dir", tmp_path / "out"])
+    assert line.endswith(f"{tmp_path / 'held_out.npz'}: {message}")
 
 
 def read_rows(path):

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import make_phantoms
 import prepare_xrays
 import train_classifier
 from cganlib.classifier import stratified_split
@@ -18,6 +17,7 @@ from cganlib.patients import NAMES_FILE, load_patients, patient_classes, patient
 from cganlib.phantoms import file_names
 from cganlib.scoring import prepared_order
 from cganlib.storage import load_arrays, save_npz
+from helpers import make_phantom_set
 
 
 @pytest.mark.parametrize("name, patient", [
@@ -88,7 +88,7 @@ def test_with_one_image_per_patient_the_patient_split_is_the_image_split():
 
 
 def test_prepare_xrays_writes_each_rows_file_name_beside_the_arrays(tmp_path):
-    truth = make_phantoms.write_phantoms(tmp_path, 3, 80)
+    truth = make_phantom_set(tmp_path, 3, 80)
     prepare_xrays.main(["--images", str(tmp_path / "chest_xray"), "--out_dir", str(tmp_path / "prepared"),
                         "--workers", "1"])
     names = (tmp_path / "prepared" / NAMES_FILE).read_text().splitlines()

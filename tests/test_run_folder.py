@@ -3,28 +3,12 @@ files, the run's recorded data files and the training state file. No training he
 
 import os
 
-import h5py
 import numpy as np
 import pytest
 
 from cganlib import run_folder
 from cganlib.storage import InputError
-
-
-def fake_model(path):
-    """An .h5 that opens like a saved Keras model (all that completeness asks)."""
-    with h5py.File(path, "w") as f:
-        f.create_group("model_weights")
-
-
-def epoch_files(folder, epoch, parts=("generator", "discriminator", "gan")):
-    paths = run_folder.model_paths(str(folder), epoch)
-    for part in parts:
-        fake_model(paths[part])
-
-
-def history(folder, epochs):
-    run_folder.write_history(str(folder), [dict.fromkeys(run_folder.HISTORY_FIELDS, 0) | {"epoch": e} for e in epochs])
+from helpers import epoch_files, history
 
 
 def test_generator_files_follow_the_originals_rule(tmp_path):

@@ -17,7 +17,7 @@ from cganlib import cgan, cli, config, datasets, run_folder, training
 from cganlib.collapse_guard import CollapseGuard
 from cganlib.storage import save_model, save_npz
 from conftest import start_logged
-from helpers import make_xray_data, one_error_line, read_until
+from helpers import bad_input, make_xray_data, read_until, xray_argv
 
 LOG_LINE = re.compile(
     r"^>\d+/\d+, \d+/\d+, d1=\d+\.\d{3}, d2=\d+\.\d{3}, g=\d+\.\d{3}, secs=\d+, "
@@ -305,16 +305,6 @@ def test_sigkill_leaves_exactly_the_complete_epochs_and_a_lock_that_blocks_nobod
 
 
 # ---------------------------------------------------------------- bad input: one line, status 2, nothing written
-
-
-def bad_input(tmp_path, capsys, argv):
-    """train_cgan.main(argv)'s one error line; nothing under tmp_path written."""
-    return one_error_line(train_cgan.main, argv, capsys, unchanged=tmp_path)
-
-
-def xray_argv(data, *extra):
-    return ["--dataset", "xray", "--data_dir", str(data), "--filters", "8", "--n_batch", "16",
-            "--summary_dir", str(data / "cgan"), *map(str, extra)]
 
 
 def test_missing_npz_names_the_file_and_the_prepare_script(tmp_path, capsys):

@@ -17,12 +17,7 @@ import train_cgan
 from cganlib import cgan, cli, plots, run_folder, training
 from cganlib.storage import save_model, save_npz
 from conftest import start_logged
-from helpers import data_file, make_xray_data, one_error_line, read_until
-
-
-def train_argv(data, results, *extra):
-    return ["--dataset", "xray", "--data_dir", str(data), "--results_dir", str(results), "--summary_dir",
-            str(data / "cgan"), "--filters", "4", "--n_batch", "16", "--real_plots", "0", *map(str, extra)]
+from helpers import data_file, make_xray_data, one_error_line, read_until, train_argv
 
 
 def state_of(results, epoch):

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import evaluate
 import explain_image
 import heatmap_scores
 import heatmaps
@@ -28,16 +27,21 @@ import prepare_folders
 import prepare_xrays
 import train_cgan
 import train_classifier
-from cganlib import cgan, cli, datasets, evaluation, explanation, run_folder, storage
+from cganlib import cgan, cli, datasets, explanation, run_folder, storage
 from cganlib.collapse_guard import D_MODEL, G_MODEL, GAN_MODELS, CollapseGuard, Decision
 from cganlib.storage import InputError
 from conftest import DATA, FILES
-from helpers import make_xray_data
-from test_evaluate import evaluation_inputs  # noqa: F401  (a fixture)
-from test_heatmaps import save_generator
-from test_run_folder import epoch_files, history
-from test_train import bad_input, xray_argv
-from test_train_resume import train_argv
+from helpers import (
+    bad_input,
+    dead_pid,
+    epoch_files,
+    history,
+    make_xray_data,
+    one_line_exit,
+    save_generator,
+    train_argv,
+    xray_argv,
+)
 
 MEMORY_LIMIT = 600 << 20  # address space for a preparing script: its work fits, a decoded bomb does not
 ARRAY_MEMORY_LIMIT = 256 << 20  # for reading arrays without TensorFlow
@@ -244,7 +248,7 @@ def test_a_set_killed_halfway_is_refused_and_one_killed_before_its_manifest_stan
     prepare = ["--images", str(xray_folder(tmp_path / "old")), "--out_dir", str(data), "--workers", "1"]
     prepare_xrays.main(prepare)
     old_images, old_labels = datasets.load_prepared(datasets.DATASETS["xray"], str(data))
-    (data / ".tmp-img_align_xray.npz.k1ll3d").write_bytes(b"left by a killed run")
+    (data / f".tmp-img_align_xray.npz.{dead_pid()}.k1ll3d").write_bytes(b"left by a killed run")
     prepare[1] = str(xray_folder(tmp_path / "new", n=9))
     killed_at_rename(monkeypatch, "prepared_xray.json")  # killed before the set's commit
     with pytest.raises(KeyboardInterrupt):
@@ -366,11 +370,21 @@ DELETE = object()
 NAN = float("nan")
 
 
-def fresh_run_config(data, results, *extra):
-    """run_config.json of a fresh run with these flags, written into results as the run would."""
+@pytest.fixture(scope="module")
+def fresh_run(tmp_path_factory):
+    """(data, run_config.json's text) of a one-epoch run of train_argv's settings."""
+    folder = tmp_path_factory.mktemp("fresh_run")
+    data = make_xray_data(folder / "data", n=32)
+    assert train_cgan.main(train_argv(data, folder / "results", "--epochs_goal", 1)) == 0
+    return data, (folder / "results" / run_folder.RUN_CONFIG).read_text()
+
+
+def fresh_run_config(fresh_run, results):
+    """The fresh run's data, its run_config.json copied into results (an empty run folder)."""
+    data, text = fresh_run
     os.makedirs(results, exist_ok=True)
-    args, given = train_cgan.parse_args(train_argv(data, results, *extra))
-    run_folder.write_config(str(results), run_folder.run_record(train_cgan.settle(args, given)))
+    (results / run_folder.RUN_CONFIG).write_text(text)
+    return data
 
 
 @pytest.mark.parametrize("where, value, message", [
@@ -387,10 +401,10 @@ def fresh_run_config(data, results, *extra):
     ("flags", [], '"flags" holds a list, not an object'),
     ("data_files.0.sha256", DELETE, '"data_files" entry 0 is not {"path": text, "bytes": whole number, "sha256": text}'),
 ])
-def test_a_run_config_edited_by_hand_is_refused_as_the_command_line_would(tmp_path, capsys, where, value, message):
-    data = make_xray_data(tmp_path / "data", n=32)
+def test_a_run_config_edited_by_hand_is_refused_as_the_command_line_would(tmp_path, capsys, fresh_run, where, value,
+                                                                          message):
     results = tmp_path / "results"
-    fresh_run_config(data, results)
+    data = fresh_run_config(fresh_run, results)
     epoch_files(results, 1)
     history(results, [1])
     record = edited(run_folder.read_config(str(results)), where, value)
@@ -413,15 +427,6 @@ def test_a_history_or_run_config_that_is_not_one_is_refused(tmp_path, capsys, te
 
 
 # ---------------------------------------------------------------- interruptions and full disks outside training
-
-
-def one_line_exit(capsys, status, main, argv):
-    """main(argv) ends with SystemExit(status) and one line on stderr (bars aside); returns it."""
-    with pytest.raises(SystemExit) as stop:
-        main(list(map(str, argv)))
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "%|" not in line]
-    assert stop.value.code == status and len(lines) == 1 and "Traceback" not in lines[0], lines
-    return lines[0]
 
 
 def full_disk_at(monkeypatch, suffix):
@@ -459,22 +464,6 @@ def test_ctrl_c_in_explain_image_is_one_line_and_writes_nothing(tmp_path, capsys
         "--out_dir", tmp_path / "out"])
     assert line.endswith("error: interrupted")
     assert os.listdir(tmp_path / "out") == []
-
-
-def test_ctrl_c_in_evaluate_is_one_line_and_leaves_no_partial_results(
-        evaluation_inputs, tmp_path, capsys, monkeypatch):  # noqa: F811  (the fixture imported above)
-    measure = evaluation.evaluate_epoch
-
-    def interrupted_at_epoch_2(epoch, *args):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return measure(epoch, *args)
-
-    monkeypatch.setattr(evaluation, "evaluate_epoch", interrupted_at_epoch_2)
-    line = one_line_exit(capsys, cli.EXIT_INTERRUPTED, evaluate.main, [
-        "--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8, "--out_dir", tmp_path / "out"])
-    assert line.endswith("error: interrupted")
-    assert os.listdir(tmp_path / "out") == []  # epoch 1 was measured: no evaluation.csv of it alone
 
 
 # ---------------------------------------------------------------- model files
@@ -524,21 +513,6 @@ def test_a_malformed_model_file_is_named_and_the_others_still_done(tmp_path, cap
         "--model", models / "generator_model_001.h5", "--image", small_image(tmp_path / "scan.png"), "--label", 1,
         "--out_dir", tmp_path / "explained"])
     assert message in line
-
-
-@pytest.mark.parametrize("accuracy, message", [
-    ("high", "accuracy must be one number, got <U4 ()"),
-    (float("nan"), "accuracy must be in [0, 1], got nan"),
-    (np.array([0.5, 0.7]), "accuracy must be one number, got float64 (2,)"),
-])
-def test_a_held_out_accuracy_that_is_not_one_number_is_refused(
-        evaluation_inputs, tmp_path, capsys, accuracy, message):  # noqa: F811  (the fixture imported above)
-    classifier = tmp_path / "classifier.keras"
-    os.symlink(evaluation_inputs / "classifier" / "classifier.keras", classifier)
-    storage.save_arrays(tmp_path / "held_out.npz", accuracy=accuracy)
-    line = one_line_exit(capsys, 2, evaluate.main, ["--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8,
-                                                    "--classifier", classifier, "--out_dir", tmp_path / "out"])
-    assert line.endswith(f"{tmp_path / 'held_out.npz'}: {message}")
 
 
 # ---------------------------------------------------------------- arrays given to explain_image.py
@@ -641,10 +615,10 @@ def test_empty_prepared_arrays_are_refused_by_training_and_the_classifier(tmp_pa
     assert one_line_exit(capsys, 2, train_classifier.main, ["--dataset", "xray", "--data_dir", data]).endswith(message)
 
 
-def test_a_restart_whose_models_are_another_runs_says_so_rather_than_advise_flags_it_refuses(tmp_path, capsys):
-    data = make_xray_data(tmp_path / "data", n=32)
+def test_a_restart_whose_models_are_another_runs_says_so_rather_than_advise_flags_it_refuses(tmp_path, capsys,
+                                                                                            fresh_run):
     results = tmp_path / "results"
-    fresh_run_config(data, results)  # latent_dim 100, filters 4
+    data = fresh_run_config(fresh_run, results)  # latent_dim 100, filters 4
     paths = run_folder.model_paths(str(results), 1)
     storage.save_model(cgan.build_generator(3, latent_dim=50, filters=4), paths["generator"])
     storage.save_model(cgan.build_discriminator(3, filters=4, lr=4e-5), paths["discriminator"])
