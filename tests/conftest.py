@@ -19,6 +19,10 @@ SLOW_TIMEOUT = 1200  # seconds for a test marked slow (an end-to-end run); other
 
 
 def pytest_configure(config):
+    # pytest-xdist's workers ignore Ctrl-C (SIGINT), and a script they start would inherit that and
+    # never stop; a handler is not inherited: the scripts hear Ctrl-C, as from a shell
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line("markers", "slow: end-to-end runs of the real scripts (run in CI too)")
     # Keras 3.15 calls np.array(tensor) the NumPy 1 way: hundreds of identical warnings per run
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
@@ -40,9 +44,23 @@ def script_env(env=None):
 def start_python(*argv, cwd=None, env=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE):
     """This Python on argv (a script's path and its arguments, or "-c" and code) in a subprocess,
     from the repository's root unless cwd is given, in a process group of its own (stop() ends
-    it with the processes it started); returns the Popen, text mode."""
-    return subprocess.Popen([sys.executable, *map(str, argv)], cwd=cwd or ROOT, env=script_env(env), stdout=stdout,
-                            stderr=stderr, text=True, start_new_session=True)
+    it with the processes it started; so does the end of the test that started it); returns the
+    Popen, text mode."""
+    process = subprocess.Popen([sys.executable, *map(str, argv)], cwd=cwd or ROOT, env=script_env(env), stdout=stdout,
+                               stderr=stderr, text=True, start_new_session=True)
+    STARTED.append(process)
+    return process
+
+
+STARTED = []  # the processes start_python started during the running test
+
+
+@pytest.fixture(autouse=True)
+def stop_what_the_test_started():
+    """A test that fails halfway leaves no script running (it would train on for ever)."""
+    yield
+    while STARTED:
+        stop(STARTED.pop())
 
 
 def stop(process):
