@@ -102,22 +102,23 @@ def assert_figure_fits(path, n_rows, n_columns=10):
 # ---------------------------------------------------------------- bad input
 
 
-def error_line(status, stderr):
-    """The one line a refused input prints, `<script>: error: <message>`, after checking that it
-    is the only line of stderr and the exit status is 2."""
-    lines = stderr.strip().splitlines()
-    assert status == 2, stderr[-2000:]
+def error_line(status, stderr, expected_status=2):
+    """The one line a script that stops prints, `<script>: error: <message>`, after checking that
+    it is the only line of stderr (progress bars aside) and the exit status is expected_status (2,
+    bad input, unless told)."""
+    lines = [line for line in stderr.splitlines() if line.strip() and "%|" not in line]
+    assert status == expected_status, stderr[-2000:]
     assert len(lines) == 1 and ": error: " in lines[0] and "Traceback" not in stderr, stderr[-2000:]
     return lines[0]
 
 
-def one_error_line(main, argv, capsys, unchanged=None):
-    """Run a script's main(argv) in this process: its error_line. With `unchanged`, a folder,
-    also checks that nothing under it was written or removed."""
+def one_error_line(main, argv, capsys, unchanged=None, status=2):
+    """Run a script's main(argv) in this process: its error_line, with exit status `status`. With
+    `unchanged`, a folder, also checks that nothing under it was written or removed."""
     before = sorted(unchanged.rglob("*")) if unchanged is not None else None
     with pytest.raises(SystemExit) as exit_info:
         main([str(a) for a in argv])
-    line = error_line(exit_info.value.code, capsys.readouterr().err)
+    line = error_line(exit_info.value.code, capsys.readouterr().err, status)
     if unchanged is not None:
         assert sorted(unchanged.rglob("*")) == before, "bad input wrote files"
     return line
@@ -141,15 +142,6 @@ def dead_pid():
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
-
-
-def one_line_exit(capsys, status, main, argv):
-    """main(argv) ends with SystemExit(status) and one line on stderr (bars aside); returns it."""
-    with pytest.raises(SystemExit) as stop:
-        main(list(map(str, argv)))
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "%|" not in line]
-    assert stop.value.code == status and len(lines) == 1 and "Traceback" not in lines[0], lines
-    return lines[0]
 
 
 def fake_model(path):

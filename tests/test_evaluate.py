@@ -31,7 +31,7 @@ from cganlib.gan_metrics import (
     precision_recall,
 )
 from cganlib.storage import save_arrays, save_model, save_npz
-from helpers import bright_squares, make_xray_data, one_error_line, one_line_exit
+from helpers import bright_squares, make_xray_data, one_error_line
 
 N_CLASSES = 3
 PER_CLASS = 12
@@ -172,8 +172,8 @@ def test_ctrl_c_in_evaluate_is_one_line_and_leaves_no_partial_results(
         return measure(epoch, *args)
 
     monkeypatch.setattr(evaluation, "evaluate_epoch", interrupted_at_epoch_2)
-    line = one_line_exit(capsys, cli.EXIT_INTERRUPTED, evaluate.main, [
-        "--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8, "--out_dir", tmp_path / "out"])
+    line = one_error_line(evaluate.main, [
+        "--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8, "--out_dir", tmp_path / "out"], capsys, status=cli.EXIT_INTERRUPTED)
     assert line.endswith("error: interrupted")
     assert os.listdir(tmp_path / "out") == []  # epoch 1 was measured: no evaluation.csv of it alone
 
@@ -188,8 +188,8 @@ def test_a_held_out_accuracy_that_is_not_one_number_is_refused(
     classifier = tmp_path / "classifier.keras"
     os.symlink(evaluation_inputs / "classifier" / "classifier.keras", classifier)
     save_arrays(tmp_path / "held_out.npz", accuracy=accuracy)
-    line = one_line_exit(capsys, 2, evaluate.main, ["--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8,
-                                                    "--classifier", classifier, "--out_dir", tmp_path / "out"])
+    line = one_error_line(evaluate.main, ["--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8,
+                                                    "--classifier", classifier, "--out_dir", tmp_path / "out"], capsys)
     assert line.endswith(f"{tmp_path / 'held_out.npz'}: {message}")
 
 

@@ -37,7 +37,7 @@ from helpers import (
     epoch_files,
     history,
     make_xray_data,
-    one_line_exit,
+    one_error_line,
     save_generator,
     train_argv,
     xray_argv,
@@ -446,8 +446,7 @@ def test_a_full_disk_while_heatmaps_write_is_one_line_exit_1_and_nothing_half_wr
     models.mkdir()
     save_generator(models / "generator_model_001.h5", 3)
     full_disk_at(monkeypatch, ".png")
-    line = one_line_exit(capsys, cli.EXIT_FAILED, heatmaps.main,
-                         ["--dataset", "xray", "--models_dir", models, "--out_dir", out])
+    line = one_error_line(heatmaps.main, ["--dataset", "xray", "--models_dir", models, "--out_dir", out], capsys, status=cli.EXIT_FAILED)
     assert line.endswith(f"error: {out / 'generator_model_001.h5.png'}: No space left on device")
     assert not [name for name in os.listdir(out) if name.endswith(".png") or name.startswith(".tmp-")]
 
@@ -459,9 +458,9 @@ def test_ctrl_c_in_explain_image_is_one_line_and_writes_nothing(tmp_path, capsys
         raise KeyboardInterrupt
 
     monkeypatch.setattr(explanation.projection, "project", interrupted)
-    line = one_line_exit(capsys, cli.EXIT_INTERRUPTED, explain_image.main, [
+    line = one_error_line(explain_image.main, [
         "--model", os.path.join(DATA, "keras2_generator_c3_f8.h5"), "--image", image, "--label", 1,
-        "--out_dir", tmp_path / "out"])
+        "--out_dir", tmp_path / "out"], capsys, status=cli.EXIT_INTERRUPTED)
     assert line.endswith("error: interrupted")
     assert os.listdir(tmp_path / "out") == []
 
@@ -509,9 +508,9 @@ def test_a_malformed_model_file_is_named_and_the_others_still_done(tmp_path, cap
     assert os.path.exists(out / "generator_model_002.h5.npz") and not os.path.exists(out / "generator_model_001.h5.npz")
     with pytest.raises(cgan.ModelFileError if "would need" not in message else InputError, match=message):
         cgan.load_generator(str(models / "generator_model_001.h5"))
-    line = one_line_exit(capsys, 2, explain_image.main, [
+    line = one_error_line(explain_image.main, [
         "--model", models / "generator_model_001.h5", "--image", small_image(tmp_path / "scan.png"), "--label", 1,
-        "--out_dir", tmp_path / "explained"])
+        "--out_dir", tmp_path / "explained"], capsys)
     assert message in line
 
 
@@ -537,9 +536,9 @@ NPZ_CASES = [
 def test_explain_image_refuses_arrays_it_would_misread(tmp_path, capsys, arrays, extra, message):
     storage.save_arrays(tmp_path / "set.npz", **arrays)
     storage.save_npz(tmp_path / "labels.npz", np.zeros(3, int))
-    line = one_line_exit(capsys, 2, explain_image.main, [
+    line = one_error_line(explain_image.main, [
         "--model", os.path.join(DATA, "keras2_generator_c3_f8.h5"), "--npz", tmp_path / "set.npz",
-        "--out_dir", tmp_path / "out", *[str(a).format(labels=tmp_path / "labels.npz") for a in extra]])
+        "--out_dir", tmp_path / "out", *[str(a).format(labels=tmp_path / "labels.npz") for a in extra]], capsys)
     assert message in line
     assert not (tmp_path / "out").exists()
 
@@ -571,7 +570,7 @@ def with_value(value):
 ])
 def test_heatmap_scores_refuses_what_it_cannot_score(tmp_path, capsys, deltas, lesion_on, message):
     argv = truth_and_deltas(tmp_path, deltas, lesion_on)
-    assert one_line_exit(capsys, 2, heatmap_scores.main, argv).endswith(f"error: {message}")
+    assert one_error_line(heatmap_scores.main, argv, capsys).endswith(f"error: {message}")
 
 
 def test_heatmap_scores_refuses_a_nan_average(tmp_path, capsys):
@@ -580,7 +579,7 @@ def test_heatmap_scores_refuses_a_nan_average(tmp_path, capsys):
     share = np.zeros((3, 3, 3, 80, 80), np.float32)
     storage.save_arrays(tmp_path / "average.npz", labels=np.arange(3), mean=mean, share_above=share,
                         thresholds=np.array([1.0, 0.6, 0.2]))
-    line = one_line_exit(capsys, 2, heatmap_scores.main, [*argv, "--average", tmp_path / "average.npz"])
+    line = one_error_line(heatmap_scores.main, [*argv, "--average", tmp_path / "average.npz"], capsys)
     assert line.endswith("error: the averaged delta holds NaN or infinite values")
 
 
@@ -612,7 +611,7 @@ def test_empty_prepared_arrays_are_refused_by_training_and_the_classifier(tmp_pa
     storage.save_npz(data / "labels_align_xray.npz", np.zeros(0, np.int64))
     message = f"{data / 'img_align_xray.npz'} holds no images"
     assert message in bad_input(tmp_path, capsys, xray_argv(data))
-    assert one_line_exit(capsys, 2, train_classifier.main, ["--dataset", "xray", "--data_dir", data]).endswith(message)
+    assert one_error_line(train_classifier.main, ["--dataset", "xray", "--data_dir", data], capsys).endswith(message)
 
 
 def test_a_restart_whose_models_are_another_runs_says_so_rather_than_advise_flags_it_refuses(tmp_path, capsys,
