@@ -2,6 +2,7 @@
 a ROC-AUC counted by hand, the checks of a one-line error, train_cgan.py's command lines, and
 reading a running script's log. Launching a script: conftest.py."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 import train_cgan
-from cganlib import run_folder
+from cganlib import run_folder, storage
 from cganlib.storage import save_npz
 from conftest import DATA
 
@@ -173,3 +174,15 @@ def xray_argv(data, *extra):
 def train_argv(data, results, *extra):
     return ["--dataset", "xray", "--data_dir", str(data), "--results_dir", str(results), "--summary_dir",
             str(data / "cgan"), "--filters", "4", "--n_batch", "16", "--real_plots", "0", *map(str, extra)]
+
+
+def full_disk_at(monkeypatch, suffix):
+    """os.replace fails as on a full disk when it would put a file ending in suffix in place."""
+    replace = os.replace
+
+    def replace_or_fail(src, dst):
+        if str(dst).endswith(suffix):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), src, None, dst)
+        replace(src, dst)
+
+    monkeypatch.setattr(storage.os, "replace", replace_or_fail)

@@ -31,7 +31,7 @@ from cganlib.gan_metrics import (
     precision_recall,
 )
 from cganlib.storage import save_arrays, save_model, save_npz
-from helpers import bright_squares, make_xray_data, one_error_line
+from helpers import bright_squares, full_disk_at, make_xray_data, one_error_line
 
 N_CLASSES = 3
 PER_CLASS = 12
@@ -191,6 +191,16 @@ def test_a_held_out_accuracy_that_is_not_one_number_is_refused(
     line = one_error_line(evaluate.main, ["--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8,
                                                     "--classifier", classifier, "--out_dir", tmp_path / "out"], capsys)
     assert line.endswith(f"{tmp_path / 'held_out.npz'}: {message}")
+
+
+def test_a_full_disk_while_evaluate_writes_is_one_line_exit_1_and_nothing_half_written(
+        evaluation_inputs, tmp_path, capsys, monkeypatch):
+    full_disk_at(monkeypatch, ".png")  # the figure, after the table
+    out = tmp_path / "out"
+    line = one_error_line(evaluate.main, ["--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8, "--out_dir", out],
+                          capsys, status=cli.EXIT_FAILED)
+    assert line.endswith(f"error: {out / 'evaluation.png'}: No space left on device")
+    assert not [name for name in os.listdir(out) if name.endswith(".png") or name.startswith(".tmp-")]
 
 
 def read_rows(path):

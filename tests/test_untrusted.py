@@ -4,7 +4,6 @@ half replaced, a run folder edited by hand. Each ends in one line and exit statu
 input) or 1 (the machine failed), or works; nothing outside the run's own files is touched."""
 
 import copy
-import errno
 import io
 import json
 import math
@@ -35,6 +34,7 @@ from helpers import (
     bad_input,
     dead_pid,
     epoch_files,
+    full_disk_at,
     history,
     make_xray_data,
     one_error_line,
@@ -427,18 +427,6 @@ def test_a_history_or_run_config_that_is_not_one_is_refused(tmp_path, capsys, te
 
 
 # ---------------------------------------------------------------- interruptions and full disks outside training
-
-
-def full_disk_at(monkeypatch, suffix):
-    """os.replace fails as on a full disk when it would put a file ending in suffix in place."""
-    replace = os.replace
-
-    def replace_or_fail(src, dst):
-        if str(dst).endswith(suffix):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), src, None, dst)
-        replace(src, dst)
-
-    monkeypatch.setattr(storage.os, "replace", replace_or_fail)
 
 
 def test_a_full_disk_while_heatmaps_write_is_one_line_exit_1_and_nothing_half_written(tmp_path, capsys, monkeypatch):
