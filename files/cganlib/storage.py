@@ -62,21 +62,35 @@ def _remove_dead_writers_files(folder, name):
     for entry in os.listdir(folder):
         match = pattern.match(entry)
         if match and not psutil.pid_exists(int(match.group(1))):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(folder, entry))
+            _remove_if_there(os.path.join(folder, entry))
+
+
+def _written_temporary(path, write, suffix=""):
+    """write(temporary_path) for a new temporary file beside path, given the usual mode (mkstemp
+    makes owner-only files); returns its name. Removed again when the write fails."""
+    tmp = _temporary_name(path, suffix)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+    except BaseException:
+        _remove_if_there(tmp)
+        raise
+    return tmp
+
+
+def _remove_if_there(path):
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
 
 
 def atomic_write(path, write, suffix=""):
     """Call write(temporary_path) for a temporary file in path's folder, then rename it to path.
     `suffix` keeps an extension writers insist on (Keras wants `.h5`, matplotlib `.png`)."""
-    tmp = _temporary_name(path, suffix)
+    tmp = _written_temporary(path, write, suffix)
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual mode
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove_if_there(tmp)
         raise
 
 
@@ -136,17 +150,14 @@ def save_file_set(folder, manifest, writers):
     written = {}
     try:
         for name, write in writers.items():
-            written[name] = _temporary_name(os.path.join(folder, name), "")
-            write(written[name])
-            os.chmod(written[name], 0o666 & ~_UMASK)
+            written[name] = _written_temporary(os.path.join(folder, name), write)
         files = {name: dict(zip(("bytes", "sha256"), file_digest(tmp))) for name, tmp in written.items()}
         atomic_write(os.path.join(folder, manifest), json_writer({"files": files}))
         for name, tmp in written.items():
             os.replace(tmp, os.path.join(folder, name))
     except BaseException:
         for tmp in written.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            _remove_if_there(tmp)
         raise
 
 
