@@ -17,7 +17,8 @@ Reads   --model, a generator .h5 (ours or the original's Keras 2 files)
         --labels_npz (a prepared labels file, rows as the images'), or --label for all
 Writes  <out_dir>/explain_<name>.png  per image (the first --rows): the given image, its
             reconstruction, then per other label its image, "<k> vs <j>" (the reconstruction
-            painted where label j's image is brighter) and "<j> vs <k>" (the reverse)
+            painted where label j's image is brighter) and "<j> vs <k>" (the reverse); with
+            --classifier, last, the given image under the classifier's Grad-CAM of its label
         <out_dir>/explain_<name>.npz  indices (N,), labels (N,), targets (T,), latents (N, d),
             images, reconstructions (N, 80, 80, 3), relabelled (N, T, 80, 80, 3) in [0, 1],
             deltas (N, T, 80, 80) = summed RGB of reconstruction - relabelled image (positive
@@ -40,8 +41,8 @@ need no masks (explanation_measures.py), closing with a RESULT line:
                 higher is better), --curve_steps steps; maps: delta, gradcam, ig, mean_diff (the
                 class-mean difference of the labelled rows of --npz), random (the floor)
 and adds to the .npz: recon_classes (N,), relabelled_classes (N, T), curve_maps (M,) the maps'
-names, deletion_curves and insertion_curves (N, M, curve_steps + 1), deletion_auc and
-insertion_auc (N, M). The curves ask the classifier, so they favour its own gradients' maps
+names, maps (N, M, 80, 80) the maps themselves, deletion_curves and insertion_curves
+(N, M, curve_steps + 1), deletion_auc and insertion_auc (N, M). The curves ask the classifier, so they favour its own gradients' maps
 (Grad-CAM, IG); the delta comes from the generator.
 
     python files/explain_image.py --model files/xray/results/generator_model_100.h5 \\

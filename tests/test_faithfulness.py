@@ -7,6 +7,7 @@ import os
 from types import SimpleNamespace
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from keras import layers
@@ -254,6 +255,30 @@ def test_every_map_that_knows_the_region_beats_the_random_one(region_world):
             assert measures.scores[f"{key}_{name}"] == pytest.approx(measures.arrays[key][:, m].mean())
 
 
+def test_the_saved_maps_are_the_ranked_ones_and_grad_cam_lies_on_the_region(region_world):
+    """The maps explain_image.py saves and draws: in curve_maps' order, the delta the size of the
+    generator's change, and Grad-CAM of a bright image most of its mass on the region."""
+    w = region_world
+    projection_flags = SimpleNamespace(steps=5, starts=1, lr=0.05, ssim_weight=0.2, seed=0, batch_size=8)
+    result = explanation.explained(w.generator, w.pixels / 255.0, w.labels, np.arange(8), np.array([0, 1]),
+                                   projection_flags)
+    maps = explanation_measures.measure(w.classifier, result, (w.pixels, w.labels), steps=4, seed=0).arrays["maps"]
+    assert maps.shape == (8, len(CURVE_MAPS), SIDE, SIDE) and maps.dtype == np.float32
+    np.testing.assert_allclose(maps[:, CURVE_MAPS.index("delta")], explanation_measures.delta_maps(result), rtol=1e-6)
+    gradcam = maps[w.labels == 1, CURVE_MAPS.index("gradcam")]
+    inside = gradcam[:, REGION].sum(axis=1) / gradcam.reshape(len(gradcam), -1).sum(axis=1)
+    assert (inside > 0.5).all(), inside  # the region is 4% of the image
+
+
+def test_the_heat_overlay_is_brightest_where_the_map_is_largest():
+    image = np.full((SIDE, SIDE, 3), 0.5, np.float32)
+    saliency = np.where(REGION, 2.0, -1.0)  # negative counts as none
+    overlay = explanation.plots.heat_overlay(image, saliency)
+    assert overlay.shape == image.shape and overlay.dtype == np.float32
+    assert overlay[REGION].mean() > overlay[~REGION].mean() + 0.3
+    np.testing.assert_allclose(overlay[~REGION], overlay[~REGION][0:1].repeat((~REGION).sum(), axis=0))
+
+
 # ---------------------------------------------------------------- the script
 
 
@@ -299,7 +324,11 @@ def test_explain_image_with_a_classifier_prints_the_measures_and_saves_the_curve
         assert saved["curve_maps"].tolist() == list(CURVE_MAPS)
         assert saved["deletion_curves"].shape == saved["insertion_curves"].shape == (3, 5, 5)
         assert saved["deletion_auc"].shape == (3, 5) and saved["relabelled_classes"].shape == (3, 3)
-        assert saved["recon_classes"].shape == (3,)
+        assert saved["recon_classes"].shape == (3,) and saved["maps"].shape == (3, 5, 80, 80)
+    with_gradcam = plt.imread(tmp_path / "explain_images.png")
+    explain_image.main(explain_args(folder, tmp_path / "plain", "--indices_from", folder / "held_out.npz"))
+    plain = plt.imread(tmp_path / "plain" / "explain_images.png")
+    assert with_gradcam.shape[0] == plain.shape[0] and with_gradcam.shape[1] > plain.shape[1]  # one column more
 
 
 def test_explain_image_without_labelled_rows_leaves_the_class_mean_difference_out(explain_inputs, tmp_path, capsys):

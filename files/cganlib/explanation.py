@@ -133,8 +133,9 @@ def relabelled_images(generator, latents, targets):
     return images.reshape(n, len(targets), *cgan.IMAGE_SHAPE)
 
 
-def explanation_figure(result, class_names, rows, title):
-    """One row per image: given, reconstruction, then per target its image and both deltas."""
+def explanation_figure(result, class_names, rows, title, gradcam=None):
+    """One row per image: given, reconstruction, then per target its image and both deltas;
+    with gradcam (N, H, W), last the given image under its classifier's Grad-CAM."""
     image_rows, names, captions = [], [], []
     for i in range(min(rows, len(result["images"]))):
         k = int(result["labels"][i])
@@ -146,6 +147,9 @@ def explanation_figure(result, class_names, rows, title):
                     paint_levels(relabelled, own_brighter)]
             caption += [f"as {class_names[j]}", f"{class_names[k]} vs {class_names[j]}",
                         f"{class_names[j]} vs {class_names[k]}"]
+        if gradcam is not None:
+            row.append(plots.heat_overlay(result["images"][i], gradcam[i]))
+            caption.append(f"Grad-CAM {class_names[k]}")
         image_rows.append(row)
         captions.append(caption)
         names.append(f"#{result['indices'][i]}\nMSE {result['mse'][i]:.4f}\nSSIM {result['ssim'][i]:.3f}")
@@ -262,7 +266,8 @@ def explain(args):
     base = os.path.join(args.out_dir, f"explain_{name}")
     save_arrays(base + ".npz", **result, **(measures.arrays if measures else {}))
     class_names = args.class_names or [str(k) for k in range(n_classes)]
-    fig = explanation_figure(result, class_names, args.rows, f"{os.path.basename(args.model)}: {name}")
+    gradcam = measures.arrays["maps"][:, list(measures.arrays["curve_maps"]).index("gradcam")] if measures else None
+    fig = explanation_figure(result, class_names, args.rows, f"{os.path.basename(args.model)}: {name}", gradcam)
     save_figure(fig, base + ".png", dpi=plots.DPI)
     plots.show_or_close(fig, False)
     mse, ssim = result["mse"], result["ssim"]

@@ -143,7 +143,7 @@ def explanation_maps(model, result, rows, rng):
 
 class Measures(NamedTuple):
     scores: dict  # the RESULT line's
-    arrays: dict  # what explain_<name>.npz adds: the classes given, each map's curves and areas
+    arrays: dict  # what explain_<name>.npz adds: the classes given, the maps, their curves and areas
     note: str | None  # why the class-mean difference was left out
 
 
@@ -154,11 +154,11 @@ def measure(model, result, rows, steps, seed):
     _, relabelled_classes = validity(model, result)
     maps, note = explanation_maps(model, result, rows, rng)
     names = list(maps)
+    stacked = np.stack([maps[name] for name in names], axis=1).astype(np.float32)
     deletion, insertion = deletion_insertion_curves(
-        model, classifier_pixels(result["images"]), np.asarray(result["labels"]),
-        np.stack([maps[name] for name in names], axis=1), steps, seed)
+        model, classifier_pixels(result["images"]), np.asarray(result["labels"]), stacked, steps, seed)
     arrays = {"recon_classes": recon_classes, "relabelled_classes": relabelled_classes, "curve_maps": np.array(names),
-              "deletion_curves": deletion, "insertion_curves": insertion,
+              "maps": stacked, "deletion_curves": deletion, "insertion_curves": insertion,
               "deletion_auc": area_under(deletion), "insertion_auc": area_under(insertion)}
     return Measures(saved_scores({**result, **arrays}), arrays, note)
 

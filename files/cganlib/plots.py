@@ -121,6 +121,18 @@ def image_rows(rows, row_names, title="", captions=None, legend=(), legend_title
     return fig
 
 
+HEAT_COLOURS = "inferno"  # a map of positive values: dark where 0, bright yellow at its largest
+
+
+def heat_overlay(image, saliency, alpha=0.5):
+    """An (H, W, 3) image in [0, 1] half covered by a positive map (H, W) in HEAT_COLOURS,
+    scaled to the map's largest value (negative values count as 0)."""
+    positive = np.clip(np.asarray(saliency, np.float64), 0, None)
+    top = positive.max()
+    heat = plt.get_cmap(HEAT_COLOURS)(positive / top if top > 0 else positive)[..., :3]
+    return ((1 - alpha) * np.asarray(image) + alpha * heat).astype(np.float32)
+
+
 SIGNED_COLOURS = "RdBu_r"  # red where a map is positive, blue where negative, white at 0
 
 
