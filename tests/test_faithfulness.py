@@ -22,7 +22,12 @@ from cganlib.faithfulness import (
     pixel_ranks,
     replaced_counts,
 )
-from cganlib.scoring import CURVE_MAPS, class_mean_difference
+from cganlib.scoring import (
+    CURVE_MAPS,
+    class_mean_difference,
+    composition_scores,
+    validity_scores,
+)
 from cganlib.storage import save_arrays
 from conftest import DATA
 
@@ -149,13 +154,14 @@ def test_recon_agree_and_flip_rate_count_what_the_classifier_says():
     # per image, targets 0 and 1: the 1st image's switch to 1 stays plain (no flip); the others flip
     relabelled = np.stack([[plain, plain], [plain, bright], [plain, bright], [plain, bright]])
     result = hand_result(images, labels, [0, 1], reconstructions, relabelled)
-    scores, recon_classes = explanation_measures.composition(model, result)
+    recon_classes = explanation_measures.reconstruction_classes(model, result)
     assert recon_classes.tolist() == [0, 1, 1, 0]
+    scores = composition_scores(result, recon_classes)
     assert scores == {"recon_mse": pytest.approx(0.01), "recon_ssim": pytest.approx(0.9), "recon_agree": 0.5}
-    flips, classes = explanation_measures.validity(model, result)
+    classes = explanation_measures.relabelled_classes(model, result)
     assert classes.tolist() == [[0, 0], [0, 1], [0, 1], [0, 1]]
     # only the switches to another label count: 0->1, 0->1, 1->0, 1->0, of which the first fails
-    assert flips == {"flip_rate": 0.75}
+    assert validity_scores(result, classes) == {"flip_rate": 0.75}
 
 
 def test_the_delta_and_the_mean_difference_average_the_size_over_the_other_labels_only():

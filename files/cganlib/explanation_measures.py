@@ -27,10 +27,8 @@ from cganlib.faithfulness import BLUR_SIGMA, area_under, deletion_insertion_curv
 from cganlib.scoring import (
     CURVE_MAPS,
     class_mean_difference,
-    composition_scores,
     other_targets,
     saved_scores,
-    validity_scores,
 )
 from cganlib.storage import InputError
 
@@ -53,18 +51,16 @@ def check_targets(labels, targets):
 # ---------------------------------------------------------------- composition and validity
 
 
-def composition(model, result):
-    """The reconstructions' mean MSE and SSIM, recon_agree, and the class given each reconstruction."""
-    classes = predict_classes(model, classifier_pixels(result["reconstructions"]))
-    return composition_scores(result, classes), classes
+def reconstruction_classes(model, result):
+    """The class the classifier gives each reconstruction (N,): composition's recon_agree counts them."""
+    return predict_classes(model, classifier_pixels(result["reconstructions"]))
 
 
-def validity(model, result):
-    """flip_rate over the (image, other label) pairs, and the class given each relabelled image (N, T)."""
+def relabelled_classes(model, result):
+    """The class it gives each relabelled image (N, T): validity's flip_rate counts them."""
     relabelled = result["relabelled"]
     classes = predict_classes(model, classifier_pixels(relabelled.reshape(-1, *relabelled.shape[2:])))
-    classes = classes.reshape(relabelled.shape[:2])
-    return validity_scores(result, classes), classes
+    return classes.reshape(relabelled.shape[:2])
 
 
 # ---------------------------------------------------------------- the maps
@@ -150,14 +146,13 @@ class Measures(NamedTuple):
 def measure(model, result, rows, steps, seed):
     """The Measures of explained()'s result; rows as mean_difference_maps takes them, or None."""
     rng = np.random.default_rng(seed)
-    _, recon_classes = composition(model, result)
-    _, relabelled_classes = validity(model, result)
     maps, note = explanation_maps(model, result, rows, rng)
     names = list(maps)
     stacked = np.stack([maps[name] for name in names], axis=1).astype(np.float32)
     deletion, insertion = deletion_insertion_curves(
         model, classifier_pixels(result["images"]), np.asarray(result["labels"]), stacked, steps, seed)
-    arrays = {"recon_classes": recon_classes, "relabelled_classes": relabelled_classes, "curve_maps": np.array(names),
+    arrays = {"recon_classes": reconstruction_classes(model, result),
+              "relabelled_classes": relabelled_classes(model, result), "curve_maps": np.array(names),
               "maps": stacked, "deletion_curves": deletion, "insertion_curves": insertion,
               "deletion_auc": area_under(deletion), "insertion_auc": area_under(insertion)}
     return Measures(saved_scores({**result, **arrays}), arrays, note)
