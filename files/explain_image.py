@@ -42,8 +42,8 @@ need no masks (explanation_measures.py), closing with a RESULT line:
                 class-mean difference of the labelled rows of --npz), random (the floor)
 and adds to the .npz: recon_classes (N,), relabelled_classes (N, T), curve_maps (M,) the maps'
 names, maps (N, M, 80, 80) the maps themselves, deletion_curves and insertion_curves
-(N, M, curve_steps + 1), deletion_auc and insertion_auc (N, M). The curves ask the classifier, so they favour its own gradients' maps
-(Grad-CAM, IG); the delta comes from the generator.
+(N, M, curve_steps + 1), deletion_auc and insertion_auc (N, M). The curves ask the classifier,
+so they favour its own gradients' maps (Grad-CAM, IG); the delta comes from the generator.
 
     python files/explain_image.py --model files/xray/results/generator_model_100.h5 \\
         --image scan.png --label 2 --to 0 --grey --equalize

@@ -173,7 +173,8 @@ def test_ctrl_c_in_evaluate_is_one_line_and_leaves_no_partial_results(
 
     monkeypatch.setattr(evaluation, "evaluate_epoch", interrupted_at_epoch_2)
     line = one_error_line(evaluate.main, [
-        "--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8, "--out_dir", tmp_path / "out"], capsys, status=cli.EXIT_INTERRUPTED)
+        "--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8, "--out_dir", tmp_path / "out"],
+        capsys, status=cli.EXIT_INTERRUPTED)
     assert line.endswith("error: interrupted")
     assert os.listdir(tmp_path / "out") == []  # epoch 1 was measured: no evaluation.csv of it alone
 
@@ -189,7 +190,7 @@ def test_a_held_out_accuracy_that_is_not_one_number_is_refused(
     os.symlink(evaluation_inputs / "classifier" / "classifier.keras", classifier)
     save_arrays(tmp_path / "held_out.npz", accuracy=accuracy)
     line = one_error_line(evaluate.main, ["--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8,
-                                                    "--classifier", classifier, "--out_dir", tmp_path / "out"], capsys)
+                                          "--classifier", classifier, "--out_dir", tmp_path / "out"], capsys)
     assert line.endswith(f"{tmp_path / 'held_out.npz'}: {message}")
 
 
@@ -197,8 +198,8 @@ def test_a_full_disk_while_evaluate_writes_is_one_line_exit_1_and_nothing_half_w
         evaluation_inputs, tmp_path, capsys, monkeypatch):
     full_disk_at(monkeypatch, ".png")  # the figure, after the table
     out = tmp_path / "out"
-    line = one_error_line(evaluate.main, ["--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8, "--out_dir", out],
-                          capsys, status=cli.EXIT_FAILED)
+    line = one_error_line(evaluate.main, ["--dataset", "xray", "--data_dir", evaluation_inputs, "--n", 8,
+                                          "--out_dir", out], capsys, status=cli.EXIT_FAILED)
     assert line.endswith(f"error: {out / 'evaluation.png'}: No space left on device")
     assert not [name for name in os.listdir(out) if name.endswith(".png") or name.startswith(".tmp-")]
 

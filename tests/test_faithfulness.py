@@ -13,7 +13,7 @@ import pytest
 from keras import layers
 
 import explain_image
-from cganlib import cgan, explanation, explanation_measures, faithfulness
+from cganlib import cgan, explanation, explanation_measures, faithfulness, plots
 from cganlib.classifier import build_classifier
 from cganlib.faithfulness import (
     area_under,
@@ -240,14 +240,20 @@ def test_the_hand_set_classifier_reads_the_region(region_world):
     assert classes.tolist() == region_world.labels.tolist()
 
 
-def test_every_map_that_knows_the_region_beats_the_random_one(region_world):
-    """Explained as explain_image.py does: the delta (the generator's), Grad-CAM and IG (the
-    classifier's), the class-mean difference (the images'), each against the random map."""
+@pytest.fixture(scope="module")
+def region_explained(region_world):
+    """The region world's 8 images explained as explain_image.py does, and their measures."""
     w = region_world
     projection_flags = SimpleNamespace(steps=5, starts=1, lr=0.05, ssim_weight=0.2, seed=0, batch_size=8)
     result = explanation.explained(w.generator, w.pixels / 255.0, w.labels, np.arange(8), np.array([0, 1]),
                                    projection_flags)
-    measures = explanation_measures.measure(w.classifier, result, (w.pixels, w.labels), steps=20, seed=0)
+    return result, explanation_measures.measure(w.classifier, result, (w.pixels, w.labels), steps=20, seed=0)
+
+
+def test_every_map_that_knows_the_region_beats_the_random_one(region_world, region_explained):
+    """Explained as explain_image.py does: the delta (the generator's), Grad-CAM and IG (the
+    classifier's), the class-mean difference (the images'), each against the random map."""
+    w, (_, measures) = region_world, region_explained
     assert measures.scores["recon_agree"] == 1.0 and measures.scores["flip_rate"] == 1.0
     assert measures.note is None and measures.arrays["curve_maps"].tolist() == list(CURVE_MAPS)
     bright = w.labels == 1  # the plain images' class 0 needs no pixel: every map's curves stay flat
@@ -261,14 +267,11 @@ def test_every_map_that_knows_the_region_beats_the_random_one(region_world):
             assert measures.scores[f"{key}_{name}"] == pytest.approx(measures.arrays[key][:, m].mean())
 
 
-def test_the_saved_maps_are_the_ranked_ones_and_grad_cam_lies_on_the_region(region_world):
+def test_the_saved_maps_are_the_ranked_ones_and_grad_cam_lies_on_the_region(region_world, region_explained):
     """The maps explain_image.py saves and draws: in curve_maps' order, the delta the size of the
     generator's change, and Grad-CAM of a bright image most of its mass on the region."""
-    w = region_world
-    projection_flags = SimpleNamespace(steps=5, starts=1, lr=0.05, ssim_weight=0.2, seed=0, batch_size=8)
-    result = explanation.explained(w.generator, w.pixels / 255.0, w.labels, np.arange(8), np.array([0, 1]),
-                                   projection_flags)
-    maps = explanation_measures.measure(w.classifier, result, (w.pixels, w.labels), steps=4, seed=0).arrays["maps"]
+    w, (result, measures) = region_world, region_explained
+    maps = measures.arrays["maps"]
     assert maps.shape == (8, len(CURVE_MAPS), SIDE, SIDE) and maps.dtype == np.float32
     np.testing.assert_allclose(maps[:, CURVE_MAPS.index("delta")], explanation_measures.delta_maps(result), rtol=1e-6)
     gradcam = maps[w.labels == 1, CURVE_MAPS.index("gradcam")]
@@ -279,7 +282,7 @@ def test_the_saved_maps_are_the_ranked_ones_and_grad_cam_lies_on_the_region(regi
 def test_the_heat_overlay_is_brightest_where_the_map_is_largest():
     image = np.full((SIDE, SIDE, 3), 0.5, np.float32)
     saliency = np.where(REGION, 2.0, -1.0)  # negative counts as none
-    overlay = explanation.plots.heat_overlay(image, saliency)
+    overlay = plots.heat_overlay(image, saliency)
     assert overlay.shape == image.shape and overlay.dtype == np.float32
     assert overlay[REGION].mean() > overlay[~REGION].mean() + 0.3
     np.testing.assert_allclose(overlay[~REGION], overlay[~REGION][0:1].repeat((~REGION).sum(), axis=0))

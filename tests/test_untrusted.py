@@ -434,7 +434,8 @@ def test_a_full_disk_while_heatmaps_write_is_one_line_exit_1_and_nothing_half_wr
     models.mkdir()
     save_generator(models / "generator_model_001.h5", 3)
     full_disk_at(monkeypatch, ".png")
-    line = one_error_line(heatmaps.main, ["--dataset", "xray", "--models_dir", models, "--out_dir", out], capsys, status=cli.EXIT_FAILED)
+    line = one_error_line(heatmaps.main, ["--dataset", "xray", "--models_dir", models, "--out_dir", out], capsys,
+                          status=cli.EXIT_FAILED)
     assert line.endswith(f"error: {out / 'generator_model_001.h5.png'}: No space left on device")
     assert not [name for name in os.listdir(out) if name.endswith(".png") or name.startswith(".tmp-")]
 
