@@ -7,7 +7,12 @@ Projection: Adam moves the latent from --starts starting points for --steps step
 the mean squared error plus --ssim_weight x (1 - SSIM); the best start is kept. A small
 generator may not reach every image: the reconstruction's error is printed and saved.
 
-Reads   --model, a generator .h5 (ours or the original's Keras 2 files)
+With --explainer (a train_explainer.py run) the image itself is switched instead: no projection,
+the explainer's change keeps the patient's anatomy; "reconstruction" is then the image the
+explainer returns under its own label (its SSIM against the image is the explainer's fidelity),
+and the deltas are the given image minus each switched one.
+
+Reads   --model, a generator .h5 (ours or the original's Keras 2 files), or --explainer
         --image, one picture (any format; centre-cropped to a square, or --pad, and resized to
         80x80; --grey and --equalize as prepare_folders.py), with its --label; or
         --npz, many images at once: a prepared images .npz (array arr_0) or one with arrays
@@ -22,13 +27,15 @@ Writes  <out_dir>/explain_<name>.png  per image (the first --rows): the given im
         <out_dir>/explain_<name>.npz  indices (N,), labels (N,), targets (T,), latents (N, d),
             images, reconstructions (N, 80, 80, 3), relabelled (N, T, 80, 80, 3) in [0, 1],
             deltas (N, T, 80, 80) = summed RGB of reconstruction - relabelled image (positive
-            where the image's own label makes it brighter), mse (N,), ssim (N,)
+            where the image's own label makes it brighter; --explainer: given - relabelled image),
+            mse (N,), ssim (N,) of the reconstruction against the given image
 With --ground_truth (arrays of masks (N, 80, 80), rows as --indices; or make_phantoms.py's
 ground_truth.npz, with --mask lesion or lungs, whose rows are matched to the prepared arrays),
 it also scores each image's delta ("own label brighter") against that image's own mask as
 heatmap_scores.py scores any map: pixel ROC-AUC, the share of its positive mass inside the mask,
 the pointing game, and of the pixels painted at 0.2 the share inside; averaged over the images
-and printed beside the masks' mean area (chance).
+and printed beside the masks' mean area (chance); and the mean absolute change outside the mask
+(grey levels in [0, 1], channels averaged: what a minimal switch leaves alone).
 
 With --classifier (a train_classifier.py model of the same classes) it prints the measures that
 need no masks (explanation_measures.py), closing with a RESULT line:
@@ -60,7 +67,10 @@ CURVE_STEPS = 20  # faithfulness.CURVE_STEPS, written out so the flags parse bef
 
 def parse_args(argv=None):
     p = cli.Parser(__doc__)
-    p.add_argument("--model", required=True, help="a generator .h5")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model", help="a generator .h5: project the image into it")
+    model.add_argument("--explainer", help="a train_explainer.py run folder (its newest epoch) or explainer_NNN.weights.h5: "
+                                           "switch the image itself")
     p.add_argument("--dataset", choices=DATASET_NAMES, help="name the classes as this dataset does (default: by number)")
     p.add_argument("--data_dir",
                    help="with --dataset folder: the prepared folder dataset, its classes.json (default: files/<dataset>)")

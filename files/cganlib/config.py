@@ -148,3 +148,25 @@ def check_guard(guard, path):
         numbers = value if isinstance(value, (tuple, list)) else (value,)
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
             raise InputError(f'{path}: config guard "{name}" must be finite numbers, got {value!r}')
+
+
+@dataclass(frozen=True)
+class ExplainerConfig:
+    """Every hyperparameter of train_explainer.py (explainer.py says what each loss is)."""
+
+    filters: int = 16  # the U-Net's width at full size (x2, x4 at the half and the quarter); the critic's too
+    n_batch: int = 16  # the first half keeps its labels (identity), the second half is switched
+    lr: float = 0.0002  # Adam, both models
+    beta1: float = 0.5
+    beta2: float = 0.999
+    identity_weight: float = 30.0  # the change of an image kept at its own label, towards 0
+    l1_weight: float = 3.0  # the switched images' mean absolute change
+    tv_weight: float = 0.0  # their change's total variation
+    cycle_weight: float = 0.0  # switched back to its own label, the image again
+    guide_weight: float = 0.0  # a frozen classifier's cross-entropy for the target (needs --guide)
+
+    def record(self):
+        return dataclasses.asdict(self)
+
+
+EXPLAINER_HYPERPARAMETERS = tuple(f.name for f in dataclasses.fields(ExplainerConfig))

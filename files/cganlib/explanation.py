@@ -13,6 +13,8 @@ from cganlib import cgan, cli, explanation_measures, plots, projection
 from cganlib.classifier import ClassifierFileError, load_classifier_for
 from cganlib.datasets import load_square_image
 from cganlib.delta import delta_sums, paint_levels
+from cganlib.explainer import switch
+from cganlib.explainer_training import load_explainer
 from cganlib.saved_generators import check_labels
 from cganlib.scoring import (
     PAINT_THRESHOLD,
@@ -20,6 +22,7 @@ from cganlib.scoring import (
     prepared_order,
     score_per_image,
 )
+from cganlib.ssim import ssim
 from cganlib.storage import (
     InputError,
     load_arrays,
@@ -178,7 +181,8 @@ def own_mask_scores(result, masks):
     that image's own mask as the heatmap scores score any map (scoring.score_per_image: ROC-AUC,
     energy inside, pointing, and "area", the masks' mean share, which the last two score by
     chance), plus "painted": of the pixels above the 0.2 threshold, the share inside, averaged
-    over the "n_painted" images with any painted."""
+    over the "n_painted" images with any painted; "outside": the mean absolute change of the
+    image (grey levels in [0, 1], channels averaged) outside the mask, averaged over the images."""
     region = masks[result["indices"]].astype(bool)
     scores = []
     for t in range(len(result["targets"])):
@@ -188,7 +192,10 @@ def own_mask_scores(result, masks):
         inside = (painted & region).sum(axis=(1, 2))
         used = counts > 0
         share = float(np.mean(inside[used] / counts[used])) if used.any() else 0.0
-        scores.append({**score_per_image(deltas, region), "painted": share, "n_painted": int(used.sum())})
+        change = np.abs(result["images"] - result["relabelled"][:, t]).mean(axis=-1)
+        outside = float(np.mean([c[~r].mean() for c, r in zip(change, region) if (~r).any()]))
+        scores.append({**score_per_image(deltas, region), "painted": share, "n_painted": int(used.sum()),
+                       "outside": outside})
     return scores
 
 
@@ -218,12 +225,30 @@ def explained(generator, images, labels, indices, targets, args):
     }
 
 
+def explained_by_switch(explainer, n_classes, images, labels, indices, targets):
+    """explained()'s arrays for a train_explainer.py explainer: each image switched itself (no
+    latent), its "reconstruction" the image returned under its own label, the deltas the given
+    image minus each switched one."""
+    unit = images * 2.0 - 1.0  # the explainer's [-1, 1]
+    own, _ = switch(explainer, unit, labels, n_classes)
+    n, t = len(images), len(targets)
+    switched, _ = switch(explainer, np.repeat(unit, t, axis=0), np.tile(targets, n), n_classes)
+    reconstructions = (own + 1.0) / 2.0
+    relabelled = ((switched + 1.0) / 2.0).reshape(n, t, *images.shape[1:])
+    return {
+        "indices": indices, "labels": labels, "targets": targets, "images": images,
+        "reconstructions": reconstructions, "relabelled": relabelled,
+        "deltas": delta_sums(images[:, None], relabelled),
+        "mse": np.mean((reconstructions - images) ** 2, axis=(1, 2, 3)), "ssim": ssim(reconstructions, images).numpy(),
+    }
+
+
 def print_mask_scores(result, masks, mask_name):
     for j, scores in zip(result["targets"], own_mask_scores(result, masks)):
         print(f"own label brighter than label {j}, against each image's own {mask_name} mask (mean of "
               f"{scores['n']} images; chance: area {scores['area']:.3f}, ROC-AUC 0.5): ROC-AUC {scores['auc']:.3f}, "
               f"energy in {scores['energy']:.3f}, pointing {scores['pointing']:.3f}, painted@0.2 "
-              f"{scores['painted']:.3f} ({scores['n_painted']} images painted)")
+              f"{scores['painted']:.3f} ({scores['n_painted']} images painted), change outside {scores['outside']:.4f}")
 
 
 def checked_classifier(path, n_classes, model_name):
@@ -242,16 +267,21 @@ def print_measures(measures, result, steps):
 
 def explain(args):
     """explain_image.py's work, once its flags are parsed: check the inputs, explain, draw, save."""
-    try:
-        generator = cgan.load_generator(args.model)
-    except cgan.ModelFileError as e:
-        raise InputError(str(e)) from e
-    n_classes = cgan.n_classes_of(generator)
+    if args.explainer:
+        explainer, run_classes, epoch = load_explainer(args.explainer)
+        n_classes, model_name = len(run_classes), f"{os.path.basename(os.path.normpath(args.explainer))} (epoch {epoch})"
+        args.class_names = args.class_names or run_classes
+    else:
+        try:
+            generator = cgan.load_generator(args.model)
+        except cgan.ModelFileError as e:
+            raise InputError(str(e)) from e
+        n_classes, model_name = cgan.n_classes_of(generator), os.path.basename(args.model)
     if args.class_names is not None and len(args.class_names) != n_classes:
-        raise InputError(f"{args.model} has {n_classes} classes, --dataset {args.dataset} has {len(args.class_names)}")
-    classifier = checked_classifier(args.classifier, n_classes, os.path.basename(args.model)) if args.classifier else None
+        raise InputError(f"{model_name} has {n_classes} classes, --dataset {args.dataset} has {len(args.class_names)}")
+    classifier = checked_classifier(args.classifier, n_classes, model_name) if args.classifier else None
     images, labels, indices, name = read_one_image(args) if args.image else read_many_images(args)
-    targets = chosen_targets(args.to, labels, n_classes, os.path.basename(args.model))
+    targets = chosen_targets(args.to, labels, n_classes, model_name)
     if classifier is not None:
         explanation_measures.check_targets(labels, targets)
         rows = labelled_rows(args)
@@ -259,7 +289,10 @@ def explain(args):
     cli.check_memory(len(images) * (1 + 2 * len(targets)) * images[0].nbytes, f"{len(images)} images")
     writable_folder(args.out_dir)
 
-    result = explained(generator, images, labels, indices, targets, args)
+    if args.explainer:
+        result = explained_by_switch(explainer, n_classes, images, labels, indices, targets)
+    else:
+        result = explained(generator, images, labels, indices, targets, args)
     measures = None
     if classifier is not None:
         measures = explanation_measures.measure(classifier, result, rows, args.curve_steps, args.seed)
@@ -267,7 +300,7 @@ def explain(args):
     save_arrays(base + ".npz", **result, **(measures.arrays if measures else {}))
     class_names = args.class_names or [str(k) for k in range(n_classes)]
     gradcam = measures.arrays["maps"][:, list(measures.arrays["curve_maps"]).index("gradcam")] if measures else None
-    fig = explanation_figure(result, class_names, args.rows, f"{os.path.basename(args.model)}: {name}", gradcam)
+    fig = explanation_figure(result, class_names, args.rows, f"{model_name}: {name}", gradcam)
     save_figure(fig, base + ".png", dpi=plots.DPI)
     plots.show_or_close(fig, False)
     mse, ssim = result["mse"], result["ssim"]

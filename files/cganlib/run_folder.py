@@ -243,12 +243,12 @@ def read_history(results_dir, up_to_epoch=None):
     return [row for row in rows if up_to_epoch is None or int(row["epoch"]) <= up_to_epoch]
 
 
-def write_history(results_dir, rows):
+def write_history(results_dir, rows, fields=HISTORY_FIELDS):
     """history.csv with these rows, atomically: the last write of an epoch, its commit."""
 
     def write(tmp):
         with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+            writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)
 
@@ -384,10 +384,15 @@ def run_record(run):
         "flags": run.flags(),
         "config": run.config.record(),
         "data_files": [file_record(path) for path in data_files + extra.get(run.dataset.name, [])],
-        "versions": {"python": platform.python_version(),
-                     **{name: version(name) for name in ("tensorflow", "keras", "numpy")}},
-        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+        **versions_and_time(),
     }
+
+
+def versions_and_time():
+    """The library versions and the start time, as run_config.json records them."""
+    return {"versions": {"python": platform.python_version(),
+                         **{name: version(name) for name in ("tensorflow", "keras", "numpy")}},
+            "started": datetime.now().astimezone().isoformat(timespec="seconds")}
 
 
 def file_record(path):
@@ -419,15 +424,23 @@ def save_state(results_dir, epoch, info, arrays):
     lists of arrays (optimizer variables, ...), atomically. One NumPy file per epoch beside
     the .h5 files, which already hold the weights: written whole or not at all, readable
     without TensorFlow, and without the model graph a TensorFlow checkpoint would need."""
+    save_state_file(state_path(results_dir, epoch), info, arrays)
+
+
+def save_state_file(path, info, arrays):
+    """save_state's file at any path."""
     flat = {f"{name}.{i:04d}": value for name, values in arrays.items() for i, value in enumerate(values)}
-    save_arrays(state_path(results_dir, epoch), info=np.array(json.dumps(info)), **flat)
+    save_arrays(path, info=np.array(json.dumps(info)), **flat)
 
 
 def load_state(results_dir, epoch):
     """(info, {name: [arrays]}) of an epoch's state file, or None when there is none."""
     path = state_path(results_dir, epoch)
-    if not os.path.exists(path):
-        return None
+    return load_state_file(path) if os.path.exists(path) else None
+
+
+def load_state_file(path):
+    """(info, {name: [arrays]}) of a file save_state_file wrote; InputError when it is not one."""
     try:
         with np.load(path) as data:
             info = json.loads(str(data["info"]))

@@ -1,0 +1,191 @@
+"""The label switch applied to the patient's own image: an image-to-image explainer E(x, target)
+whose output is a change Δ, the switched image being clip(x + Δ, -1, 1). The map is Δ itself: the
+same anatomy, only the label switched, so the pixels that change are the finding of that image.
+
+    explainer  a small U-Net (three scales, skip connections), the image and the target label's
+               one-hot as extra planes in, the change out (tanh x CHANGE_SCALE; its last layer
+               starts at zero, so an untrained explainer changes nothing)
+    critic     four stride-2 convolutions, global average pooling, a dense output plus a
+               projection term (Miyato & Koyama 2018): the class embedding dotted with the pooled
+               features; hinge loss
+
+The losses of one batch (ExplainerConfig names the weights): the first half of the batch keeps
+its own label as the target, the identity term (Fixed-Point GAN, Siddiquee et al. 2019) pulls
+their change to 0; the second half is switched to another label, and the critic judges those
+images as their target class against the batch's real images of their own class; their change
+pays an L1 and a total-variation price (VA-GAN, Baumgartner et al. 2018), optionally a cycle
+back to the image (StarGAN, Choi et al. 2018) and a frozen classifier's cross-entropy for the
+target (`guide`). No horizontal flips anywhere: they would move the heart.
+"""
+
+from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
+
+# isort: split
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from cganlib.cgan import IMAGE_SHAPE, PIXEL_SCALE
+
+CHANGE_SCALE = 2.0  # the change spans [-2, 2]: enough to turn black into white in [-1, 1]
+CRITIC_KERNEL = 4
+
+
+def _target_planes(target, side, n_classes, name):
+    """The one-hot target (B, n_classes) as n_classes constant planes of side x side."""
+    return layers.UpSampling2D(side, name=name)(layers.Reshape((1, 1, n_classes))(target))
+
+
+def build_explainer(n_classes, filters, image_shape=IMAGE_SHAPE):
+    """The U-Net E(x, target) -> Δ; x in [-1, 1] (B, H, W, C), target one-hot (B, n_classes)."""
+    side, _, channels = image_shape
+    image = keras.Input(image_shape, name="image")
+    target = keras.Input((n_classes,), name="target")
+
+    def conv(x, width, name, strides=1):
+        return layers.Conv2D(width, 3, strides=strides, padding="same", activation="relu", name=name)(x)
+
+    x = layers.Concatenate()([image, _target_planes(target, side, n_classes, "target_in")])
+    full = conv(conv(x, filters, "e1a"), filters, "e1b")
+    half = conv(conv(full, 2 * filters, "e2a", strides=2), 2 * filters, "e2b")
+    quarter = conv(half, 4 * filters, "e3a", strides=2)
+    quarter = layers.Concatenate()([quarter, _target_planes(target, side // 4, n_classes, "target_mid")])
+    quarter = conv(quarter, 4 * filters, "e3b")
+    up = conv(layers.Concatenate()([layers.UpSampling2D(2)(quarter), half]), 2 * filters, "d2")
+    up = conv(layers.Concatenate()([layers.UpSampling2D(2)(up), full]), filters, "d1")
+    change = layers.Conv2D(channels, 1, activation="tanh", kernel_initializer="zeros", name="change")(up)
+    change = layers.Rescaling(CHANGE_SCALE, name="scaled_change")(change)
+    return keras.Model([image, target], change, name="explainer")
+
+
+def build_critic(n_classes, filters, image_shape=IMAGE_SHAPE):
+    """D(x, label) -> (B, 1): a dense score of the pooled features plus their dot product with
+    the label's embedding (the projection discriminator)."""
+    image = keras.Input(image_shape, name="image")
+    label = keras.Input((n_classes,), name="label")
+    x = image
+    for k, width in enumerate((filters, 2 * filters, 4 * filters, 4 * filters)):
+        x = layers.Conv2D(width, CRITIC_KERNEL, strides=2, padding="same", name=f"c{k + 1}")(x)
+        x = layers.LeakyReLU(0.2)(x)
+    features = layers.GlobalAveragePooling2D()(x)
+    embedding = layers.Dense(4 * filters, use_bias=False, name="class_embedding")(label)
+    score = layers.Add()([layers.Dense(1, name="score")(features), layers.Dot(axes=1)([embedding, features])])
+    return keras.Model([image, label], score, name="critic")
+
+
+def to_unit(pixels):
+    """uint8 0..255 -> float32 [-1, 1], the explainer's scale (the GAN's)."""
+    return np.asarray(pixels, np.float32) / PIXEL_SCALE - 1.0
+
+
+def switch(explainer, images, targets, n_classes, batch_size=64):
+    """(switched images, changes), both (N, H, W, C): images in [-1, 1] switched to targets (N,)."""
+    switched, changes = [], []
+    for start in range(0, len(images), batch_size):
+        x = tf.convert_to_tensor(images[start : start + batch_size], tf.float32)
+        t = tf.one_hot(np.asarray(targets[start : start + batch_size]), n_classes)
+        change = explainer([x, t], training=False)
+        switched.append(tf.clip_by_value(x + change, -1.0, 1.0).numpy())
+        changes.append(change.numpy())
+    return np.concatenate(switched), np.concatenate(changes)
+
+
+def total_variation(change):
+    """The mean absolute difference between neighbouring pixels of a change (B, H, W, C): (B,)."""
+    down = tf.abs(change[:, 1:] - change[:, :-1])
+    across = tf.abs(change[:, :, 1:] - change[:, :, :-1])
+    return tf.reduce_mean(down, axis=(1, 2, 3)) + tf.reduce_mean(across, axis=(1, 2, 3))
+
+
+def hinge_losses(real_scores, fake_scores):
+    """(critic's loss, explainer's adversarial loss) of the hinge GAN."""
+    critic = tf.reduce_mean(tf.nn.relu(1.0 - real_scores)) + tf.reduce_mean(tf.nn.relu(1.0 + fake_scores))
+    return critic, -tf.reduce_mean(fake_scores)
+
+
+def mean_size(change):
+    """The mean absolute change of each image (B, H, W, C) -> (B,)."""
+    return tf.reduce_mean(tf.abs(change), axis=(1, 2, 3))
+
+
+class Trainer:
+    """The explainer, its critic, their optimizers and one compiled training step."""
+
+    def __init__(self, config, n_classes, guide=None):
+        self.config, self.n_classes, self.guide = config, n_classes, guide
+        # Grappler's remapper fails on the critic's fused gradient (as on the GAN's: training.py)
+        tf.config.optimizer.set_experimental_options({"remapping": False})
+        self.explainer = build_explainer(n_classes, config.filters)
+        self.critic = build_critic(n_classes, config.filters)
+        self.e_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2)
+        self.c_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2)
+        self.e_optimizer.build(self.explainer.trainable_variables)
+        self.c_optimizer.build(self.critic.trainable_variables)
+        self.step = tf.function(self._step, reduce_retracing=True)
+
+    def losses(self, images, labels, targets):
+        """{name: scalar} of one batch whose first half keeps its labels (targets == labels there)."""
+        c = self.config
+        half = images.shape[0] // 2
+        y, t = tf.one_hot(labels, self.n_classes), tf.one_hot(targets, self.n_classes)
+        change = self.explainer([images, t], training=True)
+        switched = tf.clip_by_value(images[half:] + change[half:], -1.0, 1.0)
+        critic_loss, adversarial = hinge_losses(self.critic([images, y], training=True),
+                                                self.critic([switched, t[half:]], training=True))
+        terms = {"critic": critic_loss, "adversarial": adversarial,
+                 "identity": tf.reduce_mean(mean_size(change[:half])),
+                 "switch_l1": tf.reduce_mean(mean_size(change[half:])),
+                 "switch_tv": tf.reduce_mean(total_variation(change[half:]))}
+        explainer_loss = (adversarial + c.identity_weight * terms["identity"] + c.l1_weight * terms["switch_l1"]
+                          + c.tv_weight * terms["switch_tv"])
+        if c.cycle_weight:
+            back = self.explainer([switched, y[half:]], training=True)
+            terms["cycle"] = tf.reduce_mean(mean_size(tf.clip_by_value(switched + back, -1.0, 1.0) - images[half:]))
+            explainer_loss += c.cycle_weight * terms["cycle"]
+        if self.guide is not None and c.guide_weight:
+            scores = self.guide((switched + 1.0) * PIXEL_SCALE, training=False)
+            terms["guide"] = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(targets[half:], scores, from_logits=True))
+            explainer_loss += c.guide_weight * terms["guide"]
+        terms["explainer"] = explainer_loss
+        return terms
+
+    def _step(self, images, labels, targets):
+        with tf.GradientTape(persistent=True) as tape:
+            terms = self.losses(images, labels, targets)
+        for loss, model, optimizer in ((terms["critic"], self.critic, self.c_optimizer),
+                                       (terms["explainer"], self.explainer, self.e_optimizer)):
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        del tape
+        return terms
+
+    def state_arrays(self):
+        """What the weights file lacks to go on exactly: the critic and both optimizers."""
+        return {"critic": [v.numpy() for v in self.critic.weights],
+                "explainer_optimizer": [v.numpy() for v in self.e_optimizer.variables],
+                "critic_optimizer": [v.numpy() for v in self.c_optimizer.variables]}
+
+    def restore_arrays(self, arrays, path):
+        """Put state_arrays' values back; ValueError naming path when they do not fit."""
+        pairs = ((self.critic.weights, arrays.get("critic", [])),
+                 (self.e_optimizer.variables, arrays.get("explainer_optimizer", [])),
+                 (self.c_optimizer.variables, arrays.get("critic_optimizer", [])))
+        for variables, values in pairs:
+            if [tuple(v.shape) for v in variables] != [a.shape for a in values]:
+                raise ValueError(f"{path}: its arrays do not fit this run's models")
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+
+
+def batch_plan(labels, n_batch, n_classes, rng):
+    """One epoch's batches: (rows (S, n_batch), targets (S, n_batch)), the rows a permutation of
+    the images (the last incomplete batch dropped), the first half of each batch keeping its
+    labels as targets, the second half switched to another label drawn at random."""
+    rows = rng.permutation(len(labels))[: (len(labels) // n_batch) * n_batch].reshape(-1, n_batch)
+    targets = labels[rows].copy()
+    half = n_batch // 2
+    shift = rng.integers(1, n_classes, size=targets[:, half:].shape)
+    targets[:, half:] = (targets[:, half:] + shift) % n_classes  # any label but its own
+    return rows, targets
