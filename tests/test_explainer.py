@@ -1,0 +1,233 @@
+"""The explainer that keeps the patient (train_explainer.py, explain_image.py --explainer): known
+answers for its losses and for the scores of a switch built by hand, a resumed run that repeats
+the uninterrupted one bit for bit, and the refusals."""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import explain_image
+import train_explainer
+from cganlib import explainer, explainer_training, run_folder
+from cganlib.config import ExplainerConfig
+from cganlib.explanation import explained_by_switch, own_mask_scores
+from conftest import FILES
+from helpers import make_xray_data, one_error_line
+
+N_CLASSES = 3
+
+
+def hand_switch(patches):
+    """An explainer (image, one-hot target) -> change that adds patches[k] (H, W) to every channel
+    when the target is k, whatever the image: a Dense layer from the one-hot, its rows the patches."""
+    image = keras.Input((80, 80, 3))
+    target = keras.Input((N_CLASSES,))
+    dense = keras.layers.Dense(80 * 80 * 3, use_bias=False)
+    change = keras.layers.Reshape((80, 80, 3))(dense(target))
+    model = keras.Model([image, target], change)
+    dense.set_weights([np.stack([np.repeat(p[..., None], 3, -1).ravel() for p in patches]).astype(np.float32)])
+    return model
+
+
+def square(top, left, size=10):
+    mask = np.zeros((80, 80), bool)
+    mask[top : top + size, left : left + size] = True
+    return mask
+
+
+# ---------------------------------------------------------------- known answers
+
+
+def test_hinge_losses_of_known_scores():
+    critic, adversarial = explainer.hinge_losses(tf.constant([2.0, 0.5]), tf.constant([-3.0, 0.0, 1.0]))
+    # real: relu(1 - 2) = 0, relu(1 - 0.5) = 0.5 -> 0.25; fake: relu(1 - 3) = 0, 1, 2 -> 1
+    assert float(critic) == pytest.approx(1.25)
+    assert float(adversarial) == pytest.approx(2.0 / 3.0)
+
+
+def test_total_variation_and_mean_size_of_a_known_change():
+    change = np.zeros((2, 4, 4, 1), np.float32)
+    change[0, :, 2:] = 1.0  # one vertical edge: 4 of the 12 horizontal neighbour pairs differ by 1
+    change[1] = -0.5
+    tv = explainer.total_variation(tf.constant(change)).numpy()
+    assert tv == pytest.approx([4 / 12, 0.0])
+    assert explainer.mean_size(tf.constant(change)).numpy() == pytest.approx([0.5, 0.5])
+
+
+def test_batch_plan_keeps_the_first_half_and_switches_the_second():
+    labels = np.repeat(np.arange(N_CLASSES), 20)
+    rows, targets = explainer.batch_plan(labels, 8, N_CLASSES, np.random.default_rng(0))
+    assert rows.shape == targets.shape == (7, 8)  # 60 // 8 batches, the rest dropped
+    assert len(np.unique(rows)) == rows.size
+    assert np.array_equal(targets[:, :4], labels[rows[:, :4]])
+    assert np.all(targets[:, 4:] != labels[rows[:, 4:]])
+    assert set(np.unique(targets[:, 4:])) == set(range(N_CLASSES))
+
+
+def test_losses_of_a_known_switch():
+    """Trainer.losses with the explainer replaced by one whose change is known: target 0 darkens
+    everything by 0.2, target 1 brightens the left half by 0.4, target 2 changes nothing."""
+    config = ExplainerConfig(filters=4, n_batch=4, tv_weight=1.0, cycle_weight=1.0)
+    trainer = explainer.Trainer(config, N_CLASSES)
+    left = np.zeros((80, 80), np.float32)
+    left[:, :40] = 0.4
+    trainer.explainer = hand_switch([np.full((80, 80), -0.2, np.float32), left, np.zeros((80, 80), np.float32)])
+    terms = trainer.losses(tf.zeros((4, 80, 80, 3)), tf.constant([1, 2, 2, 2]), tf.constant([1, 2, 1, 0]))
+    assert float(terms["identity"]) == pytest.approx((0.2 + 0.0) / 2)  # rows 0, 1 keep their labels 1, 2
+    assert float(terms["switch_l1"]) == pytest.approx((0.2 + 0.2) / 2)  # rows 2, 3 go to 1 and 0
+    assert float(terms["switch_tv"]) == pytest.approx((0.4 / 79 + 0.0) / 2, rel=1e-5)  # one edge in 79 pairs a row
+    assert float(terms["cycle"]) == pytest.approx(0.2)  # back to label 2 changes nothing: the switch stays
+    expected = (float(terms["adversarial"]) + config.identity_weight * 0.1 + config.l1_weight * 0.2
+                + config.tv_weight * float(terms["switch_tv"]) + config.cycle_weight * 0.2)
+    assert float(terms["explainer"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_guide_term_is_the_classifiers_cross_entropy_for_the_target():
+    """A guide whose scores are fixed (a Dense of a constant) gives a known cross-entropy."""
+    pixels = keras.Input((80, 80, 3))
+    scores = keras.layers.Dense(N_CLASSES)(keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(0.0)(pixels)))
+    guide = keras.Model(pixels, scores)
+    guide.layers[-1].set_weights([np.zeros((3, N_CLASSES), np.float32), np.log(np.array([0.5, 0.25, 0.25], np.float32))])
+    trainer = explainer.Trainer(ExplainerConfig(filters=4, n_batch=2, guide_weight=2.0), N_CLASSES, guide)
+    terms = trainer.losses(tf.zeros((2, 80, 80, 3)), tf.constant([1, 1]), tf.constant([1, 0]))
+    assert float(terms["guide"]) == pytest.approx(-np.log(0.5), rel=1e-5)  # the switched row's target is 0
+
+
+def test_an_untrained_explainer_changes_nothing():
+    model = explainer.build_explainer(N_CLASSES, 4)
+    images = np.random.default_rng(0).uniform(-1, 1, (3, 80, 80, 3)).astype(np.float32)
+    switched, changes = explainer.switch(model, images, np.array([0, 1, 2]), N_CLASSES)
+    assert np.array_equal(switched, images) and not changes.any()
+
+
+def test_the_scores_of_a_switch_built_by_hand():
+    """Switched to healthy, a square darkens by 0.25 of the grey scale: the delta is 0.75 (summed
+    over RGB) in the square and 0 elsewhere; under its own label nothing changes."""
+    lesion = square(30, 20)
+    model = hand_switch([np.where(lesion, -0.5, 0.0).astype(np.float32), np.zeros((80, 80), np.float32),
+                         np.zeros((80, 80), np.float32)])
+    images = np.full((2, 80, 80, 3), 0.6, np.float32)
+    result = explained_by_switch(model, N_CLASSES, images, np.array([2, 2]), np.array([0, 1]), np.array([0]))
+    assert np.array_equal(result["reconstructions"], images) and np.allclose(result["ssim"], 1.0)
+    assert np.allclose(result["deltas"][:, 0][:, lesion], 0.75) and not result["deltas"][:, 0][:, ~lesion].any()
+    scores = own_mask_scores(result, np.stack([lesion, lesion]))[0]
+    assert scores["auc"] == pytest.approx(1.0) and scores["energy"] == pytest.approx(1.0)
+    assert scores["outside"] == 0.0
+    wider = own_mask_scores(result, np.stack([square(30, 20, 5), square(30, 20, 5)]))[0]
+    assert wider["outside"] == pytest.approx(0.25 * (100 - 25) / (6400 - 25), rel=1e-5)
+
+
+# ---------------------------------------------------------------- the scripts
+
+
+def explainer_argv(data, out, *extra, n_batch=4):
+    return [str(a) for a in ("--dataset", "xray", "--data_dir", data, "--out_dir", out, "--filters", 4, "--n_batch",
+                             n_batch, "--seed", 3, *extra)]
+
+
+def weights_of(out, epoch):
+    model = explainer.build_explainer(N_CLASSES, 4)
+    model.load_weights(explainer_training.weights_path(str(out), epoch))
+    return [w.tolist() for w in model.get_weights()]
+
+
+def state_of(out, epoch):
+    _, arrays = run_folder.load_state_file(explainer_training.state_path(str(out), epoch))
+    return {name: [a.tolist() for a in values] for name, values in arrays.items()}
+
+
+def history_without_seconds(out):
+    return [{k: v for k, v in row.items() if k != "secs"} for row in run_folder.read_history(str(out))]
+
+
+@pytest.mark.slow
+def test_a_resumed_explainer_run_repeats_the_uninterrupted_one_exactly(tmp_path):
+    data = make_xray_data(tmp_path / "data", n=24)  # 6 steps an epoch
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    train_explainer.main(explainer_argv(data, whole, "--epochs_goal", 2, "--cycle_weight", 1, "--tv_weight", 1))
+    train_explainer.main(explainer_argv(data, resumed, "--epochs_goal", 1, "--cycle_weight", 1, "--tv_weight", 1))
+    train_explainer.main(explainer_argv(data, resumed, "--epochs_goal", 2, "--qRestart"))
+    assert explainer_training.complete_epochs(str(resumed)) == [1, 2]
+    assert weights_of(resumed, 2) == weights_of(whole, 2)
+    assert state_of(resumed, 2) == state_of(whole, 2)
+    assert history_without_seconds(resumed) == history_without_seconds(whole)
+    assert weights_of(whole, 1) != weights_of(whole, 2)  # it trained
+
+
+@pytest.mark.slow
+def test_explain_image_switches_each_image_with_a_trained_explainer(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=16)
+    out = tmp_path / "run"
+    train_explainer.main(explainer_argv(data, out, "--epochs_goal", 1, "--held_out_from", "none"))
+    assert (out / "switched_e001.png").is_file() and (out / "run_config.json").is_file()
+    explained = tmp_path / "explained"
+    explain_image.main([str(a) for a in ("--explainer", out, "--npz", data / "img_align_xray.npz", "--labels_npz",
+                                         data / "labels_align_xray.npz", "--indices", 0, 1, 2, "--to", 0, 1, 2,
+                                         "--out_dir", explained, "--rows", 2)])
+    assert "over 3 images" in capsys.readouterr().out
+    with np.load(explained / "explain_img_align_xray.npz") as saved:
+        assert saved["relabelled"].shape == (3, 3, 80, 80, 3) and saved["deltas"].shape == (3, 3, 80, 80)
+        assert "latents" not in saved.files
+        own = saved["labels"][:, None] == saved["targets"][None, :]
+        # the image under its own label is the reconstruction, and the deltas start from the given image
+        assert np.allclose(saved["relabelled"][own], saved["reconstructions"], atol=1e-6)
+        assert np.allclose(saved["deltas"], (saved["images"][:, None] - saved["relabelled"]).sum(-1), atol=1e-5)
+    assert (explained / "explain_img_align_xray.png").is_file()
+
+
+def test_train_explainer_help_answers_before_tensorflow_loads():
+    code = ("import sys, runpy; sys.argv = ['train_explainer.py', '--help']\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow loaded'")
+    done = subprocess.run([sys.executable, "-c", code], check=False, cwd=FILES, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "--qRestart" in done.stdout and "--identity_weight" in done.stdout and "default 30" in done.stdout
+
+
+@pytest.mark.parametrize("extra, n_batch, message", [
+    ([], 5, "--n_batch: must be even"),
+    (["--epochs_done", 1], 4, "--epochs_done goes with --qRestart"),
+    (["--qRestart", "--overwrite"], 4, "give one"),
+    (["--l1_weight", "-1"], 4, "--l1_weight"),
+])
+def test_bad_flags_are_refused_in_one_line(tmp_path, capsys, extra, n_batch, message):
+    data = make_xray_data(tmp_path / "data", n=8)
+    argv = explainer_argv(data, tmp_path / "run", *extra, n_batch=n_batch)
+    assert message in one_error_line(train_explainer.main, argv, capsys)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_runs_are_refused_that_would_overwrite_or_contradict_a_run(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=8)
+    out = tmp_path / "run"
+    assert "no explainer run" in one_error_line(train_explainer.main, explainer_argv(data, out, "--qRestart"), capsys)
+    assert "--guide_weight needs --guide" in one_error_line(
+        train_explainer.main, explainer_argv(data, out, "--guide_weight", 1), capsys)
+    train_explainer.main(explainer_argv(data, out, "--epochs_goal", 1, "--held_out_from", "none"))
+    before = sorted(p.name for p in out.iterdir())
+    assert "holds a run" in one_error_line(train_explainer.main, explainer_argv(data, out), capsys)
+    assert "contradicts the run" in one_error_line(
+        train_explainer.main, explainer_argv(data, out, "--qRestart", "--l1_weight", 5), capsys)
+    assert "is not complete" in one_error_line(
+        train_explainer.main, explainer_argv(data, out, "--qRestart", "--epochs_done", 4, "--epochs_goal", 6), capsys)
+    assert "not past epoch 1" in one_error_line(
+        train_explainer.main, explainer_argv(data, out, "--qRestart", "--epochs_goal", 1), capsys)
+    assert sorted(p.name for p in out.iterdir()) == before
+    train_explainer.main(explainer_argv(data, out, "--epochs_goal", 1, "--held_out_from", "none", "--overwrite",
+                                        "--l1_weight", 5))
+    assert explainer_training.complete_epochs(str(out)) == [1]
+    assert run_folder.read_config(str(out))["config"]["l1_weight"] == 5
+
+
+def test_explain_image_refuses_a_folder_that_holds_no_explainer(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=4)
+    (tmp_path / "empty").mkdir()
+    argv = ["--explainer", tmp_path / "empty", "--npz", data / "img_align_xray.npz", "--label", 1,
+            "--out_dir", tmp_path / "out"]
+    assert "not a train_explainer.py run" in one_error_line(explain_image.main, argv, capsys)
+    assert "not allowed with" in one_error_line(explain_image.main, ["--model", "g.h5", *argv], capsys)
