@@ -21,6 +21,7 @@ SMALLEST = {
     "bench_evaluate.py": ("--smoke",),
     "bench_projection.py": ("--smoke",),
     "bench_cli.py": ("--smoke",),
+    "bench_explainer.py": ("--smoke",),
 }
 NUMBER = r"(-?\d+(?:\.\d+)?|nan)"
 
@@ -116,6 +117,13 @@ def check_cli(lines):
     assert slowest == pytest.approx([max(times[k] for times in listed.values()) for k in (0, 1)], abs=6e-3)
 
 
+def check_explainer(lines):
+    step, switched = seconds(result_of(lines), "step_s_f4", "switch_500_s")
+    ms, cycle_ms = printed(lines, rf"width 4: a step {NUMBER} ms, with the cycle term {NUMBER} ms")
+    assert step * 1000 == pytest.approx(ms, abs=0.06) and cycle_ms >= 0
+    assert switched == pytest.approx(printed(lines, rf"width 4: switching 8 images {NUMBER} s")[0], abs=6e-3)
+
+
 CHECKS = {
     "bench_prepare_xrays.py": check_prepare_xrays,
     "bench_prepare_faces.py": check_prepare_faces,
@@ -124,6 +132,7 @@ CHECKS = {
     "bench_evaluate.py": check_evaluate,
     "bench_projection.py": check_projection,
     "bench_cli.py": check_cli,
+    "bench_explainer.py": check_explainer,
 }
 
 

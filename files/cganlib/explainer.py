@@ -3,8 +3,8 @@ whose output is a change Δ, the switched image being clip(x + Δ, -1, 1). The m
 same anatomy, only the label switched, so the pixels that change are the finding of that image.
 
     explainer  a small U-Net (three scales, skip connections), the image and the target label's
-               one-hot as extra planes in, the change out (tanh x CHANGE_SCALE; its last layer
-               starts at zero, so an untrained explainer changes nothing)
+               one-hot as extra planes in, the change out: one head per target label (tanh x
+               CHANGE_SCALE; the heads start at zero, so an untrained explainer changes nothing)
     critic     four stride-2 convolutions, global average pooling, a dense output plus a
                projection term (Miyato & Koyama 2018): the class embedding dotted with the pooled
                features; hinge loss
@@ -54,9 +54,29 @@ def build_explainer(n_classes, filters, image_shape=IMAGE_SHAPE):
     quarter = conv(quarter, 4 * filters, "e3b")
     up = conv(layers.Concatenate()([layers.UpSampling2D(2)(quarter), half]), 2 * filters, "d2")
     up = conv(layers.Concatenate()([layers.UpSampling2D(2)(up), full]), filters, "d1")
-    change = layers.Conv2D(channels, 1, activation="tanh", kernel_initializer="zeros", name="change")(up)
-    change = layers.Rescaling(CHANGE_SCALE, name="scaled_change")(change)
+    heads = layers.Conv2D(channels * n_classes, 1, activation="tanh", kernel_initializer="zeros", name="change")(up)
+    change = TargetHead(n_classes, CHANGE_SCALE, name="scaled_change")([heads, target])
     return keras.Model([image, target], change, name="explainer")
+
+
+class TargetHead(layers.Layer):
+    """The target's own change: of the n_classes x C planes (one group of C per target label), the
+    group the one-hot target picks, times `scale`. A head per target learns a switch of its own
+    from the first step; one head for all would first have to learn to tell the targets apart,
+    and until then every switch would also change the images kept at their own label."""
+
+    def __init__(self, n_classes, scale, **kwargs):
+        super().__init__(**kwargs)
+        self.n_classes, self.scale = n_classes, scale
+
+    def call(self, inputs):
+        heads, target = inputs
+        groups = keras.ops.reshape(heads, (-1, *heads.shape[1:3], self.n_classes, heads.shape[3] // self.n_classes))
+        picked = keras.ops.sum(groups * keras.ops.reshape(target, (-1, 1, 1, self.n_classes, 1)), axis=3)
+        return self.scale * picked
+
+    def get_config(self):
+        return {**super().get_config(), "n_classes": self.n_classes, "scale": self.scale}
 
 
 def build_critic(n_classes, filters, image_shape=IMAGE_SHAPE):

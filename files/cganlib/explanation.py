@@ -19,6 +19,7 @@ from cganlib.saved_generators import check_labels
 from cganlib.scoring import (
     PAINT_THRESHOLD,
     other_targets,
+    outside_change,
     prepared_order,
     score_per_image,
 )
@@ -192,10 +193,8 @@ def own_mask_scores(result, masks):
         inside = (painted & region).sum(axis=(1, 2))
         used = counts > 0
         share = float(np.mean(inside[used] / counts[used])) if used.any() else 0.0
-        change = np.abs(result["images"] - result["relabelled"][:, t]).mean(axis=-1)
-        outside = float(np.mean([c[~r].mean() for c, r in zip(change, region) if (~r).any()]))
         scores.append({**score_per_image(deltas, region), "painted": share, "n_painted": int(used.sum()),
-                       "outside": outside})
+                       "outside": outside_change(result["images"], result["relabelled"][:, t], region)})
     return scores
 
 

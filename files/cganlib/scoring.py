@@ -259,10 +259,19 @@ def score_saliency(path, ground_truth_path, methods=("gradcam", "cam", "ig"), sa
     return score_saliency_arrays(maps, indices, labels, target, *truth)
 
 
+def outside_change(images, switched, region):
+    """The mean absolute change from images to switched (N, H, W, C) in [0, 1], channels
+    averaged, over the pixels outside each image's region (N, H, W): what a minimal switch leaves
+    alone, averaged over the images."""
+    change = np.abs(np.asarray(images, np.float32) - np.asarray(switched, np.float32)).mean(axis=-1)
+    return float(np.mean([c[~r].mean() for c, r in zip(change, region) if (~r).any()]))
+
+
 def score_explained(path, ground_truth_path):
     """(finding, scores) of explain_image.py's per-image deltas "own label brighter than healthy"
     (its --to 0 run on phantoms of one class) against each image's own mask (score_per_image),
-    the images found in the ground truth by their index in the prepared arrays."""
+    and the change outside it (outside_change), the images found in the ground truth by their
+    index in the prepared arrays."""
     indices, labels, targets, deltas = load_arrays(path, ("indices", "labels", "targets", "deltas"), "explain_image.py")
     names, truth_labels, lesion, lungs = load_arrays(ground_truth_path, ("names", "labels", "lesion", "lungs"),
                                                      "make_phantoms.py")
@@ -275,7 +284,10 @@ def score_explained(path, ground_truth_path):
         raise InputError(f"{path}: its images' classes differ from {ground_truth_path}'s")
     finding = FINDINGS[next(iter(kinds))]
     masks = {"lesion": lesion, "lungs": lungs}[finding][rows].astype(bool)
-    return finding, score_per_image(deltas[:, list(targets).index(HEALTHY)], masks)
+    healthy = list(targets).index(HEALTHY)
+    images, relabelled = load_arrays(path, ("images", "relabelled"), "explain_image.py")
+    return finding, {**score_per_image(deltas[:, healthy], masks),
+                     "outside": outside_change(images, relabelled[:, healthy], masks)}
 
 
 def class_mean_difference(images, labels, label, reference=HEALTHY):
