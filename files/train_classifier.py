@@ -26,8 +26,9 @@ patients was seen in training. Prints the split, the held-out accuracy and the c
 convolution, global average pooling, one dense layer: CAM's). --architecture vgg is another,
 blocks of 3x3 convolutions and max pooling ending in the same pooling and dense layer, for a
 judge: a second classifier that scores the maps (explain_image.py --judge) but makes none. A
-judge is trained on the first one's split, --split_from its held_out.npz (the train, validation
-and held_out arrays, which must together hold every image once), with another --seed:
+judge is trained on the first one's split, --split_from its held_out.npz (its train, validation
+and held_out arrays must together hold every image once, and its labels be the held-out
+images'), with another --seed:
 
     python files/train_classifier.py --dataset xray --data_dir demo_run
     python files/train_classifier.py --dataset xray --data_dir demo_run --architecture vgg \
