@@ -52,9 +52,19 @@ names, maps (N, M, 80, 80) the maps themselves, deletion_curves and insertion_cu
 (N, M, curve_steps + 1), deletion_auc and insertion_auc (N, M). The curves ask the classifier,
 so they favour its own gradients' maps (Grad-CAM, IG); the delta comes from the generator.
 
+With --judge (and --classifier) a second classifier of the same classes, from which no map is
+made (train_classifier.py --architecture vgg --seed 1 --split_from <the first's held_out.npz>),
+is asked the same of the same maps, so that Grad-CAM and IG are not scored by their own source:
+it prints a second table, the RESULT line gains judge_recon_agree, judge_flip_rate,
+judge_deletion_auc_<map> and judge_insertion_auc_<map>, and the .npz judge_recon_classes (N,),
+judge_relabelled_classes (N, T), judge_deletion_curves and judge_insertion_curves
+(N, M, curve_steps + 1), judge_deletion_auc and judge_insertion_auc (N, M).
+
     python files/explain_image.py --model files/xray/results/generator_model_100.h5 \\
         --image scan.png --label 2 --to 0 --grey --equalize
 """
+
+import os
 
 from cganlib import cli
 from cganlib.datasets import DATASET_NAMES, dataset_settings, default_data_dir
@@ -98,6 +108,8 @@ def parse_args(argv=None):
     p.add_argument("--ground_truth", help="an .npz of masks to score each image's delta against (rows as --indices)")
     p.add_argument("--mask", default="lesion", help="with --ground_truth: the masks' array")
     p.add_argument("--classifier", help="a train_classifier.py model: also print the measures that need no masks")
+    p.add_argument("--judge", help="with --classifier: another classifier .keras of the same classes, which "
+                                   "also judges the maps (no map is made from it)")
     p.add_argument("--curve_steps", type=cli.POSITIVE, default=CURVE_STEPS,
                    help="with --classifier: steps of the deletion and insertion curves")
     args = p.parse_args(argv)
@@ -107,6 +119,10 @@ def parse_args(argv=None):
         p.error("--indices, --indices_from and --labels_npz go with --npz")
     if args.image and args.label is None:
         p.error("--image needs its --label")
+    if args.judge and not args.classifier:
+        p.error("--judge goes with --classifier: the maps are made from that one")
+    if args.judge and os.path.realpath(args.judge) == os.path.realpath(args.classifier):
+        p.error("--judge must be another classifier than --classifier, the maps' source")
     args.class_names = None
     if args.dataset:
         data_dir = args.data_dir or default_data_dir(args.dataset)

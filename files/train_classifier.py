@@ -11,6 +11,8 @@ Writes  <out_dir>/classifier.keras  the model (default out_dir <data_dir>/classi
             labels, predictions          (n_held_out,) the held-out images' classes, true and predicted
             confusion                    (classes, classes) int64, confusion[true, predicted]
             accuracy                     the held-out accuracy
+            architecture                 the network, "cam" or "vgg" (also the model's name:
+                                         "classifier" or "classifier_vgg")
 
 From every class --held_out of the images are set aside for the evaluation (and for saliency.py)
 and --validation for early stopping, drawn with --seed; training stops when the validation loss
@@ -20,7 +22,17 @@ the arrays): the shares are of each class's patients (a patient counts in the cl
 their images have) and all of a patient's images fall on one side, so none of the held-out
 patients was seen in training. Prints the split, the held-out accuracy and the confusion matrix.
 
+--architecture cam (the default) is the network the saliency maps are read from (a last
+convolution, global average pooling, one dense layer: CAM's). --architecture vgg is another,
+blocks of 3x3 convolutions and max pooling ending in the same pooling and dense layer, for a
+judge: a second classifier that scores the maps (explain_image.py --judge) but makes none. A
+judge is trained on the first one's split, --split_from its held_out.npz (its train, validation
+and held_out arrays must together hold every image once, and its labels be the held-out
+images'), with another --seed:
+
     python files/train_classifier.py --dataset xray --data_dir demo_run
+    python files/train_classifier.py --dataset xray --data_dir demo_run --architecture vgg \
+        --seed 1 --split_from demo_run/classifier/held_out.npz --out_dir demo_run/judge
 """
 
 import os
@@ -28,6 +40,7 @@ import os
 from cganlib import cli, flags
 
 FILTERS = 8  # the first convolution's width, classifier.FILTERS[0]; each next one doubles it
+ARCHITECTURES = ("cam", "vgg")  # classifier.ARCHITECTURES' names, written out so the flags parse before TensorFlow loads
 
 
 def parse_args(argv=None):
@@ -45,6 +58,11 @@ def parse_args(argv=None):
     p.add_argument("--filters", type=cli.POSITIVE, default=FILTERS,
                    help="width of the first convolution; each next one doubles it")
     p.add_argument("--seed", type=cli.SEED, default=0, help="seed of the split and the training")
+    p.add_argument("--architecture", choices=ARCHITECTURES, default="cam",
+                   help="cam: the network the saliency maps are read from; vgg: another, for a judge")
+    p.add_argument("--split_from",
+                   help="another run's held_out.npz: take its train, validation and held-out images "
+                        "(instead of --held_out, --validation and --seed's split)")
     args = flags.parse_dataset_args(p, argv)
     args.out_dir = args.out_dir or os.path.join(args.data_dir, flags.CLASSIFIER_DIR)
     return args

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from cganlib.classifier import (
-    build_classifier,
+    ARCHITECTURES,
     confusion_matrix,
     fit_classifier,
     predict_classes,
@@ -22,7 +22,13 @@ from cganlib.classifier import (
 from cganlib.datasets import load_prepared
 from cganlib.flags import CLASSIFIER_FILE, HELD_OUT_FILE
 from cganlib.patients import NAMES_FILE, load_patients, patient_classes
-from cganlib.storage import InputError, atomic_write, save_arrays, writable_folder
+from cganlib.storage import (
+    InputError,
+    atomic_write,
+    load_arrays,
+    save_arrays,
+    writable_folder,
+)
 
 PARTS = ("training", "validation", "held-out")
 
@@ -50,6 +56,25 @@ def split(labels, args, patients=None):
     return parts
 
 
+def split_from(path, labels):
+    """The split of another train_classifier.py run, its held_out.npz's (train, validation,
+    held_out); InputError unless they are whole numbers that hold each of these images once,
+    leave no part empty, and the held-out images have the classes the file says (a file of
+    other data would not)."""
+    *parts, held_out_labels = load_arrays(path, ("train", "validation", "held_out", "labels"), "train_classifier.py")
+    for name, part in zip(PARTS, parts):
+        if part.ndim != 1 or part.dtype.kind not in "iu" or not len(part):
+            raise InputError(f"{path}: its {name} indices must be a non-empty list of whole numbers, "
+                             f"got {part.dtype} {part.shape}")
+    every = np.concatenate(parts)
+    if not np.array_equal(np.sort(every), np.arange(len(labels))):
+        raise InputError(f"{path}: its {len(every)} indices do not hold each of the {len(labels)} images once: "
+                         "the split of other data")
+    if not np.array_equal(held_out_labels, labels[parts[2]]):
+        raise InputError(f"{path}: its held-out images' classes differ from these images': the split of other data")
+    return tuple(part.astype(np.int64) for part in parts)
+
+
 def dataset_patients(args, n_images):
     """The X-rays' patient ids, or None: other data sets, and X-rays prepared before
     prepare_xrays.py wrote their file names, are split by image."""
@@ -59,7 +84,8 @@ def dataset_patients(args, n_images):
 def print_split(parts, patients, args):
     images = ", ".join(f"{len(part)} {name}" for name, part in zip(PARTS, parts))
     share = "of each class" if patients is None else "of each class's patients"
-    print(f"{images} images ({args.held_out:g} and {args.validation:g} {share}, seed {args.seed})", flush=True)
+    drawn = f"{args.held_out:g} and {args.validation:g} {share}, seed {args.seed}"
+    print(f"{images} images ({f'the split of {args.split_from}' if args.split_from else drawn})", flush=True)
     if patients is not None:
         sides = ", ".join(f"{len(np.unique(patients[part]))} {name}" for name, part in zip(PARTS, parts))
         print(f"split by patient: {sides} patients", flush=True)
@@ -82,12 +108,15 @@ def train_and_evaluate(args):
     """train_classifier.py's work, once its flags are parsed: split, train, evaluate, save."""
     images, labels = load_prepared(args.settings, args.data_dir, args.attributes)
     patients = dataset_patients(args, len(labels))
-    train, validation, held_out = split(labels, args, patients)
+    if args.split_from:
+        train, validation, held_out = split_from(args.split_from, labels)
+    else:
+        train, validation, held_out = split(labels, args, patients)
     writable_folder(args.out_dir)
     print_split((train, validation, held_out), patients, args)
     keras.utils.set_random_seed(args.seed)
     start = time.time()
-    model = build_classifier(args.settings.n_classes, (args.filters, 2 * args.filters, 4 * args.filters))
+    model = ARCHITECTURES[args.architecture](args.settings.n_classes, (args.filters, 2 * args.filters, 4 * args.filters))
     history = fit_classifier(model, images, labels, train, validation, args.max_epochs, args.patience)
     seconds = time.time() - start
 
@@ -98,7 +127,8 @@ def train_and_evaluate(args):
     model_path = os.path.join(args.out_dir, CLASSIFIER_FILE)
     atomic_write(model_path, model.save, suffix=".keras")
     save_arrays(os.path.join(args.out_dir, HELD_OUT_FILE), train=train, validation=validation, held_out=held_out,
-                labels=labels[held_out], predictions=predictions, confusion=confusion, accuracy=accuracy)
+                labels=labels[held_out], predictions=predictions, confusion=confusion, accuracy=accuracy,
+                architecture=np.array(args.architecture))
     print(f"trained {len(history.history['loss'])} epochs in {seconds:.1f} s")
     print_evaluation(accuracy, n_right, len(held_out), confusion, args.settings.class_names)
     print(f"wrote {model_path} and {os.path.join(args.out_dir, HELD_OUT_FILE)}")

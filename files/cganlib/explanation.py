@@ -251,7 +251,7 @@ def print_mask_scores(result, masks, mask_name):
 
 
 def checked_classifier(path, n_classes, model_name):
-    """--classifier's model, which must know the generator's classes."""
+    """--classifier's (or --judge's) model, which must know the generator's classes."""
     try:
         return load_classifier_for(path, n_classes, model_name)
     except ClassifierFileError as e:
@@ -279,6 +279,7 @@ def explain(args):
     if args.class_names is not None and len(args.class_names) != n_classes:
         raise InputError(f"{model_name} has {n_classes} classes, --dataset {args.dataset} has {len(args.class_names)}")
     classifier = checked_classifier(args.classifier, n_classes, model_name) if args.classifier else None
+    judge = checked_classifier(args.judge, n_classes, model_name) if args.judge else None
     images, labels, indices, name = read_one_image(args) if args.image else read_many_images(args)
     targets = chosen_targets(args.to, labels, n_classes, model_name)
     if classifier is not None:
@@ -294,7 +295,7 @@ def explain(args):
         result = explained(generator, images, labels, indices, targets, args)
     measures = None
     if classifier is not None:
-        measures = explanation_measures.measure(classifier, result, rows, args.curve_steps, args.seed)
+        measures = explanation_measures.measure(classifier, result, rows, args.curve_steps, args.seed, judge)
     base = os.path.join(args.out_dir, f"explain_{name}")
     save_arrays(base + ".npz", **result, **(measures.arrays if measures else {}))
     class_names = args.class_names or [str(k) for k in range(n_classes)]

@@ -15,7 +15,9 @@
 
 The curves ask the classifier, so they favour maps made from its own gradients; the delta comes
 from the generator, and scores well only where the generator's idea of the label and the
-classifier's agree.
+classifier's agree. A judge (explain_image.py --judge: another classifier of the same classes,
+from which no map is made) is asked the same: recon_agree, flip_rate and every map's curves,
+its arrays and scores named judge_<name>, so that no map is scored by its own source.
 """
 
 from typing import NamedTuple
@@ -26,6 +28,7 @@ from cganlib.classifier import grad_cam, integrated_gradients, predict_classes
 from cganlib.faithfulness import BLUR_SIGMA, area_under, deletion_insertion_curves
 from cganlib.scoring import (
     CURVE_MAPS,
+    JUDGE,
     class_mean_difference,
     other_targets,
     saved_scores,
@@ -143,23 +146,46 @@ class Measures(NamedTuple):
     note: str | None  # why the class-mean difference was left out
 
 
-def measure(model, result, rows, steps, seed):
-    """The Measures of explained()'s result; rows as mean_difference_maps takes them, or None."""
+def verdicts(model, result, maps, steps, seed, prefix=""):
+    """What one classifier says of the result and of the maps (N, M, H, W): the classes it gives
+    the reconstructions and the relabelled images, and the maps' deletion and insertion curves
+    and areas; the arrays' names prefixed with prefix."""
+    deletion, insertion = deletion_insertion_curves(
+        model, classifier_pixels(result["images"]), np.asarray(result["labels"]), maps, steps, seed)
+    arrays = {"recon_classes": reconstruction_classes(model, result),
+              "relabelled_classes": relabelled_classes(model, result),
+              "deletion_curves": deletion, "insertion_curves": insertion,
+              "deletion_auc": area_under(deletion), "insertion_auc": area_under(insertion)}
+    return {f"{prefix}{key}": value for key, value in arrays.items()}
+
+
+def measure(model, result, rows, steps, seed, judge=None):
+    """The Measures of explained()'s result; rows as mean_difference_maps takes them, or None.
+    The maps are model's; a judge (another classifier, or None) is asked of them too."""
     rng = np.random.default_rng(seed)
     maps, note = explanation_maps(model, result, rows, rng)
     names = list(maps)
     stacked = np.stack([maps[name] for name in names], axis=1).astype(np.float32)
-    deletion, insertion = deletion_insertion_curves(
-        model, classifier_pixels(result["images"]), np.asarray(result["labels"]), stacked, steps, seed)
-    arrays = {"recon_classes": reconstruction_classes(model, result),
-              "relabelled_classes": relabelled_classes(model, result), "curve_maps": np.array(names),
-              "maps": stacked, "deletion_curves": deletion, "insertion_curves": insertion,
-              "deletion_auc": area_under(deletion), "insertion_auc": area_under(insertion)}
+    arrays = {"curve_maps": np.array(names), "maps": stacked, **verdicts(model, result, stacked, steps, seed)}
+    if judge is not None:
+        arrays.update(verdicts(judge, result, stacked, steps, seed, JUDGE))
     return Measures(saved_scores({**result, **arrays}), arrays, note)
 
 
+def area_table(scores, prefix=""):
+    """The lines of a table of each map's mean deletion and insertion AUC, as the classifier whose
+    scores carry prefix says."""
+    lines = [f"  {'map':<22}{'deletion AUC (lower better)':>30}{'insertion AUC (higher better)':>32}"]
+    for name in CURVE_MAPS:
+        if f"{prefix}deletion_auc_{name}" in scores:
+            lines.append(f"  {MAP_NAMES[name]:<22}{scores[f'{prefix}deletion_auc_{name}']:>30.3f}"
+                         f"{scores[f'{prefix}insertion_auc_{name}']:>32.3f}")
+    return lines
+
+
 def report_lines(measures, n_images, n_pairs, steps):
-    """What explain_image.py prints: the measures in words, a table of the areas, the RESULT line."""
+    """What explain_image.py prints: the measures in words, a table of the areas (and with a
+    judge, its verdicts and table after), the RESULT line."""
     scores = measures.scores
     composed = (f"composition: reconstruction MSE {scores['recon_mse']:.5f}, SSIM {scores['recon_ssim']:.3f}; the "
                 f"classifier gives {scores['recon_agree']:.3f} of {n_images} reconstructions the image's label (recon_agree)")
@@ -167,14 +193,15 @@ def report_lines(measures, n_images, n_pairs, steps):
     faithful = (f"faithfulness (Petsiuk et al. 2018): the probability of the image's class as its pixels, in each "
                 f"map's order, are replaced by a blurred copy (sigma {BLUR_SIGMA:g} pixels) in {steps} steps; "
                 f"mean of {n_images} images:")
-    lines = [composed, valid, faithful,
-             f"  {'map':<22}{'deletion AUC (lower better)':>30}{'insertion AUC (higher better)':>32}"]
-    for name in CURVE_MAPS:
-        if f"deletion_auc_{name}" in scores:
-            lines.append(f"  {MAP_NAMES[name]:<22}{scores[f'deletion_auc_{name}']:>30.3f}"
-                         f"{scores[f'insertion_auc_{name}']:>32.3f}")
+    lines = [composed, valid, faithful, *area_table(scores)]
     if measures.note:
         lines.append(f"  (class-mean difference left out: {measures.note})")
+    if f"{JUDGE}recon_agree" in scores:
+        judged = (f"the judge (a classifier no map comes from) gives {scores[f'{JUDGE}recon_agree']:.3f} of "
+                  f"{n_images} reconstructions the image's label ({JUDGE}recon_agree) and "
+                  f"{scores[f'{JUDGE}flip_rate']:.3f} of {n_pairs} relabelled images their new label "
+                  f"({JUDGE}flip_rate); its curves, as above:")
+        lines += [judged, *area_table(scores, JUDGE)]
     lines.append(" ".join(["RESULT", *(f"{key}={value:.5f}" for key, value in scores.items()),
                            f"n_images={n_images}", f"n_relabelled={n_pairs}"]))
     return lines

@@ -13,7 +13,7 @@ import numpy as np
 
 from cganlib.datasets import BACTERIAL, HEALTHY, VIRAL
 from cganlib.delta import LEVELS
-from cganlib.storage import InputError, load_arrays
+from cganlib.storage import InputError, load_arrays, npz_keys
 
 PAINT_THRESHOLD = min(threshold for threshold, _, _ in LEVELS)  # magenta, the faintest colour
 # The finding that sets each class apart from healthy, the mask it is scored against, and the
@@ -305,6 +305,7 @@ def class_mean_difference(images, labels, label, reference=HEALTHY):
 
 
 CURVE_MAPS = ("delta", "gradcam", "ig", "mean_diff", "random")  # the maps of the deletion and insertion curves
+JUDGE = "judge_"  # the prefix of the judge's arrays and scores (explain_image.py --judge)
 
 
 def other_targets(labels, targets):
@@ -312,10 +313,15 @@ def other_targets(labels, targets):
     return np.asarray(targets)[None, :] != np.asarray(labels)[:, None]
 
 
+def agreement(result, recon_classes):
+    """recon_agree: the share of reconstructions a classifier gives the image's label."""
+    return float(np.mean(np.asarray(recon_classes) == np.asarray(result["labels"])))
+
+
 def composition_scores(result, recon_classes):
     """The reconstructions' mean MSE and SSIM, and recon_agree: the share the classifier gives the image's label."""
     return {"recon_mse": float(np.mean(result["mse"])), "recon_ssim": float(np.mean(result["ssim"])),
-            "recon_agree": float(np.mean(np.asarray(recon_classes) == np.asarray(result["labels"])))}
+            "recon_agree": agreement(result, recon_classes)}
 
 
 def validity_scores(result, relabelled_classes):
@@ -324,24 +330,41 @@ def validity_scores(result, relabelled_classes):
     return {"flip_rate": float(flipped[other_targets(result["labels"], result["targets"])].mean())}
 
 
+def classifier_scores(arrays, prefix=""):
+    """flip_rate (validity) and each curve map's mean deletion and insertion AUC, as one classifier
+    says: from its arrays, named with prefix ("": the classifier the maps come from, JUDGE: the
+    judge), under keys prefixed alike."""
+    scores = validity_scores(arrays, arrays[f"{prefix}relabelled_classes"])
+    for m, name in enumerate(np.asarray(arrays["curve_maps"]).tolist()):
+        scores[f"deletion_auc_{name}"] = float(np.mean(arrays[f"{prefix}deletion_auc"][:, m]))
+        scores[f"insertion_auc_{name}"] = float(np.mean(arrays[f"{prefix}insertion_auc"][:, m]))
+    return {f"{prefix}{key}": value for key, value in scores.items()}
+
+
 def saved_scores(arrays):
     """explain_image.py --classifier's RESULT scores, from the arrays its .npz holds: composition,
-    validity, and each curve map's mean deletion and insertion AUC."""
+    validity, and each curve map's mean deletion and insertion AUC; with --judge, the judge's
+    recon_agree, flip_rate and AUCs after them, named judge_<score>."""
     scores = composition_scores(arrays, arrays["recon_classes"])
-    scores.update(validity_scores(arrays, arrays["relabelled_classes"]))
-    for m, name in enumerate(np.asarray(arrays["curve_maps"]).tolist()):
-        scores[f"deletion_auc_{name}"] = float(np.mean(arrays["deletion_auc"][:, m]))
-        scores[f"insertion_auc_{name}"] = float(np.mean(arrays["insertion_auc"][:, m]))
+    scores.update(classifier_scores(arrays))
+    if f"{JUDGE}recon_classes" in arrays:
+        scores[f"{JUDGE}recon_agree"] = agreement(arrays, arrays[f"{JUDGE}recon_classes"])
+        scores.update(classifier_scores(arrays, JUDGE))
     return scores
 
 
 MEASURE_ARRAYS = ("labels", "targets", "mse", "ssim", "recon_classes", "relabelled_classes", "curve_maps",
                   "deletion_auc", "insertion_auc")
+JUDGE_ARRAYS = tuple(f"{JUDGE}{key}" for key in ("recon_classes", "relabelled_classes", "deletion_auc", "insertion_auc"))
 
 
 def explained_measures(path):
-    """saved_scores of an explain_image.py --classifier .npz."""
-    return saved_scores(dict(zip(MEASURE_ARRAYS, load_arrays(path, MEASURE_ARRAYS, "explain_image.py --classifier"))))
+    """saved_scores of an explain_image.py --classifier .npz (with --judge, the judge's too)."""
+    made_by = "explain_image.py --classifier"
+    arrays = dict(zip(MEASURE_ARRAYS, load_arrays(path, MEASURE_ARRAYS, made_by)))
+    if JUDGE_ARRAYS[0] in npz_keys(path):
+        arrays.update(zip(JUDGE_ARRAYS, load_arrays(path, JUDGE_ARRAYS, made_by)))
+    return saved_scores(arrays)
 
 
 # ---------------------------------------------------------------- the table
