@@ -1,9 +1,11 @@
 """The whole pipeline in one command, on synthetic chest X-rays whose findings are known: the
-delta heatmaps of a conditional GAN against a classifier's saliency maps, both scored against
-the truth.
+delta heatmaps of a conditional GAN and the explainer that switches each patient's own image,
+against a classifier's saliency maps, all scored against the truth.
 
-    python files/demo.py                     # about 8 minutes on 2 CPU cores
-    python files/demo.py --minutes 30        # a longer training budget, clearer heatmaps
+    python files/demo.py                         # within 10 minutes on 2 CPU cores
+    python files/demo.py --lesion_place fixed    # every consolidation in the right lower lobe
+    python files/demo.py --minutes 30            # a longer training budget
+    python files/demo.py --data_dir my_xrays --minutes 30   # your own X-rays (prepare_xrays.py's output)
 
 Runs the project's own scripts one after the other in a subprocess each, printing each command
 first (the same command a user would type) and streaming its output:
@@ -12,7 +14,8 @@ first (the same command a user would type) and streaming its output:
                           --lesion_place any in either lung and zone), with ground truth
   2. prepare_xrays.py     80x80 equalized training set
   3. train_classifier.py  the baseline: a small CNN classifier of the same images, 20% of each
-                          class held out
+                          class held out; again with --architecture vgg, another seed and the same
+                          split: the judge, which scores the switches and makes no map
   4. train_cgan.py        the conditional GAN, X-ray setting, at a small width, batches of 16 and
                           faster learning rates than the original's (printed; the original's need hours)
   5. heatmaps.py          delta heatmaps of the last epochs' generators, and (--average) the mean
@@ -21,16 +24,18 @@ first (the same command a user would type) and streaming its output:
                           classifier's features (--evaluate_n images per class); one line per class
   6. saliency.py          Grad-CAM, CAM and Integrated Gradients (from the black image, a blurred
                           copy and the healthy mean) of the held-out viral and bacterial images
-     explain_image.py     --explain_n held-out bacterial and viral phantoms projected into the
-                          last generator's latent space and switched to healthy: a delta per image,
-                          and (--classifier) the measures that need no masks
+     train_explainer.py   the explainer: each training image switched to another label itself
+                          (its share of the budget: EXPLAINER_SHARE)
+     explain_image.py     --explain_n held-out bacterial and viral phantoms switched to healthy by
+                          the explainer: its change per image, and (--classifier, --judge) the
+                          measures that need no masks
   7. heatmaps.py, saliency.py --randomized_weights: the same from re-initialized weights, the
                           sanity check of Adebayo et al. 2018
 Then it scores every map against the ground truth (scoring.py) and prints one table (method x
 finding x score): the bacterial-vs-healthy maps against the lesion region, the viral-vs-healthy
 ones against the lung fields; class-level maps (the mean delta, the mean of each saliency map,
 the class-mean difference of the training images, which needs no model) against the union of
-all images' masks, and each held-out image's projected delta, Grad-CAM, CAM, IG and the
+all images' masks, and each held-out image's explainer change, Grad-CAM, CAM, IG and the
 class-mean difference against that image's own mask. Scores: pixel ROC-AUC (0.5 is chance), energy inside (the share of the
 map's positive mass inside the mask), the pointing game (is the map's maximum inside), and for
 the delta today's painted share at 0.2 (energy, pointing and painted share score the mask's
@@ -40,6 +45,8 @@ Writes into --out_dir (default demo_run/; --work_dir is its older name):
   chest_xray/, ground_truth.npz                 the phantoms and their lesion and lung masks
   img_align_xray.npz, labels_align_xray.npz     the training set
   classifier/  classifier.keras, held_out.npz   the baseline and its held-out evaluation
+  judge/       classifier.keras, held_out.npz   the judge (the same split)
+  explainer/   run_config.json, explainer_NNN.weights.h5, switched_eNNN.png, history.csv
   results/   generator_model_NNN.h5 (+ _gan, _dis), generated_plot_eNNN.png, history.csv, losses.png,
              real_plots/ (the training set's sample grids), summaries/ (the models')
   heatmaps/  generator_model_NNN.h5.png, .npz, .average.png, .average.npz for the last --heatmap_epochs
@@ -63,8 +70,11 @@ Its last line is machine-readable:
          ig_reference_auc_lesion=<f> ig_reference_auc_lungs=<f> explain_image_auc_lesion=<f>
          explain_image_auc_lungs=<f> explain_image_energy_lesion=<f> explain_image_energy_lungs=<f>
          gradcam_image_energy_lesion=<f> gradcam_image_energy_lungs=<f>
-         recon_agree_lesion=<f> flip_rate_lesion=<f> deletion_auc_<map>_lesion=<f> ... insertion_auc_<map>_lesion=<f> ...
-         (maps delta, gradcam, ig, mean_diff, random), the same for lungs,
+         explain_recon_ssim=<f> explain_flip_rate=<f> explain_outside_change=<f> (both findings' images),
+         explain_recon_ssim_lesion=<f> ... explain_outside_change_lungs=<f> (each finding's),
+         recon_ssim_lesion=<f> recon_agree_lesion=<f> flip_rate_lesion=<f> deletion_auc_<map>_lesion=<f> ...
+         insertion_auc_<map>_lesion=<f> ... judge_recon_agree_lesion=<f> judge_flip_rate_lesion=<f>
+         judge_deletion_auc_<map>_lesion=<f> ... (maps delta, gradcam, ig, mean_diff, random), the same for lungs,
          collapsed_classes=<n> minutes=<f>
 (one line): the first four are today's painted shares of the interpolation heatmaps, pooled
 over the heatmapped epochs; the delta_* scores are the averaged delta's, pooled over the same
@@ -73,19 +83,31 @@ check's; mean_diff_* are the class-mean difference's (the mean real bacterial or
 image minus the mean healthy one: the baseline that needs no model), class-level and, as
 every held-out image's map, per image; ig_* is Integrated Gradients from the black image,
 ig_blur_* from a blurred copy, ig_reference_* from the healthy mean; explain_image_* are the
-projected delta's (explain_image.py on --explain_n held-out phantoms of each finding, switched to
-healthy), per image against each image's own mask; recon_agree_*, flip_rate_*, deletion_auc_* and
-insertion_auc_* are explain_image.py --classifier's measures of the same images, which need no
-masks (its help says what each is); collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch;
-minutes is the demo's wall time.
+explainer's change (explain_image.py --explainer on --explain_n held-out phantoms of each finding,
+switched to healthy), per image against each image's own mask; explain_recon_ssim is the SSIM of
+the image the explainer returns under its own label against the given one, explain_flip_rate the
+judge's share of switched images it calls healthy, explain_outside_change the mean absolute
+change outside each image's mask; recon_agree_*, flip_rate_*, deletion_auc_* and insertion_auc_*
+are explain_image.py --classifier's measures of the same images, which need no masks (its help
+says what each is; the delta map is the explainer's change), judge_* the same asked of the judge;
+collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch; minutes is the
+demo's wall time.
+
+With --data_dir (prepare_xrays.py's output, names.txt beside it for the patient split) the demo
+skips the phantoms and the GAN: train_classifier.py (classifier and judge, into --out_dir), then
+train_explainer.py for what the budget leaves, then explain_image.py on every held-out viral and
+bacterial X-ray switched to healthy, and the RESULT line, per class (_viral, _bacterial):
+judge_flip_rate, explain_recon_ssim, judge_deletion_auc_explain, judge_deletion_auc_gradcam,
+judge_deletion_auc_random (the judge's deletion AUC of the explainer's change, of the
+classifier's Grad-CAM and of a random map), then minutes.
 
 --minutes -> epochs: the training gets the budget less a fixed allowance for the other steps
-(OTHER_STEPS_SECONDS), divided by the planned seconds per epoch: (images // --n_batch) batches at
+(OTHER_STEPS_SECONDS); the explainer EXPLAINER_SHARE of it, at SECONDS_PER_EXPLAINER_STEP a step;
+the GAN the rest, divided by the planned seconds per epoch: (images // --n_batch) batches at
 SECONDS_PER_BATCH (measured on 2 CPU cores at width 16 and batch 16, scaled by the batch and by
 the square of the width, since the convolutions dominate) plus the end-of-epoch sample grid and
 model files (SECONDS_PER_EPOCH_END). --epochs sets the epochs directly. Nothing is measured at
-run time. The default 8 minutes plan 39 epochs of 900 phantoms (2,184 batches of 16). The
-consolidation is learnt last (after about 30 epochs): shorter runs score bacterial near chance.
+run time.
 """
 
 import os
@@ -97,6 +119,7 @@ import time
 
 from cganlib import cli, config, run_folder
 from cganlib.datasets import BACTERIAL, DATASETS, HEALTHY, VIRAL, load_prepared
+from cganlib.flags import CLASSIFIER_FILE, HELD_OUT_FILE
 from cganlib.phantoms import GROUND_TRUTH, LESION_PLACES
 from cganlib.scoring import (
     CURVE_MAPS,
@@ -111,7 +134,14 @@ from cganlib.scoring import (
     score_saliency,
     score_table,
 )
-from cganlib.storage import InputError, fail, load_arrays, save_figure, writable_folder
+from cganlib.storage import (
+    InputError,
+    fail,
+    load_arrays,
+    save_arrays,
+    save_figure,
+    writable_folder,
+)
 
 FILES = os.path.dirname(os.path.abspath(__file__))
 
@@ -120,6 +150,7 @@ FILES = os.path.dirname(os.path.abspath(__file__))
 SMALL = config.resolve("xray", "small")
 LESION_STRENGTH, HAZE_STRENGTH = 0.6, 0.4
 
+DEFAULT_MINUTES = 9.5  # the whole demo's budget, within 10 minutes on 2 CPU cores
 # The --minutes -> epochs plan, measured on 2 CPU cores (an AVX2 AMD EPYC; bench_epoch.py).
 SECONDS_PER_BATCH = 0.137  # compiled step, batch 16, width 16 (0.130 in bench_epoch.py); scaled by batch and width**2
 REFERENCE_FILTERS, REFERENCE_BATCH = 16, 16
@@ -131,9 +162,19 @@ SECONDS_PER_EPOCH_END = 0.7
 OTHER_STEPS_SECONDS = 150.0
 
 AVERAGE_LATENTS = 1000
-# explain_image.py in the demo: this many held-out images per finding, a shorter projection than
-# its defaults (300 steps from 8 starts), MSE only (what the phantoms' measurement used)
-EXPLAIN_N, EXPLAIN_STEPS, EXPLAIN_STARTS = 20, 100, 4
+# explain_image.py --explainer in the demo: this many held-out images per finding (all of them at
+# the default --n: 20% of 300)
+EXPLAIN_N = 60
+# the explainer (train_explainer.py): its share of the training time, its settings, and the plan's
+# measured seconds a step (2 CPU cores, width 16, batch 16) and at each epoch's end (files, figure)
+EXPLAINER_SHARE = 0.5
+EXPLAINER_FLAGS = {}
+SECONDS_PER_EXPLAINER_STEP, SECONDS_PER_EXPLAINER_EPOCH_END = 0.11, 0.8
+# the judge: another architecture and seed on the classifier's split; no map is computed from it
+JUDGE_ARCHITECTURE = "vgg"
+HELD_OUT_SHARE = 0.2  # train_classifier.py's --held_out: the images train_explainer.py does not see
+# --data_dir: the classifier, the judge, TensorFlow's starts and explain_image.py on about 500 X-rays
+XRAY_OTHER_STEPS_SECONDS = 240.0
 EVALUATE_N = 200  # generated images per class and epoch in the demo's evaluation (evaluate.py's default: 500)
 METHODS = ("gradcam", "cam", "ig", "ig_blur", "ig_reference")
 METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG (black baseline)",
@@ -144,16 +185,24 @@ METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG
 # asks what the delta asks, what the finding adds to a healthy chest.
 IG_HEADLINE = "ig_reference"
 # explain_image.py --classifier's measures that need no masks, reported per finding
-MEASURE_KEYS = ("recon_agree", "flip_rate", *(f"{curve}_auc_{name}" for curve in ("deletion", "insertion")
-                                              for name in CURVE_MAPS))
+MEASURE_KEYS = ("recon_ssim", *(f"{judge}{key}" for judge in ("", "judge_") for key in (
+    "recon_agree", "flip_rate", *(f"{curve}_auc_{name}" for curve in ("deletion", "insertion") for name in CURVE_MAPS))))
+# the curves' maps as the tables name them: the explainer's change is explain_image.py's delta
+MAP_NAMES = {"delta": "explainer", "gradcam": "Grad-CAM", "ig": "IG (black baseline)",
+             "mean_diff": "class-mean difference", "random": "random"}
 
 
 def parse_args(argv=None):
     p = cli.Parser(__doc__)
     p.add_argument("--out_dir", "--work_dir", dest="out_dir", default="demo_run",
                    help="folder for everything the demo writes (default %(default)s)")
-    p.add_argument("--minutes", type=cli.number(0, low_open=True), default=8.0, help="wall-time budget of the whole demo")
-    p.add_argument("--epochs", type=cli.POSITIVE, help="train this many epochs (default: as many as --minutes allows)")
+    p.add_argument("--data_dir", help="your own X-rays, prepare_xrays.py's output: train the classifier, the judge and "
+                                      "the explainer on them and explain every held-out viral and bacterial X-ray")
+    p.add_argument("--minutes", type=cli.number(0, low_open=True), default=DEFAULT_MINUTES,
+                   help="wall-time budget of the whole demo")
+    p.add_argument("--epochs", type=cli.POSITIVE, help="train the GAN this many epochs (default: as --minutes allows)")
+    p.add_argument("--explainer_epochs", type=cli.POSITIVE,
+                   help="train the explainer this many epochs (default: as --minutes allows)")
     p.add_argument("--n", type=cli.POSITIVE, default=300, help="phantoms per class (healthy, viral, bacterial)")
     p.add_argument("--filters", type=cli.POSITIVE, default=SMALL.filters,
                    help="width of the GAN's conv layers (default %(default)s; original: 128)")
@@ -171,7 +220,7 @@ def parse_args(argv=None):
                    help="latents of each generator's averaged delta (default %(default)s)")
     p.add_argument("--lesion_strength", type=cli.number(0, 1), default=LESION_STRENGTH, help="make_phantoms.py's")
     p.add_argument("--haze_strength", type=cli.number(0, 1), default=HAZE_STRENGTH, help="make_phantoms.py's")
-    p.add_argument("--lesion_place", choices=LESION_PLACES, default="fixed",
+    p.add_argument("--lesion_place", choices=LESION_PLACES, default="any",
                    help="make_phantoms.py's: fixed (the right lower lobe) or any (either lung, either zone)")
     p.add_argument("--d_lr", type=cli.RATE, default=SMALL.d_lr, help="train_cgan.py's (default %(default)s; original: 0.00004)")
     p.add_argument("--g_lr", type=cli.RATE, default=SMALL.g_lr, help="train_cgan.py's (default %(default)s; original: 0.0002)")
@@ -192,11 +241,22 @@ def check_args(args):
                          f"use --n {-(-args.n_batch // 3)} or more")
 
 
+def training_seconds(minutes, other_seconds=OTHER_STEPS_SECONDS):
+    return max(0.0, minutes * 60 - other_seconds)
+
+
 def planned_epochs(minutes, n_images, filters, n_batch=SMALL.n_batch):
-    """Epochs that fit the budget (at least 1): see the module docstring."""
+    """The GAN's epochs that fit its share of the budget (at least 1): see the module docstring."""
     step = SECONDS_PER_BATCH * (n_batch / REFERENCE_BATCH) * (filters / REFERENCE_FILTERS) ** 2
     epoch = (n_images // n_batch) * step + SECONDS_PER_EPOCH_END
-    return max(1, int((minutes * 60 - OTHER_STEPS_SECONDS) / epoch))
+    return max(1, int(training_seconds(minutes) * (1 - EXPLAINER_SHARE) / epoch))
+
+
+def planned_explainer_epochs(seconds, n_training_images):
+    """The explainer's epochs that fit `seconds` (at least 1), at its settings' batch."""
+    batch = EXPLAINER_FLAGS.get("n_batch", config.ExplainerConfig().n_batch)
+    epoch = (n_training_images // batch) * SECONDS_PER_EXPLAINER_STEP + SECONDS_PER_EXPLAINER_EPOCH_END
+    return max(1, int(seconds / epoch))
 
 
 def training_config(args):
@@ -212,8 +272,8 @@ def prepare_work_dir(work_dir):
         raise InputError(f"{work_dir} is not empty and holds no demo run ({GROUND_TRUTH}); pick another --out_dir")
     writable_folder(work_dir)
     # epochs of a longer earlier run would otherwise be heatmapped as if this run made them
-    for folder in ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized",
-                   "evaluation", "explained"):
+    for folder in ("results", "heatmaps", "heatmaps_randomized", "classifier", "judge", "explainer", "saliency",
+                   "saliency_randomized", "evaluation", "explained"):
         shutil.rmtree(os.path.join(work_dir, folder), ignore_errors=True)
 
 
@@ -252,19 +312,49 @@ def pooled_scores(heatmap_paths, ground_truth):
     }
 
 
-def run_demo(args, epochs):
-    """The steps, training `epochs` epochs; returns the paths the comparison reads."""
+def train_classifier_and_judge(data_dir, paths, seed):
+    """train_classifier.py twice on one split: the classifier (the maps' source) and the judge."""
+    require(run_step("train_classifier.py", "--dataset", "xray", "--data_dir", data_dir, "--out_dir", paths["classifier"],
+                     "--seed", seed), "train_classifier.py")
+    require(run_step("train_classifier.py", "--dataset", "xray", "--data_dir", data_dir, "--out_dir", paths["judge"],
+                     "--architecture", JUDGE_ARCHITECTURE, "--seed", seed + 1, "--split_from",
+                     os.path.join(paths["classifier"], HELD_OUT_FILE)), "train_classifier.py")
+
+
+def train_explainer(data_dir, paths, epochs, seed):
+    flags = [item for name, value in EXPLAINER_FLAGS.items() for item in (f"--{name}", value)]
+    if config.ExplainerConfig(**EXPLAINER_FLAGS).guide_weight:
+        flags += ["--guide", os.path.join(paths["classifier"], CLASSIFIER_FILE)]
+    require(run_step("train_explainer.py", "--dataset", "xray", "--data_dir", data_dir, "--out_dir", paths["explainer"],
+                     "--held_out_from", os.path.join(paths["classifier"], HELD_OUT_FILE), "--epochs_goal", epochs,
+                     "--seed", seed, "--overwrite", *flags), "train_explainer.py")
+
+
+def explain_held_out(data_dir, paths, label, indices_file, out_dir, seed):
+    """explain_image.py --explainer on the held-out images of one class, switched to healthy, with
+    the classifier's measures and maps and the judge's measures."""
+    xray = DATASETS["xray"]
+    require(run_step(
+        "explain_image.py", "--explainer", paths["explainer"], "--dataset", "xray",
+        "--npz", os.path.join(data_dir, xray.images_file), "--labels_npz", os.path.join(data_dir, xray.labels_file),
+        "--indices_from", indices_file, "--to", HEALTHY, "--rows", 4, "--seed", seed,
+        "--classifier", os.path.join(paths["classifier"], CLASSIFIER_FILE),
+        "--judge", os.path.join(paths["judge"], CLASSIFIER_FILE), "--out_dir", out_dir), "explain_image.py")
+
+
+def run_demo(args, epochs, explainer_epochs):
+    """The steps, training the GAN `epochs` epochs and the explainer `explainer_epochs`; returns
+    the paths the comparison reads."""
     w = args.out_dir
     paths = {key: os.path.join(w, key) for key in
-             ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized",
-              "evaluation", "explained")}
+             ("results", "heatmaps", "heatmaps_randomized", "classifier", "judge", "explainer", "saliency",
+              "saliency_randomized", "evaluation", "explained")}
     require(run_step(
         "make_phantoms.py", "--out_dir", w, "--n", args.n, "--seed", args.seed, "--lesion_strength",
         args.lesion_strength, "--haze_strength", args.haze_strength, "--lesion_place", args.lesion_place, "--overwrite",
     ), "make_phantoms.py")
     require(run_step("prepare_xrays.py", "--images", os.path.join(w, "chest_xray"), "--out_dir", w), "prepare_xrays.py")
-    require(run_step("train_classifier.py", "--dataset", "xray", "--data_dir", w, "--out_dir", paths["classifier"],
-                     "--seed", args.seed), "train_classifier.py")
+    train_classifier_and_judge(w, paths, args.seed)
 
     results = paths["results"]
     train_args = ["--dataset", "xray", "--data_dir", w, "--out_dir", results, "--epochs_goal", epochs,
@@ -288,15 +378,13 @@ def run_demo(args, epochs):
     saliency_args = ["--dataset", "xray", "--data_dir", w, "--classifier", classifier,
                      "--labels", VIRAL, BACTERIAL, "--seed", args.seed]
     require(run_step("saliency.py", *saliency_args, "--out_dir", paths["saliency"]), "saliency.py")
+    train_explainer(w, paths, explainer_epochs, args.seed)
     for label in (BACTERIAL, VIRAL):
         held_out = load_arrays(saliency_path(paths["saliency"], label), ("indices",), "saliency.py")[0][:args.explain_n]
-        require(run_step(
-            "explain_image.py", "--model", run_folder.model_paths(results, epochs[-1])["generator"], "--dataset", "xray",
-            "--npz", os.path.join(w, DATASETS["xray"].images_file), "--labels_npz",
-            os.path.join(w, DATASETS["xray"].labels_file), "--indices", *held_out, "--to", HEALTHY,
-            "--steps", EXPLAIN_STEPS, "--starts", EXPLAIN_STARTS, "--ssim_weight", 0, "--rows", 4,
-            "--seed", args.seed, "--classifier", classifier,
-            "--out_dir", os.path.join(paths["explained"], FINDINGS[label])), "explain_image.py")
+        indices_file = os.path.join(paths["explained"], f"held_out_{label}.npz")
+        writable_folder(paths["explained"])
+        save_arrays(indices_file, indices=held_out)
+        explain_held_out(w, paths, label, indices_file, os.path.join(paths["explained"], FINDINGS[label]), args.seed)
     # the sanity check: the same maps from re-initialized weights (the last epoch's generator)
     require(run_step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps_randomized"], "--epochs", epochs[-1],
                      "--n_samples", 1, "--randomized_weights"), "heatmaps.py")
@@ -346,7 +434,7 @@ def compare(paths, ground_truth, n_latents, painted, mean_diffs):
         rows.append(("delta", finding, f"mean of {len(paths['average_files'])} x {n_latents} latents", delta[finding]))
         explained = score_explained(explained_path(paths, finding), ground_truth)[1]
         measures = explained_measures(explained_path(paths, finding))
-        rows.append(("delta, projected", finding, f"per image (n={explained['n']})", explained))
+        rows.append(("explainer", finding, f"per image (n={explained['n']})", explained))
         rows.append(("class-mean difference", finding, "no model", saliency["mean_diff"]["class"]))
         for method in METHODS:
             rows.append((METHOD_NAMES[method], finding, "class mean", saliency[method]["class"]))
@@ -372,6 +460,9 @@ def compare(paths, ground_truth, n_latents, painted, mean_diffs):
             f"mean_diff_image_energy_{finding}": mean_diff["image"]["energy"],
             f"explain_image_auc_{finding}": explained["auc"],
             f"explain_image_energy_{finding}": explained["energy"],
+            f"explain_recon_ssim_{finding}": measures["recon_ssim"],
+            f"explain_flip_rate_{finding}": measures["judge_flip_rate"],
+            f"explain_outside_change_{finding}": explained["outside"],
             f"{finding}_image_area": saliency["gradcam"]["image"]["area"],
             **{f"{key}_{finding}": measures[key] for key in MEASURE_KEYS},
         })
@@ -385,12 +476,16 @@ def result_line(painted, compared, accuracy, minutes, collapsed):
             "delta_auc_lungs", "gradcam_auc_lungs", "cam_auc_lungs", "ig_auc_lungs",
             "delta_energy_lesion", "gradcam_energy_lesion", "delta_energy_lungs", "gradcam_energy_lungs"]
     values = {**painted, **{key: compared[key] for key in keys}, "classifier_accuracy": accuracy}
+    for key in ("explain_recon_ssim", "explain_flip_rate", "explain_outside_change"):  # both findings' images
+        values[key] = (compared[f"{key}_lesion"] + compared[f"{key}_lungs"]) / 2
     for key in ("delta_painted_lesion", "delta_painted_lungs", "gradcam_image_auc_lesion", "gradcam_image_auc_lungs",
                 "random_delta_auc_lesion", "random_gradcam_auc_lesion", "random_delta_auc_lungs", "random_gradcam_auc_lungs",
                 *(f"mean_diff_{score}_{finding}" for score in ("auc", "energy", "image_auc", "image_energy")
                   for finding in ("lesion", "lungs")),
                 *(f"{method}_auc_{finding}" for method in ("ig_blur", "ig_reference") for finding in ("lesion", "lungs")),
                 *(f"explain_image_{score}_{finding}" for score in ("auc", "energy") for finding in ("lesion", "lungs")),
+                *(f"explain_{score}_{finding}" for score in ("recon_ssim", "flip_rate", "outside_change")
+                  for finding in ("lesion", "lungs")),
                 "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
                 *(f"{key}_{finding}" for finding in ("lesion", "lungs") for key in MEASURE_KEYS)):
         values[key] = compared[key]
@@ -399,15 +494,21 @@ def result_line(painted, compared, accuracy, minutes, collapsed):
 
 
 def measure_lines(compared):
-    """explain_image.py --classifier's measures per finding: a table of the curves' areas by map."""
-    lines = [f"  {'finding':<8}{'map':<24}{'deletion AUC':>14}{'insertion AUC':>15}"]
+    """explain_image.py's measures per finding: a table of the curves' areas by map, as the
+    classifier and as the judge read them."""
+    header = f"  {'finding':<8}{'map':<24}{'deletion AUC':>14}{'insertion AUC':>15}{'judge: deletion':>17}{'insertion':>11}"
+    lines = [header]
     for finding in ("lesion", "lungs"):
         for name in CURVE_MAPS:
-            lines.append(f"  {finding:<8}{METHOD_NAMES.get(name, name):<24}{compared[f'deletion_auc_{name}_{finding}']:>14.3f}"
-                         f"{compared[f'insertion_auc_{name}_{finding}']:>15.3f}")
-        lines.append(f"  {finding}: the classifier gives {compared[f'recon_agree_{finding}']:.3f} of the reconstructions "
-                     f"their image's label (recon_agree), {compared[f'flip_rate_{finding}']:.3f} of the images switched "
-                     "to healthy the label healthy (flip_rate)")
+            lines.append(f"  {finding:<8}{MAP_NAMES.get(name, name):<24}"
+                         + "".join(f"{compared[f'{judge}{curve}_auc_{name}_{finding}']:>{width}.3f}"
+                                   for judge, curve, width in (("", "deletion", 14), ("", "insertion", 15),
+                                                               ("judge_", "deletion", 17), ("judge_", "insertion", 11))))
+        lines.append(f"  {finding}: the images under their own label have SSIM {compared[f'recon_ssim_{finding}']:.3f} "
+                     f"with the given ones; the classifier / the judge give {compared[f'recon_agree_{finding}']:.3f} / "
+                     f"{compared[f'judge_recon_agree_{finding}']:.3f} of them their label (recon_agree), "
+                     f"{compared[f'flip_rate_{finding}']:.3f} / {compared[f'judge_flip_rate_{finding}']:.3f} of the "
+                     "images switched to healthy the label healthy (flip_rate)")
     return lines
 
 
@@ -461,26 +562,74 @@ def print_outputs(w, paths):
     print(f"  comparison     {os.path.join(w, 'comparison.png')}")
 
 
+def held_out_of_class(paths, labels_file, label):
+    """The classifier's held-out rows of one class."""
+    (held_out,) = load_arrays(os.path.join(paths["classifier"], HELD_OUT_FILE), ("held_out",), "train_classifier.py")
+    (labels,) = load_arrays(labels_file, ("arr_0",), "prepare_xrays.py")
+    return held_out[labels[held_out] == label]
+
+
+def explain_xrays(args, start):
+    """--data_dir: the classifier and the judge (split by patient), the explainer in what the
+    budget leaves, every held-out viral and bacterial X-ray switched to healthy; the RESULT line."""
+    w, data_dir = args.out_dir, args.data_dir
+    paths = {key: os.path.join(w, key) for key in ("classifier", "judge", "explainer", "explained")}
+    xray = DATASETS["xray"]
+    n_images = load_arrays(os.path.join(data_dir, xray.labels_file), ("arr_0",), "prepare_xrays.py")[0].size
+    train_classifier_and_judge(data_dir, paths, args.seed)
+    seconds = training_seconds(args.minutes, XRAY_OTHER_STEPS_SECONDS + (time.monotonic() - start))
+    epochs = args.explainer_epochs or planned_explainer_epochs(seconds, int(n_images * (1 - HELD_OUT_SHARE)))
+    print(f"the explainer: {epochs} epochs ({'--explainer_epochs' if args.explainer_epochs else 'planned for the budget left'})",
+          flush=True)
+    train_explainer(data_dir, paths, epochs, args.seed)
+    scores = {}
+    for label, name in ((VIRAL, "viral"), (BACTERIAL, "bacterial")):
+        indices_file = os.path.join(paths["explained"], f"held_out_{label}.npz")
+        writable_folder(paths["explained"])
+        save_arrays(indices_file, indices=held_out_of_class(paths, os.path.join(data_dir, xray.labels_file), label))
+        out_dir = os.path.join(paths["explained"], name)
+        explain_held_out(data_dir, paths, label, indices_file, out_dir, args.seed)
+        measures = explained_measures(os.path.join(out_dir, f"explain_{os.path.splitext(xray.images_file)[0]}.npz"))
+        scores.update({f"judge_flip_rate_{name}": measures["judge_flip_rate"],
+                       f"explain_recon_ssim_{name}": measures["recon_ssim"],
+                       **{f"judge_deletion_auc_{key}_{name}": measures[f"judge_deletion_auc_{curve_map}"]
+                          for key, curve_map in (("explain", "delta"), ("gradcam", "gradcam"), ("random", "random"))}})
+    print(f"\noutputs in {w}/: classifier/, judge/, explainer/ (run_config.json, explainer_NNN.weights.h5, "
+          "switched_eNNN.png), explained/viral/, explained/bacterial/ (explain_img_align_xray.png and .npz)")
+    minutes = (time.monotonic() - start) / 60
+    print(" ".join(["RESULT", *(f"{key}={value:.4f}" for key, value in scores.items()), f"minutes={minutes:.2f}"]),
+          flush=True)
+
+
 def main(argv=None):
     start = time.monotonic()
     args = parse_args(argv)
     with cli.exit_on_bad_input():
         check_args(args)
         prepare_work_dir(args.out_dir)
+        if args.data_dir:
+            try:
+                explain_xrays(args, start)
+            except KeyboardInterrupt:
+                fail("interrupted", status=cli.EXIT_INTERRUPTED)
+            return
     n_images = 3 * args.n
     epochs, plan = args.epochs, "--epochs"
     if epochs is None:
         epochs = planned_epochs(args.minutes, n_images, args.filters, args.n_batch)
         plan = f"planned for --minutes {args.minutes:g}"
+    explainer_epochs = args.explainer_epochs or planned_explainer_epochs(
+        training_seconds(args.minutes) * EXPLAINER_SHARE, int(n_images * (1 - HELD_OUT_SHARE)))
     print(f"demo training settings: {n_images} phantoms ({args.n} per class), lesion_strength={args.lesion_strength:g} "
           f"lesion_place={args.lesion_place} "
           f"haze_strength={args.haze_strength:g}; width {args.filters}, {epochs} epochs ({plan}) of "
           f"{n_images // args.n_batch} batches of {args.n_batch}, d_lr={args.d_lr:g} g_lr={args.g_lr:g} d_beta1={args.d_beta1:g}"
-          f"{', bfloat16' if args.mixed_precision else ''}; seed {args.seed}", flush=True)
+          f"{', bfloat16' if args.mixed_precision else ''}; the explainer {explainer_epochs} epochs; seed {args.seed}",
+          flush=True)
     ground_truth = os.path.join(args.out_dir, GROUND_TRUTH)
     try:
         with cli.exit_on_bad_input():
-            paths = run_demo(args, epochs)
+            paths = run_demo(args, epochs, explainer_epochs)
             print(f"\nscores against {ground_truth} (paint threshold 0.2):", flush=True)
             painted = pooled_scores(paths["heatmap_files"], ground_truth)
             images, labels = load_prepared(DATASETS["xray"], args.out_dir)  # the training set, checked

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from demo import planned_epochs
-from helpers import auc_by_hand, error_line
+from helpers import auc_by_hand, error_line, make_phantom_set
 
 RESULT_KEYS = (
     "bacterial_in_lesion", "lesion_area", "viral_in_lungs", "lung_area",  # today's
@@ -22,12 +22,20 @@ RESULT_KEYS = (
     "mean_diff_image_auc_lesion", "mean_diff_image_auc_lungs", "mean_diff_image_energy_lesion",
     "mean_diff_image_energy_lungs", "ig_blur_auc_lesion", "ig_blur_auc_lungs", "ig_reference_auc_lesion",
     "ig_reference_auc_lungs", "explain_image_auc_lesion", "explain_image_auc_lungs", "explain_image_energy_lesion",
-    "explain_image_energy_lungs", "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
+    "explain_image_energy_lungs",
+    *(f"explain_{score}_{finding}" for score in ("recon_ssim", "flip_rate", "outside_change")
+      for finding in ("lesion", "lungs")),
+    "gradcam_image_energy_lesion", "gradcam_image_energy_lungs",
     *(f"{key}_{finding}" for finding in ("lesion", "lungs") for key in (
-        "recon_agree", "flip_rate", *(f"{curve}_auc_{name}" for curve in ("deletion", "insertion")
-                                      for name in ("delta", "gradcam", "ig", "mean_diff", "random")))),
+        "recon_ssim", *(f"{judge}{measure}" for judge in ("", "judge_") for measure in (
+            "recon_agree", "flip_rate", *(f"{curve}_auc_{name}" for curve in ("deletion", "insertion")
+                                          for name in ("delta", "gradcam", "ig", "mean_diff", "random")))))),
     "collapsed_classes", "minutes",
 )
+# the explainer's pooled keys come right after the classifier's accuracy
+POOLED = ("explain_recon_ssim", "explain_flip_rate", "explain_outside_change")
+RESULT_KEYS = (*RESULT_KEYS[:RESULT_KEYS.index("classifier_accuracy") + 1], *POOLED,
+               *RESULT_KEYS[RESULT_KEYS.index("classifier_accuracy") + 1:])
 RESULT = re.compile("RESULT " + " ".join(rf"{key}=(\S+)" for key in RESULT_KEYS))
 
 
@@ -35,8 +43,8 @@ RESULT = re.compile("RESULT " + " ".join(rf"{key}=(\S+)" for key in RESULT_KEYS)
 def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
     work = tmp_path / "demo"
     started = time.monotonic()
-    done = run("demo.py", "--work_dir", work, "--n", 22, "--epochs", 1, "--filters", 8, "--n_samples", 1,
-               "--average_latents", 64, "--evaluate_n", 8, "--explain_n", 4)
+    done = run("demo.py", "--work_dir", work, "--n", 22, "--epochs", 1, "--explainer_epochs", 1, "--filters", 8,
+               "--n_samples", 1, "--average_latents", 64, "--evaluate_n", 8, "--explain_n", 4)
     elapsed_minutes = (time.monotonic() - started) / 60
     assert done.returncode == 0, done.stderr[-2000:]
     assert "absl::InitializeLog" not in done.stderr and "cudart_stub" not in done.stderr  # TensorFlow's start-up lines
@@ -52,24 +60,28 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
         "heatmaps_randomized/generator_model_001.h5.average.npz", "saliency_randomized/saliency_2.npz", "comparison.png",
         "evaluation/evaluation.csv", "evaluation/evaluation.png",
         "explained/lesion/explain_img_align_xray.npz", "explained/lungs/explain_img_align_xray.npz",
+        "explained/lesion/explain_img_align_xray.png", "judge/classifier.keras", "judge/held_out.npz",
+        "explainer/run_config.json", "explainer/explainer_001.weights.h5", "explainer/switched_e001.png",
     ):
         assert os.path.isfile(work / name), name
     # every step's command is shown, and the settings the training ran with
     for script in ("make_phantoms.py", "prepare_xrays.py", "train_classifier.py", "train_cgan.py", "heatmaps.py",
-                   "evaluate.py", "saliency.py", "explain_image.py"):
+                   "evaluate.py", "saliency.py", "train_explainer.py", "explain_image.py"):
         assert f"$ python files/{script}" in done.stdout
     assert "--randomized_weights" in done.stdout  # the sanity check's runs
-    assert "width 8, 1 epochs" in done.stdout
+    assert "width 8, 1 epochs" in done.stdout and "the explainer 1 epochs" in done.stdout
+    assert "--architecture vgg" in done.stdout and "--explainer" in done.stdout and "--judge" in done.stdout
     # the table: every method against both findings, with the chance levels
-    for method in ("delta", "delta, projected", "class-mean difference", "Grad-CAM", "CAM", "IG (black baseline)",
+    for method in ("delta", "explainer", "class-mean difference", "Grad-CAM", "CAM", "IG (black baseline)",
                    "IG (blurred baseline)", "IG (healthy-mean baseline)", "delta, re-initialized",
                    "Grad-CAM, re-initialized"):
         for finding in ("lesion", "lungs"):
             assert re.search(rf"^{re.escape(method)} +{finding} ", done.stdout, re.MULTILINE), (method, finding)
     assert "chance: ROC-AUC 0.5" in done.stdout
     for finding in ("lesion", "lungs"):  # explain_image.py --classifier's measures, a row per map
-        for name in ("delta", "Grad-CAM", "IG (black baseline)", "class-mean difference", "random"):
-            assert re.search(rf"^  {finding} +{re.escape(name)} +\S+ +\S+$", done.stdout, re.MULTILINE), (finding, name)
+        for name in ("explainer", "Grad-CAM", "IG (black baseline)", "class-mean difference", "random"):
+            assert re.search(rf"^  {finding} +{re.escape(name)} +\S+ +\S+ +\S+ +\S+$", done.stdout, re.MULTILINE), (
+                finding, name)
     # the evaluation's summary: a line per class, the heatmapped epoch's measures beside the floor
     for name in ("healthy", "viral", "bacter"):
         assert re.search(rf"^  {name} \(epochs 1\): label_accuracy \S+ \[\S+\], diversity_gen ", done.stdout,
@@ -79,6 +91,8 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
     assert match, last
     scores = dict(zip(RESULT_KEYS, map(float, match.groups())))
     assert all(0 <= value <= 1 for key, value in scores.items() if key not in ("minutes", "collapsed_classes"))
+    for key in POOLED:  # both findings' images
+        assert scores[key] == pytest.approx((scores[f"{key}_lesion"] + scores[f"{key}_lungs"]) / 2, abs=2e-4)
     assert match.group(RESULT_KEYS.index("collapsed_classes") + 1) in ("0", "1", "2", "3")
     assert 0 < scores["lesion_area"] < scores["lung_area"] < 1  # the consolidation lies inside the lungs
     # the demo's own wall time: within the time its process ran, however fast the machine
@@ -146,3 +160,37 @@ def test_refuses_a_folder_that_is_not_a_demo_run(run, tmp_path):
 def test_more_minutes_plan_more_epochs_and_wider_models_fewer():
     assert planned_epochs(30, 900, 16) > planned_epochs(15, 900, 16) > planned_epochs(15, 900, 32) >= 1
     assert planned_epochs(0.1, 900, 16) == 1  # a budget smaller than the fixed steps still trains
+
+
+XRAY_RESULT_KEYS = (*(f"{key}_{name}" for name in ("viral", "bacterial") for key in (
+    "judge_flip_rate", "explain_recon_ssim", "judge_deletion_auc_explain", "judge_deletion_auc_gradcam",
+    "judge_deletion_auc_random")), "minutes")
+
+
+@pytest.mark.slow
+def test_the_demo_explains_your_own_xrays(run, tmp_path):
+    """--data_dir: the classifier and the judge on one patient split, the explainer, every held-out
+    viral and bacterial X-ray switched to healthy, and the RESULT line of their measures."""
+    import prepare_xrays
+
+    make_phantom_set(tmp_path / "raw", 10, 128)
+    data = tmp_path / "data"
+    prepare_xrays.main(["--images", str(tmp_path / "raw" / "chest_xray"), "--out_dir", str(data)])
+    work = tmp_path / "demo"
+    done = run("demo.py", "--data_dir", data, "--out_dir", work, "--explainer_epochs", 1)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("classifier/classifier.keras", "judge/classifier.keras", "explainer/explainer_001.weights.h5",
+                 "explained/viral/explain_img_align_xray.npz", "explained/bacterial/explain_img_align_xray.png"):
+        assert os.path.isfile(work / name), name
+    assert not (work / "results").exists()  # no GAN
+    last = done.stdout.strip().splitlines()[-1]
+    match = re.fullmatch("RESULT " + " ".join(rf"{key}=(\S+)" for key in XRAY_RESULT_KEYS), last)
+    assert match, last
+    scores = dict(zip(XRAY_RESULT_KEYS, map(float, match.groups())))
+    with np.load(work / "classifier" / "held_out.npz") as split, np.load(data / "labels_align_xray.npz") as labels:
+        held_out = split["held_out"][labels["arr_0"][split["held_out"]] == 1]
+    with np.load(work / "explained" / "viral" / "explain_img_align_xray.npz") as saved:
+        assert np.array_equal(saved["indices"], held_out)  # every held-out viral X-ray
+        assert scores["judge_flip_rate_viral"] == pytest.approx(np.mean(saved["judge_relabelled_classes"] == 0),
+                                                                abs=1e-4)
+        assert scores["explain_recon_ssim_viral"] == pytest.approx(saved["ssim"].mean(), abs=1e-4)
