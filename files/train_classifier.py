@@ -11,6 +11,8 @@ Writes  <out_dir>/classifier.keras  the model (default out_dir <data_dir>/classi
             labels, predictions          (n_held_out,) the held-out images' classes, true and predicted
             confusion                    (classes, classes) int64, confusion[true, predicted]
             accuracy                     the held-out accuracy
+        <out_dir>/classifier_files.json  the two files' sizes and SHA-256, written as one set: the
+            scripts that read them refuse a model beside another training's split
 
 From every class --held_out of the images are set aside for the evaluation (and for saliency.py)
 and --validation for early stopping, drawn with --seed; training stops when the validation loss

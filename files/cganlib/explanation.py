@@ -13,6 +13,7 @@ from cganlib import cgan, cli, explanation_measures, plots, projection
 from cganlib.classifier import ClassifierFileError, load_classifier_for
 from cganlib.datasets import load_square_image
 from cganlib.delta import delta_sums, paint_levels
+from cganlib.flags import check_classifier_set
 from cganlib.saved_generators import check_labels
 from cganlib.scoring import (
     PAINT_THRESHOLD,
@@ -51,6 +52,8 @@ def read_many_images(args):
         indices = np.asarray(args.indices)
     elif args.indices_from:
         indices_name = indices_key(args.indices_from)
+        if indices_name == "held_out":  # train_classifier.py's split: the one saved with its model
+            check_classifier_set(args.indices_from)
         indices = whole_numbers(load_arrays(args.indices_from, (indices_name,))[0], args.indices_from,
                                 indices_name).ravel()
     elif "indices" in keys:
