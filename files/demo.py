@@ -36,7 +36,9 @@ map's positive mass inside the mask), the pointing game (is the map's maximum in
 the delta today's painted share at 0.2 (energy, pointing and painted share score the mask's
 area by chance).
 
-Writes into --out_dir (default demo_run/; --work_dir is its older name):
+Writes into --out_dir (default demo_run/; --work_dir is its older name), which must be empty or
+an earlier demo's (its files are removed first; a folder holding any other file is refused):
+  demo_files.json                               every file the demo wrote there (the next run removes those)
   chest_xray/, ground_truth.npz                 the phantoms and their lesion and lung masks
   img_align_xray.npz, labels_align_xray.npz     the training set
   classifier/  classifier.keras, held_out.npz   the baseline and its held-out evaluation
@@ -88,9 +90,10 @@ run time. The default 8 minutes plan 39 epochs of 900 phantoms (2,184 batches of
 consolidation is learnt last (after about 30 epochs): shorter runs score bacterial near chance.
 """
 
+import contextlib
+import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -111,9 +114,21 @@ from cganlib.scoring import (
     score_saliency,
     score_table,
 )
-from cganlib.storage import InputError, fail, load_arrays, save_figure, writable_folder
+from cganlib.storage import (
+    InputError,
+    atomic_write,
+    fail,
+    json_writer,
+    load_arrays,
+    open_regular,
+    save_figure,
+    writable_folder,
+)
 
 FILES = os.path.dirname(os.path.abspath(__file__))
+# in --out_dir: every file the demo wrote there, after each step; a later run removes those
+# files and no others, and refuses a folder that holds any other
+DEMO_FILES = "demo_files.json"
 
 # The demo trains with train_cgan.py's --preset small (width 16, batches of 16, faster rates than
 # the original's: config.PRESETS says why); its flags below change those values.
@@ -206,15 +221,67 @@ def training_config(args):
                           diff_augment=args.diff_augment)
 
 
+def demo_entries(work_dir):
+    """Every file, link or other entry that is no folder under work_dir (links not followed),
+    relative to it, sorted; the demo's manifest aside."""
+
+    def unreadable(error):
+        raise error
+
+    entries = []
+    for folder, dirs, files in os.walk(work_dir, onerror=unreadable):
+        links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
+        entries += [os.path.relpath(os.path.join(folder, name), work_dir) for name in files + links]
+    return sorted(entry for entry in entries if entry != DEMO_FILES)
+
+
+def listed_files(work_dir):
+    """The files the demo's manifest in work_dir lists; InputError without one."""
+    path = os.path.join(work_dir, DEMO_FILES)
+    if not os.path.lexists(path):
+        raise InputError(f"{work_dir} is not empty and holds no demo run ({DEMO_FILES}); pick another --out_dir")
+    try:
+        with open_regular(path) as f:
+            files = json.load(f)["files"]
+        if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+            raise TypeError("its files are not a list of names")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+        raise InputError(f"{path}: not the demo's list of its files ({type(e).__name__}: {e})") from e
+    return set(files)
+
+
+def record_files(work_dir):
+    """List every file now under work_dir in its manifest, DEMO_FILES: the files the next run may remove."""
+    atomic_write(os.path.join(work_dir, DEMO_FILES), json_writer({"files": demo_entries(work_dir)}))
+
+
 def prepare_work_dir(work_dir):
-    """Create the work folder; clear a previous demo's training outputs, refuse a stranger's folder."""
-    if os.path.isdir(work_dir) and os.listdir(work_dir) and not os.path.exists(os.path.join(work_dir, GROUND_TRUTH)):
-        raise InputError(f"{work_dir} is not empty and holds no demo run ({GROUND_TRUTH}); pick another --out_dir")
+    """Create the work folder, or clear an earlier demo's files from it: those its manifest
+    (DEMO_FILES) lists, and only when every file there is one of them (a folder holding anything
+    else is refused, untouched). Epochs of a longer earlier run would otherwise be heatmapped as
+    if this run made them."""
+    present = demo_entries(work_dir) if os.path.isdir(work_dir) else []
+    if present:
+        strangers = [entry for entry in present if entry not in listed_files(work_dir)]
+        if strangers:
+            more = f" and {len(strangers) - 1} more" if len(strangers) > 1 else ""
+            raise InputError(f"{os.path.join(work_dir, strangers[0])}{more}: not listed in {DEMO_FILES}, so not the "
+                             "demo's (or written by a demo killed mid-step): move it or pick another --out_dir")
     writable_folder(work_dir)
-    # epochs of a longer earlier run would otherwise be heatmapped as if this run made them
-    for folder in ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized",
-                   "evaluation", "explained"):
-        shutil.rmtree(os.path.join(work_dir, folder), ignore_errors=True)
+    for entry in present:
+        os.remove(os.path.join(work_dir, entry))
+    folders = {parent for entry in present for parent in _parents(entry)}
+    for folder in sorted(folders, key=lambda f: -f.count(os.sep)):  # the deepest first
+        with contextlib.suppress(OSError):  # a folder that holds more stays
+            os.rmdir(os.path.join(work_dir, folder))
+    record_files(work_dir)
+
+
+def _parents(entry):
+    parent = os.path.dirname(entry)
+    while parent:
+        yield parent
+        parent = os.path.dirname(parent)
 
 
 def run_step(script, *args):
@@ -255,15 +322,21 @@ def pooled_scores(heatmap_paths, ground_truth):
 def run_demo(args, epochs):
     """The steps, training `epochs` epochs; returns the paths the comparison reads."""
     w = args.out_dir
+
+    def step(script, *step_args):  # run_step, then the step's files go into the demo's manifest
+        status = run_step(script, *step_args)
+        record_files(w)
+        return status
+
     paths = {key: os.path.join(w, key) for key in
              ("results", "heatmaps", "heatmaps_randomized", "classifier", "saliency", "saliency_randomized",
               "evaluation", "explained")}
-    require(run_step(
+    require(step(
         "make_phantoms.py", "--out_dir", w, "--n", args.n, "--seed", args.seed, "--lesion_strength",
-        args.lesion_strength, "--haze_strength", args.haze_strength, "--lesion_place", args.lesion_place, "--overwrite",
+        args.lesion_strength, "--haze_strength", args.haze_strength, "--lesion_place", args.lesion_place,
     ), "make_phantoms.py")
-    require(run_step("prepare_xrays.py", "--images", os.path.join(w, "chest_xray"), "--out_dir", w), "prepare_xrays.py")
-    require(run_step("train_classifier.py", "--dataset", "xray", "--data_dir", w, "--out_dir", paths["classifier"],
+    require(step("prepare_xrays.py", "--images", os.path.join(w, "chest_xray"), "--out_dir", w), "prepare_xrays.py")
+    require(step("train_classifier.py", "--dataset", "xray", "--data_dir", w, "--out_dir", paths["classifier"],
                      "--seed", args.seed), "train_classifier.py")
 
     results = paths["results"]
@@ -271,7 +344,7 @@ def run_demo(args, epochs):
                   "--preset", "small", "--seed", args.seed, "--real_plots", 2]
     for name, value in config.differences(training_config(args), "xray", "small").items():
         train_args += [f"--{name}", value]
-    status = run_step("train_cgan.py", *train_args, *(["--mixed_precision"] if args.mixed_precision else []))
+    status = step("train_cgan.py", *train_args, *(["--mixed_precision"] if args.mixed_precision else []))
     if status == cli.EXIT_TOO_MANY_REBUILDS:
         print("training stopped early (collapse guard); the demo goes on with the epochs saved", flush=True)
     else:
@@ -279,18 +352,18 @@ def run_demo(args, epochs):
     epochs = run_folder.complete_epochs(results)[-args.heatmap_epochs:]
     heatmap_args = ["--dataset", "xray", "--data_dir", w, "--models_dir", results, "--seed", args.seed,
                     "--average", args.average_latents]
-    require(run_step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps"], "--epochs", *epochs,
+    require(step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps"], "--epochs", *epochs,
                      "--n_samples", args.n_samples), "heatmaps.py")
     classifier = os.path.join(paths["classifier"], "classifier.keras")
-    require(run_step("evaluate.py", "--dataset", "xray", "--data_dir", w, "--models_dir", results, "--classifier",
+    require(step("evaluate.py", "--dataset", "xray", "--data_dir", w, "--models_dir", results, "--classifier",
                      classifier, "--out_dir", paths["evaluation"], "--epochs", *epochs, "--n", args.evaluate_n,
                      "--seed", args.seed), "evaluate.py")
     saliency_args = ["--dataset", "xray", "--data_dir", w, "--classifier", classifier,
                      "--labels", VIRAL, BACTERIAL, "--seed", args.seed]
-    require(run_step("saliency.py", *saliency_args, "--out_dir", paths["saliency"]), "saliency.py")
+    require(step("saliency.py", *saliency_args, "--out_dir", paths["saliency"]), "saliency.py")
     for label in (BACTERIAL, VIRAL):
         held_out = load_arrays(saliency_path(paths["saliency"], label), ("indices",), "saliency.py")[0][:args.explain_n]
-        require(run_step(
+        require(step(
             "explain_image.py", "--model", run_folder.model_paths(results, epochs[-1])["generator"], "--dataset", "xray",
             "--npz", os.path.join(w, DATASETS["xray"].images_file), "--labels_npz",
             os.path.join(w, DATASETS["xray"].labels_file), "--indices", *held_out, "--to", HEALTHY,
@@ -298,9 +371,9 @@ def run_demo(args, epochs):
             "--seed", args.seed, "--classifier", classifier,
             "--out_dir", os.path.join(paths["explained"], FINDINGS[label])), "explain_image.py")
     # the sanity check: the same maps from re-initialized weights (the last epoch's generator)
-    require(run_step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps_randomized"], "--epochs", epochs[-1],
+    require(step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps_randomized"], "--epochs", epochs[-1],
                      "--n_samples", 1, "--randomized_weights"), "heatmaps.py")
-    require(run_step("saliency.py", *saliency_args, "--out_dir", paths["saliency_randomized"], "--randomized_weights"),
+    require(step("saliency.py", *saliency_args, "--out_dir", paths["saliency_randomized"], "--randomized_weights"),
             "saliency.py")
     heatmap_names = [os.path.join(paths["heatmaps"], os.path.basename(run_folder.model_paths(results, epoch)["generator"]))
                      for epoch in epochs]
@@ -491,6 +564,9 @@ def main(argv=None):
                               os.path.join(args.out_dir, "comparison.png"))
     except KeyboardInterrupt:
         fail("interrupted", status=cli.EXIT_INTERRUPTED)
+    finally:  # what a step stopped halfway wrote, and the comparison
+        with contextlib.suppress(OSError):
+            record_files(args.out_dir)
     print(f"\nevery map against the ground truth (classifier's held-out accuracy {float(accuracy):.4f}); lesion: the "
           "bacterial-vs-healthy maps against the lesion region, lungs: the viral-vs-healthy maps against the lung fields")
     print("\n".join(score_table(rows)))
