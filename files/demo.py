@@ -41,7 +41,9 @@ map's positive mass inside the mask), the pointing game (is the map's maximum in
 the delta today's painted share at 0.2 (energy, pointing and painted share score the mask's
 area by chance).
 
-Writes into --out_dir (default demo_run/; --work_dir is its older name):
+Writes into --out_dir (default demo_run/; --work_dir is its older name), which must be empty or
+an earlier demo's (its files are removed first; a folder holding any other file is refused):
+  demo_files.json                               every file the demo wrote there (the next run removes those)
   chest_xray/, ground_truth.npz                 the phantoms and their lesion and lung masks
   img_align_xray.npz, labels_align_xray.npz     the training set
   classifier/  classifier.keras, held_out.npz   the baseline and its held-out evaluation
@@ -110,9 +112,10 @@ model files (SECONDS_PER_EPOCH_END). --epochs sets the epochs directly. Nothing 
 run time.
 """
 
+import contextlib
+import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -136,14 +139,20 @@ from cganlib.scoring import (
 )
 from cganlib.storage import (
     InputError,
+    atomic_write,
     fail,
+    json_writer,
     load_arrays,
+    open_regular,
     save_arrays,
     save_figure,
     writable_folder,
 )
 
 FILES = os.path.dirname(os.path.abspath(__file__))
+# in --out_dir: every file the demo wrote there, after each step; a later run removes those
+# files and no others, and refuses a folder that holds any other
+DEMO_FILES = "demo_files.json"
 
 # The demo trains with train_cgan.py's --preset small (width 16, batches of 16, faster rates than
 # the original's: config.PRESETS says why); its flags below change those values.
@@ -266,15 +275,67 @@ def training_config(args):
                           diff_augment=args.diff_augment)
 
 
+def demo_entries(work_dir):
+    """Every file, link or other entry that is no folder under work_dir (links not followed),
+    relative to it, sorted; the demo's manifest aside."""
+
+    def unreadable(error):
+        raise error
+
+    entries = []
+    for folder, dirs, files in os.walk(work_dir, onerror=unreadable):
+        links = [name for name in dirs if os.path.islink(os.path.join(folder, name))]
+        entries += [os.path.relpath(os.path.join(folder, name), work_dir) for name in files + links]
+    return sorted(entry for entry in entries if entry != DEMO_FILES)
+
+
+def listed_files(work_dir):
+    """The files the demo's manifest in work_dir lists; InputError without one."""
+    path = os.path.join(work_dir, DEMO_FILES)
+    if not os.path.lexists(path):
+        raise InputError(f"{work_dir} is not empty and holds no demo run ({DEMO_FILES}); pick another --out_dir")
+    try:
+        with open_regular(path) as f:
+            files = json.load(f)["files"]
+        if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+            raise TypeError("its files are not a list of names")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+        raise InputError(f"{path}: not the demo's list of its files ({type(e).__name__}: {e})") from e
+    return set(files)
+
+
+def record_files(work_dir):
+    """List every file now under work_dir in its manifest, DEMO_FILES: the files the next run may remove."""
+    atomic_write(os.path.join(work_dir, DEMO_FILES), json_writer({"files": demo_entries(work_dir)}))
+
+
 def prepare_work_dir(work_dir):
-    """Create the work folder; clear a previous demo's training outputs, refuse a stranger's folder."""
-    if os.path.isdir(work_dir) and os.listdir(work_dir) and not os.path.exists(os.path.join(work_dir, GROUND_TRUTH)):
-        raise InputError(f"{work_dir} is not empty and holds no demo run ({GROUND_TRUTH}); pick another --out_dir")
+    """Create the work folder, or clear an earlier demo's files from it: those its manifest
+    (DEMO_FILES) lists, and only when every file there is one of them (a folder holding anything
+    else is refused, untouched). Epochs of a longer earlier run would otherwise be heatmapped as
+    if this run made them."""
+    present = demo_entries(work_dir) if os.path.isdir(work_dir) else []
+    if present:
+        strangers = [entry for entry in present if entry not in listed_files(work_dir)]
+        if strangers:
+            more = f" and {len(strangers) - 1} more" if len(strangers) > 1 else ""
+            raise InputError(f"{os.path.join(work_dir, strangers[0])}{more}: not listed in {DEMO_FILES}, so not the "
+                             "demo's (or written by a demo killed mid-step): move it or pick another --out_dir")
     writable_folder(work_dir)
-    # epochs of a longer earlier run would otherwise be heatmapped as if this run made them
-    for folder in ("results", "heatmaps", "heatmaps_randomized", "classifier", "judge", "explainer", "saliency",
-                   "saliency_randomized", "evaluation", "explained"):
-        shutil.rmtree(os.path.join(work_dir, folder), ignore_errors=True)
+    for entry in present:
+        os.remove(os.path.join(work_dir, entry))
+    folders = {parent for entry in present for parent in _parents(entry)}
+    for folder in sorted(folders, key=lambda f: -f.count(os.sep)):  # the deepest first
+        with contextlib.suppress(OSError):  # a folder that holds more stays
+            os.rmdir(os.path.join(work_dir, folder))
+    record_files(work_dir)
+
+
+def _parents(entry):
+    parent = os.path.dirname(entry)
+    while parent:
+        yield parent
+        parent = os.path.dirname(parent)
 
 
 def run_step(script, *args):
@@ -285,6 +346,17 @@ def run_step(script, *args):
     status = subprocess.run([sys.executable, os.path.join(FILES, script), *map(str, args)], check=False).returncode
     print(f"({script}: {time.monotonic() - start:.1f} s)", flush=True)
     return status
+
+
+def recorded_steps(work_dir):
+    """run_step, then the step's files go into the demo's manifest in work_dir."""
+
+    def step(script, *args):
+        status = run_step(script, *args)
+        record_files(work_dir)
+        return status
+
+    return step
 
 
 def require(status, script):
@@ -312,29 +384,29 @@ def pooled_scores(heatmap_paths, ground_truth):
     }
 
 
-def train_classifier_and_judge(data_dir, paths, seed):
+def train_classifier_and_judge(step, data_dir, paths, seed):
     """train_classifier.py twice on one split: the classifier (the maps' source) and the judge."""
-    require(run_step("train_classifier.py", "--dataset", "xray", "--data_dir", data_dir, "--out_dir", paths["classifier"],
+    require(step("train_classifier.py", "--dataset", "xray", "--data_dir", data_dir, "--out_dir", paths["classifier"],
                      "--seed", seed), "train_classifier.py")
-    require(run_step("train_classifier.py", "--dataset", "xray", "--data_dir", data_dir, "--out_dir", paths["judge"],
+    require(step("train_classifier.py", "--dataset", "xray", "--data_dir", data_dir, "--out_dir", paths["judge"],
                      "--architecture", JUDGE_ARCHITECTURE, "--seed", seed + 1, "--split_from",
                      os.path.join(paths["classifier"], HELD_OUT_FILE)), "train_classifier.py")
 
 
-def train_explainer(data_dir, paths, epochs, seed):
+def train_explainer(step, data_dir, paths, epochs, seed):
     flags = [item for name, value in EXPLAINER_FLAGS.items() for item in (f"--{name}", value)]
     if config.ExplainerConfig(**EXPLAINER_FLAGS).guide_weight:
         flags += ["--guide", os.path.join(paths["classifier"], CLASSIFIER_FILE)]
-    require(run_step("train_explainer.py", "--dataset", "xray", "--data_dir", data_dir, "--out_dir", paths["explainer"],
+    require(step("train_explainer.py", "--dataset", "xray", "--data_dir", data_dir, "--out_dir", paths["explainer"],
                      "--held_out_from", os.path.join(paths["classifier"], HELD_OUT_FILE), "--epochs_goal", epochs,
                      "--seed", seed, "--overwrite", *flags), "train_explainer.py")
 
 
-def explain_held_out(data_dir, paths, label, indices_file, out_dir, seed):
+def explain_held_out(step, data_dir, paths, label, indices_file, out_dir, seed):
     """explain_image.py --explainer on the held-out images of one class, switched to healthy, with
     the classifier's measures and maps and the judge's measures."""
     xray = DATASETS["xray"]
-    require(run_step(
+    require(step(
         "explain_image.py", "--explainer", paths["explainer"], "--dataset", "xray",
         "--npz", os.path.join(data_dir, xray.images_file), "--labels_npz", os.path.join(data_dir, xray.labels_file),
         "--indices_from", indices_file, "--to", HEALTHY, "--rows", 4, "--seed", seed,
@@ -346,22 +418,25 @@ def run_demo(args, epochs, explainer_epochs):
     """The steps, training the GAN `epochs` epochs and the explainer `explainer_epochs`; returns
     the paths the comparison reads."""
     w = args.out_dir
+
+    step = recorded_steps(w)
+
     paths = {key: os.path.join(w, key) for key in
              ("results", "heatmaps", "heatmaps_randomized", "classifier", "judge", "explainer", "saliency",
               "saliency_randomized", "evaluation", "explained")}
-    require(run_step(
+    require(step(
         "make_phantoms.py", "--out_dir", w, "--n", args.n, "--seed", args.seed, "--lesion_strength",
-        args.lesion_strength, "--haze_strength", args.haze_strength, "--lesion_place", args.lesion_place, "--overwrite",
+        args.lesion_strength, "--haze_strength", args.haze_strength, "--lesion_place", args.lesion_place,
     ), "make_phantoms.py")
-    require(run_step("prepare_xrays.py", "--images", os.path.join(w, "chest_xray"), "--out_dir", w), "prepare_xrays.py")
-    train_classifier_and_judge(w, paths, args.seed)
+    require(step("prepare_xrays.py", "--images", os.path.join(w, "chest_xray"), "--out_dir", w), "prepare_xrays.py")
+    train_classifier_and_judge(step, w, paths, args.seed)
 
     results = paths["results"]
     train_args = ["--dataset", "xray", "--data_dir", w, "--out_dir", results, "--epochs_goal", epochs,
                   "--preset", "small", "--seed", args.seed, "--real_plots", 2]
     for name, value in config.differences(training_config(args), "xray", "small").items():
         train_args += [f"--{name}", value]
-    status = run_step("train_cgan.py", *train_args, *(["--mixed_precision"] if args.mixed_precision else []))
+    status = step("train_cgan.py", *train_args, *(["--mixed_precision"] if args.mixed_precision else []))
     if status == cli.EXIT_TOO_MANY_REBUILDS:
         print("training stopped early (collapse guard); the demo goes on with the epochs saved", flush=True)
     else:
@@ -369,26 +444,26 @@ def run_demo(args, epochs, explainer_epochs):
     epochs = run_folder.complete_epochs(results)[-args.heatmap_epochs:]
     heatmap_args = ["--dataset", "xray", "--data_dir", w, "--models_dir", results, "--seed", args.seed,
                     "--average", args.average_latents]
-    require(run_step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps"], "--epochs", *epochs,
+    require(step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps"], "--epochs", *epochs,
                      "--n_samples", args.n_samples), "heatmaps.py")
     classifier = os.path.join(paths["classifier"], "classifier.keras")
-    require(run_step("evaluate.py", "--dataset", "xray", "--data_dir", w, "--models_dir", results, "--classifier",
+    require(step("evaluate.py", "--dataset", "xray", "--data_dir", w, "--models_dir", results, "--classifier",
                      classifier, "--out_dir", paths["evaluation"], "--epochs", *epochs, "--n", args.evaluate_n,
                      "--seed", args.seed), "evaluate.py")
     saliency_args = ["--dataset", "xray", "--data_dir", w, "--classifier", classifier,
                      "--labels", VIRAL, BACTERIAL, "--seed", args.seed]
-    require(run_step("saliency.py", *saliency_args, "--out_dir", paths["saliency"]), "saliency.py")
-    train_explainer(w, paths, explainer_epochs, args.seed)
+    require(step("saliency.py", *saliency_args, "--out_dir", paths["saliency"]), "saliency.py")
+    train_explainer(step, w, paths, explainer_epochs, args.seed)
     for label in (BACTERIAL, VIRAL):
         held_out = load_arrays(saliency_path(paths["saliency"], label), ("indices",), "saliency.py")[0][:args.explain_n]
         indices_file = os.path.join(paths["explained"], f"held_out_{label}.npz")
         writable_folder(paths["explained"])
         save_arrays(indices_file, indices=held_out)
-        explain_held_out(w, paths, label, indices_file, os.path.join(paths["explained"], FINDINGS[label]), args.seed)
+        explain_held_out(step, w, paths, label, indices_file, os.path.join(paths["explained"], FINDINGS[label]), args.seed)
     # the sanity check: the same maps from re-initialized weights (the last epoch's generator)
-    require(run_step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps_randomized"], "--epochs", epochs[-1],
+    require(step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps_randomized"], "--epochs", epochs[-1],
                      "--n_samples", 1, "--randomized_weights"), "heatmaps.py")
-    require(run_step("saliency.py", *saliency_args, "--out_dir", paths["saliency_randomized"], "--randomized_weights"),
+    require(step("saliency.py", *saliency_args, "--out_dir", paths["saliency_randomized"], "--randomized_weights"),
             "saliency.py")
     heatmap_names = [os.path.join(paths["heatmaps"], os.path.basename(run_folder.model_paths(results, epoch)["generator"]))
                      for epoch in epochs]
@@ -574,21 +649,21 @@ def explain_xrays(args, start):
     budget leaves, every held-out viral and bacterial X-ray switched to healthy; the RESULT line."""
     w, data_dir = args.out_dir, args.data_dir
     paths = {key: os.path.join(w, key) for key in ("classifier", "judge", "explainer", "explained")}
-    xray = DATASETS["xray"]
+    xray, step = DATASETS["xray"], recorded_steps(w)
     n_images = load_arrays(os.path.join(data_dir, xray.labels_file), ("arr_0",), "prepare_xrays.py")[0].size
-    train_classifier_and_judge(data_dir, paths, args.seed)
+    train_classifier_and_judge(step, data_dir, paths, args.seed)
     seconds = training_seconds(args.minutes, XRAY_OTHER_STEPS_SECONDS + (time.monotonic() - start))
     epochs = args.explainer_epochs or planned_explainer_epochs(seconds, int(n_images * (1 - HELD_OUT_SHARE)))
     print(f"the explainer: {epochs} epochs ({'--explainer_epochs' if args.explainer_epochs else 'planned for the budget left'})",
           flush=True)
-    train_explainer(data_dir, paths, epochs, args.seed)
+    train_explainer(step, data_dir, paths, epochs, args.seed)
     scores = {}
     for label, name in ((VIRAL, "viral"), (BACTERIAL, "bacterial")):
         indices_file = os.path.join(paths["explained"], f"held_out_{label}.npz")
         writable_folder(paths["explained"])
         save_arrays(indices_file, indices=held_out_of_class(paths, os.path.join(data_dir, xray.labels_file), label))
         out_dir = os.path.join(paths["explained"], name)
-        explain_held_out(data_dir, paths, label, indices_file, out_dir, args.seed)
+        explain_held_out(step, data_dir, paths, label, indices_file, out_dir, args.seed)
         measures = explained_measures(os.path.join(out_dir, f"explain_{os.path.splitext(xray.images_file)[0]}.npz"))
         scores.update({f"judge_flip_rate_{name}": measures["judge_flip_rate"],
                        f"explain_recon_ssim_{name}": measures["recon_ssim"],
@@ -612,6 +687,9 @@ def main(argv=None):
                 explain_xrays(args, start)
             except KeyboardInterrupt:
                 fail("interrupted", status=cli.EXIT_INTERRUPTED)
+            finally:
+                with contextlib.suppress(OSError):
+                    record_files(args.out_dir)
             return
     n_images = 3 * args.n
     epochs, plan = args.epochs, "--epochs"
@@ -640,6 +718,9 @@ def main(argv=None):
                               os.path.join(args.out_dir, "comparison.png"))
     except KeyboardInterrupt:
         fail("interrupted", status=cli.EXIT_INTERRUPTED)
+    finally:  # what a step stopped halfway wrote, and the comparison
+        with contextlib.suppress(OSError):
+            record_files(args.out_dir)
     print(f"\nevery map against the ground truth (classifier's held-out accuracy {float(accuracy):.4f}); lesion: the "
           "bacterial-vs-healthy maps against the lesion region, lungs: the viral-vs-healthy maps against the lung fields")
     print("\n".join(score_table(rows)))

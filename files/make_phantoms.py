@@ -25,7 +25,7 @@ class and k: the same seed gives the same files, whatever --n.
 
 import os
 import shutil
-import tempfile
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
@@ -46,7 +46,13 @@ from cganlib.phantoms import (
     phantom,
     shrink_mask,
 )
-from cganlib.storage import InputError, fail, save_arrays, writable_folder
+from cganlib.storage import (
+    InputError,
+    fail,
+    save_arrays,
+    staging_folder,
+    writable_folder,
+)
 
 ARRAYS_PER_PHANTOM = 24  # full-size float32 arrays alive while one phantom is drawn: 25 MB at 512x512
 CHUNK = 16  # phantoms a worker draws per task: few enough round trips, the progress bar still moves
@@ -86,6 +92,13 @@ def draw_phantom(job, root, size, seed, lesion_strength, haze_strength, lesion_p
     return shrink_mask(lesion), shrink_mask(lungs)
 
 
+def _worker_signals():
+    """A worker leaves Ctrl-C and SIGTERM to the main process, which stops the pool (a Ctrl-C
+    reaches every process of the terminal's group: each worker would print its traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def write_phantoms(root, n, size=SIZE, seed=0, lesion_strength=LESION_STRENGTH, haze_strength=HAZE_STRENGTH, workers=1,
                    lesion_place="fixed"):
     """Draw and save n phantoms per class under root/chest_xray, in `workers` processes; return
@@ -101,7 +114,10 @@ def write_phantoms(root, n, size=SIZE, seed=0, lesion_strength=LESION_STRENGTH, 
     if workers == 1:
         masks = list(progress(map(draw, jobs)))
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        # stopped (Ctrl-C, SIGTERM: exit_on_bad_input), the pool cancels the chunks not begun and
+        # waits for the workers' current ones, so that none writes into the staging folder after
+        # it is removed
+        with ProcessPoolExecutor(workers, initializer=_worker_signals) as pool:
             masks = list(progress(pool.map(draw, jobs, chunksize=CHUNK)))
     return {
         "names": np.array([name for _, _, name in jobs]),
@@ -127,21 +143,22 @@ def main(argv=None):
     with cli.exit_on_bad_input():
         check_args(args)
         writable_folder(args.out_dir)
-    # Draw into a hidden folder and move it in place at the end: an interrupted run leaves nothing.
-    staging = tempfile.mkdtemp(prefix=".tmp-phantoms-", dir=args.out_dir)
-    try:
-        truth = write_phantoms(staging, args.n, args.size, args.seed, args.lesion_strength, args.haze_strength,
-                               args.workers, args.lesion_place)
-        save_arrays(os.path.join(staging, GROUND_TRUTH), **truth)
-        target = os.path.join(args.out_dir, "chest_xray")
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.replace(os.path.join(staging, "chest_xray"), target)
-        os.replace(os.path.join(staging, GROUND_TRUTH), os.path.join(args.out_dir, GROUND_TRUTH))
-    except KeyboardInterrupt:
-        fail("interrupted; no phantoms written", status=cli.EXIT_INTERRUPTED)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        # Draw into a hidden folder and move it in place at the end: an interrupted run (Ctrl-C,
+        # SIGTERM) leaves nothing, and a killed one's folder goes at the next run (staging_folder).
+        staging = staging_folder(args.out_dir, "phantoms")
+        try:
+            truth = write_phantoms(staging, args.n, args.size, args.seed, args.lesion_strength, args.haze_strength,
+                                   args.workers, args.lesion_place)
+            save_arrays(os.path.join(staging, GROUND_TRUTH), **truth)
+            target = os.path.join(args.out_dir, "chest_xray")
+            if os.path.exists(target):
+                shutil.rmtree(target)
+            os.replace(os.path.join(staging, "chest_xray"), target)
+            os.replace(os.path.join(staging, GROUND_TRUTH), os.path.join(args.out_dir, GROUND_TRUTH))
+        except KeyboardInterrupt:
+            fail("interrupted; no phantoms written", status=cli.EXIT_INTERRUPTED)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     lesion_area = truth["lesion"].any(axis=0).mean()
     print(f"wrote {len(truth['names'])} phantoms ({args.n} per class, {args.size}x{args.size}) to {target}")
     print(f"ground truth: {os.path.join(args.out_dir, GROUND_TRUTH)} (lesion region {lesion_area:.1%} of the image)")

@@ -168,10 +168,7 @@ def settle(args, given, out_dir=None):
     if not args.qRestart:
         if args.epochs_done is not None:
             raise InputError("--epochs_done needs --qRestart")
-        if run_folder.run_files(out_dir) and not args.overwrite:
-            raise InputError(f"{out_dir} already holds a training run "
-                             f"({run_folder.describe_epochs(run_folder.complete_epochs(out_dir))}); "
-                             "use --qRestart to continue it or --overwrite to start again")
+        check_free(out_dir, args.overwrite)
         epochs_done = 0
     else:
         if args.overwrite:
@@ -193,6 +190,24 @@ def settle(args, given, out_dir=None):
         real_plots=flags["real_plots"], mixed_precision=flags["mixed_precision"], strategy=flags["strategy"],
         cpu_devices=flags["cpu_devices"], worker_timeout=flags["worker_timeout"],
     )
+
+
+def check_free(out_dir, overwrite):
+    """InputError when a fresh run without --overwrite would write into a folder that holds a run."""
+    if run_folder.run_files(out_dir) and not overwrite:
+        raise InputError(f"{out_dir} already holds a training run "
+                         f"({run_folder.describe_epochs(run_folder.complete_epochs(out_dir))}); "
+                         "use --qRestart to continue it or --overwrite to start again")
+
+
+def check_unchanged(run, args):
+    """Under the lock, settle's checks of the folder again: another run may have written it since
+    they were made (while this one read its data), and this one would replace that run's files."""
+    if not run.restart:
+        check_free(run.out_dir, args.overwrite)
+    elif run_folder.restart_epoch(run.out_dir, args.epochs_done) != run.epochs_done:
+        raise InputError(f"another run wrote {run.out_dir} while this one started (resuming from epoch "
+                         f"{run.epochs_done}); run the command again")
 
 
 def train_config(flags, recorded, out_dir):
@@ -252,6 +267,7 @@ def train(run, args):
     writable_folder(run.summary_dir)
     writable_folder(run.real_plots_dir)
     with run_folder.locked(run.out_dir):
+        check_unchanged(run, args)
         removed, kept = run_folder.prepare_folder(run, args.overwrite)
         print(training.settings_line(run, images, labels, bfloat16), flush=True)
         if run.mixed_precision and not bfloat16:

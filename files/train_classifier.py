@@ -13,6 +13,8 @@ Writes  <out_dir>/classifier.keras  the model (default out_dir <data_dir>/classi
             accuracy                     the held-out accuracy
             architecture                 the network, "cam" or "vgg" (also the model's name:
                                          "classifier" or "classifier_vgg")
+        <out_dir>/classifier_files.json  the two files' sizes and SHA-256, written as one set: the
+            scripts that read them refuse a model beside another training's split
 
 From every class --held_out of the images are set aside for the evaluation (and for saliency.py)
 and --validation for early stopping, drawn with --seed; training stops when the validation loss

@@ -45,10 +45,12 @@ def add_config_flags(p):
              "l1_weight": "weight of the switched images' mean absolute change",
              "tv_weight": "weight of the change's total variation",
              "cycle_weight": "weight of the cycle back to the image",
-             "guide_weight": "weight of --guide's cross-entropy for the target"}
+             "guide_weight": "weight of --guide's cross-entropy for the target",
+             "ramp_steps": "steps over which the identity, L1 and TV weights grow from a tenth to their values"}
     for name in config.EXPLAINER_HYPERPARAMETERS:
         value = getattr(defaults, name)
-        kind = cli.RATE if name == "lr" else cli.BETA if name.startswith("beta") else kinds[type(value)]
+        kind = (cli.RATE if name == "lr" else cli.BETA if name.startswith("beta") else cli.integer(0)
+                if name == "ramp_steps" else kinds[type(value)])
         p.add_argument(f"--{name}", type=kind, help=f"{helps[name]} (default {value:g}; a restart: the run's)")
 
 

@@ -629,13 +629,13 @@ def test_demo_stops_when_training_fails_otherwise(tmp_path, monkeypatch, capsys)
     assert [script for script, _ in calls][-1] == "train_cgan.py"  # no heatmaps of a failed run
 
 
-def test_demo_clears_an_earlier_runs_results_and_heatmaps_only(tmp_path):
+def test_demo_clears_the_files_an_earlier_demo_listed(tmp_path):
     import demo
 
     for name in ("ground_truth.npz", "chest_xray/train/NORMAL/IM-0001-0001.jpeg", "img_align_xray.npz",
                  "results/generator_model_149.h5", "results/history.csv", "heatmaps/generator_model_149.h5.npz"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"earlier run")
+    demo.record_files(str(tmp_path))  # as the earlier demo did after its steps
     demo.prepare_work_dir(str(tmp_path))
-    assert sorted(os.listdir(tmp_path)) == ["chest_xray", "ground_truth.npz", "img_align_xray.npz"]
-    assert (tmp_path / "chest_xray/train/NORMAL/IM-0001-0001.jpeg").read_bytes() == b"earlier run"
+    assert sorted(os.listdir(tmp_path)) == ["demo_files.json"]  # the next steps write them all again

@@ -58,6 +58,12 @@ def test_total_variation_and_mean_size_of_a_known_change():
     assert explainer.mean_size(tf.constant(change)).numpy() == pytest.approx([0.5, 0.5])
 
 
+def test_the_penalties_grow_from_a_tenth_to_their_values_over_the_ramp():
+    assert [float(explainer.penalty_scale(step, 100)) for step in (0, 50, 100, 400)] == pytest.approx(
+        [0.1, 0.1**0.5, 1.0, 1.0])
+    assert float(explainer.penalty_scale(0, 0)) == 1.0  # no ramp
+
+
 def test_batch_plan_keeps_the_first_half_and_switches_the_second():
     labels = np.repeat(np.arange(N_CLASSES), 20)
     rows, targets = explainer.batch_plan(labels, 8, N_CLASSES, np.random.default_rng(0))

@@ -8,7 +8,6 @@ import json
 from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
 # isort: split
-import h5py
 import keras
 import numpy as np
 import tensorflow as tf
@@ -16,7 +15,7 @@ from keras import layers
 
 from cganlib.config import TrainConfig
 from cganlib.datasets import IMAGE_SIDE
-from cganlib.storage import check_memory
+from cganlib.storage import check_memory, open_h5
 
 IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 3)
 PIXEL_SCALE = 127.5  # uint8 pixels p are scaled to (p - 127.5) / 127.5 in [-1, 1]
@@ -194,10 +193,11 @@ class ModelFileError(ValueError):
 
 
 def _h5_layers(path):
-    """(model config layers, {layer name: [weight arrays]}) from a Keras 2 or Keras 3 .h5. The
-    weights' sizes are checked against the free memory before they are read."""
+    """(model config layers, {layer name: [weight arrays]}) from a Keras 2 or Keras 3 .h5 that
+    reads no other file (storage.open_h5). The weights' sizes are checked against the free
+    memory before they are read."""
     try:
-        with h5py.File(path, "r") as f:
+        with open_h5(path) as f:
             config_layers = _config_layers(json.loads(f.attrs["model_config"]))
             group = f.get("model_weights", f)
             stored = {}
@@ -345,7 +345,7 @@ def _copy_optimizer_state(model, path):
     where training stopped (the learning rate stays the one asked for now). Keras 2 files
     store theirs in another order: those restart with fresh moments. Returns whether it did."""
     try:
-        with h5py.File(path, "r") as f:
+        with open_h5(path) as f:
             if "optimizer_weights" not in f or not str(f.attrs.get("keras_version", "")).startswith("3."):
                 return False
             group = f["optimizer_weights"]

@@ -9,7 +9,11 @@ them itself, so a saved `.keras` file is all a user needs, and the black image i
 baseline (integrated_gradients_from adds two that keep dark regions).
 """
 
+import io
+import json
+import math
 import os
+import zipfile
 
 from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
@@ -22,6 +26,8 @@ from keras import layers
 from cganlib import cgan
 from cganlib.datasets import IMAGE_SIDE
 from cganlib.faithfulness import blurred
+from cganlib.flags import check_classifier_set
+from cganlib.storage import InputError, check_memory, check_self_contained, open_regular
 
 FILTERS = (8, 16, 32)  # per convolution; the last one is the one CAM and Grad-CAM read
 LEARNING_RATE = 0.005
@@ -30,6 +36,9 @@ MIN_IMPROVEMENT = 0.01  # a validation loss that falls by less does not count as
 IG_STEPS = 32  # Integrated Gradients' Riemann steps from the black baseline
 IG_IMAGES_PER_BATCH = 8  # images whose IG paths go through the model at once (8 x 32 inputs)
 IG_BLUR_SIGMA = 5.0  # pixels at 80x80: the blurred baseline keeps the brightness, loses a finding's shape
+# what build_classifier's models are made of; a saved model of other layers is refused before Keras builds it
+CLASSIFIER_LAYERS = ("InputLayer", "Rescaling", "Conv2D", "MaxPooling2D", "GlobalAveragePooling2D", "Dense")
+CONFIG_BYTES = 1 << 20  # a classifier's config.json takes a few KB
 
 
 # ---------------------------------------------------------------- the model
@@ -141,8 +150,95 @@ class ClassifierFileError(ValueError):
     """A file that cannot be read as a classifier of this module's kind."""
 
 
+def check_archive(path):
+    """What a .keras file declares, checked before Keras builds the model its config.json
+    describes and then reads the weights into it: a regular file (open_regular), a zip of
+    config.json and model.weights.h5, made of build_classifier's layers, for 80x80 RGB input;
+    each Conv2D's filters and kernel size and each Dense's units are those of the weights the
+    file stores, which fit in memory and read no other file (storage.check_self_contained).
+    ClassifierFileError or InputError otherwise: a config of a few KB may declare a model of
+    gigabytes."""
+    try:
+        with open_regular(path, "rb") as f, zipfile.ZipFile(f) as archive:
+            if archive.getinfo("config.json").file_size > CONFIG_BYTES:
+                raise ClassifierFileError(f"{path}: its config.json is over {CONFIG_BYTES} bytes")
+            config = json.loads(archive.read("config.json"))
+            stored = _stored_shapes(archive, path)
+    except (ClassifierFileError, InputError):
+        raise
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError, RecursionError, AttributeError, TypeError) as e:
+        raise ClassifierFileError(f"{path}: not a readable Keras model ({type(e).__name__}: {e})") from e
+    n_weights = sum(math.prod(shape) for layer in _declared_layers(config, path) for shape in
+                    _checked_sizes(layer, stored, path))
+    check_memory(cgan.MODEL_BYTES * n_weights, f"{path}'s model of {n_weights} weights")
+
+
+def _stored_shapes(archive, path):
+    """{layer name: [weight shapes]} of a .keras file's model.weights.h5 (the datasets' shapes, none of their data)."""
+    import h5py
+
+    name = "model.weights.h5"
+    check_memory(archive.getinfo(name).file_size, f"{path}'s {name}")
+    shapes = {}
+    with h5py.File(io.BytesIO(archive.read(name)), "r") as h5:
+        check_self_contained(h5, f"{path}'s {name}")
+        for group in h5.get("layers", {}).values():
+            variables = group.get("vars")
+            if isinstance(variables, h5py.Group) and "name" in variables.attrs:
+                layer = variables.attrs["name"]
+                shapes[layer.decode() if isinstance(layer, bytes) else str(layer)] = [
+                    variables[k].shape for k in sorted(variables, key=lambda k: int(k) if k.isdigit() else -1)]
+    return shapes
+
+
+def _declared_layers(config, path):
+    """The layers a saved model's config declares; ClassifierFileError for a layer build_classifier never makes."""
+    model = config.get("config") if isinstance(config, dict) else None
+    layers_ = model.get("layers") if isinstance(model, dict) else None
+    if not isinstance(layers_, list) or config.get("class_name") not in ("Functional", "Sequential"):
+        raise ClassifierFileError(f"{path}: its config.json declares no model of layers")
+    for layer in layers_:
+        kind = layer.get("class_name") if isinstance(layer, dict) else None
+        if kind not in CLASSIFIER_LAYERS or not isinstance(layer.get("config"), dict):
+            raise ClassifierFileError(f"{path}: a layer of kind {kind!r}: a classifier of train_classifier.py is made "
+                                      f"of {', '.join(CLASSIFIER_LAYERS)}")
+    return layers_
+
+
+def _whole_numbers(values):
+    return all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in values)
+
+
+def _checked_sizes(layer, stored, path):
+    """The weight shapes of one declared layer, its declared sizes checked against them: the
+    input 80x80 RGB, a Conv2D's filters and kernel size, a Dense layer's units."""
+    kind, config = layer["class_name"], layer["config"]
+    name = str(config.get("name"))
+    if kind == "InputLayer" and config.get("batch_shape") != [None, *cgan.IMAGE_SHAPE]:
+        raise ClassifierFileError(f"{path}: built for input {config.get('batch_shape')}, not 80x80 RGB images "
+                                  f"{[None, *cgan.IMAGE_SHAPE]}")
+    if kind not in ("Conv2D", "Dense"):
+        return []
+    key = "filters" if kind == "Conv2D" else "units"
+    size, kernel_size = config.get(key), config.get("kernel_size") if kind == "Conv2D" else []
+    if not (_whole_numbers([size]) and isinstance(kernel_size, list) and _whole_numbers(kernel_size)):
+        raise ClassifierFileError(f"{path}: layer {name!r} declares {key} {size!r}"
+                                  f"{f', kernel {kernel_size!r}' if kind == 'Conv2D' else ''}: not whole numbers from 1")
+    shapes = stored.get(name, [])
+    kernel = list(shapes[0]) if shapes else None
+    if not kernel or kernel[-1] != size or (kind == "Conv2D" and kernel[:2] != kernel_size):
+        what = f"{key} {size}" + (f", kernel {kernel_size}" if kind == "Conv2D" else "")
+        raise ClassifierFileError(f"{path}: layer {name!r} declares {what}, but the weights it stores are "
+                                  f"{kernel if shapes else 'none'}")
+    return shapes
+
+
 def load_classifier(path):
-    """A classifier saved by train_classifier.py; ClassifierFileError for a file that is not one."""
+    """A classifier saved by train_classifier.py, its file checked first (check_archive) and the
+    held_out.npz beside it the one saved with it (flags.check_classifier_set); ClassifierFileError
+    for a file that is not one."""
+    check_archive(path)
+    check_classifier_set(path)
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many kinds for a damaged or foreign file

@@ -1,6 +1,6 @@
 """train_classifier.py's work: the classifier trained on a stratified split of the prepared
 images (of the X-rays' patients, where prepare_xrays.py named their files), evaluated on its
-held-out part, and saved with the split.
+held-out part, and saved with the split as one set (flags.CLASSIFIER_SET).
 """
 
 import os
@@ -20,13 +20,13 @@ from cganlib.classifier import (
     stratified_split,
 )
 from cganlib.datasets import load_prepared
-from cganlib.flags import CLASSIFIER_FILE, HELD_OUT_FILE
+from cganlib.flags import CLASSIFIER_FILE, CLASSIFIER_SET, HELD_OUT_FILE
 from cganlib.patients import NAMES_FILE, load_patients, patient_classes
 from cganlib.storage import (
     InputError,
-    atomic_write,
     load_arrays,
-    save_arrays,
+    npz_writer,
+    save_file_set,
     writable_folder,
 )
 
@@ -125,10 +125,13 @@ def train_and_evaluate(args):
     n_right = int(np.trace(confusion))
     accuracy = n_right / len(held_out)
     model_path = os.path.join(args.out_dir, CLASSIFIER_FILE)
-    atomic_write(model_path, model.save, suffix=".keras")
-    save_arrays(os.path.join(args.out_dir, HELD_OUT_FILE), train=train, validation=validation, held_out=held_out,
-                labels=labels[held_out], predictions=predictions, confusion=confusion, accuracy=accuracy,
-                architecture=np.array(args.architecture))
+    # one set: a model killed halfway beside the previous split would see held-out images in training
+    save_file_set(args.out_dir, CLASSIFIER_SET, {
+        CLASSIFIER_FILE: model.save,
+        HELD_OUT_FILE: npz_writer(train=train, validation=validation, held_out=held_out, labels=labels[held_out],
+                                  predictions=predictions, confusion=confusion, accuracy=accuracy,
+                                  architecture=np.array(args.architecture)),
+    }, suffixes={CLASSIFIER_FILE: ".keras"})
     print(f"trained {len(history.history['loss'])} epochs in {seconds:.1f} s")
     print_evaluation(accuracy, n_right, len(held_out), confusion, args.settings.class_names)
     print(f"wrote {model_path} and {os.path.join(args.out_dir, HELD_OUT_FILE)}")

@@ -164,6 +164,7 @@ class ExplainerConfig:
     tv_weight: float = 0.0  # their change's total variation
     cycle_weight: float = 0.0  # switched back to its own label, the image again
     guide_weight: float = 0.0  # a frozen classifier's cross-entropy for the target (needs --guide)
+    ramp_steps: int = 0  # the identity, L1 and TV weights grow from a tenth to their values over these steps
 
     def record(self):
         return dataclasses.asdict(self)

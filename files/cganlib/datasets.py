@@ -142,7 +142,7 @@ def read_attribute_table(path):
     (`image_id,5_o_Clock_Shadow,...`) or the original space-separated `list_attr_celeba.txt`
     (a count line, then the 40 names, then `file +1 -1 ...` rows). ValueError for a table
     without a header or without rows."""
-    with open(path) as f:
+    with open_regular(path) as f:
         lines = [line.strip() for line in f if line.strip()]
     if lines and "," in lines[0]:
         header = lines[0].split(",")

@@ -30,6 +30,7 @@ from cganlib.cgan import IMAGE_SHAPE, PIXEL_SCALE
 
 CHANGE_SCALE = 2.0  # the change spans [-2, 2]: enough to turn black into white in [-1, 1]
 CRITIC_KERNEL = 4
+RAMP_START = 0.1  # the penalties' factor at the first step with ExplainerConfig.ramp_steps
 
 
 def _target_planes(target, side, n_classes, name):
@@ -118,6 +119,17 @@ def total_variation(change):
     return tf.reduce_mean(down, axis=(1, 2, 3)) + tf.reduce_mean(across, axis=(1, 2, 3))
 
 
+def penalty_scale(step, ramp_steps):
+    """The penalties' factor at a step: RAMP_START at step 0, growing geometrically to 1 at
+    ramp_steps, 1 after (and always, when ramp_steps is 0). Full penalties from the start hold the
+    change at exactly 0 (the L1 term's pull outweighs what the critic asks of each pixel) for
+    hundreds of steps; weak ones let it find the finding, then grow to keep the rest unchanged."""
+    if not ramp_steps:
+        return tf.constant(1.0)
+    progress = tf.minimum(tf.cast(step, tf.float32) / float(ramp_steps), 1.0)
+    return tf.pow(RAMP_START, 1.0 - progress)
+
+
 def hinge_losses(real_scores, fake_scores):
     """(critic's loss, explainer's adversarial loss) of the hinge GAN."""
     critic = tf.reduce_mean(tf.nn.relu(1.0 - real_scores)) + tf.reduce_mean(tf.nn.relu(1.0 + fake_scores))
@@ -157,8 +169,9 @@ class Trainer:
                  "identity": tf.reduce_mean(mean_size(change[:half])),
                  "switch_l1": tf.reduce_mean(mean_size(change[half:])),
                  "switch_tv": tf.reduce_mean(total_variation(change[half:]))}
-        explainer_loss = (adversarial + c.identity_weight * terms["identity"] + c.l1_weight * terms["switch_l1"]
-                          + c.tv_weight * terms["switch_tv"])
+        terms["penalty_scale"] = penalty_scale(self.e_optimizer.iterations, c.ramp_steps)
+        explainer_loss = adversarial + terms["penalty_scale"] * (
+            c.identity_weight * terms["identity"] + c.l1_weight * terms["switch_l1"] + c.tv_weight * terms["switch_tv"])
         if c.cycle_weight:
             back = self.explainer([switched, y[half:]], training=True)
             terms["cycle"] = tf.reduce_mean(mean_size(tf.clip_by_value(switched + back, -1.0, 1.0) - images[half:]))

@@ -15,6 +15,7 @@ from cganlib.datasets import load_square_image
 from cganlib.delta import delta_sums, paint_levels
 from cganlib.explainer import switch
 from cganlib.explainer_training import load_explainer
+from cganlib.flags import check_classifier_set
 from cganlib.saved_generators import check_labels
 from cganlib.scoring import (
     PAINT_THRESHOLD,
@@ -55,6 +56,8 @@ def read_many_images(args):
         indices = np.asarray(args.indices)
     elif args.indices_from:
         indices_name = indices_key(args.indices_from)
+        if indices_name == "held_out":  # train_classifier.py's split: the one saved with its model
+            check_classifier_set(args.indices_from)
         indices = whole_numbers(load_arrays(args.indices_from, (indices_name,))[0], args.indices_from,
                                 indices_name).ravel()
     elif "indices" in keys:

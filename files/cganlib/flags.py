@@ -8,11 +8,19 @@ import os
 
 from cganlib import cli
 from cganlib.datasets import DATASET_NAMES, dataset_settings, default_data_dir
-from cganlib.storage import InputError
+from cganlib.storage import InputError, check_file_set
 
 CLASSIFIER_DIR = "classifier"  # train_classifier.py's default out_dir, under the data folder
 CLASSIFIER_FILE = "classifier.keras"
 HELD_OUT_FILE = "held_out.npz"  # beside the classifier: its split and held-out evaluation
+CLASSIFIER_SET = "classifier_files.json"  # the manifest of the two, written as one set (storage.save_file_set)
+
+
+def check_classifier_set(path):
+    """InputError unless the classifier.keras and held_out.npz in path's folder (path: either of
+    them) are the set train_classifier.py wrote together: a model beside another training's split
+    would take images it trained on for held out. Folders without the manifest pass as they are."""
+    check_file_set(os.path.dirname(path), CLASSIFIER_SET, (CLASSIFIER_FILE, HELD_OUT_FILE), "files/train_classifier.py")
 
 
 def add_dataset_flags(parser):

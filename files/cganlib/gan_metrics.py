@@ -38,6 +38,8 @@ from skimage.metrics import peak_signal_noise_ratio
 from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import NearestNeighbors
 
+from cganlib.storage import open_regular
+
 # evaluate.py's table, evaluation.csv: a row per epoch and class
 FIELDS = ("epoch", "label", "n", "label_accuracy", "diversity_gen", "diversity_real", "fd", "kid", "precision",
           "recall", "nn_ssim", "nn_psnr")
@@ -190,7 +192,7 @@ def measures(real, real_features, generated, generated_features, rng):
 
 def read_csv(path):
     """evaluation.csv's rows: epoch and label as written (`real`, `all`), the rest as floats."""
-    with open(path, newline="") as f:
+    with open_regular(path, newline="") as f:
         return [{key: value if key in ("epoch", "label") else float(value) for key, value in row.items()}
                 for row in csv.DictReader(f)]
 

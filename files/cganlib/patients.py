@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from cganlib.storage import InputError
+from cganlib.storage import InputError, open_regular
 
 NAMES_FILE = "names.txt"  # beside img_align_xray.npz: row i's source file
 PNEUMONIA_PATIENT = re.compile(r"person(\d+)_")
@@ -49,7 +49,7 @@ def load_patients(data_dir, n_images):
     path = os.path.join(data_dir, NAMES_FILE)
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
+    with open_regular(path, encoding="utf-8") as f:
         names = f.read().splitlines()
     if len(names) != n_images:
         raise InputError(f"{path} names {len(names)} files for {n_images} images: prepare the X-rays again")

@@ -30,7 +30,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from importlib.metadata import version
 
-import h5py
 import numpy as np
 
 from cganlib.datasets import CLASSES_FILE, FOLDER
@@ -38,6 +37,7 @@ from cganlib.storage import (
     InputError,
     atomic_write,
     file_digest,
+    open_h5,
     open_regular,
     save_arrays,
     writable_folder,
@@ -76,9 +76,10 @@ def state_path(results_dir, epoch):
 
 
 def readable_h5(path):
-    """Whether path opens as a saved Keras model."""
+    """Whether path opens as a saved Keras model; InputError for a file that is not a regular
+    one or would read another file (storage.open_h5)."""
     try:
-        with h5py.File(path, "r") as f:
+        with open_h5(path) as f:
             return "model_weights" in f
     except OSError:
         return False
@@ -442,7 +443,7 @@ def load_state(results_dir, epoch):
 def load_state_file(path):
     """(info, {name: [arrays]}) of a file save_state_file wrote; InputError when it is not one."""
     try:
-        with np.load(path) as data:
+        with open_regular(path, "rb") as f, np.load(f) as data:
             info = json.loads(str(data["info"]))
             arrays = {}
             for key in sorted(k for k in data.files if k != "info"):

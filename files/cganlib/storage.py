@@ -1,7 +1,8 @@
 """Files on disk: atomic writes (a killed run never leaves a half-written file under the
 final name), sets of files written as one (a reader never takes files of two runs for one set),
-`.npz` arrays under the key `arr_0` with their headers checked before they load, and the
-one-line error every script exits with."""
+`.npz` arrays under the key `arr_0` with their headers checked before they load, `.h5` files
+that read no other file, staging folders a killed run leaves, and the one-line error every
+script exits with."""
 
 import contextlib
 import hashlib
@@ -10,6 +11,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
@@ -44,6 +46,54 @@ def open_regular(path, mode="r", **kwargs):
         os.close(fd)
         raise InputError(f"{path} is not a regular file")
     return os.fdopen(fd, mode, **kwargs)
+
+
+@contextlib.contextmanager
+def open_h5(path):
+    """h5py.File(path, "r") of a regular file (open_regular) that reads no other file
+    (check_self_contained); InputError otherwise. Every `.h5` this project reads opens here."""
+    import h5py  # loads when needed: --help answers without it
+
+    with open_regular(path, "rb") as f, h5py.File(f, "r") as h5:
+        check_self_contained(h5, path)
+        yield h5
+
+
+def check_self_contained(h5, path):
+    """InputError when an open HDF5 file would make HDF5 read another file: a link into another
+    file, a dataset whose bytes lie in external files, a virtual dataset mapped from others. A
+    model file could otherwise load any local file's bytes into its weights."""
+    import h5py
+
+    # each visit stops at the first value its function returns (an exception raised there does
+    # not pass through h5py's link visit cleanly)
+    def external_link(name, link):
+        if isinstance(link, h5py.ExternalLink):
+            return f"{name} links to another file ({link.filename})"
+        return None
+
+    def borrowed_data(name, member):
+        if isinstance(member, h5py.Dataset) and member.is_virtual:
+            return f"dataset {name} is a virtual dataset, mapped from other files"
+        if isinstance(member, h5py.Dataset) and member.external:
+            return f"dataset {name} is stored in external files"
+        return None
+
+    problem = h5.visititems_links(external_link) or h5.visititems(borrowed_data)
+    if problem:
+        raise InputError(f"{path}: {problem}; a model file must hold its own data")
+
+
+def staging_folder(parent, name):
+    """A new hidden folder `.tmp-<name>-<pid>-<random>` in parent to build output in before it is
+    moved into place; first removes the staging folders of `name` whose process has ended (a
+    killed run's), never those of a run still going."""
+    pattern = re.compile(rf"^\.tmp-{re.escape(name)}-(\d+)-")
+    for entry in os.listdir(parent):
+        match = pattern.match(entry)
+        if match and not psutil.pid_exists(int(match.group(1))):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f".tmp-{name}-{os.getpid()}-", dir=parent)
 
 
 def _temporary_name(path, suffix):
@@ -140,9 +190,10 @@ def file_digest(path):
 # that commands and run_config.json name, and a folder swap would move them all.
 
 
-def save_file_set(folder, manifest, writers):
+def save_file_set(folder, manifest, writers, suffixes=None):
     """Write files that belong together ({name: write(path)}) into folder as one set. Each is
-    written whole under a temporary name; then `manifest` lists the new files' sizes and
+    written whole under a temporary name (ending in suffixes[name] where given: atomic_write's
+    suffix); then `manifest` lists the new files' sizes and
     sha256; then they are renamed into place. Killed before the manifest, the old set stands
     untouched; after it, until the renames are done, the files differ from the manifest and
     check_file_set refuses them. Temporary files a killed earlier write of these names left
@@ -150,7 +201,7 @@ def save_file_set(folder, manifest, writers):
     written = {}
     try:
         for name, write in writers.items():
-            written[name] = _written_temporary(os.path.join(folder, name), write)
+            written[name] = _written_temporary(os.path.join(folder, name), write, (suffixes or {}).get(name, ""))
         files = {name: dict(zip(("bytes", "sha256"), file_digest(tmp))) for name, tmp in written.items()}
         atomic_write(os.path.join(folder, manifest), json_writer({"files": files}))
         for name, tmp in written.items():
