@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import train_cgan
-from cganlib import cgan, cli, config, datasets, run_folder, training
+from cganlib import cgan, cli, collapse_guard, config, datasets, run_folder, training
 from cganlib.collapse_guard import CollapseGuard
 from cganlib.storage import save_model, save_npz
 from conftest import start_logged
@@ -229,6 +229,31 @@ def test_loop_prints_reloads_and_aborts_like_the_original(tmp_path, capsys):
     trainer = training.Trainer(g, d, gan, images, labels, XRAY_16, np.random.default_rng(0))
     assert training.restore_state(trainer, guard, *run_folder.load_state(run.out_dir, 1), "state") == 9
     assert info["stopped_by_guard"] and (guard.nTryAgains, guard.nTripsOnSameSavedWts, guard.ijSave) == (22, 0, 1)
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("rule", ["ours", "the original's"])
+def test_nan_losses_stop_our_run_where_the_originals_rule_trains_on(tmp_path, capsys, monkeypatch, rule):
+    """Seven all-NaN batches from the start: ours trips all three rules each (a NaN lies outside
+    every band, also before a snapshot) and stops at the 21st trip; the original's `<` and `>`
+    are False on NaN, so it never reloads and trains the epoch out."""
+    if rule == "the original's":
+        monkeypatch.setattr(collapse_guard, "outside", lambda loss, low, high: loss < low or loss > high)
+    run = run_for(make_xray_data(tmp_path / "data", n=16 * 8), epochs_goal=1)  # 8 batches
+    images, labels = training.load_dataset(run)
+    g, d, gan = training.build_models(run)
+    os.makedirs(run.out_dir)
+    trainer = ScriptedTrainer([(NAN, NAN, NAN)] * 8, g, d, gan, images, labels, XRAY_16, np.random.default_rng(0))
+    status = training.train(run, trainer, CollapseGuard(3.0), 0)
+    out = capsys.readouterr().out
+    if rule == "ours":
+        assert status == cli.EXIT_TOO_MANY_REBUILDS and "**********  Too many rebuilds  **************" in out
+        assert len(trainer.reloaded) == 21  # three a batch: the 7th batch's make 21, more than 20
+    else:
+        assert status == 0 and "Too many rebuilds" not in out and "LOADING" not in out
+        assert trainer.reloaded == [] and ">1/1, 5/8, d1=nan, d2=nan, g=nan," in out
 
 
 def test_reload_restores_the_snapshot(tmp_path):
