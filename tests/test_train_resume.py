@@ -16,7 +16,7 @@ import pytest
 import train_cgan
 from cganlib import cgan, cli, plots, run_folder, training
 from cganlib.storage import save_model, save_npz
-from conftest import start_logged
+from conftest import FILES, start_logged
 from helpers import data_file, make_xray_data, one_error_line, read_until, train_argv
 
 
@@ -200,6 +200,19 @@ def interrupt_before_the_first_batch(monkeypatch):
     """Ctrl-C once the run is set up (settings printed, models built, a restart's state restored),
     before its loop of batches."""
     monkeypatch.setattr(training, "train", ctrl_c)
+
+
+def test_preset_small_sets_the_values_the_readme_documents():
+    with open(os.path.join(os.path.dirname(FILES), "README.md")) as f:
+        table = [line for line in f if line.startswith(("| `--preset` |", "| `small` "))]
+    header, small = ([cell.strip() for cell in line.strip().strip("|").split("|")] for line in table)
+    documented = dict(zip((cell.strip("`-") for cell in header[1:]), small[1:]))
+    assert documented.pop("gan_upper") == "as `original`"
+    for dataset in ("xray", "celeb", "folder"):
+        flags = train_cgan.command_line_flags(train_cgan.parse_args(["--dataset", dataset, "--preset", "small"])[0])[0]
+        assert {name: flags[name] for name in documented} == {name: float(value) for name, value in documented.items()}
+        original = train_cgan.command_line_flags(train_cgan.parse_args(["--dataset", dataset])[0])[0]
+        assert flags["gan_upper"] == original["gan_upper"]
 
 
 def settings_line(out):
