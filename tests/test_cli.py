@@ -134,14 +134,14 @@ def test_bad_input_found_later_is_a_one_line_error(capsys):
     assert capsys.readouterr().err.splitlines()[-1].endswith(": error: the models folder is empty")
 
 
+# the bar redrawn at every step (miniters=1, mininterval=0), however fast the steps come
 BAR_WITH_LINES = """
-import sys, time
+import sys
 sys.path.insert(0, {files!r})
 from tqdm import tqdm
 from cganlib import cli
-for k in tqdm(range(3), desc="work", mininterval=0):
+for k in tqdm(range(3), desc="work", mininterval=0, miniters=1):
     cli.print_beside_bars(f"line {{k}} of the work")
-    time.sleep(0.05)
 """
 
 
