@@ -112,14 +112,15 @@ def heatmaps_on_a_bad_model_file(tmp_path, **env):
     return done.stderr.splitlines()
 
 
-def test_tensorflow_start_up_lines_are_not_printed(tmp_path):
-    lines = heatmaps_on_a_bad_model_file(tmp_path)
+@pytest.mark.parametrize("level", [None, "1", "3"])  # unset: the scripts' own level; set: the user's
+def test_tensorflow_start_up_lines_are_not_printed(tmp_path, level):
+    lines = heatmaps_on_a_bad_model_file(tmp_path, TF_CPP_MIN_LOG_LEVEL=level)  # here all the lines are I lines
     assert not [line for line in lines if ABSL_LINE.match(line) or "cuInit" in line or "cudart" in line], lines
     errors = [line for line in lines if line.startswith("heatmaps.py: error: ")]
     assert len(errors) == 2 and "1 of 1 model files could not be used" in errors[-1], lines
 
 
-def test_tensorflow_start_up_lines_are_printed_when_the_user_sets_the_log_level(tmp_path):
+def test_tensorflow_start_up_lines_are_printed_when_the_user_sets_the_log_level_0(tmp_path):
     lines = heatmaps_on_a_bad_model_file(tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
     assert any(ABSL_LINE.match(line) for line in lines), lines  # oneDNN's "custom operations are on", at least
 
