@@ -15,7 +15,7 @@ from PIL import Image
 import train_cgan
 from cganlib import run_folder, storage
 from cganlib.storage import save_npz
-from conftest import DATA
+from conftest import DATA, FILES, start_python
 
 
 def data_file(name):
@@ -136,6 +136,40 @@ def read_until(process, done):
         if done(lines[-1]):
             return lines
     raise AssertionError(f"the run ended (status {process.wait()}) before the line awaited; its last lines: {lines[-5:]}")
+
+
+# train_cgan.py with its arguments, as a user runs it, but held for ever at the count-th call of
+# owner.name (one of training's steps), once it has printed HELD: a test acts on a run stopped at
+# a point it knows, however fast or busy the machine
+HELD = "held"
+HELD_TRAINING = """
+import os, runpy, sys, threading
+sys.path.insert(0, {files!r})
+from cganlib import run_folder, training
+
+owner, name, count = {owner}, {name!r}, {count}
+original, calls = getattr(owner, name), []
+
+def held(*args, **kwargs):
+    calls.append(None)
+    if len(calls) == count:
+        print({held!r}, flush=True)
+        threading.Event().wait()  # until a signal ends the process
+    return original(*args, **kwargs)
+
+setattr(owner, name, held)
+sys.argv[0] = os.path.join({files!r}, "train_cgan.py")
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def start_held_training(stderr_path, owner, name, count, *args):
+    """train_cgan.py args in a subprocess that holds at the count-th call of owner.name (owner
+    "training.Trainer" or "run_folder"): stdout a pipe for read_until, stderr the file stderr_path
+    (a pipe nobody reads could fill and stop the run)."""
+    code = HELD_TRAINING.format(files=FILES, owner=owner, name=name, count=count, held=HELD)
+    with open(stderr_path, "w") as err:
+        return start_python("-c", code, *args, stderr=err)
 
 
 def dead_pid():

@@ -162,4 +162,6 @@ def test_bench_train_times_the_step_per_replica_count(run):
     for n, images, value in ((1, 8, one_replica), (2, 4, two_replicas)):
         line_value, ratio = printed(lines, rf"mirrored, {n} replica\(s\) of {images} images: {NUMBER} s/step, "
                                            rf"{NUMBER}x the one-device step")
-        assert value == pytest.approx(line_value, abs=6e-4) and ratio == pytest.approx(value / one, rel=0.05, abs=0.01)
+        assert value == pytest.approx(line_value, abs=6e-4)
+        # the ratio of the unrounded times, printed to 2 decimals: within what the RESULT's 4 decimals allow
+        assert (value - 5e-5) / (one + 5e-5) - 0.005 <= ratio <= (value + 5e-5) / (one - 5e-5) + 0.005

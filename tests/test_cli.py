@@ -112,14 +112,15 @@ def heatmaps_on_a_bad_model_file(tmp_path, **env):
     return done.stderr.splitlines()
 
 
-def test_tensorflow_start_up_lines_are_not_printed(tmp_path):
-    lines = heatmaps_on_a_bad_model_file(tmp_path)
+@pytest.mark.parametrize("level", [None, "1", "3"])  # unset: the scripts' own level; set: the user's
+def test_tensorflow_start_up_lines_are_not_printed(tmp_path, level):
+    lines = heatmaps_on_a_bad_model_file(tmp_path, TF_CPP_MIN_LOG_LEVEL=level)  # here all the lines are I lines
     assert not [line for line in lines if ABSL_LINE.match(line) or "cuInit" in line or "cudart" in line], lines
     errors = [line for line in lines if line.startswith("heatmaps.py: error: ")]
     assert len(errors) == 2 and "1 of 1 model files could not be used" in errors[-1], lines
 
 
-def test_tensorflow_start_up_lines_are_printed_when_the_user_sets_the_log_level(tmp_path):
+def test_tensorflow_start_up_lines_are_printed_when_the_user_sets_the_log_level_0(tmp_path):
     lines = heatmaps_on_a_bad_model_file(tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
     assert any(ABSL_LINE.match(line) for line in lines), lines  # oneDNN's "custom operations are on", at least
 
@@ -134,14 +135,14 @@ def test_bad_input_found_later_is_a_one_line_error(capsys):
     assert capsys.readouterr().err.splitlines()[-1].endswith(": error: the models folder is empty")
 
 
+# the bar redrawn at every step (miniters=1, mininterval=0), however fast the steps come
 BAR_WITH_LINES = """
-import sys, time
+import sys
 sys.path.insert(0, {files!r})
 from tqdm import tqdm
 from cganlib import cli
-for k in tqdm(range(3), desc="work", mininterval=0):
+for k in tqdm(range(3), desc="work", mininterval=0, miniters=1):
     cli.print_beside_bars(f"line {{k}} of the work")
-    time.sleep(0.05)
 """
 
 

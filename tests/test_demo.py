@@ -3,7 +3,6 @@
 import csv
 import os
 import re
-import time
 
 import numpy as np
 import pytest
@@ -42,10 +41,8 @@ RESULT = re.compile("RESULT " + " ".join(rf"{key}=(\S+)" for key in RESULT_KEYS)
 @pytest.mark.slow
 def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
     work = tmp_path / "demo"
-    started = time.monotonic()
     done = run("demo.py", "--work_dir", work, "--n", 22, "--epochs", 1, "--explainer_epochs", 1, "--filters", 8,
                "--n_samples", 1, "--average_latents", 64, "--evaluate_n", 8, "--explain_n", 4)
-    elapsed_minutes = (time.monotonic() - started) / 60
     assert done.returncode == 0, done.stderr[-2000:]
     assert "absl::InitializeLog" not in done.stderr and "cudart_stub" not in done.stderr  # TensorFlow's start-up lines
     for name in (
@@ -95,8 +92,7 @@ def test_tiny_demo_writes_every_output_and_a_result_line(run, tmp_path):
         assert scores[key] == pytest.approx((scores[f"{key}_lesion"] + scores[f"{key}_lungs"]) / 2, abs=2e-4)
     assert match.group(RESULT_KEYS.index("collapsed_classes") + 1) in ("0", "1", "2", "3")
     assert 0 < scores["lesion_area"] < scores["lung_area"] < 1  # the consolidation lies inside the lungs
-    # the demo's own wall time: within the time its process ran, however fast the machine
-    assert 0 < scores["minutes"] <= elapsed_minutes + 0.005
+    assert scores["minutes"] >= 0  # the demo's wall time (test_claims.py checks it on a clock of its own)
     # the scores are those of the files this run wrote, recounted here by hand
     for key, value in scores_of_the_files(work).items():
         assert scores[key] == pytest.approx(value, abs=2e-4), key

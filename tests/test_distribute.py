@@ -293,19 +293,40 @@ def test_two_workers_start_a_run_on_a_shared_seed_resume_it_in_step_and_only_the
     assert [os.listdir(temp) for temp in temps] == [[], []]
 
 
-def lone_worker(data, results, port, missing_port, *extra):
+# train_cgan.py with the waiting's clock replaced by one that moves only when the worker sleeps
+# between its calls to the others: --worker_timeout runs out after as many calls, however busy the machine
+FAKE_CLOCK_WORKER = """
+import sys, types
+sys.path.insert(0, {files!r})
+from cganlib import distribution
+
+now = [0.0]
+
+def sleep(seconds):
+    now[0] += seconds
+
+distribution.time = types.SimpleNamespace(monotonic=lambda: now[0], sleep=sleep)
+sys.argv[0] = "train_cgan.py"  # the name its errors begin with
+import train_cgan
+sys.exit(train_cgan.main(sys.argv[1:]))
+"""
+
+
+def lone_worker(data, results, port, missing_port, *extra, fake_clock=False):
     """train_cgan.py as worker 0 of a two-worker cluster whose worker 1 never starts."""
     tf_config = json.dumps({"cluster": {"worker": [f"localhost:{port}", f"localhost:{missing_port}"]},
                             "task": {"type": "worker", "index": 0}})
-    return start_python(os.path.join(FILES, "train_cgan.py"), *argv_for(data, results, "--strategy", "multiworker", *extra),
+    program = ["-c", FAKE_CLOCK_WORKER.format(files=FILES)] if fake_clock else [os.path.join(FILES, "train_cgan.py")]
+    return start_python(*program, *argv_for(data, results, "--strategy", "multiworker", *extra),
                         env={"TF_CONFIG": tf_config, "TF_GRPC_REUSE_PORT": "1"})
 
 
 def test_a_worker_whose_peer_never_comes_gives_up_naming_it_and_hears_ctrl_c(tmp_path):
-    """TensorFlow would wait for the missing worker for ever, deaf to Ctrl-C."""
+    """TensorFlow would wait for the missing worker for ever, deaf to Ctrl-C. The timeout is
+    counted on a fake clock (FAKE_CLOCK_WORKER), Ctrl-C sent once the worker says it waits."""
     data = make_xray_data(tmp_path / "data", n=32)
     with reserved_ports(2) as (port, missing):  # the second bound but not listening: nobody answers there
-        worker = lone_worker(data, tmp_path / "results", port, missing, "--worker_timeout", 2)
+        worker = lone_worker(data, tmp_path / "results", port, missing, "--worker_timeout", 2, fake_clock=True)
         try:
             out, err = worker.communicate()
         finally:

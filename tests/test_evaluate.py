@@ -80,6 +80,14 @@ def test_collapsed_classes_are_those_flagged_at_the_last_epoch():
     assert collapsed_classes([]) == []
 
 
+def test_the_warning_names_a_collapsed_class_never_the_all_classes_row():
+    xray = datasets.DATASETS["xray"]
+    row = {"epoch": 3, "diversity_gen": 0.99, "diversity_real": 0.5}  # collapsed by its diversities
+    assert evaluation.collapse_warning({**row, "label": 2}, xray).startswith("warning: epoch 3, class 2 (bacter): ")
+    assert evaluation.collapse_warning({**row, "label": "all"}, xray) is None  # a pooled row, not a class
+    assert evaluation.collapse_warning({**row, "label": 2, "diversity_gen": 0.6}, xray) is None
+
+
 def test_a_collapsed_set_has_diversity_1_recall_near_0_and_is_flagged():
     rng = np.random.default_rng(2)
     real = rng.random((60, 80, 80, 3)).astype(np.float32)

@@ -154,10 +154,11 @@ def test_recon_agree_and_flip_rate_count_what_the_classifier_says():
     # per image, targets 0 and 1: the 1st image's switch to 1 stays plain (no flip); the others flip
     relabelled = np.stack([[plain, plain], [plain, bright], [plain, bright], [plain, bright]])
     result = hand_result(images, labels, [0, 1], reconstructions, relabelled)
+    result["mse"], result["ssim"] = np.array([0.01, 0.03, 0.02, 0.06]), np.array([0.9, 0.5, 0.7, 0.9])
     recon_classes = explanation_measures.reconstruction_classes(model, result)
     assert recon_classes.tolist() == [0, 1, 1, 0]
-    scores = composition_scores(result, recon_classes)
-    assert scores == {"recon_mse": pytest.approx(0.01), "recon_ssim": pytest.approx(0.9), "recon_agree": 0.5}
+    scores = composition_scores(result, recon_classes)  # the images' means, not the worst
+    assert scores == {"recon_mse": pytest.approx(0.03), "recon_ssim": pytest.approx(0.75), "recon_agree": 0.5}
     classes = explanation_measures.relabelled_classes(model, result)
     assert classes.tolist() == [[0, 0], [0, 1], [0, 1], [0, 1]]
     # only the switches to another label count: 0->1, 0->1, 1->0, 1->0, of which the first fails
@@ -313,8 +314,17 @@ def explain_args(folder, out_dir, *extra):
             *map(str, extra)]
 
 
-def test_explain_image_with_a_classifier_prints_the_measures_and_saves_the_curves(explain_inputs, tmp_path, capsys):
+def test_explain_image_with_a_classifier_prints_the_measures_and_saves_the_curves(explain_inputs, tmp_path, capsys,
+                                                                                 monkeypatch):
     folder = explain_inputs
+    drawn = {}
+    draw = explanation.explanation_figure
+
+    def drawn_with(result, class_names, rows, title, gradcam=None):
+        drawn["gradcam"] = gradcam
+        return draw(result, class_names, rows, title, gradcam)
+
+    monkeypatch.setattr(explanation, "explanation_figure", drawn_with)
     explain_image.main(explain_args(folder, tmp_path, "--indices_from", folder / "held_out.npz", "--classifier",
                                     folder / "classifier3.keras", "--curve_steps", 4))
     lines = capsys.readouterr().out.strip().splitlines()
@@ -334,6 +344,10 @@ def test_explain_image_with_a_classifier_prints_the_measures_and_saves_the_curve
         assert saved["deletion_curves"].shape == saved["insertion_curves"].shape == (3, 5, 5)
         assert saved["deletion_auc"].shape == (3, 5) and saved["relabelled_classes"].shape == (3, 3)
         assert saved["recon_classes"].shape == (3,) and saved["maps"].shape == (3, 5, 80, 80)
+        # the figure's last column is the Grad-CAM map, no other
+        np.testing.assert_array_equal(drawn["gradcam"], saved["maps"][:, list(CURVE_MAPS).index("gradcam")])
+        assert not any(np.array_equal(drawn["gradcam"], saved["maps"][:, m]) for m, name in enumerate(CURVE_MAPS)
+                       if name != "gradcam")
     with_gradcam = plt.imread(tmp_path / "explain_images.png")
     explain_image.main(explain_args(folder, tmp_path / "plain", "--indices_from", folder / "held_out.npz"))
     plain = plt.imread(tmp_path / "plain" / "explain_images.png")
@@ -372,3 +386,18 @@ def test_explain_image_bad_classifier_input_is_one_line(explain_inputs, tmp_path
 def test_explain_images_curve_steps_default_is_faithfulness_own():
     assert explain_image.CURVE_STEPS == faithfulness.CURVE_STEPS
 
+
+
+def test_the_printed_table_puts_each_maps_deletion_area_under_deletion_and_insertion_under_insertion():
+    scores = {"recon_mse": 0.01, "recon_ssim": 0.9, "recon_agree": 0.5, "flip_rate": 0.75}
+    for m, name in enumerate(CURVE_MAPS):
+        scores[f"deletion_auc_{name}"], scores[f"insertion_auc_{name}"] = 0.1 + 0.01 * m, 0.9 - 0.01 * m
+    lines = explanation_measures.report_lines(explanation_measures.Measures(scores, {}, None), 4, 4, 10)
+    (header,) = [line for line in lines if "deletion AUC" in line]
+    ends = [header.index(title) + len(title) for title in ("(lower better)", "(higher better)")]
+    rows = {line.rsplit(None, 2)[0].strip(): line for line in lines[lines.index(header) + 1 : -1]}
+    assert list(rows) == [explanation_measures.MAP_NAMES[name] for name in CURVE_MAPS]
+    for m, name in enumerate(CURVE_MAPS):
+        row = rows[explanation_measures.MAP_NAMES[name]]
+        for value, end in zip((f"{0.1 + 0.01 * m:.3f}", f"{0.9 - 0.01 * m:.3f}"), ends):  # right-aligned under its title
+            assert row[end - len(value) : end] == value, (name, row)

@@ -18,6 +18,7 @@ import saliency
 import train_classifier
 from cganlib import cgan, datasets, explanation, plots, projection
 from cganlib.classifier import class_activation_maps, grad_cam, load_classifier
+from cganlib.ssim import ssim as separable_ssim
 from cganlib.storage import InputError, load_npz, save_arrays, save_model
 from helpers import auc_by_hand, bright_squares, data_file, one_error_line
 
@@ -205,11 +206,17 @@ def test_a_folder_dataset_goes_through_the_whole_pipeline(image_folder, tmp_path
 # ---------------------------------------------------------------- projection
 
 
-def test_projection_recovers_an_image_made_from_a_known_latent():
+def strong_generator():
+    """A 3-class generator at width 8 with larger weights: images that depend strongly on the latent."""
     keras.utils.set_random_seed(3)
     generator = cgan.build_generator(3, cgan.LATENT_DIM, 8)
-    for layer in generator.layers:  # larger weights: images that depend strongly on the latent
+    for layer in generator.layers:
         layer.set_weights([w * 2.0 for w in layer.get_weights()])
+    return generator
+
+
+def test_projection_recovers_an_image_made_from_a_known_latent():
+    generator = strong_generator()
     rng = np.random.default_rng(5)
     known = cgan.training_latents(rng, 3)
     labels = np.array([0, 1, 2])
@@ -221,6 +228,23 @@ def test_projection_recovers_an_image_made_from_a_known_latent():
     assert mse.max() < 0.2 * start_error  # measured: 0.011 against 0.09
     np.testing.assert_allclose(mse, np.mean((reconstructions - images) ** 2, axis=(1, 2, 3)), rtol=1e-3, atol=1e-7)
     assert (ssim > 0.85).all() and np.abs(latents).max() <= projection.LATENT_RANGE
+
+
+def test_projection_keeps_each_images_start_of_least_total_loss_not_of_least_mse():
+    generator, labels, n_starts = strong_generator(), np.array([0, 1, 2, 0]), 6
+    images = cgan.generate(generator, cgan.training_latents(np.random.default_rng(5), 4), labels)
+    latents, _, mse, ssim = projection.project(generator, images, labels, steps=0, starts=n_starts, lr=0.05,
+                                               ssim_weight=1.0, seed=0, progress=False)
+    # the starting points, unmoved (0 steps): start s of image i is row s * 4 + i of the seed's draw
+    starts = cgan.training_latents(np.random.default_rng(0), n_starts * 4, cgan.LATENT_DIM).reshape(n_starts, 4, -1)
+    generated = np.stack([cgan.generate(generator, z, labels) for z in starts])
+    start_mse = ((generated - images) ** 2).mean(axis=(2, 3, 4))
+    start_ssim = np.stack([separable_ssim(g, images).numpy() for g in generated])
+    best, columns = (start_mse + 1.0 * (1.0 - start_ssim)).argmin(axis=0), np.arange(4)
+    assert (best != start_mse.argmin(axis=0)).any()  # here MSE alone would keep other starts
+    np.testing.assert_array_equal(latents, starts[best, columns])
+    np.testing.assert_allclose(mse, start_mse[best, columns], rtol=1e-4)
+    np.testing.assert_allclose(ssim, start_ssim[best, columns], rtol=1e-4)
 
 
 def assert_generated_at_the_projected_latents(result, model):

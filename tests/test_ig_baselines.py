@@ -3,6 +3,7 @@ mean, checked on a model whose exact attributions are known (a linear one)."""
 
 import keras
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from cganlib import cgan
 from cganlib.classifier import blurred_baselines as blurred
@@ -55,3 +56,11 @@ def test_the_blurred_baseline_keeps_each_images_brightness_and_loses_its_detail(
     assert soft.shape == images.shape
     np.testing.assert_allclose(soft.mean(axis=(1, 2)), images.mean(axis=(1, 2)), rtol=0.02)
     assert soft.std() < 0.2 * images.std()
+
+
+def test_the_blurred_baseline_is_a_gaussian_of_sigma_5_pixels_with_the_edges_reflected():
+    rng = np.random.default_rng(2)
+    images = rng.uniform(0, 255, (2, *cgan.IMAGE_SHAPE)).astype(np.float32)
+    # each image and channel on its own; scipy's "reflect" mirrors the edge pixel itself (d c b a | a b c d)
+    expected = gaussian_filter(images.astype(np.float64), sigma=(0, 5.0, 5.0, 0), mode="reflect")
+    np.testing.assert_allclose(blurred(images), expected, rtol=1e-5, atol=1e-3)

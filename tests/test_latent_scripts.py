@@ -67,6 +67,18 @@ def own_model(tmp_path_factory):
     return folder
 
 
+def test_arithmetic_averages_the_points_in_float64_as_the_original(own_model, tmp_path, capsys):
+    points = np.random.default_rng(2).standard_normal((100, 100))  # float64, as the original's file
+    save_npz(tmp_path / "points.npz", points)
+    latent_arithmetic.main(arithmetic_argv(own_model, tmp_path / "out", "--points", tmp_path / "points.npz"))
+    with np.load(tmp_path / "out" / "latent_arithmetic_200.npz") as data:
+        latents = data["latents"]
+    averages = [points[np.array(group) - 1].mean(0) for group in ([2, 18, 21, 26], [32, 44, 45, 47], [3, 55, 62, 80])]
+    # float32 sums would differ in the last bit of some of the 100 values
+    np.testing.assert_array_equal(latents[[4, 9, 14]], np.float32(averages))
+    np.testing.assert_array_equal(latents[15], np.float32(averages[0] - averages[1] + averages[2]))
+
+
 @pytest.mark.parametrize("extra, message", [
     ([], "latent_points_200.npz not found (make it with latent_arithmetic.py --save_points)"),
     (["--points", "{points}", "--smiling_woman", 3, 101], "point number 101 outside 1-100"),

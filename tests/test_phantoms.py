@@ -121,6 +121,17 @@ def test_the_fixed_lesion_place_draws_what_the_default_draws():
         assert all(np.array_equal(a, b) for a, b in zip(default, fixed))
 
 
+# The `fixed` place, pinned: the centre (row, column) of the consolidation's mask in bacterial
+# phantoms 0, 1, 2 at size 192, as drawn since the README's demo results were measured
+FIXED_LESION_CENTRES = [(112.26, 71.34), (115.76, 58.36), (110.29, 56.32)]
+
+
+def test_the_fixed_lesion_place_stays_where_the_results_were_measured():
+    for index, centre in enumerate(FIXED_LESION_CENTRES):
+        lesion = phantom_drawing.phantom(SEED, 2, index, size=SIZE, lesion_place="fixed")[1]
+        assert tuple(np.argwhere(lesion).mean(axis=0)) == pytest.approx(centre, abs=0.5), index
+
+
 def test_masks_lie_on_the_findings_after_preparation(phantoms, prepared):
     _, truth = phantoms
     labels, grey = prepared

@@ -6,7 +6,15 @@ import signal
 import numpy as np
 import pytest
 
-from cganlib.storage import InputError, atomic_write, load_npz, save_npz
+from cganlib import datasets
+from cganlib.storage import (
+    InputError,
+    atomic_write,
+    load_npz,
+    npz_writer,
+    save_file_set,
+    save_npz,
+)
 from conftest import FILES, start_python, stop
 from helpers import dead_pid
 
@@ -53,6 +61,18 @@ def test_a_write_removes_what_a_killed_writer_of_the_same_name_left_and_nothing_
         (tmp_path / name).write_bytes(b"partial")
     save_npz(tmp_path / "a.npz", np.zeros(3))
     assert sorted(os.listdir(tmp_path)) == sorted([*kept, "a.npz"])
+
+
+def test_a_set_whose_manifest_leaves_a_file_out_is_refused(tmp_path):
+    xray = datasets.DATASETS["xray"]
+    images, labels = np.zeros((2, 80, 80, 3), np.uint8), np.zeros(2, int)
+    save_file_set(tmp_path, datasets.manifest_file("xray"), {xray.images_file: npz_writer(images)})
+    save_npz(tmp_path / xray.labels_file, labels)  # beside the set, not in its manifest
+    with pytest.raises(InputError, match=r"prepared_xray\.json does not list labels_align_xray\.npz: make the set again"):
+        datasets.load_prepared(xray, str(tmp_path))
+    save_file_set(tmp_path, datasets.manifest_file("xray"), {xray.images_file: npz_writer(images),
+                                                             xray.labels_file: npz_writer(labels)})
+    assert len(datasets.load_prepared(xray, str(tmp_path))[0]) == 2  # listed whole, the same files are taken
 
 
 # atomic_write inside a script's exit_on_bad_input, its writer stuck until the process is signalled

@@ -4,7 +4,6 @@ and the CLI end to end. Resuming, the run folder's safety and settings: test_tra
 import io
 import os
 import re
-import signal
 import zipfile
 
 import keras
@@ -13,11 +12,17 @@ import pytest
 import tensorflow as tf
 
 import train_cgan
-from cganlib import cgan, cli, config, datasets, run_folder, training
+from cganlib import cgan, cli, collapse_guard, config, datasets, run_folder, training
 from cganlib.collapse_guard import CollapseGuard
 from cganlib.storage import save_model, save_npz
-from conftest import start_logged
-from helpers import bad_input, make_xray_data, read_until, xray_argv
+from helpers import (
+    HELD,
+    bad_input,
+    make_xray_data,
+    read_until,
+    start_held_training,
+    xray_argv,
+)
 
 LOG_LINE = re.compile(
     r"^>\d+/\d+, \d+/\d+, d1=\d+\.\d{3}, d2=\d+\.\d{3}, g=\d+\.\d{3}, secs=\d+, "
@@ -231,6 +236,31 @@ def test_loop_prints_reloads_and_aborts_like_the_original(tmp_path, capsys):
     assert info["stopped_by_guard"] and (guard.nTryAgains, guard.nTripsOnSameSavedWts, guard.ijSave) == (22, 0, 1)
 
 
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("rule", ["ours", "the original's"])
+def test_nan_losses_stop_our_run_where_the_originals_rule_trains_on(tmp_path, capsys, monkeypatch, rule):
+    """Seven all-NaN batches from the start: ours trips all three rules each (a NaN lies outside
+    every band, also before a snapshot) and stops at the 21st trip; the original's `<` and `>`
+    are False on NaN, so it never reloads and trains the epoch out."""
+    if rule == "the original's":
+        monkeypatch.setattr(collapse_guard, "outside", lambda loss, low, high: loss < low or loss > high)
+    run = run_for(make_xray_data(tmp_path / "data", n=16 * 8), epochs_goal=1)  # 8 batches
+    images, labels = training.load_dataset(run)
+    g, d, gan = training.build_models(run)
+    os.makedirs(run.out_dir)
+    trainer = ScriptedTrainer([(NAN, NAN, NAN)] * 8, g, d, gan, images, labels, XRAY_16, np.random.default_rng(0))
+    status = training.train(run, trainer, CollapseGuard(3.0), 0)
+    out = capsys.readouterr().out
+    if rule == "ours":
+        assert status == cli.EXIT_TOO_MANY_REBUILDS and "**********  Too many rebuilds  **************" in out
+        assert len(trainer.reloaded) == 21  # three a batch: the 7th batch's make 21, more than 20
+    else:
+        assert status == 0 and "Too many rebuilds" not in out and "LOADING" not in out
+        assert trainer.reloaded == [] and ">1/1, 5/8, d1=nan, d2=nan, g=nan," in out
+
+
 def test_reload_restores_the_snapshot(tmp_path):
     run = run_for(make_xray_data(tmp_path / "data"))
     images, labels = training.load_dataset(run)
@@ -282,10 +312,10 @@ def test_cli_fresh_then_restart(tmp_path, run):
 def test_sigkill_leaves_exactly_the_complete_epochs_and_a_lock_that_blocks_nobody(tmp_path, capsys):
     data = make_xray_data(tmp_path / "data", n=16 * 10)  # 10 batches an epoch
     argv = xray_argv(data, "--real_plots", 0, "--seed", 2)
-    proc = start_logged("train_cgan.py", tmp_path / "stderr.txt", *argv, "--epochs_goal", 5)
+    # held in epoch 2's commit: its sample grid and models written, not yet its state and history row
+    proc = start_held_training(tmp_path / "stderr.txt", "run_folder", "save_state", 2, *argv, "--epochs_goal", 5)
     try:
-        read_until(proc, lambda line: line.startswith(">2/5, 5/10,"))  # epoch 1 complete, epoch 2 under way
-        os.kill(proc.pid, signal.SIGSTOP)  # held wherever it is, lock and all
+        read_until(proc, lambda line: line == HELD)
         for extra in ([], ["--qRestart"]):  # a second run on the folder is refused at once
             err = bad_input(tmp_path, capsys, argv + extra)
             assert f"is in use by another training run (pid {proc.pid})" in err
@@ -293,14 +323,12 @@ def test_sigkill_leaves_exactly_the_complete_epochs_and_a_lock_that_blocks_nobod
         proc.kill()
         proc.wait()
     results = str(data / "results")
-    listed = [int(row["epoch"]) for row in run_folder.read_history(results)]
-    assert listed[:1] == [1] and run_folder.complete_epochs(results) == listed == list(range(1, len(listed) + 1))
-    for epoch in listed:
-        cgan.load_generator(run_folder.model_paths(results, epoch)["generator"])
-    k = listed[-1]
-    assert train_cgan.main(argv + ["--qRestart", "--epochs_goal", str(k + 1)]) == 0  # the dead run's lock file is no bar
-    assert f"epochs {k + 1}..{k + 1}" in capsys.readouterr().out
-    assert run_folder.complete_epochs(results) == list(range(1, k + 2))
+    assert os.path.exists(run_folder.model_paths(results, 2)["generator"])  # epoch 2's files, half its set
+    assert [row["epoch"] for row in run_folder.read_history(results)] == ["1"] and run_folder.complete_epochs(results) == [1]
+    cgan.load_generator(run_folder.model_paths(results, 1)["generator"])
+    assert train_cgan.main(argv + ["--qRestart", "--epochs_goal", "2"]) == 0  # the dead run's lock file is no bar
+    assert "epochs 2..2" in capsys.readouterr().out
+    assert run_folder.complete_epochs(results) == [1, 2]
     assert not [name for name in os.listdir(results) if name.startswith(".tmp-")]
 
 

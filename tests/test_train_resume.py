@@ -16,8 +16,16 @@ import pytest
 import train_cgan
 from cganlib import cgan, cli, plots, run_folder, training
 from cganlib.storage import save_model, save_npz
-from conftest import start_logged
-from helpers import data_file, make_xray_data, one_error_line, read_until, train_argv
+from conftest import FILES
+from helpers import (
+    HELD,
+    data_file,
+    make_xray_data,
+    one_error_line,
+    read_until,
+    start_held_training,
+    train_argv,
+)
 
 
 def state_of(results, epoch):
@@ -68,9 +76,10 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     settings = ["--d_lr", "0.0005", "--g_lr", "0.005", "--d_beta1", "0.5", "--seed", "3", "--n_batch", "32",
                 "--summary_dir", summaries, "--filters", "4", "--mixed_precision", "--real_plots", "0"]
     goal = 1000  # never reached: both runs are stopped by Ctrl-C
-    first = start_logged("train_cgan.py", tmp_path / "first.err", "--dataset", "xray", "--data_dir", data, "--results_dir", results,
-                           *settings, "--epochs_goal", goal)
-    read_until(first, lambda line: line.startswith(">2/"))  # epoch 1 is complete, epoch 2 under way
+    # held in epoch 2's second step (epoch 1 complete), then Ctrl-C
+    first = start_held_training(tmp_path / "first.err", "training.Trainer", "step", 7, "--dataset", "xray", "--data_dir",
+                                data, "--results_dir", results, *settings, "--epochs_goal", goal)
+    read_until(first, lambda line: line == HELD)
     first.send_signal(signal.SIGINT)
     first.communicate()  # drain the log: a closed pipe would fail the run's next print
     assert first.returncode == cli.EXIT_INTERRUPTED
@@ -79,12 +88,14 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     command = err.split("interrupted; resume with:\n")[1].strip()
     assert command == f"python files/train_cgan.py --dataset xray --out_dir {results} --qRestart --epochs_goal {goal}"
     done = run_folder.complete_epochs(str(results))
+    assert done == [1]
 
-    # the printed command as it stands, run from the repository's root by this Python
+    # the printed command as it stands, run from the repository's root by this Python, held at its first step
     for name in os.listdir(summaries):  # the resumed run writes them again, from the models it built
         os.remove(summaries / name)
-    second = start_logged("train_cgan.py", tmp_path / "second.err", *shlex.split(command)[2:])
-    lines = read_until(second, lambda line: line.startswith(f"training state of epoch {done[-1]} restored"))
+    second = start_held_training(tmp_path / "second.err", "training.Trainer", "step", 1, *shlex.split(command)[2:])
+    lines = read_until(second, lambda line: line == HELD)
+    assert lines[-2] == f"training state of epoch {done[-1]} restored from {results / 'train_state_001.npz'}"
     second.send_signal(signal.SIGINT)
     second.communicate()
     assert second.returncode == cli.EXIT_INTERRUPTED
@@ -200,6 +211,19 @@ def interrupt_before_the_first_batch(monkeypatch):
     """Ctrl-C once the run is set up (settings printed, models built, a restart's state restored),
     before its loop of batches."""
     monkeypatch.setattr(training, "train", ctrl_c)
+
+
+def test_preset_small_sets_the_values_the_readme_documents():
+    with open(os.path.join(os.path.dirname(FILES), "README.md")) as f:
+        table = [line for line in f if line.startswith(("| `--preset` |", "| `small` "))]
+    header, small = ([cell.strip() for cell in line.strip().strip("|").split("|")] for line in table)
+    documented = dict(zip((cell.strip("`-") for cell in header[1:]), small[1:]))
+    assert documented.pop("gan_upper") == "as `original`"
+    for dataset in ("xray", "celeb", "folder"):
+        flags = train_cgan.command_line_flags(train_cgan.parse_args(["--dataset", dataset, "--preset", "small"])[0])[0]
+        assert {name: flags[name] for name in documented} == {name: float(value) for name, value in documented.items()}
+        original = train_cgan.command_line_flags(train_cgan.parse_args(["--dataset", dataset])[0])[0]
+        assert flags["gan_upper"] == original["gan_upper"]
 
 
 def settings_line(out):

@@ -98,12 +98,14 @@ def load_points(path, latent_dim):
         raise InputError(f"{path}: points must be (n, {latent_dim}) for this generator, got {points.shape}")
     if not np.issubdtype(points.dtype, np.number) or not np.isfinite(points).all():
         raise InputError(f"{path}: points must be finite numbers (found NaN, infinity or non-numbers)")
-    return points.astype(np.float32)
+    return points
 
 
 def arithmetic_latents(points, groups):
     """For groups of (1-based numbers, label): each group's points then their average, and
-    last the first average - the second + the third. Returns (latents, labels, row lengths)."""
+    last the first average - the second + the third. Returns (latents, float32 as the generator
+    takes them; labels; row lengths)."""
+    points = np.asarray(points, np.float64)  # the original averaged its float64 points in float64
     latents, labels, lengths, averages = [], [], [], []
     for numbers, label in groups:
         outside = [k for k in numbers if not 1 <= k <= len(points)]
