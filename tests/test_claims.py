@@ -431,24 +431,33 @@ def write_saliency(out, labels, randomized):
 
 
 def write_explained(out, indices):
-    """explain_image.py --classifier's file for held-out images switched to healthy: each delta 1
-    on its own mask and 0.5 on OUTSIDE (ROC-AUC 1, energy below 1); the first image's
-    reconstruction read as healthy, every relabelled image as healthy; curve areas that name
-    their map and finding (measure_area)."""
+    """explain_image.py --explainer --classifier --judge's file for held-out images switched to
+    healthy: each delta 1 on its own mask and 0.5 on OUTSIDE (ROC-AUC 1, energy below 1), the
+    switched image 0.2 darker on OUTSIDE than the given one (its change outside the lesion or the
+    lungs); the first image's reconstruction read as healthy, every relabelled image as healthy by
+    the classifier, the first one as its own class by the judge; curve areas that name their map,
+    finding and reader (measure_area)."""
     label = next(label for label, held_out in HELD_OUT.items() if indices[0] in held_out)
     n = len(indices)
     deltas = (np.stack([OWN_MASK[k] for k in indices]) + 0.5 * OUTSIDE).astype(np.float32)[:, None]
-    areas = [[measure_area(m, label, curve) for m in range(len(CURVE_MAPS))] for curve in ("deletion", "insertion")]
+    images = np.full((n, SIDE, SIDE, 3), 0.5, np.float32)
+    relabelled = (images - 0.2 * OUTSIDE[None, :, :, None])[:, None]
+    areas = {(judge, curve): np.tile([measure_area(m, label, curve, judge) for m in range(len(CURVE_MAPS))], (n, 1))
+             for judge in ("", "judge_") for curve in ("deletion", "insertion")}
+    judge_relabelled = np.zeros((n, 1), int)
+    judge_relabelled[0] = label
     save_arrays(os.path.join(out, "explain_img_align_xray.npz"), indices=np.array(indices),
                 labels=np.full(n, label), targets=np.array([0]), deltas=deltas, mse=np.full(n, 0.01),
-                ssim=np.full(n, 0.9), recon_classes=np.array([0] + [label] * (n - 1)),
-                relabelled_classes=np.zeros((n, 1), int), curve_maps=np.array(CURVE_MAPS),
-                deletion_auc=np.tile(areas[0], (n, 1)), insertion_auc=np.tile(areas[1], (n, 1)))
+                ssim=np.linspace(0.8, 0.9, n), images=images, relabelled=relabelled,
+                recon_classes=np.array([0] + [label] * (n - 1)), relabelled_classes=np.zeros((n, 1), int),
+                judge_recon_classes=np.full(n, label), judge_relabelled_classes=judge_relabelled,
+                curve_maps=np.array(CURVE_MAPS),
+                **{f"{judge}{curve}_auc": area for (judge, curve), area in areas.items()})
 
 
-def measure_area(m, label, curve):
+def measure_area(m, label, curve, judge=""):
     """The curve area the fake explain_image.py saves for map m of images of this label."""
-    return 0.1 * (m + 1) + 0.01 * label + (0.5 if curve == "insertion" else 0.0)
+    return 0.1 * (m + 1) + 0.01 * label + (0.5 if curve == "insertion" else 0.0) + (0.003 if judge else 0.0)
 
 
 def write_evaluation(out, epochs):
@@ -460,6 +469,17 @@ def write_evaluation(out, epochs):
             rows.append([epoch, label, 8, 0.9, 0.9 if collapsed else 0.3, 0.2, *[1.0] * 6])
     with open(os.path.join(out, "evaluation.csv"), "w") as f:
         f.write(",".join(gan_metrics.FIELDS) + "\n" + "".join(",".join(map(str, row)) + "\n" for row in rows))
+
+
+def classifier_dir(calls):
+    """The folder of the first train_classifier.py run: the classifier the maps come from."""
+    return flag_values(next(args for script, args in calls if script == "train_classifier.py"), "--out_dir")[0]
+
+
+def indices_in(args):
+    """The rows explain_image.py is given: its --indices_from file's `indices`."""
+    with np.load(flag_values(args, "--indices_from")[0]) as saved:
+        return saved["indices"].tolist()
 
 
 def known_answer_steps(monkeypatch):
@@ -479,7 +499,12 @@ def known_answer_steps(monkeypatch):
         elif script == "prepare_xrays.py":
             write_prepared(out)
         elif script == "train_classifier.py":
-            save_arrays(os.path.join(out, "held_out.npz"), accuracy=np.array(ACCURACY))
+            if "--split_from" in args:  # the judge: another architecture on the classifier's split
+                assert flag_values(args, "--architecture") == ["vgg"]
+                assert flag_values(args, "--split_from") == [os.path.join(classifier_dir(calls), "held_out.npz")]
+            save_arrays(os.path.join(out, "held_out.npz"), accuracy=np.array(ACCURACY if "--split_from" not in args else 0))
+        elif script == "train_explainer.py":
+            assert flag_values(args, "--held_out_from") == [os.path.join(classifier_dir(calls), "held_out.npz")]
         elif script == "train_cgan.py":
             for epoch in range(1, int(flag_values(args, "--epochs_goal")[0]) + 1):
                 for name in (f"generator_model_{epoch:03d}.h5", f"generator_model_dis{epoch:03d}.h5"):
@@ -491,14 +516,17 @@ def known_answer_steps(monkeypatch):
                 for epoch in flag_values(args, "--epochs"):
                     assert os.path.exists(os.path.join(models, f"generator_model_{int(epoch):03d}.h5")), (script, epoch)
             if "--classifier" in args:  # the classifier is the one trained
-                classifier = flag_values(dict(calls)["train_classifier.py"], "--out_dir")[0]
-                assert os.path.dirname(flag_values(args, "--classifier")[0]) == classifier
+                assert os.path.dirname(flag_values(args, "--classifier")[0]) == classifier_dir(calls)
+            if "--judge" in args:  # the judge too, and the explainer
+                assert os.path.dirname(flag_values(args, "--judge")[0]) == flag_values(
+                    [a for script, a in calls if script == "train_classifier.py"][1], "--out_dir")[0]
+                assert flag_values(args, "--explainer") == flag_values(dict(calls)["train_explainer.py"], "--out_dir")
             randomized = "--randomized_weights" in args
             {"heatmaps.py": lambda: write_heatmaps(out, flag_values(args, "--epochs"), randomized),
              "evaluate.py": lambda: write_evaluation(out, flag_values(args, "--epochs")),
              "saliency.py": lambda: write_saliency(out, map(int, flag_values(args, "--labels")), randomized),
-             "explain_image.py": lambda: write_explained(out, [int(k) for k in flag_values(args, "--indices")])}[script]()
-            assert script != "explain_image.py" or "--classifier" in args  # its measures need the classifier
+             "explain_image.py": lambda: write_explained(out, indices_in(args))}[script]()
+            assert script != "explain_image.py" or {"--classifier", "--judge"} <= set(args)  # its measures need both
         return 0
 
     monkeypatch.setattr(demo, "run_step", run_step)
@@ -554,11 +582,18 @@ def test_the_demo_scores_known_maps_with_the_right_files_epochs_labels_and_masks
         "ig_blur_auc_lesion": 0.5, "ig_reference_auc_lesion": 0.5, "ig_blur_auc_lungs": 0.5, "ig_reference_auc_lungs": 0.5,
         "explain_image_auc_lesion": 1.0, "explain_image_energy_lesion": BLOCK**2 / (BLOCK**2 + 0.5 * OUTSIDE.sum()),
         "explain_image_auc_lungs": 1.0, "explain_image_energy_lungs": LUNGS.sum() / (LUNGS.sum() + 0.5 * OUTSIDE.sum()),
-        # explain_image.py --classifier's measures, each finding's from its own file
+        # explain_image.py --classifier --judge's measures, each finding's from its own file
         **{f"recon_agree_{finding}": 1 - 1 / len(HELD_OUT[label]) for label, finding in FINDINGS.items()},
         **{f"flip_rate_{finding}": 1.0 for finding in FINDINGS.values()},
-        **{f"{curve}_auc_{name}_{finding}": measure_area(m, label, curve) for label, finding in FINDINGS.items()
-           for m, name in enumerate(CURVE_MAPS) for curve in ("deletion", "insertion")},
+        **{f"judge_recon_agree_{finding}": 1.0 for finding in FINDINGS.values()},
+        **{f"{judge}{curve}_auc_{name}_{finding}": measure_area(m, label, curve, judge)
+           for label, finding in FINDINGS.items() for m, name in enumerate(CURVE_MAPS)
+           for curve in ("deletion", "insertion") for judge in ("", "judge_")},
+        # the explainer's: SSIM 0.8 and 0.9 (two images each), the judge flips 1 of 2, 0.2 changed on OUTSIDE
+        **{f"explain_{key}_{finding}": value for finding in FINDINGS.values() for key, value in (
+            ("recon_ssim", 0.85), ("flip_rate", 0.5), ("outside_change", 0.2 * OUTSIDE.sum() / (SIDE * SIDE - own)))
+           for own in [(LESION_A.sum() if finding == "lesion" else LUNGS.sum())]},
+        "explain_recon_ssim": 0.85, "explain_flip_rate": 0.5,
     }
     for key, value in expected.items():
         assert float(result[key]) == pytest.approx(value, abs=1e-4), key
@@ -599,7 +634,7 @@ def test_demo_goes_on_with_the_saved_epochs_when_the_collapse_guard_stops_traini
     import demo
 
     calls = fake_steps(monkeypatch, train_status=3, saved_epochs=(1, 2, 3, 4))
-    paths = demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path)]), 10)
+    paths = demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path)]), 10, 1)
     assert "training stopped early (collapse guard)" in capsys.readouterr().out
     scripts = [script for script, _ in calls]
     assert scripts[scripts.index("train_cgan.py") + 1] == "heatmaps.py"  # it goes on after the stop
@@ -615,7 +650,7 @@ def test_demo_trains_with_the_small_preset_and_passes_only_what_differs(tmp_path
     import demo
 
     calls = fake_steps(monkeypatch, train_status=0, saved_epochs=(1,))
-    demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path), "--filters", "8"]), 1)
+    demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path), "--filters", "8"]), 1, 1)
     train_args = dict(calls)["train_cgan.py"]
     assert train_args[train_args.index("--preset") + 1] == "small"
     assert train_args[train_args.index("--filters") + 1] == "8"
@@ -626,9 +661,9 @@ def test_demo_explains_the_first_explain_n_held_out_images_of_each_finding(tmp_p
     import demo
 
     calls = fake_steps(monkeypatch, train_status=0, saved_epochs=(1,))  # saliency.py holds out images 0, 1, 2
-    demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path), "--explain_n", "2"]), 1)
-    explained = [flag_values(args, "--indices") for script, args in calls if script == "explain_image.py"]
-    assert explained == [["0", "1"], ["0", "1"]]  # bacterial, then viral
+    demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path), "--explain_n", "2"]), 1, 1)
+    explained = [indices_in(args) for script, args in calls if script == "explain_image.py"]
+    assert explained == [[0, 1], [0, 1]]  # bacterial, then viral
 
 
 def test_demo_stops_when_training_fails_otherwise(tmp_path, monkeypatch, capsys):
@@ -636,7 +671,7 @@ def test_demo_stops_when_training_fails_otherwise(tmp_path, monkeypatch, capsys)
 
     calls = fake_steps(monkeypatch, train_status=1, saved_epochs=(1,))
     with pytest.raises(SystemExit) as exit_info:
-        demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path)]), 10)
+        demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path)]), 10, 1)
     assert exit_info.value.code == 1
     assert "train_cgan.py failed (exit status 1)" in capsys.readouterr().err
     assert [script for script, _ in calls][-1] == "train_cgan.py"  # no heatmaps of a failed run
