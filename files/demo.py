@@ -183,7 +183,7 @@ EXPLAINER_SHARE = 0.53
 EXPLAINER_FLAGS = {"filters": 8, "lr": 0.0005, "ramp_steps": 1500}
 # on real X-rays (--data_dir) weaker penalties: the findings are subtler and the switch must be bolder
 XRAY_EXPLAINER_FLAGS = {"filters": 8, "lr": 0.0005, "identity_weight": 10.0, "l1_weight": 1.0, "ramp_steps": 3000}
-SECONDS_PER_EXPLAINER_STEP, SECONDS_PER_EXPLAINER_EPOCH_END = 0.099, 0.8  # bench_explainer.py, width 8
+SECONDS_PER_EXPLAINER_STEP, SECONDS_PER_EXPLAINER_EPOCH_END = 0.066, 0.8  # bench_explainer.py, width 8
 # the judge: another architecture and seed on the classifier's split; no map is computed from it
 JUDGE_ARCHITECTURE = "vgg"
 HELD_OUT_SHARE = 0.2  # train_classifier.py's --held_out: the images train_explainer.py does not see
