@@ -88,6 +88,7 @@ run time. The default 8 minutes plan 39 epochs of 900 phantoms (2,184 batches of
 consolidation is learnt last (after about 30 epochs): shorter runs score bacterial near chance.
 """
 
+import math
 import os
 import shlex
 import shutil
@@ -135,6 +136,7 @@ AVERAGE_LATENTS = 1000
 # its defaults (300 steps from 8 starts), MSE only (what the phantoms' measurement used)
 EXPLAIN_N, EXPLAIN_STEPS, EXPLAIN_STARTS = 20, 100, 4
 EVALUATE_N = 200  # generated images per class and epoch in the demo's evaluation (evaluate.py's default: 500)
+MIN_PER_CLASS = 8  # evaluate.py's measures need 8 real images of each class (evaluation.MIN_REAL_PER_CLASS)
 METHODS = ("gradcam", "cam", "ig", "ig_blur", "ig_reference")
 METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG (black baseline)",
                 "ig_blur": "IG (blurred baseline)", "ig_reference": "IG (healthy-mean baseline)",
@@ -154,7 +156,8 @@ def parse_args(argv=None):
                    help="folder for everything the demo writes (default %(default)s)")
     p.add_argument("--minutes", type=cli.number(0, low_open=True), default=8.0, help="wall-time budget of the whole demo")
     p.add_argument("--epochs", type=cli.POSITIVE, help="train this many epochs (default: as many as --minutes allows)")
-    p.add_argument("--n", type=cli.POSITIVE, default=300, help="phantoms per class (healthy, viral, bacterial)")
+    p.add_argument("--n", type=cli.integer(MIN_PER_CLASS), default=300,
+                   help="phantoms per class (healthy, viral, bacterial)")
     p.add_argument("--filters", type=cli.POSITIVE, default=SMALL.filters,
                    help="width of the GAN's conv layers (default %(default)s; original: 128)")
     p.add_argument("--n_batch", type=cli.integer(2), default=SMALL.n_batch,
@@ -193,10 +196,23 @@ def check_args(args):
 
 
 def planned_epochs(minutes, n_images, filters, n_batch=SMALL.n_batch):
-    """Epochs that fit the budget (at least 1): see the module docstring."""
+    """Epochs that fit the budget: see the module docstring. InputError when not one does."""
     step = SECONDS_PER_BATCH * (n_batch / REFERENCE_BATCH) * (filters / REFERENCE_FILTERS) ** 2
     epoch = (n_images // n_batch) * step + SECONDS_PER_EPOCH_END
-    return max(1, int((minutes * 60 - OTHER_STEPS_SECONDS) / epoch))
+    epochs = int((minutes * 60 - OTHER_STEPS_SECONDS) / epoch)
+    if epochs < 1:
+        least = math.ceil((OTHER_STEPS_SECONDS + epoch) / 6) / 10  # in minutes, rounded up to a tenth
+        raise InputError(f"--minutes {minutes:g} cannot be met: the steps besides training take about "
+                         f"{OTHER_STEPS_SECONDS / 60:g} minutes and an epoch {epoch:.0f} s more; give --minutes "
+                         f"{least:g} or more, or --epochs")
+    return epochs
+
+
+def training_plan(args):
+    """(epochs, how they were chosen): --epochs, or as many as --minutes allows."""
+    if args.epochs is not None:
+        return args.epochs, "--epochs"
+    return planned_epochs(args.minutes, 3 * args.n, args.filters, args.n_batch), f"planned for --minutes {args.minutes:g}"
 
 
 def training_config(args):
@@ -466,12 +482,9 @@ def main(argv=None):
     args = parse_args(argv)
     with cli.exit_on_bad_input():
         check_args(args)
+        epochs, plan = training_plan(args)
         prepare_work_dir(args.out_dir)
     n_images = 3 * args.n
-    epochs, plan = args.epochs, "--epochs"
-    if epochs is None:
-        epochs = planned_epochs(args.minutes, n_images, args.filters, args.n_batch)
-        plan = f"planned for --minutes {args.minutes:g}"
     print(f"demo training settings: {n_images} phantoms ({args.n} per class), lesion_strength={args.lesion_strength:g} "
           f"lesion_place={args.lesion_place} "
           f"haze_strength={args.haze_strength:g}; width {args.filters}, {epochs} epochs ({plan}) of "
