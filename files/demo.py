@@ -83,8 +83,8 @@ minutes is the demo's wall time.
 (OTHER_STEPS_SECONDS), divided by the planned seconds per epoch: (images // --n_batch) batches at
 SECONDS_PER_BATCH (measured on 2 CPU cores at width 16 and batch 16, scaled by the batch and by
 the square of the width, since the convolutions dominate) plus the end-of-epoch sample grid and
-model files (SECONDS_PER_EPOCH_END). --epochs sets the epochs directly. Nothing is measured at
-run time. The default 8 minutes plan 39 epochs of 900 phantoms (2,184 batches of 16). The
+model files (SECONDS_PER_EPOCH_END); a budget that fits no epoch is refused. --epochs sets the
+epochs directly. Nothing is measured at run time. The default 8 minutes plan 39 epochs of 900 phantoms (2,184 batches of 16). The
 consolidation is learnt last (after about 30 epochs): shorter runs score bacterial near chance.
 """
 
@@ -157,7 +157,7 @@ def parse_args(argv=None):
     p.add_argument("--minutes", type=cli.number(0, low_open=True), default=8.0, help="wall-time budget of the whole demo")
     p.add_argument("--epochs", type=cli.POSITIVE, help="train this many epochs (default: as many as --minutes allows)")
     p.add_argument("--n", type=cli.integer(MIN_PER_CLASS), default=300,
-                   help="phantoms per class (healthy, viral, bacterial)")
+                   help=f"phantoms per class (healthy, viral, bacterial), at least {MIN_PER_CLASS}")
     p.add_argument("--filters", type=cli.POSITIVE, default=SMALL.filters,
                    help="width of the GAN's conv layers (default %(default)s; original: 128)")
     p.add_argument("--n_batch", type=cli.integer(2), default=SMALL.n_batch,
