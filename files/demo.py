@@ -108,12 +108,13 @@ classifier's Grad-CAM and of a random map), then minutes.
 the GAN the rest, divided by the planned seconds per epoch: (images // --n_batch) batches at
 SECONDS_PER_BATCH (measured on 2 CPU cores at width 16 and batch 16, scaled by the batch and by
 the square of the width, since the convolutions dominate) plus the end-of-epoch sample grid and
-model files (SECONDS_PER_EPOCH_END). --epochs sets the epochs directly. Nothing is measured at
-run time.
+model files (SECONDS_PER_EPOCH_END); a budget that fits no epoch is refused. --epochs sets the
+epochs directly. Nothing is measured at run time.
 """
 
 import contextlib
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -190,6 +191,7 @@ HELD_OUT_SHARE = 0.2  # train_classifier.py's --held_out: the images train_expla
 # --data_dir: the classifier, the judge, TensorFlow's starts and explain_image.py on about 500 X-rays
 XRAY_OTHER_STEPS_SECONDS = 240.0
 EVALUATE_N = 200  # generated images per class and epoch in the demo's evaluation (evaluate.py's default: 500)
+MIN_PER_CLASS = 8  # evaluate.py's measures need 8 real images of each class (evaluation.MIN_REAL_PER_CLASS)
 METHODS = ("gradcam", "cam", "ig", "ig_blur", "ig_reference")
 METHOD_NAMES = {"delta": "delta", "gradcam": "Grad-CAM", "cam": "CAM", "ig": "IG (black baseline)",
                 "ig_blur": "IG (blurred baseline)", "ig_reference": "IG (healthy-mean baseline)",
@@ -217,7 +219,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=cli.POSITIVE, help="train the GAN this many epochs (default: as --minutes allows)")
     p.add_argument("--explainer_epochs", type=cli.POSITIVE,
                    help="train the explainer this many epochs (default: as --minutes allows)")
-    p.add_argument("--n", type=cli.POSITIVE, default=300, help="phantoms per class (healthy, viral, bacterial)")
+    p.add_argument("--n", type=cli.integer(MIN_PER_CLASS), default=300,
+                   help=f"phantoms per class (healthy, viral, bacterial), at least {MIN_PER_CLASS}")
     p.add_argument("--filters", type=cli.POSITIVE, default=SMALL.filters,
                    help="width of the GAN's conv layers (default %(default)s; original: 128)")
     p.add_argument("--n_batch", type=cli.integer(2), default=SMALL.n_batch,
@@ -260,10 +263,24 @@ def training_seconds(minutes, other_seconds=OTHER_STEPS_SECONDS):
 
 
 def planned_epochs(minutes, n_images, filters, n_batch=SMALL.n_batch):
-    """The GAN's epochs that fit its share of the budget (at least 1): see the module docstring."""
+    """The GAN's epochs that fit its share of the budget: see the module docstring. InputError
+    when not one does."""
     step = SECONDS_PER_BATCH * (n_batch / REFERENCE_BATCH) * (filters / REFERENCE_FILTERS) ** 2
     epoch = (n_images // n_batch) * step + SECONDS_PER_EPOCH_END
-    return max(1, int(training_seconds(minutes) * (1 - EXPLAINER_SHARE) / epoch))
+    epochs = int(training_seconds(minutes) * (1 - EXPLAINER_SHARE) / epoch)
+    if epochs < 1:
+        least = math.ceil((OTHER_STEPS_SECONDS + epoch / (1 - EXPLAINER_SHARE)) / 6) / 10  # minutes, up to a tenth
+        raise InputError(f"--minutes {minutes:g} cannot be met: the steps besides training take about "
+                         f"{OTHER_STEPS_SECONDS / 60:g} minutes and a GAN epoch {epoch:.0f} s more; give --minutes "
+                         f"{least:g} or more, or --epochs")
+    return epochs
+
+
+def training_plan(args):
+    """(epochs, how they were chosen): --epochs, or as many as --minutes allows."""
+    if args.epochs is not None:
+        return args.epochs, "--epochs"
+    return planned_epochs(args.minutes, 3 * args.n, args.filters, args.n_batch), f"planned for --minutes {args.minutes:g}"
 
 
 def planned_explainer_epochs(seconds, n_training_images):
@@ -686,6 +703,7 @@ def main(argv=None):
     args = parse_args(argv)
     with cli.exit_on_bad_input():
         check_args(args)
+        epochs, plan = (None, None) if args.data_dir else training_plan(args)
         prepare_work_dir(args.out_dir)
         if args.data_dir:
             try:
@@ -697,10 +715,6 @@ def main(argv=None):
                     record_files(args.out_dir)
             return
     n_images = 3 * args.n
-    epochs, plan = args.epochs, "--epochs"
-    if epochs is None:
-        epochs = planned_epochs(args.minutes, n_images, args.filters, args.n_batch)
-        plan = f"planned for --minutes {args.minutes:g}"
     explainer_epochs = args.explainer_epochs or planned_explainer_epochs(
         training_seconds(args.minutes) * EXPLAINER_SHARE, int(n_images * (1 - HELD_OUT_SHARE)))
     print(f"demo training settings: {n_images} phantoms ({args.n} per class), lesion_strength={args.lesion_strength:g} "

@@ -15,10 +15,14 @@ Writes into --out_dir (default files/folder/):
   img_align_folder.npz     uint8 (N, 80, 80, 3)
   labels_align_folder.npz  int64 (N,), the class ids
   classes.json             {"classes": [names in id order], "counts": [images per class]}
-Files that are not images, are damaged, declare over 25 megapixels (checked before decoding)
-or are not regular files (a FIFO, a device) are skipped and counted; so are class folders with
-no usable image, and the remaining classes are numbered without them. Links are followed, to
-files and folders alike; a folder reached twice is read once. Then:
+Each image is turned upright as its EXIF orientation says. Files that are not images, are
+damaged (a float TIFF with NaN pixels too), declare over 25 megapixels (checked before decoding)
+or are not regular files (a FIFO, a device) are skipped and counted; so are hidden files and
+folders (.ipynb_checkpoints/, .DS_Store) and class folders with no usable image, and the
+remaining classes are numbered without them. Links are followed, to files and folders alike,
+outside the folder (a dataset linked in reads as if copied); a folder reached twice is read
+once. A link back into the folder outside its own class folder, or up to a folder that holds it
+(a loop: cat/up -> ..), is not followed and is counted: its images would join the wrong class. Then:
 
     python files/train_cgan.py --dataset folder --data_dir files/folder
 """
@@ -38,7 +42,6 @@ from cganlib.datasets import (
     MAX_CLASSES,
     MIN_CLASSES,
     SKIP_REASONS,
-    find_files,
     load_square_image,
     manifest_file,
     print_prepared_summary,
@@ -54,6 +57,8 @@ from cganlib.storage import (
 
 IMAGES_FILE, LABELS_FILE = "img_align_folder.npz", "labels_align_folder.npz"
 EMPTY_CLASS = "class folders with no usable image"
+HIDDEN = "hidden files and folders (names starting with a dot), not read"
+ASTRAY = "links into another class's folder or up the tree, not followed"
 
 
 def parse_args(argv=None):
@@ -76,14 +81,73 @@ def parse_args(argv=None):
     return args
 
 
+def within(path, folder):
+    """Whether the real path `path` is `folder` or lies under it."""
+    return os.path.commonpath([path, folder]) == folder
+
+
 def class_folders(root):
-    """(class name, sorted image paths) per sub-folder of root, in sorted name order."""
+    """([(class name, sorted image paths)] per sub-folder of root, in sorted name order, and a
+    Counter of what was left out: hidden names, links that stray)."""
     if not os.path.isdir(root):
         raise InputError(f"image folder {root} not found")
-    names = sorted(name for name in os.listdir(root) if os.path.isdir(os.path.join(root, name)))
+    tree, left_out, names = os.path.realpath(root), Counter(), []
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if not os.path.isdir(path):
+            continue
+        target = os.path.realpath(path)
+        if name.startswith("."):
+            left_out[HIDDEN] += 1
+        elif os.path.islink(path) and (within(target, tree) or within(tree, target)):
+            left_out[ASTRAY] += 1  # another class's folder, the folder itself or one above it
+        else:
+            names.append(name)
     if len(names) < MIN_CLASSES:
         raise InputError(f"{root} has {len(names)} class folders; it needs at least {MIN_CLASSES}, one per class")
-    return [(name, find_files(os.path.join(root, name))) for name in names]
+    folders = []
+    for name in names:
+        files, skipped = class_files(tree, os.path.join(root, name))
+        folders.append((name, files))
+        left_out.update(skipped)
+    return folders, left_out
+
+
+def class_files(tree, folder):
+    """(every file under one class folder, sub-folders of any depth, in sorted order; a Counter
+    of what was left out). Hidden names are skipped; a link is followed unless it leads into the
+    tree (the real path of --images) outside this class folder, or to a folder that holds it."""
+    own, found, left_out, walked = os.path.realpath(folder), [], Counter(), set()
+
+    def strays(path, is_folder):
+        target = os.path.realpath(path)
+        return (within(target, tree) and not within(target, own)) or (is_folder and within(own, target))
+
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in walked:  # two links to one folder of this class
+            dirs.clear()
+            continue
+        walked.add(real)
+        kept = []
+        for name in sorted(dirs):  # os.walk visits sub-folders in this list's order
+            path = os.path.join(root, name)
+            if name.startswith("."):
+                left_out[HIDDEN] += 1
+            elif os.path.islink(path) and strays(path, True):
+                left_out[ASTRAY] += 1
+            else:
+                kept.append(name)
+        dirs[:] = kept
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if name.startswith("."):
+                left_out[HIDDEN] += 1
+            elif os.path.islink(path) and strays(path, False):
+                left_out[ASTRAY] += 1
+            else:
+                found.append(path)
+    return found, left_out
 
 
 def prepare(folders, args):
@@ -116,18 +180,19 @@ def prepare(folders, args):
 def main(argv=None):
     args = parse_args(argv)
     with cli.exit_on_bad_input():
-        folders = class_folders(args.images)
+        folders, left_out = class_folders(args.images)
         images, labels, classes, counts, skipped, over_limit = prepare(folders, args)
+        skipped.update(left_out)
         if len(classes) < MIN_CLASSES:
             raise InputError(f"{len(classes)} class folders in {args.images} hold a usable image; at least "
                              f"{MIN_CLASSES} must ({sum(skipped[r] for r in SKIP_REASONS)} files skipped)")
         if len(classes) > MAX_CLASSES:
             raise InputError(f"{len(classes)} classes in {args.images}; at most {MAX_CLASSES} are supported")
         writable_folder(args.out_dir)
-    save_file_set(args.out_dir, manifest_file(FOLDER), {
-        IMAGES_FILE: npz_writer(images), LABELS_FILE: npz_writer(labels),
-        CLASSES_FILE: json_writer({"classes": classes, "counts": counts}, indent=1),
-    })
+        save_file_set(args.out_dir, manifest_file(FOLDER), {
+            IMAGES_FILE: npz_writer(images), LABELS_FILE: npz_writer(labels),
+            CLASSES_FILE: json_writer({"classes": classes, "counts": counts}, indent=1),
+        })
     n_files = sum(len(files) for _, files in folders)
     print_prepared_summary("images", labels, classes, skipped, n_files, over_limit, "--n")
     print(f"wrote {IMAGES_FILE} {images.shape}, {LABELS_FILE} {labels.shape} and {CLASSES_FILE} to {args.out_dir}")

@@ -38,7 +38,7 @@ from cganlib.datasets import (
     xray_label,
 )
 from cganlib.patients import NAMES_FILE, names_writer
-from cganlib.storage import InputError, fail, npz_writer, save_file_set, writable_folder
+from cganlib.storage import InputError, npz_writer, save_file_set, writable_folder
 from cganlib.xray_images import load_xrays
 
 XRAY = DATASETS["xray"]
@@ -101,18 +101,18 @@ def checked_paths(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    with cli.exit_on_bad_input():
+    with cli.exit_on_bad_input():  # Ctrl-C too: one line, exit status 130
         paths = checked_paths(args)
-    images, labels, names, skipped, not_seen = prepare(paths, args)
-    if not len(labels):
-        reasons = ", ".join(f"{count} {reason}" for reason, count in skipped.items())
-        fail(f"no images found under {args.images} ({reasons})")
+        images, labels, names, skipped, not_seen = prepare(paths, args)
+        if not len(labels):
+            reasons = ", ".join(f"{count} {reason}" for reason, count in skipped.items())
+            raise InputError(f"no images found under {args.images} ({reasons})")
+        save_file_set(args.out_dir, manifest_file(XRAY.name), {XRAY.images_file: npz_writer(images),
+                                                               XRAY.labels_file: npz_writer(labels),
+                                                               NAMES_FILE: names_writer(names)})
     images_path = os.path.join(args.out_dir, XRAY.images_file)
     labels_path = os.path.join(args.out_dir, XRAY.labels_file)
     names_path = os.path.join(args.out_dir, NAMES_FILE)
-    save_file_set(args.out_dir, manifest_file(XRAY.name), {XRAY.images_file: npz_writer(images),
-                                                           XRAY.labels_file: npz_writer(labels),
-                                                           NAMES_FILE: names_writer(names)})
     counts = {reason: skipped[reason] for reason in SKIP_REASONS} | skipped
     print_prepared_summary("X-rays", labels, XRAY.class_names, counts, len(paths), not_seen, "--n")
     print(f"wrote {images_path} {images.shape}, {labels_path} {labels.shape} and {names_path}")

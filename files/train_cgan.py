@@ -34,6 +34,9 @@ RESTART_FLAGS = ("qRestart", "overwrite", "out_dir", "epochs_done", "epochs_goal
 # Flags that describe the machine rather than the experiment, which a restart may change too.
 MACHINE_FLAGS = ("strategy", "cpu_devices", "worker_timeout")
 ORIGINAL, SMALL = config.resolve("xray"), config.resolve("xray", "small")
+# A saved generator's latent input is told from its label input, (1,), by its size: a latent of
+# size 1 would make every later script (and --qRestart) refuse the run's models.
+MIN_LATENT_DIM = 2
 
 
 def per_preset(name):
@@ -62,7 +65,8 @@ def build_parser():
                         "d_lr 0.0005, g_lr 0.005, d_beta1 0.5: learns on a CPU); default: %(default)s")
     p.add_argument("--n_batch", "--batch_size", type=cli.integer(2),
                    help=f"batch size, even: half real, half generated for d ({per_preset('n_batch')})")
-    p.add_argument("--latent_dim", type=cli.POSITIVE, help=f"size of the latent vector ({per_preset('latent_dim')})")
+    p.add_argument("--latent_dim", type=cli.integer(MIN_LATENT_DIM),
+                   help=f"size of the latent vector, at least {MIN_LATENT_DIM} ({per_preset('latent_dim')})")
     p.add_argument("--filters", type=cli.POSITIVE, help=f"width of every conv layer ({per_preset('filters')})")
     p.add_argument("--d_lr", type=cli.RATE, help="discriminator learning rate (default: celeb and folder 0.00007, "
                                                  "xray 0.00004; 0.0005 with --preset small)")
@@ -233,7 +237,7 @@ def train_config(flags, recorded, out_dir):
 def resume_command(run, given):
     """The command that continues this run: the machine flags typed besides the restart's own when
     run_config.json holds the run's settings, every setting spelled out for an old run without it."""
-    cmd = ["python", "files/train_cgan.py", "--dataset", run.dataset.name, "--out_dir", run.out_dir,
+    cmd = ["python", "files/train_cgan.py", "--dataset", run.dataset.name, *flag_value("out_dir", run.out_dir),
            "--qRestart", "--epochs_goal", str(run.epochs_goal)]
     flags = run.flags()
     old_run = run.restart and not run.from_run_config
@@ -241,8 +245,14 @@ def resume_command(run, given):
     for name in spelled:
         value = flags[name]
         if value is not None and value is not False:
-            cmd += [f"--{name}"] if value is True else [f"--{name}", str(value)]
+            cmd += [f"--{name}"] if value is True else flag_value(name, value)
     return shlex.join(cmd)
+
+
+def flag_value(name, value):
+    """A flag and its value as arguments: one `--name=value` when the value starts with a dash,
+    which argparse would take for a flag of its own (`--out_dir -dashrun`)."""
+    return [f"--{name}={value}"] if str(value).startswith("-") else [f"--{name}", str(value)]
 
 
 # ---------------------------------------------------------------- the run
@@ -286,6 +296,17 @@ def train(run, args):
         return training.start(run, images, labels, models, strategy)
 
 
+def stopped(run, given, how, status):
+    """A run stopped by Ctrl-C or SIGTERM: print the command that resumes it; returns status."""
+    if run is None:
+        print(f"\n{how} before training began; nothing was written", file=sys.stderr)
+    elif run_folder.complete_epochs(run.out_dir):
+        print(f"\n{how}; resume with:\n  {resume_command(run, given)}", file=sys.stderr)
+    else:
+        print(f"\n{how} before the first epoch was complete; start again with --overwrite", file=sys.stderr)
+    return status
+
+
 def main(argv=None):
     args, given = parse_args(argv)
     run = None
@@ -301,11 +322,11 @@ def main(argv=None):
                 run = follow_the_chief(args, given, folder)
                 return train(run, args)
         except KeyboardInterrupt:
-            if run and run_folder.complete_epochs(run.out_dir):
-                print(f"\ninterrupted; resume with:\n  {resume_command(run, given)}", file=sys.stderr)
-            else:
-                print("\ninterrupted before the first epoch was complete; start again with --overwrite", file=sys.stderr)
-            return cli.EXIT_INTERRUPTED
+            return stopped(run, given, "interrupted", cli.EXIT_INTERRUPTED)
+        except SystemExit as e:  # SIGTERM (kill), as cli.exit_on_bad_input raises it
+            if e.code != cli.EXIT_TERMINATED:
+                raise
+            return stopped(run, given, "terminated", cli.EXIT_TERMINATED)
         except OSError as e:  # a full disk, a folder gone or made read-only
             where, why = cli.os_error_parts(e)
             if run is None:

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from cganlib.storage import InputError
 from demo import planned_epochs
 from helpers import auc_by_hand, error_line, make_phantom_set
 
@@ -134,8 +135,8 @@ def scores_of_the_files(work):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--n", 0), "--n: must be at least 1, got 0"),
-    (("--n", 5), "fewer than one batch of 16"),
+    (("--n", 0), "--n: must be at least 8, got 0"),
+    (("--n", 8, "--n_batch", 26), "fewer than one batch of 26"),
     (("--n_batch", 7), "--n_batch must be even"),
     (("--minutes", -1), "--minutes: must be above 0, got -1"),
     (("--epochs", 0), "--epochs: must be at least 1, got 0"),
@@ -155,7 +156,8 @@ def test_refuses_a_folder_that_is_not_a_demo_run(run, tmp_path):
 
 def test_more_minutes_plan_more_epochs_and_wider_models_fewer():
     assert planned_epochs(30, 900, 16) > planned_epochs(15, 900, 16) > planned_epochs(15, 900, 32) >= 1
-    assert planned_epochs(0.1, 900, 16) == 1  # a budget smaller than the fixed steps still trains
+    with pytest.raises(InputError, match=r"--minutes 0.1 cannot be met: .* give --minutes 3.2 or more, or --epochs"):
+        planned_epochs(0.1, 900, 16)  # a budget smaller than the fixed steps and one epoch
 
 
 XRAY_RESULT_KEYS = (*(f"{key}_{name}" for name in ("viral", "bacterial") for key in (

@@ -73,7 +73,8 @@ def test_every_format_and_mode_becomes_an_80x80_rgb_image(image_folder, tmp_path
     assert images.shape == (13, SIZE, SIZE, 3) and images.dtype == np.uint8
     assert labels.tolist() == [0] * 6 + [1] * 7
     out = capsys.readouterr().out
-    assert "skipped, unreadable: 1" in out and "skipped, not an image: 2" in out
+    assert "skipped, unreadable: 1" in out and "skipped, not an image: 1" in out
+    assert "skipped, hidden files and folders (names starting with a dot), not read: 1" in out  # .DS_Store
     assert "skipped, class folders with no usable image: 1" in out
     # every image shows its bright shape in the middle and dark corners, whatever its mode
     assert (images[:, 38:42, 38:42].mean(axis=(1, 2, 3)) > 200).all()

@@ -367,7 +367,7 @@ def test_bad_arrays(tmp_path, capsys, images, labels, message):
         (["--n_batch", 15], "--n_batch must be even (two half batches), got 15"),
         (["--batch_size", 0], "--n_batch/--batch_size: must be at least 2, got 0"),
         (["--filters", 0], "--filters: must be at least 1, got 0"),
-        (["--latent_dim", -3], "--latent_dim: must be at least 1, got -3"),
+        (["--latent_dim", -3], "--latent_dim: must be at least 2, got -3"),
         (["--epochs", 0], "--epochs_goal/--epochs-goal/--epochs: must be at least 1, got 0"),
         (["--real_plots", -1], "--real_plots: must be at least 0, got -1"),
         (["--epochs_done", 3], "--epochs_done needs --qRestart"),

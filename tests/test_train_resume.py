@@ -29,8 +29,11 @@ from helpers import (
 
 
 def state_of(results, epoch):
+    """A state file's contents, less the models' SHA-256 it records: Keras names a model's layers
+    by how many it built before in that process, and the .h5 files keep the names."""
     info, arrays = run_folder.load_state(str(results), epoch)
-    return info, {name: [a.tolist() for a in values] for name, values in arrays.items()}
+    return {k: v for k, v in info.items() if k != "files"}, {name: [a.tolist() for a in values]
+                                                            for name, values in arrays.items()}
 
 
 def without_seconds(results):

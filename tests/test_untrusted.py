@@ -251,15 +251,13 @@ def test_a_set_killed_halfway_is_refused_and_one_killed_before_its_manifest_stan
     (data / f".tmp-img_align_xray.npz.{dead_pid()}.k1ll3d").write_bytes(b"left by a killed run")
     prepare[1] = str(xray_folder(tmp_path / "new", n=9))
     killed_at_rename(monkeypatch, "prepared_xray.json")  # killed before the set's commit
-    with pytest.raises(KeyboardInterrupt):
-        prepare_xrays.main(prepare)
+    one_error_line(prepare_xrays.main, prepare, capsys, status=cli.EXIT_INTERRUPTED)
     assert not [name for name in os.listdir(data) if name.startswith(".tmp-")]  # the killed run's, and the one before's
     images, labels = datasets.load_prepared(datasets.DATASETS["xray"], str(data))
     assert np.array_equal(images, old_images) and np.array_equal(labels, old_labels)
     monkeypatch.undo()
     killed_at_rename(monkeypatch, "labels_align_xray.npz")  # the new images in place, the old labels beside them
-    with pytest.raises(KeyboardInterrupt):
-        prepare_xrays.main(prepare)
+    one_error_line(prepare_xrays.main, prepare, capsys, status=cli.EXIT_INTERRUPTED)
     monkeypatch.undo()
     capsys.readouterr()
     err = bad_input(tmp_path, capsys, xray_argv(data))

@@ -3,8 +3,6 @@ original's layers, widths and Adamax settings), latent and label sampling, pixel
 loading saved generators and discriminators (ours, or the original's Keras 2 files).
 """
 
-import json
-
 from cganlib import tensorflow_env  # noqa: F401  (sets TensorFlow's environment, so before keras)
 
 # isort: split
@@ -15,7 +13,7 @@ from keras import layers
 
 from cganlib.config import TrainConfig
 from cganlib.datasets import IMAGE_SIDE
-from cganlib.storage import check_memory, open_h5
+from cganlib.storage import InputError, check_memory, open_h5, parse_json
 
 IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 3)
 PIXEL_SCALE = 127.5  # uint8 pixels p are scaled to (p - 127.5) / 127.5 in [-1, 1]
@@ -198,7 +196,7 @@ def _h5_layers(path):
     memory before they are read."""
     try:
         with open_h5(path) as f:
-            config_layers = _config_layers(json.loads(f.attrs["model_config"]))
+            config_layers = _config_layers(parse_json(f.attrs["model_config"]))
             group = f.get("model_weights", f)
             stored = {}
             for name in group.attrs["layer_names"]:
@@ -210,6 +208,17 @@ def _h5_layers(path):
     except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
         raise ModelFileError(f"{path}: not a readable Keras .h5 model ({type(e).__name__}: {e})") from e
     return config_layers, weights
+
+
+def saved_classes(path):
+    """The number of classes a saved generator's config declares, read without its weights; None
+    when the file cannot tell (load_generator then says why)."""
+    try:
+        with open_h5(path) as h5:
+            config_layers = _config_layers(parse_json(h5.attrs["model_config"]))
+        return _architecture(config_layers)[0]
+    except (InputError, OSError, KeyError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def _config_layers(config):

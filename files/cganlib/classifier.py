@@ -256,6 +256,10 @@ def load_classifier_for(path, n_classes, dataset):
     model = load_classifier(path)
     if model.output.shape[-1] != n_classes:
         raise ClassifierFileError(f"{path} has {model.output.shape[-1]} classes, {dataset} has {n_classes}")
+    shapes = [tuple(tensor.shape[1:]) for tensor in model.inputs]
+    if shapes != [cgan.IMAGE_SHAPE]:
+        raise ClassifierFileError(f"{path} takes inputs of shape {', '.join(map(str, shapes))}; the prepared images "
+                                  f"are {cgan.IMAGE_SHAPE}")
     return model
 
 

@@ -6,7 +6,6 @@ and reading the prepared arrays back. The preparing scripts need only this, Pill
 the models are in cgan.py.
 """
 
-import json
 import os
 import stat
 import struct
@@ -19,7 +18,13 @@ from functools import partial
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cganlib.storage import InputError, check_file_set, load_arrays, open_regular
+from cganlib.storage import (
+    InputError,
+    check_file_set,
+    load_arrays,
+    open_regular,
+    parse_json,
+)
 
 IMAGE_SIDE = 80  # prepared images are (80, 80, 3) uint8
 HEALTHY, VIRAL, BACTERIAL = 0, 1, 2  # the X-ray classes
@@ -77,7 +82,7 @@ def read_classes(data_dir):
         raise InputError(f"{path} not found (make it with files/prepare_folders.py)")
     try:
         with open_regular(path) as f:
-            table = json.load(f)
+            table = parse_json(f)
         names, counts = [str(name) for name in table["classes"]], [int(c) for c in table["counts"]]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise InputError(f"{path}: not a classes table ({type(e).__name__}: {e})") from e
@@ -194,7 +199,8 @@ NOT_REGULAR = "not a regular file"  # a FIFO, a device, a socket: reading one co
 # 75 MB of RGB, and an X-ray, a photo or a scan fits under it.
 MAX_PIXELS = 25_000_000
 TOO_LARGE = f"over {MAX_PIXELS // 1_000_000} megapixels"
-SKIP_REASONS = (NOT_IMAGE, UNREADABLE, NOT_REGULAR, TOO_LARGE)
+NOT_FINITE = "damaged, NaN or infinite pixels"  # a float image (32-bit TIFF) has no grey levels to scale then
+SKIP_REASONS = (NOT_IMAGE, UNREADABLE, NOT_REGULAR, TOO_LARGE, NOT_FINITE)
 # what Pillow raises for damaged files, depending on the format and where the damage is
 DAMAGED = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -220,6 +226,8 @@ def read_image(path, convert):
             return None, TOO_LARGE
         except UnidentifiedImageError:
             return None, NOT_IMAGE
+        except NotFinite:
+            return None, NOT_FINITE
         except DAMAGED:
             return None, UNREADABLE
 
@@ -264,6 +272,10 @@ def grey_rgb(image, equalize):
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
+class NotFinite(ValueError):
+    """A float image with NaN or infinite pixels: its range, and so every grey level, is undefined."""
+
+
 def to_rgb(image):
     """Any Pillow mode as an RGB image: 16-bit grey scaled to 8 bits, transparency over black."""
     if image.mode in SIXTEEN_BIT_MODES:
@@ -271,6 +283,8 @@ def to_rgb(image):
         return Image.fromarray(np.round(grey).astype(np.uint8), "L").convert("RGB")
     if image.mode == "F":
         values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise NotFinite
         span = values.max() - values.min()
         grey = (values - values.min()) / span * 255 if span else np.zeros_like(values)
         return Image.fromarray(np.round(grey).astype(np.uint8), "L").convert("RGB")
@@ -293,8 +307,10 @@ def square(image, pad):
 
 
 def load_square_image(path, size, pad=False, grey=False, equalize=False):
-    """(pixels (size, size, 3) uint8, None), or (None, the reason the file cannot be used)."""
-    small, reason = read_image(path, lambda image: square(to_rgb(image), pad).resize((size, size)))
+    """(pixels (size, size, 3) uint8, None), or (None, the reason the file cannot be used). The
+    image is turned upright first, as its EXIF orientation says (a camera's photo taken sideways)."""
+    small, reason = read_image(path, lambda image: square(to_rgb(ImageOps.exif_transpose(image)), pad)
+                               .resize((size, size)))
     if small is None:
         return None, reason
     return (grey_rgb(small, equalize) if grey else np.asarray(small)), None

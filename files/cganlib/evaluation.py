@@ -34,7 +34,12 @@ from cganlib.gan_metrics import (
     diversity,
     measures,
 )
-from cganlib.saved_generators import check_labels, chosen_generators, for_each_model
+from cganlib.saved_generators import (
+    check_generators_fit,
+    check_labels,
+    chosen_generators,
+    for_each_model,
+)
 from cganlib.storage import InputError, atomic_write, load_arrays, save_figure
 
 MIN_REAL_PER_CLASS = 2 * (KNN_K + 1)  # the floor's halves need more than k neighbours each
@@ -293,6 +298,18 @@ def write_projector(folder, tensors, images, sources, names):
     _write_lines(os.path.join(folder, "projector_config.pbtxt"), [config.rstrip("\n")])
 
 
+def projector_folder(out_dir, epoch):
+    return os.path.join(out_dir, f"projector_e{epoch:03d}")
+
+
+def check_projector_folder(out_dir, epoch):
+    """InputError, before any work, when the last epoch's projector folder is taken by a file."""
+    folder = projector_folder(out_dir, epoch)
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise InputError(f"{folder} is there and is not a folder; --embedding writes the projector files into a "
+                         "folder of that name: move it, or pick another --out_dir")
+
+
 def draw_embedding(epoch, real, real_features, generated, generated_features, args):
     """The embedding figure and the projector folder of one epoch; returns their paths."""
     pixels, features, images, sources, labels = embedding_points(real, real_features, generated, generated_features)
@@ -306,7 +323,7 @@ def draw_embedding(epoch, real, real_features, generated, generated_features, ar
     fig = plots.scatter_panels(panels, sources, names, title=f"epoch {epoch}: real and generated images")
     save_figure(fig, figure_path, dpi=100)
     plots.show_or_close(fig, args.show)
-    folder = os.path.join(args.out_dir, f"projector_e{epoch:03d}")
+    folder = projector_folder(args.out_dir, epoch)
     write_projector(folder, {"features": features, "pixels": components}, images, sources, names)
     return figure_path, folder
 
@@ -317,7 +334,10 @@ def draw_embedding(epoch, real, real_features, generated, generated_features, ar
 def run(args):
     """evaluate.py's work, once its flags are parsed: the floor, every chosen epoch, the table
     and figure, and with --embedding the last epoch's embedding."""
-    chosen_generators(args.models_dir, args.epochs)  # a missing epoch is named before the floor's work
+    models = chosen_generators(args.models_dir, args.epochs)  # a missing epoch is named before the floor's work
+    check_generators_fit(models, args.settings)
+    if args.embedding:
+        check_projector_folder(args.out_dir, models[-1][0])
     features, held_out_accuracy, real, real_features, real_classes = load_inputs(args)
     reference = f"{held_out_accuracy:.3f}" if held_out_accuracy is not None else f"unknown (no {HELD_OUT_FILE} beside it)"
     print(f"the classifier's accuracy on its held-out real images: {reference}", flush=True)

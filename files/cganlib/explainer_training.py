@@ -21,7 +21,7 @@ from cganlib.classifier import ClassifierFileError, load_classifier_for
 from cganlib.config import EXPLAINER_HYPERPARAMETERS, ExplainerConfig
 from cganlib.datasets import load_prepared
 from cganlib.explainer import Trainer, batch_plan, build_explainer, switch, to_unit
-from cganlib.storage import InputError, atomic_write, load_arrays, save_figure
+from cganlib.storage import InputError, atomic_write, load_arrays, open_h5, save_figure
 
 HISTORY_FIELDS = ("epoch", "critic", "adversarial", "identity", "switch_l1", "switch_tv", "cycle", "guide", "secs")
 RUN_FLAGS = ("dataset", "data_dir", "held_out_from", "guide", "seed")  # besides the config, what a restart keeps
@@ -34,6 +34,13 @@ def weights_path(out_dir, epoch):
 
 def state_path(out_dir, epoch):
     return os.path.join(out_dir, f"explainer_state_{epoch:03d}.npz")
+
+
+def load_weights(model, path):
+    """model.load_weights of a .weights.h5 that is a regular, self-contained file (storage.open_h5)."""
+    with open_h5(path):
+        pass
+    model.load_weights(path)
 
 
 def complete_epochs(out_dir):
@@ -154,7 +161,7 @@ def clear_run(out_dir):
 def restore(trainer, out_dir, epoch):
     path = state_path(out_dir, epoch)
     try:
-        trainer.explainer.load_weights(weights_path(out_dir, epoch))
+        load_weights(trainer.explainer, weights_path(out_dir, epoch))
         _, arrays = run_folder.load_state_file(path)
         trainer.restore_arrays(arrays, path)
     except (OSError, ValueError) as e:
@@ -272,7 +279,7 @@ def load_explainer(path):
     try:
         config = ExplainerConfig(**record["config"])
         model = build_explainer(len(record["classes"]), config.filters)
-        model.load_weights(weights_path(folder, epoch))
+        load_weights(model, weights_path(folder, epoch))
     except (TypeError, ValueError, OSError) as e:
         raise InputError(f"{weights_path(folder, epoch)}: not this run's explainer ({e})") from e
     return model, list(record["classes"]), epoch

@@ -16,9 +16,10 @@ from cganlib.delta import delta_sums, paint_levels
 from cganlib.explainer import switch
 from cganlib.explainer_training import load_explainer
 from cganlib.flags import check_classifier_set
-from cganlib.saved_generators import check_labels
+from cganlib.saved_generators import check_classes, check_labels
 from cganlib.scoring import (
     PAINT_THRESHOLD,
+    load_ground_truth,
     other_targets,
     outside_change,
     prepared_order,
@@ -167,12 +168,12 @@ def ground_truth_masks(path, mask, indices, labels):
     """The masks of an .npz, one row per row of the prepared arrays. make_phantoms.py's
     ground_truth.npz (it has `names`) lists the phantoms in the order they were drawn, so its
     rows are put in prepare_xrays.py's order, and its labels must agree with the images'."""
-    keys = npz_keys(path)
-    masks = load_arrays(path, (mask,))[0]
-    if masks.ndim != 3 or masks.shape[1:] != cgan.IMAGE_SHAPE[:2] or indices.max() >= len(masks):
+    phantoms = {"names", "labels"} <= npz_keys(path)
+    *truth, masks = load_ground_truth(path, ("names", "labels", mask) if phantoms else (mask,))
+    if masks.shape[1:] != cgan.IMAGE_SHAPE[:2] or indices.max() >= len(masks):
         raise InputError(f"{path}: {mask} must be (N, 80, 80) with a row for every index")
-    if {"names", "labels"} <= keys:
-        names, truth_labels = load_arrays(path, ("names", "labels"))
+    if phantoms:
+        names, truth_labels = truth
         rows = prepared_order(names)
         if not np.array_equal(truth_labels[rows][indices], labels):
             raise InputError(f"{path}: its classes differ from the images': not the phantoms these were prepared from")
@@ -279,8 +280,8 @@ def explain(args):
         except cgan.ModelFileError as e:
             raise InputError(str(e)) from e
         n_classes, model_name = cgan.n_classes_of(generator), os.path.basename(args.model)
-    if args.class_names is not None and len(args.class_names) != n_classes:
-        raise InputError(f"{model_name} has {n_classes} classes, --dataset {args.dataset} has {len(args.class_names)}")
+    if args.class_names is not None:
+        check_classes(model_name, n_classes, args.dataset, len(args.class_names))
     classifier = checked_classifier(args.classifier, n_classes, model_name) if args.classifier else None
     judge = checked_classifier(args.judge, n_classes, model_name) if args.judge else None
     images, labels, indices, name = read_one_image(args) if args.image else read_many_images(args)

@@ -49,8 +49,11 @@ def load_patients(data_dir, n_images):
     path = os.path.join(data_dir, NAMES_FILE)
     if not os.path.exists(path):
         return None
-    with open_regular(path, encoding="utf-8") as f:
-        names = f.read().splitlines()
+    try:
+        with open_regular(path, encoding="utf-8") as f:
+            names = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): prepare the X-rays again") from e
     if len(names) != n_images:
         raise InputError(f"{path} names {len(names)} files for {n_images} images: prepare the X-rays again")
     return np.array([patient_id(name) for name in names])

@@ -37,8 +37,10 @@ from cganlib.storage import (
     InputError,
     atomic_write,
     file_digest,
+    load_arrays,
     open_h5,
     open_regular,
+    parse_json,
     save_arrays,
     writable_folder,
 )
@@ -94,14 +96,18 @@ def saved_epochs(results_dir):
 
 
 def complete_epochs(results_dir):
-    """Epochs whose generator and discriminator open and that history.csv lists, or that come
-    before its first row (an original's run resumed here). Without history rows: none in a run
-    with run_config.json (nothing committed yet), every epoch whose two files open otherwise."""
-    on_disk = saved_epochs(results_dir)
+    """Epochs whose generator and discriminator open and that the run committed (committed)."""
+    return committed(results_dir, saved_epochs(results_dir))
+
+
+def committed(results_dir, epochs):
+    """Those of epochs that history.csv lists, or that come before its first row (an original's
+    run resumed here). Without history rows: none in a run with run_config.json (nothing
+    committed yet), all of them otherwise (an original's folder, or one filled by hand)."""
     listed = {int(row["epoch"]) for row in read_history(results_dir)}
     if listed:
-        return [e for e in on_disk if e in listed or e < min(listed)]
-    return [] if read_config(results_dir) is not None else on_disk
+        return [e for e in epochs if e in listed or e < min(listed)]
+    return [] if read_config(results_dir) is not None else list(epochs)
 
 
 def describe_epochs(epochs):
@@ -161,6 +167,33 @@ def check_state(out_dir, epoch):
     if bad:
         raise InputError(f"--qRestart: {path} is damaged ({bad}): put back a good copy, or resume from an earlier "
                          f"epoch with --epochs_done")
+    info = _state_info(path)
+    again = f"put back epoch {epoch}'s own files, or resume from an earlier epoch with --epochs_done"
+    if "epoch" in info and info["epoch"] != epoch:
+        raise InputError(f"--qRestart: {path} holds the training state of epoch {info['epoch']}, not of epoch {epoch}: "
+                         f"{again}")
+    recorded = info.get("files")
+    for model in _state_models(out_dir, epoch):
+        name = os.path.basename(model)
+        if isinstance(recorded, dict) and name in recorded and file_digest(model)[1] != recorded[name]:
+            raise InputError(f"--qRestart: {model} is not the file epoch {epoch} saved: its SHA-256 differs from the one "
+                             f"{os.path.basename(path)} records (another epoch's copy?); {again}")
+
+
+def _state_models(results_dir, epoch):
+    """The model files of an epoch that a restart reads, whose SHA-256 its state file records."""
+    paths = model_paths(results_dir, epoch)
+    return [paths["generator"], paths["discriminator"]]
+
+
+def _state_info(path):
+    """The `info` record of a training state file, as a dict ({} when it holds another kind of value)."""
+    (info,) = load_arrays(path, ("info",))
+    try:
+        info = parse_json(str(info))
+    except ValueError as e:
+        raise InputError(f"{path}: not a readable training state ({e})") from e
+    return info if isinstance(info, dict) else {}
 
 
 def run_files(results_dir):
@@ -196,7 +229,9 @@ def clear_run(results_dir):
 def generator_files(models_dir):
     """[(epoch, path)] of the generators in any folder of them, by epoch, by the original's rule:
     every `.h5` whose name holds neither `_gan` nor `_dis`, its epoch the first number in the name
-    without `.h5`. Hidden names (the temporary files of writes in progress among them) are skipped."""
+    without `.h5`. Hidden names (the temporary files of writes in progress among them) are skipped;
+    in a training run's folder, so are the epochs it has not committed (committed): one being
+    written, or those a restart from an earlier epoch took out of history.csv."""
     if not os.path.isdir(models_dir):
         raise InputError(f"models folder {models_dir} not found")
     found = []
@@ -206,7 +241,10 @@ def generator_files(models_dir):
             found.append((int(number.group()), os.path.join(models_dir, name)))
     if not found:
         raise InputError(f"no generator .h5 files in {models_dir}")
-    return sorted(found)
+    complete = set(committed(models_dir, {epoch for epoch, _ in found}))
+    if not complete:
+        raise InputError(f"no generator of a complete epoch in {models_dir}: its {HISTORY} lists none")
+    return sorted((epoch, path) for epoch, path in found if epoch in complete)
 
 
 def remove_temporary_files(folder, prefixes=("",)):
@@ -341,7 +379,7 @@ def read_config(results_dir):
         return None
     try:
         with open_regular(path) as f:
-            record = json.load(f)
+            record = parse_json(f)
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: not a readable run config ({e})") from e
     problem = _layout_problem(record)
@@ -424,7 +462,11 @@ def save_state(results_dir, epoch, info, arrays):
     """train_state_NNN.npz: `info` (JSON-able: counters, random generator states) and named
     lists of arrays (optimizer variables, ...), atomically. One NumPy file per epoch beside
     the .h5 files, which already hold the weights: written whole or not at all, readable
-    without TensorFlow, and without the model graph a TensorFlow checkpoint would need."""
+    without TensorFlow, and without the model graph a TensorFlow checkpoint would need. `info`
+    gains the epoch and the SHA-256 of the epoch's generator and discriminator, written before
+    it, for check_state."""
+    info = {**info, "epoch": epoch, "files": {os.path.basename(path): file_digest(path)[1]
+                                              for path in _state_models(results_dir, epoch) if os.path.exists(path)}}
     save_state_file(state_path(results_dir, epoch), info, arrays)
 
 
@@ -444,7 +486,7 @@ def load_state_file(path):
     """(info, {name: [arrays]}) of a file save_state_file wrote; InputError when it is not one."""
     try:
         with open_regular(path, "rb") as f, np.load(f) as data:
-            info = json.loads(str(data["info"]))
+            info = parse_json(str(data["info"]))
             arrays = {}
             for key in sorted(k for k in data.files if k != "info"):
                 arrays.setdefault(key.rsplit(".", 1)[0], []).append(data[key])

@@ -97,6 +97,30 @@ def check_finite(array, what):
         raise InputError(f"{what} holds NaN or infinite values")
 
 
+GROUND_TRUTH_KEYS = ("names", "labels", "lesion", "lungs")
+ROW_KEYS = ("names", "labels")  # one per phantom, as the masks' rows
+
+
+def load_ground_truth(path, keys=GROUND_TRUTH_KEYS):
+    """The arrays of keys from a ground-truth .npz (make_phantoms.py's), checked: every mask array
+    numbers (N, height, width), finite (NaN would count as inside: bool(nan) is True), and the
+    names, labels and masks one row per phantom."""
+    arrays = dict(zip(keys, load_arrays(path, keys, "make_phantoms.py")))
+    for key, array in arrays.items():
+        if key in ROW_KEYS:
+            if array.ndim != 1:
+                raise InputError(f"{path}: {key} must be one per phantom, (N,), got {array.shape}")
+        elif array.dtype.kind not in "biuf" or array.ndim != 3:
+            raise InputError(f"{path}: {key} must be masks of numbers (N, height, width), got {array.dtype} {array.shape}")
+        else:
+            check_finite(array, f"{path}: {key}")
+    rows = {key: len(array) for key, array in arrays.items()}
+    if len(set(rows.values())) > 1:
+        raise InputError(f"{path}: its arrays must have a row per phantom each, got "
+                         + ", ".join(f"{key} {n}" for key, n in rows.items()))
+    return [arrays[key] for key in keys]
+
+
 # ---------------------------------------------------------------- today's painted share
 
 
@@ -139,7 +163,7 @@ def score_arrays(labels, deltas, lesion, lungs, threshold=PAINT_THRESHOLD):
 def score_heatmap(heatmap_path, ground_truth_path, threshold=PAINT_THRESHOLD):
     """The scores of one heatmap .npz against make_phantoms.py's ground_truth.npz."""
     labels, deltas = load_arrays(heatmap_path, ("labels", "deltas"), "heatmaps.py")
-    lesion, lungs = load_arrays(ground_truth_path, ("lesion", "lungs"), "make_phantoms.py")
+    lesion, lungs = load_ground_truth(ground_truth_path, ("lesion", "lungs"))
     return score_arrays(labels, deltas, lesion, lungs, threshold)
 
 
@@ -203,7 +227,7 @@ def pooled_average(paths):
 
 def score_averages(paths, ground_truth_path):
     """score_average_arrays of pooled_average(paths) against ground_truth.npz."""
-    lesion, lungs = load_arrays(ground_truth_path, ("lesion", "lungs"), "make_phantoms.py")
+    lesion, lungs = load_ground_truth(ground_truth_path, ("lesion", "lungs"))
     return score_average_arrays(*pooled_average(paths), lesion, lungs)
 
 
@@ -252,7 +276,7 @@ def score_saliency(path, ground_truth_path, methods=("gradcam", "cam", "ig"), sa
     """score_saliency_arrays of one saliency.py file against ground_truth.npz; same_maps
     ({name: (80, 80) map}) are scored beside them as if each image had that map."""
     *maps, indices, labels, target = load_arrays(path, (*methods, "indices", "labels", "target"), "saliency.py")
-    truth = load_arrays(ground_truth_path, ("names", "labels", "lesion", "lungs"), "make_phantoms.py")
+    truth = load_ground_truth(ground_truth_path)
     maps = dict(zip(methods, maps))
     for name, one_map in (same_maps or {}).items():
         maps[name] = np.repeat(np.asarray(one_map)[None], len(indices), axis=0)
@@ -273,8 +297,7 @@ def score_explained(path, ground_truth_path):
     and the change outside it (outside_change), the images found in the ground truth by their
     index in the prepared arrays."""
     indices, labels, targets, deltas = load_arrays(path, ("indices", "labels", "targets", "deltas"), "explain_image.py")
-    names, truth_labels, lesion, lungs = load_arrays(ground_truth_path, ("names", "labels", "lesion", "lungs"),
-                                                     "make_phantoms.py")
+    names, truth_labels, lesion, lungs = load_ground_truth(ground_truth_path)
     kinds = set(np.asarray(labels).tolist())
     if len(kinds) != 1 or next(iter(kinds)) not in FINDINGS or HEALTHY not in np.asarray(targets).tolist():
         raise InputError(f"{path}: not one finding's images switched to healthy (labels {sorted(kinds)}, "

@@ -32,10 +32,24 @@ class InputError(Exception):
 
 
 def fail(message, status=EXIT_BAD_INPUT):
-    """Print `<script>: error: message` on stderr and exit."""
+    """Print `<script>: error: message` on stderr, on one line, and exit."""
     prog = os.path.basename(sys.argv[0]) or "python"
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
     raise SystemExit(status)
+
+
+def one_line(message):
+    """message with its line breaks made spaces: Keras's refusals quote configs over several lines."""
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+def parse_json(source):
+    """json.load of a file, or json.loads of text; JSON nested too deeply for the parser (its
+    RecursionError) raises ValueError, as other malformed JSON does."""
+    try:
+        return json.load(source) if hasattr(source, "read") else json.loads(source)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to read") from None
 
 
 def open_regular(path, mode="r", **kwargs):
@@ -237,7 +251,7 @@ def _manifest_files(path):
     """{name: {"bytes", "sha256"}} of a manifest; InputError when it is not one."""
     try:
         with open_regular(path) as f:
-            files = json.load(f)["files"]
+            files = parse_json(f)["files"]
         if not all(isinstance(r["bytes"], int) and isinstance(r["sha256"], str) for r in files.values()):
             raise TypeError("a size that is not a whole number or a hash that is not text")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
