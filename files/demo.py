@@ -178,9 +178,10 @@ AVERAGE_LATENTS = 1000
 EXPLAIN_N = 60
 # the explainer (train_explainer.py): its share of the training time, its settings, and the plan's
 # measured seconds a step (2 CPU cores, width 16, batch 16) and at each epoch's end (files, figure)
-EXPLAINER_SHARE = 0.53
+EXPLAINER_SHARE = 0.38
 # width 8 and a ramp: from a tenth of the penalties, strong ones from the start hold the change at 0
-# (files/RESULTS.md, "Explaining each patient"); 40 epochs of 720 phantoms end the ramp's 1,500 steps
+# (files/RESULTS.md, "Explaining each patient"); 40 epochs of 720 phantoms (1,800 steps) end past
+# the ramp's 1,500
 EXPLAINER_FLAGS = {"filters": 8, "lr": 0.0005, "ramp_steps": 1500}
 # on real X-rays (--data_dir) weaker penalties: the findings are subtler and the switch must be bolder
 XRAY_EXPLAINER_FLAGS = {"filters": 8, "lr": 0.0005, "identity_weight": 10.0, "l1_weight": 1.0, "ramp_steps": 3000}
@@ -416,7 +417,8 @@ def train_classifier_and_judge(step, data_dir, paths, seed):
 
 
 def train_explainer(step, data_dir, paths, epochs, seed, settings=EXPLAINER_FLAGS):
-    flags = [item for name, value in settings.items() for item in (f"--{name}", value)]
+    flags = [item for name, value in settings.items()
+             for item in ((f"--{name}",) if value is True else (f"--{name}", value))]
     if config.ExplainerConfig(**settings).guide_weight:
         flags += ["--guide", os.path.join(paths["classifier"], CLASSIFIER_FILE)]
     require(step("train_explainer.py", "--dataset", "xray", "--data_dir", data_dir, "--out_dir", paths["explainer"],

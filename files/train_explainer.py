@@ -46,9 +46,13 @@ def add_config_flags(p):
              "tv_weight": "weight of the change's total variation",
              "cycle_weight": "weight of the cycle back to the image",
              "guide_weight": "weight of --guide's cross-entropy for the target",
-             "ramp_steps": "steps over which the identity, L1 and TV weights grow from a tenth to their values"}
+             "ramp_steps": "steps over which the identity, L1 and TV weights grow from a tenth to their values",
+             "grey": "one change for all three channels: grey images (X-rays) stay grey"}
     for name in config.EXPLAINER_HYPERPARAMETERS:
         value = getattr(defaults, name)
+        if isinstance(value, bool):  # a switch: off unless given (on, a restart keeps the run's)
+            p.add_argument(f"--{name}", action="store_true", default=None, help=helps[name])
+            continue
         kind = (cli.RATE if name == "lr" else cli.BETA if name.startswith("beta") else cli.integer(0)
                 if name == "ramp_steps" else kinds[type(value)])
         p.add_argument(f"--{name}", type=kind, help=f"{helps[name]} (default {value:g}; a restart: the run's)")

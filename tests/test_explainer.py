@@ -110,6 +110,18 @@ def test_an_untrained_explainer_changes_nothing():
     assert np.array_equal(switched, images) and not changes.any()
 
 
+def test_a_grey_explainer_changes_every_channel_alike():
+    model = explainer.build_explainer(N_CLASSES, 4, grey=True)
+    change_layer = model.get_layer("change")
+    kernel, bias = change_layer.get_weights()
+    assert kernel.shape[-1] == N_CLASSES  # one plane per target, not three
+    change_layer.set_weights([np.random.default_rng(1).normal(0, 0.1, kernel.shape).astype(np.float32), bias])
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 80, 80, 3)).astype(np.float32)
+    _, changes = explainer.switch(model, images, np.array([0, 2]), N_CLASSES)
+    assert changes.any() and np.array_equal(changes[..., 0], changes[..., 1])
+    assert np.array_equal(changes[..., 0], changes[..., 2])
+
+
 def test_the_scores_of_a_switch_built_by_hand():
     """Switched to healthy, a square darkens by 0.25 of the grey scale: the delta is 0.75 (summed
     over RGB) in the square and 0 elsewhere; under its own label nothing changes."""
@@ -136,8 +148,7 @@ def explainer_argv(data, out, *extra, n_batch=4):
 
 
 def weights_of(out, epoch):
-    model = explainer.build_explainer(N_CLASSES, 4)
-    model.load_weights(explainer_training.weights_path(str(out), epoch))
+    model, _, _ = explainer_training.load_explainer(explainer_training.weights_path(str(out), epoch))
     return [w.tolist() for w in model.get_weights()]
 
 
@@ -154,8 +165,9 @@ def history_without_seconds(out):
 def test_a_resumed_explainer_run_repeats_the_uninterrupted_one_exactly(tmp_path):
     data = make_xray_data(tmp_path / "data", n=24)  # 6 steps an epoch
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    train_explainer.main(explainer_argv(data, whole, "--epochs_goal", 2, "--cycle_weight", 1, "--tv_weight", 1))
-    train_explainer.main(explainer_argv(data, resumed, "--epochs_goal", 1, "--cycle_weight", 1, "--tv_weight", 1))
+    options = ("--cycle_weight", 1, "--tv_weight", 1, "--ramp_steps", 8, "--grey")
+    train_explainer.main(explainer_argv(data, whole, "--epochs_goal", 2, *options))
+    train_explainer.main(explainer_argv(data, resumed, "--epochs_goal", 1, *options))
     train_explainer.main(explainer_argv(data, resumed, "--epochs_goal", 2, "--qRestart"))
     assert explainer_training.complete_epochs(str(resumed)) == [1, 2]
     assert weights_of(resumed, 2) == weights_of(whole, 2)

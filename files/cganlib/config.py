@@ -165,6 +165,7 @@ class ExplainerConfig:
     cycle_weight: float = 0.0  # switched back to its own label, the image again
     guide_weight: float = 0.0  # a frozen classifier's cross-entropy for the target (needs --guide)
     ramp_steps: int = 0  # the identity, L1 and TV weights grow from a tenth to their values over these steps
+    grey: bool = False  # one change for all channels: grey images (X-rays) stay grey
 
     def record(self):
         return dataclasses.asdict(self)

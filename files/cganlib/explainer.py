@@ -38,8 +38,9 @@ def _target_planes(target, side, n_classes, name):
     return layers.UpSampling2D(side, name=name)(layers.Reshape((1, 1, n_classes))(target))
 
 
-def build_explainer(n_classes, filters, image_shape=IMAGE_SHAPE):
-    """The U-Net E(x, target) -> Δ; x in [-1, 1] (B, H, W, C), target one-hot (B, n_classes)."""
+def build_explainer(n_classes, filters, image_shape=IMAGE_SHAPE, grey=False):
+    """The U-Net E(x, target) -> Δ; x in [-1, 1] (B, H, W, C), target one-hot (B, n_classes).
+    grey: one change plane, the same in every channel."""
     side, _, channels = image_shape
     image = keras.Input(image_shape, name="image")
     target = keras.Input((n_classes,), name="target")
@@ -55,8 +56,11 @@ def build_explainer(n_classes, filters, image_shape=IMAGE_SHAPE):
     quarter = conv(quarter, 4 * filters, "e3b")
     up = conv(layers.Concatenate()([layers.UpSampling2D(2)(quarter), half]), 2 * filters, "d2")
     up = conv(layers.Concatenate()([layers.UpSampling2D(2)(up), full]), filters, "d1")
-    heads = layers.Conv2D(channels * n_classes, 1, activation="tanh", kernel_initializer="zeros", name="change")(up)
+    planes = 1 if grey else channels
+    heads = layers.Conv2D(planes * n_classes, 1, activation="tanh", kernel_initializer="zeros", name="change")(up)
     change = TargetHead(n_classes, CHANGE_SCALE, name="scaled_change")([heads, target])
+    if grey:
+        change = layers.Concatenate(name="grey_change")([change] * channels)
     return keras.Model([image, target], change, name="explainer")
 
 
@@ -148,7 +152,7 @@ class Trainer:
         self.config, self.n_classes, self.guide = config, n_classes, guide
         # Grappler's remapper fails on the critic's fused gradient (as on the GAN's: training.py)
         tf.config.optimizer.set_experimental_options({"remapping": False})
-        self.explainer = build_explainer(n_classes, config.filters)
+        self.explainer = build_explainer(n_classes, config.filters, grey=config.grey)
         self.critic = build_critic(n_classes, config.filters)
         self.e_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2)
         self.c_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2)

@@ -278,7 +278,7 @@ def load_explainer(path):
             raise InputError(f"{path}: not a complete epoch's explainer_NNN.weights.h5 of its run")
     try:
         config = ExplainerConfig(**record["config"])
-        model = build_explainer(len(record["classes"]), config.filters)
+        model = build_explainer(len(record["classes"]), config.filters, grey=config.grey)
         load_weights(model, weights_path(folder, epoch))
     except (TypeError, ValueError, OSError) as e:
         raise InputError(f"{weights_path(folder, epoch)}: not this run's explainer ({e})") from e
