@@ -79,6 +79,13 @@ def start_script(script, *args, **kwargs):
     return start_python(os.path.join(FILES, script), *args, **kwargs)
 
 
+def start_logged(script, stderr_path, *args, **kwargs):
+    """start_script with stderr written to the file stderr_path: stdout stays a pipe to read line
+    by line (helpers.read_until) while stderr cannot fill a pipe nobody reads."""
+    with open(stderr_path, "w") as err:
+        return start_script(script, *args, stderr=err, **kwargs)
+
+
 def finish(process):
     """Wait for process, reading its pipes; returns a CompletedProcess. No time limit of its own:
     the test's (pytest-timeout, however fast the machine) stops it, and then the process is killed."""
