@@ -248,7 +248,7 @@ def test_two_generators_of_one_epoch_are_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--minutes", "0.01"], "--minutes 0.01 cannot be met: the steps besides training take about 2.5 minutes"),
+    (["--minutes", "0.01"], "--minutes 0.01 cannot be met: the steps besides training take about 2.83333 minutes"),
     (["--n", 1, "--n_batch", 2], "--n: must be at least 8, got 1"),
 ])
 def test_demo_refuses_what_it_cannot_do_before_any_step(tmp_path, capsys, monkeypatch, argv, message):
@@ -284,7 +284,7 @@ def classifier_argv(main, tmp_path, classifier):
 def test_a_classifier_of_other_images_is_refused_in_one_line(tmp_path, capsys, main):
     classifier = save_classifier(tmp_path / "classifier.keras", (64, 64, 1))
     line = one_error_line(main, classifier_argv(main, tmp_path, classifier), capsys)
-    assert line.endswith(f"{classifier} takes inputs of shape (64, 64, 1); the prepared images are (80, 80, 3)")
+    assert line.endswith(f"{classifier}: built for input [None, 64, 64, 1], not 80x80 RGB images [None, 80, 80, 3]")
 
 
 def test_a_keras_refusal_that_spans_lines_is_printed_on_one(tmp_path, capsys):
@@ -298,7 +298,7 @@ def test_a_keras_refusal_that_spans_lines_is_printed_on_one(tmp_path, capsys):
         for name, content in members.items():
             archive.writestr(name, content)
     line = one_error_line(saliency.main, classifier_argv(saliency.main, tmp_path, tmp_path / "classifier.keras"), capsys)
-    assert "classifier.keras: not a readable Keras model (TypeError: " in line and "Could not locate class 'system'" in line
+    assert "classifier.keras: a layer of kind" in line  # refused by the archive's check, before Keras
 
 
 # ---------------------------------------------------------------- item 14: deeply nested JSON

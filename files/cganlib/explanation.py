@@ -198,7 +198,8 @@ def own_mask_scores(result, masks):
         used = counts > 0
         share = float(np.mean(inside[used] / counts[used])) if used.any() else 0.0
         scores.append({**score_per_image(deltas, region), "painted": share, "n_painted": int(used.sum()),
-                       "outside": outside_change(result["images"], result["relabelled"][:, t], region)})
+                       **({"outside": outside_change(result["images"], result["relabelled"][:, t], region)}
+                          if "images" in result else {})})
     return scores
 
 

@@ -308,9 +308,11 @@ def score_explained(path, ground_truth_path):
     finding = FINDINGS[next(iter(kinds))]
     masks = {"lesion": lesion, "lungs": lungs}[finding][rows].astype(bool)
     healthy = list(targets).index(HEALTHY)
-    images, relabelled = load_arrays(path, ("images", "relabelled"), "explain_image.py")
-    return finding, {**score_per_image(deltas[:, healthy], masks),
-                     "outside": outside_change(images, relabelled[:, healthy], masks)}
+    scores = score_per_image(deltas[:, healthy], masks)
+    if {"images", "relabelled"} <= npz_keys(path):  # explain_image.py's own files have both
+        images, relabelled = load_arrays(path, ("images", "relabelled"), "explain_image.py")
+        scores["outside"] = outside_change(images, relabelled[:, healthy], masks)
+    return finding, scores
 
 
 def class_mean_difference(images, labels, label, reference=HEALTHY):
