@@ -77,7 +77,7 @@ Its last line is machine-readable:
          recon_ssim_lesion=<f> recon_agree_lesion=<f> flip_rate_lesion=<f> deletion_auc_<map>_lesion=<f> ...
          insertion_auc_<map>_lesion=<f> ... judge_recon_agree_lesion=<f> judge_flip_rate_lesion=<f>
          judge_deletion_auc_<map>_lesion=<f> ... (maps delta, gradcam, ig, mean_diff, random), the same for lungs,
-         collapsed_classes=<n> minutes=<f>
+         collapsed_classes=<n> gen_precision=<f> gen_recall=<f> minutes=<f>
 (one line): the first four are today's painted shares of the interpolation heatmaps, pooled
 over the heatmapped epochs; the delta_* scores are the averaged delta's, pooled over the same
 epochs; the classifier's maps are class-level unless named _image_; random_* are the sanity
@@ -92,8 +92,9 @@ judge's share of switched images it calls healthy, explain_outside_change the me
 change outside each image's mask; recon_agree_*, flip_rate_*, deletion_auc_* and insertion_auc_*
 are explain_image.py --classifier's measures of the same images, which need no masks (its help
 says what each is; the delta map is the explainer's change), judge_* the same asked of the judge;
-collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch; minutes is the
-demo's wall time.
+collapsed_classes counts the classes evaluate.py flags collapsed at the last epoch, gen_precision
+and gen_recall are that epoch's precision and recall (evaluate.py's) averaged over the classes;
+minutes is the demo's wall time.
 
 With --data_dir (prepare_xrays.py's output, names.txt beside it for the patient split) the demo
 skips the phantoms and the GAN: train_classifier.py (classifier and judge, into --out_dir), then
@@ -568,9 +569,10 @@ def compare(paths, ground_truth, n_latents, painted, mean_diffs):
     return rows, result
 
 
-def result_line(painted, compared, accuracy, minutes, collapsed):
+def result_line(painted, compared, accuracy, minutes, collapsed, coverage):
     """The RESULT line: today's keys first, the comparison's keys, then the rest; collapsed: the
-    number of classes evaluate.py flags collapsed at the last epoch."""
+    number of classes evaluate.py flags collapsed at the last epoch; coverage: that epoch's
+    precision and recall, means over the classes."""
     keys = ["delta_auc_lesion", "gradcam_auc_lesion", "cam_auc_lesion", "ig_auc_lesion",
             "delta_auc_lungs", "gradcam_auc_lungs", "cam_auc_lungs", "ig_auc_lungs",
             "delta_energy_lesion", "gradcam_energy_lesion", "delta_energy_lungs", "gradcam_energy_lungs"]
@@ -589,7 +591,8 @@ def result_line(painted, compared, accuracy, minutes, collapsed):
                 *(f"{key}_{finding}" for finding in ("lesion", "lungs") for key in MEASURE_KEYS)):
         values[key] = compared[key]
     return " ".join(["RESULT", *(f"{key}={value:.4f}" for key, value in values.items()),
-                     f"collapsed_classes={collapsed}", f"minutes={minutes:.2f}"])
+                     f"collapsed_classes={collapsed}", f"gen_precision={coverage['precision']:.4f}",
+                     f"gen_recall={coverage['recall']:.4f}", f"minutes={minutes:.2f}"])
 
 
 def measure_lines(compared):
@@ -638,12 +641,18 @@ def comparison_figure(paths, images, labels, ground_truth, mean_diffs, path):
 
 
 def evaluation_summary(path):
-    """(a line per class, the labels flagged collapsed at the last epoch) of evaluate.py's csv."""
+    """(a line per class, the labels flagged collapsed at the last epoch, the last epoch's
+    precision and recall averaged over the classes) of evaluate.py's csv."""
     # SciPy loads when needed
-    from cganlib.gan_metrics import class_summaries, collapsed_classes, read_csv
+    from cganlib.gan_metrics import (
+        class_summaries,
+        collapsed_classes,
+        last_epoch_means,
+        read_csv,
+    )
 
     rows = read_csv(path)
-    return class_summaries(rows, DATASETS["xray"].class_names), collapsed_classes(rows)
+    return class_summaries(rows, DATASETS["xray"].class_names), collapsed_classes(rows), last_epoch_means(rows)
 
 
 def print_outputs(w, paths):
@@ -754,7 +763,7 @@ def main(argv=None):
           "Grad-CAM and IG")
     print("\n".join(measure_lines(compared)))
     print("\nthe generators against the real phantoms, mean over the heatmapped epochs [real against real]:")
-    summaries, collapsed = evaluation_summary(os.path.join(paths["evaluation"], "evaluation.csv"))
+    summaries, collapsed, coverage = evaluation_summary(os.path.join(paths["evaluation"], "evaluation.csv"))
     for line in summaries:
         print("  " + line)
     print(f"chance: ROC-AUC 0.5; energy, pointing and painted share score the region's area: lesion "
@@ -762,7 +771,7 @@ def main(argv=None):
           f"the image's own mask: lesion {compared['lesion_image_area']:.3f}, lungs {compared['lungs_image_area']:.3f} on average")
     print_outputs(args.out_dir, paths)
     minutes = (time.monotonic() - start) / 60
-    print(result_line(painted, compared, float(accuracy), minutes, len(collapsed)), flush=True)
+    print(result_line(painted, compared, float(accuracy), minutes, len(collapsed), coverage), flush=True)
 
 
 if __name__ == "__main__":

@@ -461,12 +461,15 @@ def measure_area(m, label, curve, judge=""):
 
 
 def write_evaluation(out, epochs):
-    """evaluate.py's table: at epoch 29, and only there, classes 1 and 2 collapsed."""
+    """evaluate.py's table: at epoch 29, and only there, classes 1 and 2 collapsed, and class k's
+    precision 0.2 (k + 1), its recall 0.1 (k + 1) (`all`'s 0.99)."""
     rows = []
     for epoch in [*epochs, "real"]:
         for label in ("0", "1", "2", "all"):
             collapsed = epoch == "29" and label in ("1", "2")
-            rows.append([epoch, label, 8, 0.9, 0.9 if collapsed else 0.3, 0.2, *[1.0] * 6])
+            last = epoch == "29" and label != "all"
+            coverage = [0.2 * (int(label) + 1), 0.1 * (int(label) + 1)] if last else [0.99, 0.99]
+            rows.append([epoch, label, 8, 0.9, 0.9 if collapsed else 0.3, 0.2, 1.0, 1.0, *coverage, 1.0, 1.0])
     with open(os.path.join(out, "evaluation.csv"), "w") as f:
         f.write(",".join(gan_metrics.FIELDS) + "\n" + "".join(",".join(map(str, row)) + "\n" for row in rows))
 
@@ -602,6 +605,8 @@ def test_the_demo_scores_known_maps_with_the_right_files_epochs_labels_and_masks
     for key, value in expected.items():
         assert float(result[key]) == pytest.approx(value, abs=1e-4), key
     assert result["collapsed_classes"] == "2" and result["minutes"] == "1.50"
+    # the last epoch's precision and recall, means over the three classes (not the `all` row)
+    assert float(result["gen_precision"]) == pytest.approx(0.4) and float(result["gen_recall"]) == pytest.approx(0.2)
     for finding, key in (("lesion", "bacterial_in_lesion"), ("lungs", "viral_in_lungs")):  # the table's rows too
         (row,) = re.findall(rf"^delta +{finding} +3 interpolation heatmaps .* (\S+)$", out, re.MULTILINE)
         assert float(row) == pytest.approx(expected[key], abs=1e-3), finding

@@ -30,7 +30,7 @@ RESULT_KEYS = (
         "recon_ssim", *(f"{judge}{measure}" for judge in ("", "judge_") for measure in (
             "recon_agree", "flip_rate", *(f"{curve}_auc_{name}" for curve in ("deletion", "insertion")
                                           for name in ("delta", "gradcam", "ig", "mean_diff", "random")))))),
-    "collapsed_classes", "minutes",
+    "collapsed_classes", "gen_precision", "gen_recall", "minutes",
 )
 # the explainer's pooled keys come right after the classifier's accuracy
 POOLED = ("explain_recon_ssim", "explain_flip_rate", "explain_outside_change")
@@ -103,7 +103,8 @@ def scores_of_the_files(work):
     """Some of the RESULT scores, from the demo's files: the painted shares of epoch 1's heatmap,
     the ROC-AUCs of its averaged delta (and the re-initialized one's), of the mean Grad-CAM and of
     the class-mean difference against the union regions; the classifier's held-out accuracy; the
-    classes evaluate.py's table says collapsed at the last epoch."""
+    classes evaluate.py's table says collapsed at the last epoch and its precision and recall
+    there, means over the classes."""
     with np.load(work / "ground_truth.npz") as truth:
         regions = {"lesion": truth["lesion"].astype(bool).any(axis=0), "lungs": truth["lungs"].astype(bool).any(axis=0)}
     pair = {"lesion": (2, 0), "lungs": (1, 0)}  # bacterial, viral brighter than healthy
@@ -131,6 +132,8 @@ def scores_of_the_files(work):
     assert len(rows) == 3
     scores["collapsed_classes"] = sum(
         1 - float(row["diversity_gen"]) < 0.5 * (1 - float(row["diversity_real"])) for row in rows)
+    for key in ("precision", "recall"):
+        scores[f"gen_{key}"] = np.mean([float(row[key]) for row in rows])
     return scores
 
 

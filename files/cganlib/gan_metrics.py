@@ -207,6 +207,15 @@ def collapsed_classes(rows):
             and collapsed(row["diversity_gen"], row["diversity_real"])]
 
 
+def last_epoch_means(rows, keys=("precision", "recall")):
+    """{key: its mean over the classes (not `all`) at the last epoch of read_csv's rows}."""
+    epochs = [int(row["epoch"]) for row in rows if row["epoch"] != FLOOR_EPOCH]
+    if not epochs:
+        return {key: float("nan") for key in keys}
+    last = [row for row in rows if row["epoch"] == str(max(epochs)) and row["label"] != ALL_CLASSES]
+    return {key: float(np.mean([row[key] for row in last])) for key in keys}
+
+
 def class_summaries(rows, class_names):
     """One line per class of read_csv's rows: each measure's mean over the epochs evaluated,
     the real-against-real floor in brackets."""
