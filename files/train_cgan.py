@@ -82,6 +82,10 @@ def build_parser():
     p.add_argument("--diff_augment", type=cli.comma_list(config.AUGMENTATIONS), metavar="POLICY",
                    help="DiffAugment (Zhao et al. 2020) on every image d sees, real and generated: a comma list of "
                         "color, translation, cutout (default: none)")
+    p.add_argument("--mbstd_group", type=cli.integer(0), metavar="N",
+                   help="the minibatch standard deviation layer (Karras et al. 2018, ProGAN) before d's last dense "
+                        "layer, over groups of N images; N must divide the half batch, StyleGAN2-ADA uses 4 "
+                        "(default: 0, off)")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32; default: off)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run (default: none, a fresh draw)")

@@ -83,7 +83,7 @@ def build_models(run):
     s, c = run.dataset, run.config
     if not run.restart:
         g = cgan.build_generator(s.n_classes, c.latent_dim, c.filters)
-        d = cgan.build_discriminator(s.n_classes, c.filters, c.d_lr, c.d_beta1, c.spectral_norm)
+        d = cgan.build_discriminator(s.n_classes, c.filters, c.d_lr, c.d_beta1, c.spectral_norm, c.mbstd_group)
     else:
         paths = run_folder.model_paths(run.out_dir, run.epochs_done)
         try:
@@ -109,6 +109,9 @@ def check_saved_models(g, d, run):
     if cgan.has_spectral_norm(d) != c.spectral_norm:
         raise InputError(f"the saved discriminator has spectral normalization {cli.shown(cgan.has_spectral_norm(d))}; "
                          f"--spectral_norm is {cli.shown(c.spectral_norm)}")
+    if cgan.mbstd_group_of(d) != c.mbstd_group:
+        raise InputError(f"the saved discriminator has a minibatch standard deviation group of {cgan.mbstd_group_of(d)}; "
+                         f"--mbstd_group is {c.mbstd_group}")
 
 
 def conv_width(model):
@@ -405,7 +408,7 @@ def settings_line(run, images, labels, bfloat16):
         f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
         f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
         f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
-        f"diff_augment={c.diff_augment or 'none'} "
+        f"diff_augment={c.diff_augment or 'none'} mbstd_group={c.mbstd_group} "
         f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
         f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
         f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
@@ -419,6 +422,7 @@ def set_up(run):
         raise InputError("--diff_augment trains on one device: use it with --strategy default")
     strategy = distribution.make_strategy(run.strategy, run.cpu_devices, run.worker_timeout)
     check_replicas(run.config.n_batch, strategy)
+    check_mbstd_group(run.config, strategy)
     bfloat16 = run.mixed_precision and cgan.set_bfloat16()
     if run.seed is not None:
         keras.utils.set_random_seed(run.seed)
@@ -433,6 +437,16 @@ def check_replicas(n_batch, strategy):
     if n_batch % (2 * replicas):
         raise InputError(f"--n_batch {n_batch} does not split across {replicas} replicas: "
                          f"each half batch goes to every replica alike, so it must be a multiple of {2 * replicas}")
+
+
+def check_mbstd_group(c, strategy):
+    """InputError unless --mbstd_group divides the batch d sees in training (a replica's half batch),
+    or holds all of it: the groups are then of the size asked for."""
+    seen = c.n_batch // 2 // strategy.num_replicas_in_sync
+    if 0 < c.mbstd_group < seen and seen % c.mbstd_group:
+        raise InputError(f"--mbstd_group {c.mbstd_group} does not divide the discriminator's batch of {seen} "
+                         f"(half of --n_batch {c.n_batch}{' on each replica' if seen * 2 != c.n_batch else ''}): "
+                         f"use a divisor of {seen}")
 
 
 def start(run, images, labels, models, strategy):

@@ -1,0 +1,130 @@
+"""The discriminator's options against mode collapse (issue 31): the minibatch standard deviation
+layer (--mbstd_group) on batches built by hand; each option recorded in run_config.json, restored
+by --qRestart, refused with one line when bad. Resuming bit for bit with each option on:
+test_train_resume.py."""
+
+import json
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import train_cgan
+from cganlib import cgan, run_folder, storage
+from helpers import bad_input, history, make_xray_data, train_argv
+
+# ---------------------------------------------------------------- the minibatch standard deviation
+
+
+def group_std(images):
+    """One group's statistic by hand: each feature's population standard deviation over the
+    group, averaged over features and pixels."""
+    return np.mean(np.sqrt(np.var(images.astype(np.float64), axis=0) + cgan.MBSTD_EPSILON))
+
+
+def appended(x, group_size):
+    """The MinibatchStdDev layer's output on x, checked to keep x's own channels."""
+    out = np.asarray(cgan.MinibatchStdDev(group_size)(x))
+    np.testing.assert_array_equal(out[..., :-1], x)
+    return out[..., -1]
+
+
+def test_the_minibatch_standard_deviation_of_groups_built_by_hand():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 2, 3, 5)).astype(np.float32)
+    x[1::2] *= 3.0  # the second group (images 1, 3, 5, 7: i mod 2) three times as varied
+    feature = appended(x, 4)
+    for image in range(8):
+        members = x[image % 2::2]  # as StyleGAN: image i in group i mod (batch / group)
+        np.testing.assert_allclose(feature[image], group_std(members), rtol=1e-5)  # constant over the map
+    # identical images: only the epsilon's root is left
+    same = np.repeat(x[:1], 4, axis=0)
+    np.testing.assert_allclose(appended(same, 4), np.sqrt(cgan.MBSTD_EPSILON), rtol=1e-3)
+
+
+@pytest.mark.parametrize("batch, group_size", [(6, 4), (3, 4), (5, 1)])
+def test_a_batch_the_group_does_not_divide_is_one_group_and_a_group_of_one_gives_the_epsilon(batch, group_size):
+    x = np.random.default_rng(1).normal(size=(batch, 2, 2, 3)).astype(np.float32)
+    expected = group_std(x) if group_size > 1 else np.sqrt(cgan.MBSTD_EPSILON)
+    np.testing.assert_allclose(appended(x, group_size), expected, rtol=1e-5)
+
+
+def test_a_discriminator_with_the_layer_saves_and_loads_back(tmp_path):
+    """Through the project's loader (as --qRestart) and through Keras's own (the layer is registered)."""
+    d = cgan.build_discriminator(3, filters=4, lr=1e-3, mbstd_group=2)
+    assert cgan.mbstd_group_of(d) == 2 and cgan.mbstd_group_of(cgan.build_discriminator(3, 4, 1e-3)) == 0
+    # the dense layer sees one more map of 5 x 5
+    assert d.count_params() - cgan.build_discriminator(3, 4, 1e-3).count_params() == 25
+    path = str(tmp_path / "generator_model_dis001.h5")
+    storage.save_model(d, path)
+    images = np.random.default_rng(2).uniform(-1, 1, (4, 80, 80, 3)).astype(np.float32)
+    labels = np.array([[0], [1], [2], [0]], np.int32)
+    expected = d.predict_on_batch([images, labels])
+    for loaded in (cgan.load_discriminator(path, 1e-3), keras.models.load_model(path)):
+        assert cgan.mbstd_group_of(loaded) == 2
+        np.testing.assert_allclose(loaded.predict_on_batch([images, labels]), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("group_size", [0, "4", True, None])
+def test_a_saved_discriminator_declaring_a_group_that_is_not_one_is_refused(tmp_path, group_size):
+    path = str(tmp_path / "generator_model_dis001.h5")
+    storage.save_model(cgan.build_discriminator(3, filters=4, lr=1e-3, mbstd_group=2), path)
+    with h5py.File(path, "r+") as f:
+        model_config = json.loads(f.attrs["model_config"])
+        for layer in model_config["config"]["layers"]:
+            if "group_size" in layer["config"]:
+                layer["config"]["group_size"] = group_size
+        f.attrs["model_config"] = json.dumps(model_config)
+    with pytest.raises(cgan.ModelFileError, match="not a discriminator: its minibatch standard deviation layers "
+                                                  r"\[.*\] are not one whole group size from 1"):
+        cgan.load_discriminator(path, 1e-3)
+
+
+# ---------------------------------------------------------------- recorded, restored, refused
+
+
+OPTIONS = [
+    # (flags, run_config.json's values, the settings line's words)
+    (["--mbstd_group", "4"], {"mbstd_group": 4}, "mbstd_group=4"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags, recorded, shown", OPTIONS)
+def test_each_option_is_recorded_and_a_restart_takes_it_from_run_config(tmp_path, capsys, flags, recorded, shown):
+    data = make_xray_data(tmp_path / "data", n=32)
+    results = tmp_path / "results"
+    assert train_cgan.main(train_argv(data, results, "--seed", 1, "--epochs_goal", 1, *flags)) == 0
+    assert shown in capsys.readouterr().out.splitlines()[0]
+    saved = run_folder.read_config(str(results))
+    assert {name: saved["flags"][name] for name in recorded} == recorded
+    assert {name: saved["config"][name] for name in recorded} == recorded
+    assert train_cgan.main(train_argv(data, results, "--qRestart", "--epochs_goal", 2)) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert shown in first and first.endswith("(settings from run_config.json)")
+    err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--epochs_goal", 3, flags[0], "0"))
+    assert f"{flags[0]} 0 contradicts this run's {flags[0]} {flags[1]}" in err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--mbstd_group", -1], "--mbstd_group: must be at least 0, got -1"),
+    (["--mbstd_group", 3], "--mbstd_group 3 does not divide the discriminator's batch of 8 (half of --n_batch 16)"),
+])
+def test_bad_values_are_refused_with_one_line(tmp_path, capsys, flags, message):
+    data = make_xray_data(tmp_path / "data", n=32)
+    assert message in bad_input(tmp_path, capsys, train_argv(data, tmp_path / "results", *flags))
+
+
+def test_a_restart_whose_saved_discriminator_was_built_otherwise_is_refused(tmp_path, capsys):
+    """A run without run_config.json takes its settings from the command line: they must fit its models."""
+    data = make_xray_data(tmp_path / "data", n=32)
+    results = tmp_path / "results"
+    results.mkdir()
+    run_folder.write_config(str(results), {"flags": {}})
+    paths = run_folder.model_paths(str(results), 1)
+    storage.save_model(cgan.build_generator(3, filters=4), paths["generator"])
+    storage.save_model(cgan.build_discriminator(3, filters=4, lr=4e-5, mbstd_group=2), paths["discriminator"])
+    history(results, [1])
+    err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--epochs_goal", 2))
+    assert err.endswith("the saved discriminator has a minibatch standard deviation group of 2; --mbstd_group is 0")
