@@ -86,6 +86,10 @@ def build_parser():
                    help="the minibatch standard deviation layer (Karras et al. 2018, ProGAN) before d's last dense "
                         "layer, over groups of N images; N must divide the half batch, StyleGAN2-ADA uses 4 "
                         "(default: 0, off)")
+    p.add_argument("--r1_weight", type=cli.number(0), metavar="GAMMA",
+                   help="the R1 penalty (Mescheder et al. 2018) in d's step on real images: GAMMA/2 times the mean "
+                        "squared norm of the gradient of d's logit at them; the log's d1 stays the cross-entropy "
+                        "alone (default: 0, off)")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32; default: off)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run (default: none, a fresh draw)")

@@ -1,5 +1,6 @@
 """The discriminator's options against mode collapse (issue 31): the minibatch standard deviation
-layer (--mbstd_group) on batches built by hand; each option recorded in run_config.json, restored
+layer (--mbstd_group) on batches built by hand, the R1 penalty (--r1_weight) on a linear
+discriminator whose gradient is its kernel; each option recorded in run_config.json, restored
 by --qRestart, refused with one line when bad. Resuming bit for bit with each option on:
 test_train_resume.py."""
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 import train_cgan
-from cganlib import cgan, run_folder, storage
+from cganlib import cgan, config, datasets, run_folder, storage, training
 from helpers import bad_input, history, make_xray_data, train_argv
 
 # ---------------------------------------------------------------- the minibatch standard deviation
@@ -81,18 +82,104 @@ def test_a_saved_discriminator_declaring_a_group_that_is_not_one_is_refused(tmp_
         cgan.load_discriminator(path, 1e-3)
 
 
+# ---------------------------------------------------------------- the R1 penalty
+
+
+@pytest.mark.parametrize("options", [{}, {"spectral_norm": True}, {"mbstd_group": 2}])
+def test_the_logit_is_the_one_under_the_discriminators_sigmoid(options):
+    """In training: dropout drawn once, and the kernel spectral normalization assigns in the call."""
+    d = cgan.build_discriminator(3, filters=4, lr=1e-3, **options)
+    images = np.random.default_rng(3).uniform(-1, 1, (4, 80, 80, 3)).astype(np.float32)
+    logit, output = cgan.logit_and_output(d)([images, np.array([[0], [1], [2], [1]])], training=True)
+    np.testing.assert_allclose(1 / (1 + np.exp(-np.asarray(logit))), np.asarray(output), rtol=1e-5)
+
+
+def linear_discriminator(n_classes, lr):
+    """logit = <kernel, image and label embedding> + bias, under a sigmoid; plain SGD, so an update
+    is the gradient times lr. Its logit's gradient at an image is the kernel's image part."""
+    image, label = keras.Input(cgan.IMAGE_SHAPE), keras.Input((1,))
+    embedded = keras.layers.Flatten()(keras.layers.Embedding(n_classes, 1)(label))
+    features = keras.layers.Concatenate()([keras.layers.Flatten()(image), embedded])
+    d = keras.Model([image, label], keras.layers.Dense(1, activation="sigmoid")(features))
+    d.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
+    rng = np.random.default_rng(4)
+    n_pixels = int(np.prod(cgan.IMAGE_SHAPE))
+    d.layers[-1].set_weights([rng.normal(0, 0.01, (n_pixels + 1, 1)).astype(np.float32), np.array([0.3], np.float32)])
+    next(layer for layer in d.layers if isinstance(layer, keras.layers.Embedding)).set_weights(
+        [rng.normal(0, 1, (n_classes, 1)).astype(np.float32)])
+    return d
+
+
+def test_the_r1_penalty_on_a_linear_discriminator_is_its_kernels_squared_norm(tmp_path):
+    gamma, lr, target = 4.0, 0.5, 1.0
+    images, labels = datasets.load_prepared(datasets.DATASETS["xray"], str(make_xray_data(tmp_path, n=16)))
+    d = linear_discriminator(3, lr)
+    g = cgan.build_generator(3, filters=4)
+    train_config = config.resolve("xray", filters=4, n_batch=16, r1_weight=gamma)
+    trainer = training.Trainer(g, d, cgan.build_gan(g, d), images, labels, train_config, np.random.default_rng(0))
+    kernel, bias = (w.astype(np.float64) for w in d.layers[-1].get_weights())
+    w_image = kernel[:-1, 0]
+    embedding = next(layer for layer in d.layers if isinstance(layer, keras.layers.Embedding))
+    per_class = embedding.get_weights()[0][:, 0].astype(np.float64)
+
+    x = cgan.scale_images(images[:8])
+    y = tf_constant(labels[:8].reshape(-1, 1))
+    _, penalty = trainer.r1_penalty(tf_constant(x), y)
+    assert float(penalty) == pytest.approx(np.sum(w_image**2), rel=1e-5)
+
+    # one update: the cross-entropy's gradient plus gamma/2 times the penalty's, gamma * w, on the image part
+    flat = x.reshape(8, -1).astype(np.float64)
+    p = 1 / (1 + np.exp(-(flat @ w_image + kernel[-1, 0] * per_class[labels[:8]] + bias[0])))
+    returned = float(trainer.d_step(tf_constant(x), y, target, gamma))
+    assert returned == pytest.approx(np.mean(-np.log(p)), rel=1e-5)  # the cross-entropy alone
+    kernel_after, bias_after = d.layers[-1].get_weights()
+    expected = w_image - lr * ((p - target) @ flat / 8 + gamma * w_image)
+    np.testing.assert_allclose(kernel_after[:-1, 0], expected, rtol=1e-4, atol=1e-7)
+    assert bias_after[0] == pytest.approx(bias[0] - lr * np.mean(p - target), rel=1e-5)
+
+
+def record_d_steps(trainer, calls):
+    """Each d_step the trainer's step makes appends its (target, r1_weight) to calls (as it is traced)."""
+    d_step = trainer.d_step
+
+    def recorded(images, labels, target, r1_weight=0.0):
+        calls.append((target, r1_weight))
+        return d_step(images, labels, target, r1_weight)
+
+    trainer.d_step = recorded
+
+
+def test_the_training_step_penalizes_the_real_images_only_and_logs_the_cross_entropy(tmp_path):
+    images, labels = datasets.load_prepared(datasets.DATASETS["xray"], str(make_xray_data(tmp_path, n=16)))
+    losses, weights = [], []
+    for gamma in (0.0, 4.0):
+        d, g = linear_discriminator(3, lr=0.5), cgan.build_generator(3, filters=4)
+        train_config = config.resolve("xray", filters=4, n_batch=16, r1_weight=gamma)
+        trainer = training.Trainer(g, d, cgan.build_gan(g, d), images, labels, train_config, np.random.default_rng(0))
+        record_d_steps(trainer, weights)
+        losses.append(trainer.step()[0])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)  # the same batch, the same d before: the same d1
+    assert weights == [(1.0, 0.0), (0.0, 0.0), (1.0, 4.0), (0.0, 0.0)]  # (target, r1_weight) of d1, d2 in each
+
+
+def tf_constant(x):
+    return keras.ops.convert_to_tensor(x)
+
+
 # ---------------------------------------------------------------- recorded, restored, refused
 
 
 OPTIONS = [
-    # (flags, run_config.json's values, the settings line's words)
-    (["--mbstd_group", "4"], {"mbstd_group": 4}, "mbstd_group=4"),
+    # (flags, run_config.json's values, the settings line's words, a contradicting flag on restart)
+    (["--mbstd_group", "4"], {"mbstd_group": 4}, "mbstd_group=4", ["--mbstd_group", "2"]),
+    (["--r1_weight", "2.5"], {"r1_weight": 2.5}, "r1_weight=2.5", ["--r1_weight", "1"]),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("flags, recorded, shown", OPTIONS)
-def test_each_option_is_recorded_and_a_restart_takes_it_from_run_config(tmp_path, capsys, flags, recorded, shown):
+@pytest.mark.parametrize("flags, recorded, shown, contrary", OPTIONS)
+def test_each_option_is_recorded_and_a_restart_takes_it_from_run_config(tmp_path, capsys, flags, recorded, shown,
+                                                                        contrary):
     data = make_xray_data(tmp_path / "data", n=32)
     results = tmp_path / "results"
     assert train_cgan.main(train_argv(data, results, "--seed", 1, "--epochs_goal", 1, *flags)) == 0
@@ -103,13 +190,15 @@ def test_each_option_is_recorded_and_a_restart_takes_it_from_run_config(tmp_path
     assert train_cgan.main(train_argv(data, results, "--qRestart", "--epochs_goal", 2)) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert shown in first and first.endswith("(settings from run_config.json)")
-    err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--epochs_goal", 3, flags[0], "0"))
-    assert f"{flags[0]} 0 contradicts this run's {flags[0]} {flags[1]}" in err
+    err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--epochs_goal", 3, *contrary))
+    assert f"contradicts this run's {flags[0]} {flags[1]} " in err
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--mbstd_group", -1], "--mbstd_group: must be at least 0, got -1"),
     (["--mbstd_group", 3], "--mbstd_group 3 does not divide the discriminator's batch of 8 (half of --n_batch 16)"),
+    (["--r1_weight", -1], "--r1_weight: must be at least 0, got -1"),
+    (["--r1_weight", "nan"], "--r1_weight: must be at least 0, got nan"),
 ])
 def test_bad_values_are_refused_with_one_line(tmp_path, capsys, flags, message):
     data = make_xray_data(tmp_path / "data", n=32)

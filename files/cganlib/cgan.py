@@ -101,6 +101,24 @@ def build_discriminator(n_classes, filters, lr, beta_1=ORIGINAL.d_beta1, spectra
     return model
 
 
+def logit_and_output(discriminator):
+    """A function of (inputs, training) giving a discriminator's pre-sigmoid logit beside its
+    output, in one pass through its layers: its dropout drawn once and its spectral normalization
+    updated once, as in a call of the model. The logit is its output layer's dense part, computed
+    from the features that layer sees with the kernel it has just used."""
+    head = discriminator.layers[-1]
+    body = keras.Model(discriminator.inputs, head.input)
+    dense = head.layer if isinstance(head, layers.SpectralNormalization) else head
+
+    def call(inputs, training=False):
+        features = body(inputs, training=training)
+        output = head(features, training=training)  # spectral normalization assigns its kernel here, read after
+        logit = keras.ops.matmul(keras.ops.cast(features, dense.kernel.dtype), dense.kernel) + dense.bias
+        return logit, output
+
+    return call
+
+
 def build_generator(n_classes, latent_dim=ORIGINAL.latent_dim, filters=ORIGINAL.filters):
     latent = keras.Input((latent_dim,))
     label = keras.Input((1,))

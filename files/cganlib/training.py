@@ -154,6 +154,8 @@ class Trainer:
         self.replicas = self.strategy.num_replicas_in_sync
         self.policy = config.diff_augment
         self.augment_seed = keras.random.SeedGenerator() if self.policy else None
+        self.r1_weight = config.r1_weight
+        self.logit_and_output = cgan.logit_and_output(d) if self.r1_weight else None
         # Grappler's remapper fails on this step's graph under oneDNN (an error line in every log,
         # the graph left as it was): off, at no cost to the step's time (measured).
         tf.config.optimizer.set_experimental_options({"remapping": False})
@@ -186,17 +188,38 @@ class Trainer:
         k, n = context.replica_id_in_sync_group, context.num_replicas_in_sync
         return self._train_batch(*(part[k * (len(part) // n):(k + 1) * (len(part) // n)] for part in batch))
 
+    def augmented(self, images):
+        """The images as d sees them in training: augmented by --diff_augment's policy, if any."""
+        return augment.augment(images, self.policy, self.augment_seed) if self.policy else images
+
     def discriminated(self, images, labels):
         """The discriminator's outputs in training, on the images augmented (--diff_augment)."""
-        if self.policy:
-            images = augment.augment(images, self.policy, self.augment_seed)
-        return self.d([images, labels], training=True)
+        return self.d([self.augmented(images), labels], training=True)
 
-    def d_step(self, images, labels, target):
-        """One discriminator update on images with a constant target; returns its loss."""
+    def r1_penalty(self, images, labels):
+        """(d's outputs in training, the R1 penalty's mean squared gradient norm): the gradient of
+        d's pre-sigmoid logit (cgan.logit_and_output) with respect to the images in [-1, 1], taken
+        before augmentation as StyleGAN2-ADA does; the logits summed first, as there, so a
+        minibatch standard deviation layer's links between images count too."""
         with tf.GradientTape() as tape:
-            d_loss = loss(target, self.discriminated(images, labels))
-            share = self.replica_share(d_loss)
+            tape.watch(images)
+            logits, outputs = self.logit_and_output([self.augmented(images), labels], training=True)
+            summed = tf.reduce_sum(tf.cast(logits, tf.float32))
+        grads = tape.gradient(summed, images)
+        return outputs, tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
+
+    def d_step(self, images, labels, target, r1_weight=0.0):
+        """One discriminator update on images with a constant target; returns its loss. r1_weight
+        above 0 adds the R1 penalty (Mescheder et al. 2018), r1_weight/2 times r1_penalty's, to the
+        loss it minimizes, not to the one it returns."""
+        with tf.GradientTape() as tape:
+            if r1_weight:
+                outputs, penalty = self.r1_penalty(images, labels)
+                d_loss = loss(target, outputs)
+                share = self.replica_share(d_loss + r1_weight / 2 * penalty)
+            else:
+                d_loss = loss(target, self.discriminated(images, labels))
+                share = self.replica_share(d_loss)
         grads = tape.gradient(share, self.d.trainable_variables)
         self.d.optimizer.apply_gradients(zip(grads, self.d.trainable_variables))
         return d_loss
@@ -221,7 +244,7 @@ class Trainer:
 
     def _train_batch(self, real_uint8, real_labels, fake_latents, fake_labels, gan_latents, gan_labels):
         real = cgan.scale_images(tf.cast(real_uint8, tf.float32))
-        d1 = self.d_step(real, real_labels, self.real_target)
+        d1 = self.d_step(real, real_labels, self.real_target, self.r1_weight)
         fakes = self.g([fake_latents, fake_labels], training=False)
         d2 = self.d_step(fakes, fake_labels, FAKE_TARGET)
         with tf.control_dependencies([d2]):  # not alongside d's steps: their memory is free by then
@@ -408,7 +431,7 @@ def settings_line(run, images, labels, bfloat16):
         f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
         f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
         f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
-        f"diff_augment={c.diff_augment or 'none'} mbstd_group={c.mbstd_group} "
+        f"diff_augment={c.diff_augment or 'none'} mbstd_group={c.mbstd_group} r1_weight={c.r1_weight:g} "
         f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
         f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
         f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
