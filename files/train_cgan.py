@@ -90,6 +90,10 @@ def build_parser():
                    help="the R1 penalty (Mescheder et al. 2018) in d's step on real images: GAMMA/2 times the mean "
                         "squared norm of the gradient of d's logit at them; the log's d1 stays the cross-entropy "
                         "alone (default: 0, off)")
+    p.add_argument("--d_steps", type=cli.POSITIVE, metavar="K",
+                   help="K discriminator updates, each on a fresh real and a fresh generated half batch, per "
+                        "generator update (the k of Goodfellow et al. 2014; WGAN's n_critic); an epoch keeps its number of "
+                        "generator updates, the log's d1 and d2 are the last d update's (default: 1)")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32; default: off)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run (default: none, a fresh draw)")

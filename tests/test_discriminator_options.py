@@ -1,6 +1,7 @@
 """The discriminator's options against mode collapse (issue 31): the minibatch standard deviation
 layer (--mbstd_group) on batches built by hand, the R1 penalty (--r1_weight) on a linear
-discriminator whose gradient is its kernel; each option recorded in run_config.json, restored
+discriminator whose gradient is its kernel, several discriminator updates per generator update
+(--d_steps) drawn from training's one random stream; each option recorded in run_config.json, restored
 by --qRestart, refused with one line when bad. Resuming bit for bit with each option on:
 test_train_resume.py."""
 
@@ -166,6 +167,48 @@ def tf_constant(x):
     return keras.ops.convert_to_tensor(x)
 
 
+# ---------------------------------------------------------------- several discriminator updates
+
+
+def test_each_discriminator_update_draws_fresh_images_from_the_one_random_stream(tmp_path):
+    """In the order a single update draws them, so --d_steps 1 draws today's batches."""
+    images, labels = datasets.load_prepared(datasets.DATASETS["xray"], str(make_xray_data(tmp_path, n=32)))
+    g, d = cgan.build_generator(3, filters=4), cgan.build_discriminator(3, filters=4, lr=1e-3)
+    for d_steps in (1, 3):
+        train_config = config.resolve("xray", filters=4, n_batch=16, d_steps=d_steps)
+        trainer = training.Trainer(g, d, cgan.build_gan(g, d), images, labels, train_config, np.random.default_rng(5))
+        batch = trainer.draw_batch()
+        rng, cum = np.random.default_rng(5), datasets.cumulative_fractions(labels, 3)
+        expected = []
+        for _ in range(d_steps):
+            idx = rng.integers(0, 32, 8)
+            expected += [images[idx], labels[idx].reshape(-1, 1), cgan.training_latents(rng, 8),
+                         cgan.sample_labels(rng, 8, cum).reshape(-1, 1)]
+        expected += [cgan.training_latents(rng, 16), cgan.sample_labels(rng, 16, cum).reshape(-1, 1)]
+        assert len(batch) == len(expected) == 4 * d_steps + 2
+        for part, want in zip(batch, expected):
+            np.testing.assert_array_equal(part, want)
+
+
+def test_the_step_makes_every_discriminator_update_and_reports_the_last(tmp_path):
+    images, labels = datasets.load_prepared(datasets.DATASETS["xray"], str(make_xray_data(tmp_path, n=32)))
+    g, d = cgan.build_generator(3, filters=4), cgan.build_discriminator(3, filters=4, lr=1e-3)
+    train_config = config.resolve("xray", filters=4, n_batch=16, d_steps=3, r1_weight=2.0)
+    trainer = training.Trainer(g, d, cgan.build_gan(g, d), images, labels, train_config, np.random.default_rng(0))
+    calls, d_step = [], trainer.d_step
+
+    def recorded(images, labels, target, r1_weight=0.0):
+        loss = d_step(images, labels, target, r1_weight)
+        calls.append((target, r1_weight, float(loss), np.asarray(images).tobytes()))
+        return loss
+
+    trainer.d_step = recorded
+    d1, d2, _ = trainer._train_batch(*map(tf_constant, trainer.draw_batch()))  # eagerly: losses are numbers
+    assert [call[:2] for call in calls] == [(1.0, 2.0), (0.0, 0.0)] * 3
+    assert (float(d1), float(d2)) == (calls[-2][2], calls[-1][2])
+    assert len({call[3] for call in calls[::2]}) == 3  # three real half batches
+
+
 # ---------------------------------------------------------------- recorded, restored, refused
 
 
@@ -173,6 +216,7 @@ OPTIONS = [
     # (flags, run_config.json's values, the settings line's words, a contradicting flag on restart)
     (["--mbstd_group", "4"], {"mbstd_group": 4}, "mbstd_group=4", ["--mbstd_group", "2"]),
     (["--r1_weight", "2.5"], {"r1_weight": 2.5}, "r1_weight=2.5", ["--r1_weight", "1"]),
+    (["--d_steps", "2"], {"d_steps": 2}, "d_steps=2", ["--d_steps", "1"]),
 ]
 
 
@@ -199,6 +243,7 @@ def test_each_option_is_recorded_and_a_restart_takes_it_from_run_config(tmp_path
     (["--mbstd_group", 3], "--mbstd_group 3 does not divide the discriminator's batch of 8 (half of --n_batch 16)"),
     (["--r1_weight", -1], "--r1_weight: must be at least 0, got -1"),
     (["--r1_weight", "nan"], "--r1_weight: must be at least 0, got nan"),
+    (["--d_steps", 0], "--d_steps: must be at least 1, got 0"),
 ])
 def test_bad_values_are_refused_with_one_line(tmp_path, capsys, flags, message):
     data = make_xray_data(tmp_path / "data", n=32)

@@ -36,6 +36,7 @@ REAL_PLOTS_STREAM = 1  # the real-sample grids draw from their own random stream
 GUARD_COUNTERS = ("ijSave", "nTryAgains", "nTripsOnSameSavedWts", "nSaves")
 FAKE_TARGET, GENERATOR_TARGET = 0.0, 1.0  # the real images' target is config.label_smoothing
 ACCURACY_THRESHOLD = 0.5  # the discriminator calls an image real above this
+D_PARTS = 4  # a discriminator update's parts of the batch: real images, their labels, fake latents, their labels
 
 
 def loss(target, p):
@@ -138,9 +139,10 @@ def write_summaries(models, folder):
 
 
 class Trainer:
-    """The three updates of a batch (d1: d on real, d2: d on fake, g: the GAN) as one compiled step, and the
-    weight snapshots the collapse guard reloads. With a tf.distribute strategy (models and optimizers made
-    in its scope) the step runs on every replica, each on its slice of the batch."""
+    """The three updates of a batch (d1: d on real, d2: d on fake, g: the GAN; d1 and d2 repeated
+    --d_steps times, each on fresh images) as one compiled step, and the weight snapshots the
+    collapse guard reloads. With a tf.distribute strategy (models and optimizers made in its scope)
+    the step runs on every replica, each on its slice of the batch."""
 
     def __init__(self, g, d, gan, images, labels, config, rng, strategy=None):
         self.g, self.d, self.gan = g, d, gan
@@ -148,6 +150,7 @@ class Trainer:
         self.images, self.labels = images, labels
         self.cum = datasets.cumulative_fractions(labels, cgan.n_classes_of(d))
         self.n_batch, self.half = config.n_batch, config.n_batch // 2
+        self.d_steps = config.d_steps  # discriminator updates per generator update
         self.latent_dim = g.input_shape[0][1]
         self.rng = rng
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -242,22 +245,31 @@ class Trainer:
         self.gan.optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
         return tf.add_n(losses) / GAN_PARTS
 
-    def _train_batch(self, real_uint8, real_labels, fake_latents, fake_labels, gan_latents, gan_labels):
-        real = cgan.scale_images(tf.cast(real_uint8, tf.float32))
-        d1 = self.d_step(real, real_labels, self.real_target, self.r1_weight)
-        fakes = self.g([fake_latents, fake_labels], training=False)
-        d2 = self.d_step(fakes, fake_labels, FAKE_TARGET)
+    def _train_batch(self, *batch):
+        """The d_steps discriminator updates (d1 on real, d2 on fake), each on its own four parts of
+        the batch (draw_batch), then the GAN's update; returns the last d updates' losses and g's."""
+        *d_parts, gan_latents, gan_labels = batch
+        for k in range(0, len(d_parts), D_PARTS):
+            real_uint8, real_labels, fake_latents, fake_labels = d_parts[k:k + D_PARTS]
+            real = cgan.scale_images(tf.cast(real_uint8, tf.float32))
+            d1 = self.d_step(real, real_labels, self.real_target, self.r1_weight)
+            fakes = self.g([fake_latents, fake_labels], training=False)
+            d2 = self.d_step(fakes, fake_labels, FAKE_TARGET)
         with tf.control_dependencies([d2]):  # not alongside d's steps: their memory is free by then
             g = self.gan_step(gan_latents, gan_labels)
         return d1, d2, g
 
     def draw_batch(self):
-        """Real half batch (uint8), fake half batch's latents and labels, the GAN's n_batch of each."""
-        idx = self.rng.integers(0, len(self.images), self.half)
+        """For each of the d_steps discriminator updates: a real half batch (uint8) and its labels, a
+        fake half batch's latents and labels (D_PARTS parts); then the GAN's n_batch of each."""
+        parts = []
+        for _ in range(self.d_steps):
+            idx = self.rng.integers(0, len(self.images), self.half)
+            parts += [self.images[idx], self.labels[idx].reshape(-1, 1),
+                      cgan.training_latents(self.rng, self.half, self.latent_dim),
+                      cgan.sample_labels(self.rng, self.half, self.cum).reshape(-1, 1)]
         return (
-            self.images[idx], self.labels[idx].reshape(-1, 1),
-            cgan.training_latents(self.rng, self.half, self.latent_dim),
-            cgan.sample_labels(self.rng, self.half, self.cum).reshape(-1, 1),
+            *parts,
             cgan.training_latents(self.rng, self.n_batch, self.latent_dim),
             cgan.sample_labels(self.rng, self.n_batch, self.cum).reshape(-1, 1),
         )
@@ -431,7 +443,7 @@ def settings_line(run, images, labels, bfloat16):
         f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
         f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
         f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
-        f"diff_augment={c.diff_augment or 'none'} mbstd_group={c.mbstd_group} r1_weight={c.r1_weight:g} "
+        f"diff_augment={c.diff_augment or 'none'} mbstd_group={c.mbstd_group} r1_weight={c.r1_weight:g} d_steps={c.d_steps} "
         f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
         f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
         f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
