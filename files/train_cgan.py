@@ -92,8 +92,12 @@ def build_parser():
                         "alone (default: 0, off)")
     p.add_argument("--d_steps", type=cli.POSITIVE, metavar="K",
                    help="K discriminator updates, each on a fresh real and a fresh generated half batch, per "
-                        "generator update (the k of Goodfellow et al. 2014; WGAN's n_critic); an epoch keeps its number of "
-                        "generator updates, the log's d1 and d2 are the last d update's (default: 1)")
+                        "generator update (the k of Goodfellow et al. 2014; WGAN's n_critic); an epoch keeps its "
+                        "number of generator updates, the log's d1 and d2 are the last d update's (default: 1)")
+    p.add_argument("--projection", action="store_true", default=None,
+                   help="a projection discriminator (Miyato & Koyama 2018): the image alone through d's convolutions, "
+                        "the label as the inner product of its embedding with the features, added to the logit "
+                        "(default: off, the label as a 4th channel as the original)")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32; default: off)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run (default: none, a fresh draw)")

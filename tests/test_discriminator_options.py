@@ -1,7 +1,8 @@
 """The discriminator's options against mode collapse (issue 31): the minibatch standard deviation
 layer (--mbstd_group) on batches built by hand, the R1 penalty (--r1_weight) on a linear
 discriminator whose gradient is its kernel, several discriminator updates per generator update
-(--d_steps) drawn from training's one random stream; each option recorded in run_config.json, restored
+(--d_steps) drawn from training's one random stream, the projection discriminator (--projection)
+by its formula; each option recorded in run_config.json, restored
 by --qRestart, refused with one line when bad. Resuming bit for bit with each option on:
 test_train_resume.py."""
 
@@ -86,7 +87,8 @@ def test_a_saved_discriminator_declaring_a_group_that_is_not_one_is_refused(tmp_
 # ---------------------------------------------------------------- the R1 penalty
 
 
-@pytest.mark.parametrize("options", [{}, {"spectral_norm": True}, {"mbstd_group": 2}])
+@pytest.mark.parametrize("options", [{}, {"spectral_norm": True}, {"mbstd_group": 2},
+                                     {"projection": True, "spectral_norm": True, "mbstd_group": 2}])
 def test_the_logit_is_the_one_under_the_discriminators_sigmoid(options):
     """In training: dropout drawn once, and the kernel spectral normalization assigns in the call."""
     d = cgan.build_discriminator(3, filters=4, lr=1e-3, **options)
@@ -209,6 +211,54 @@ def test_the_step_makes_every_discriminator_update_and_reports_the_last(tmp_path
     assert len({call[3] for call in calls[::2]}) == 3  # three real half batches
 
 
+# ---------------------------------------------------------------- the projection discriminator
+
+
+def test_the_projection_discriminators_logit_is_dense_plus_the_labels_inner_product():
+    d = cgan.build_discriminator(3, filters=4, lr=1e-3, projection=True)
+    assert cgan.is_projection(d) and not cgan.is_projection(cgan.build_discriminator(3, 4, 1e-3))
+    flatten = next(layer for layer in d.layers if isinstance(layer, keras.layers.Flatten)
+                   and layer.input.shape[1:] == (5, 5, 4))  # the image's features, not the embedding
+    dense = next(layer for layer in d.layers if isinstance(layer, keras.layers.Dense))
+    embedding = next(layer for layer in d.layers if isinstance(layer, keras.layers.Embedding))
+    rng = np.random.default_rng(6)
+    embedding.set_weights([rng.normal(size=(3, 100)).astype(np.float32)])
+    images = rng.uniform(-1, 1, (4, 80, 80, 3)).astype(np.float32)
+    labels = np.array([[0], [1], [2], [2]], np.int32)
+    features = keras.Model(d.inputs, flatten.output).predict_on_batch([images, labels]).astype(np.float64)
+    kernel, bias = dense.get_weights()
+    logit = features @ kernel[:, 0] + bias[0] + np.sum(embedding.get_weights()[0][labels[:, 0]] * features, axis=1)
+    np.testing.assert_allclose(d.predict_on_batch([images, labels])[:, 0], 1 / (1 + np.exp(-logit)), rtol=1e-5)
+    # the image alone through the convolutions: the label reaches only the projection
+    assert d.get_layer(index=0).output.shape[1:] == cgan.IMAGE_SHAPE
+    assert not [layer for layer in d.layers if isinstance(layer, keras.layers.Concatenate)]
+
+
+def test_a_projection_discriminator_with_every_option_saves_and_loads_back(tmp_path):
+    d = cgan.build_discriminator(3, filters=4, lr=1e-3, spectral_norm=True, mbstd_group=2, projection=True)
+    path = str(tmp_path / "generator_model_dis001.h5")
+    storage.save_model(d, path)
+    loaded = cgan.load_discriminator(path, 1e-3)
+    assert (cgan.is_projection(loaded), cgan.has_spectral_norm(loaded), cgan.mbstd_group_of(loaded)) == (True, True, 2)
+    for a, b in zip(d.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_projection_discriminator_claiming_more_classes_than_memory_holds_is_refused(tmp_path):
+    """Its embedding is as long as the features for each class: 3,225 numbers at 128 filters."""
+    path = str(tmp_path / "generator_model_dis001.h5")
+    storage.save_model(cgan.build_discriminator(3, filters=128, lr=1e-3, projection=True, mbstd_group=4), path)
+    with h5py.File(path, "r+") as f:
+        model_config = json.loads(f.attrs["model_config"])
+        for layer in model_config["config"]["layers"]:
+            if layer["class_name"] == "Embedding":
+                layer["config"]["input_dim"] = 10**7  # 516 GB of weights and moments; a label map's would be 1.3 GB
+        f.attrs["model_config"] = json.dumps(model_config)
+    with pytest.raises(storage.InputError, match="a projection discriminator of 128 filters and 10000000 classes would "
+                                                 "need 516.0 GB of memory"):
+        cgan.load_discriminator(path, 1e-3)
+
+
 # ---------------------------------------------------------------- recorded, restored, refused
 
 
@@ -217,6 +267,7 @@ OPTIONS = [
     (["--mbstd_group", "4"], {"mbstd_group": 4}, "mbstd_group=4", ["--mbstd_group", "2"]),
     (["--r1_weight", "2.5"], {"r1_weight": 2.5}, "r1_weight=2.5", ["--r1_weight", "1"]),
     (["--d_steps", "2"], {"d_steps": 2}, "d_steps=2", ["--d_steps", "1"]),
+    (["--projection"], {"projection": True}, "projection=on", None),  # a switch: no value to contradict it
 ]
 
 
@@ -234,8 +285,9 @@ def test_each_option_is_recorded_and_a_restart_takes_it_from_run_config(tmp_path
     assert train_cgan.main(train_argv(data, results, "--qRestart", "--epochs_goal", 2)) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert shown in first and first.endswith("(settings from run_config.json)")
-    err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--epochs_goal", 3, *contrary))
-    assert f"contradicts this run's {flags[0]} {flags[1]} " in err
+    if contrary:
+        err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--epochs_goal", 3, *contrary))
+        assert f"contradicts this run's {flags[0]} {flags[1]} " in err
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -244,13 +296,18 @@ def test_each_option_is_recorded_and_a_restart_takes_it_from_run_config(tmp_path
     (["--r1_weight", -1], "--r1_weight: must be at least 0, got -1"),
     (["--r1_weight", "nan"], "--r1_weight: must be at least 0, got nan"),
     (["--d_steps", 0], "--d_steps: must be at least 1, got 0"),
+    (["--projection=yes"], "--projection: ignored explicit argument 'yes'"),
 ])
 def test_bad_values_are_refused_with_one_line(tmp_path, capsys, flags, message):
     data = make_xray_data(tmp_path / "data", n=32)
     assert message in bad_input(tmp_path, capsys, train_argv(data, tmp_path / "results", *flags))
 
 
-def test_a_restart_whose_saved_discriminator_was_built_otherwise_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("options, message", [
+    ({"mbstd_group": 2}, "the saved discriminator has a minibatch standard deviation group of 2; --mbstd_group is 0"),
+    ({"projection": True}, "the saved discriminator is a projection discriminator; --projection is off"),
+])
+def test_a_restart_whose_saved_discriminator_was_built_otherwise_is_refused(tmp_path, capsys, options, message):
     """A run without run_config.json takes its settings from the command line: they must fit its models."""
     data = make_xray_data(tmp_path / "data", n=32)
     results = tmp_path / "results"
@@ -258,7 +315,7 @@ def test_a_restart_whose_saved_discriminator_was_built_otherwise_is_refused(tmp_
     run_folder.write_config(str(results), {"flags": {}})
     paths = run_folder.model_paths(str(results), 1)
     storage.save_model(cgan.build_generator(3, filters=4), paths["generator"])
-    storage.save_model(cgan.build_discriminator(3, filters=4, lr=4e-5, mbstd_group=2), paths["discriminator"])
+    storage.save_model(cgan.build_discriminator(3, filters=4, lr=4e-5, **options), paths["discriminator"])
     history(results, [1])
     err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--epochs_goal", 2))
-    assert err.endswith("the saved discriminator has a minibatch standard deviation group of 2; --mbstd_group is 0")
+    assert err.endswith(message)

@@ -70,21 +70,27 @@ class MinibatchStdDev(layers.Layer):
         return {**super().get_config(), "group_size": self.group_size}
 
 
-def build_discriminator(n_classes, filters, lr, beta_1=ORIGINAL.d_beta1, spectral_norm=False, mbstd_group=0):
+def build_discriminator(n_classes, filters, lr, beta_1=ORIGINAL.d_beta1, spectral_norm=False, mbstd_group=0,
+                        projection=False):
     """Label map as a 4th channel, five 5x5 convolutions (80 -> 5), a sigmoid; compiled with
     binary cross-entropy and Adamax at this learning rate (per dataset). spectral_norm wraps
     every convolution and dense layer in keras.layers.SpectralNormalization (Miyato et al. 2018),
     which adds one non-trainable vector per layer, as long as the layer's output width.
     mbstd_group above 0 appends the minibatch standard deviation of groups of that many images
-    (MinibatchStdDev) to the last convolution's maps."""
+    (MinibatchStdDev) to the last convolution's maps. projection: the projection discriminator
+    (Miyato & Koyama 2018) in place of the label map: the image alone through the convolutions,
+    logit = dense(features) + <embedding(label), features>, under the same sigmoid (the label's
+    embedding is not spectrally normalized)."""
     normalized = layers.SpectralNormalization if spectral_norm else (lambda layer, **kwargs: layer)
     image = keras.Input(IMAGE_SHAPE)
     label = keras.Input((1,))
-    h, w, _ = IMAGE_SHAPE
-    label_map = layers.Embedding(n_classes, EMBEDDING_DIM)(label)
-    label_map = normalized(layers.Dense(h * w))(label_map)
-    label_map = layers.Reshape((h, w, 1))(label_map)
-    x = layers.Concatenate()([image, label_map])
+    x = image
+    if not projection:
+        h, w, _ = IMAGE_SHAPE
+        label_map = layers.Embedding(n_classes, EMBEDDING_DIM)(label)
+        label_map = normalized(layers.Dense(h * w))(label_map)
+        label_map = layers.Reshape((h, w, 1))(label_map)
+        x = layers.Concatenate()([image, label_map])
     x = normalized(layers.Conv2D(filters, 5, padding="same"))(x)
     x = layers.LeakyReLU(LEAKY_SLOPE)(x)
     x = layers.Dropout(DROPOUT)(x)
@@ -95,7 +101,13 @@ def build_discriminator(n_classes, filters, lr, beta_1=ORIGINAL.d_beta1, spectra
         x = MinibatchStdDev(mbstd_group)(x)
     x = layers.Flatten()(x)
     # float32 output keeps the loss the collapse guard reads in float32 under mixed precision
-    out = normalized(layers.Dense(1, activation="sigmoid", dtype="float32"), dtype="float32")(x)
+    if projection:
+        unconditional = normalized(layers.Dense(1, dtype="float32"), dtype="float32")(x)
+        embedded = layers.Flatten()(layers.Embedding(n_classes, x.shape[-1])(label))
+        logit = layers.Add(dtype="float32")([unconditional, layers.Dot(axes=1, dtype="float32")([embedded, x])])
+        out = layers.Activation("sigmoid", dtype="float32")(logit)
+    else:
+        out = normalized(layers.Dense(1, activation="sigmoid", dtype="float32"), dtype="float32")(x)
     model = keras.Model([image, label], out, name="discriminator")
     model.compile(loss="binary_crossentropy", optimizer=adamax(lr, beta_1), metrics=["accuracy"])
     return model
@@ -105,9 +117,17 @@ def logit_and_output(discriminator):
     """A function of (inputs, training) giving a discriminator's pre-sigmoid logit beside its
     output, in one pass through its layers: its dropout drawn once and its spectral normalization
     updated once, as in a call of the model. The logit is its output layer's dense part, computed
-    from the features that layer sees with the kernel it has just used."""
+    from the features that layer sees with the kernel it has just used; a projection
+    discriminator's is its sigmoid's input."""
     head = discriminator.layers[-1]
     body = keras.Model(discriminator.inputs, head.input)
+    if isinstance(head, layers.Activation):
+
+        def sigmoid_of(inputs, training=False):
+            logit = body(inputs, training=training)
+            return logit, head(logit)
+
+        return sigmoid_of
     dense = head.layer if isinstance(head, layers.SpectralNormalization) else head
 
     def call(inputs, training=False):
@@ -372,6 +392,11 @@ def has_spectral_norm(model):
     return any(isinstance(layer, layers.SpectralNormalization) for layer in model.layers)
 
 
+def is_projection(model):
+    """Whether a discriminator is a projection discriminator (its label meets the features in a Dot)."""
+    return any(isinstance(layer, layers.Dot) for layer in model.layers)
+
+
 def mbstd_group_of(model):
     """The group size of a discriminator's minibatch standard deviation layer; 0 without one."""
     return next((layer.group_size for layer in model.layers if isinstance(layer, MinibatchStdDev)), 0)
@@ -412,15 +437,22 @@ def load_generator(path):
 
 def load_discriminator(path, lr, beta_1=ORIGINAL.d_beta1):
     """A discriminator saved by our training (or Keras 2's), trainable, freshly compiled; with
-    spectral normalization and the minibatch standard deviation layer when it was saved with them."""
+    spectral normalization, the minibatch standard deviation layer and the label's projection when
+    it was saved with them."""
     config_layers, saved = _h5_layers(path)
     try:
         n_classes, filters, _ = _architecture(config_layers)
         mbstd_group = _saved_mbstd_group(config_layers)
     except ModelFileError as e:
         raise ModelFileError(f"{path}: not a discriminator: {e}") from e
+    projection = any(layer["class_name"] == "Dot" for layer in config_layers)
+    if projection:  # one embedding row as long as the features for each class
+        width = (IMAGE_SHAPE[0] // 16) ** 2 * (filters + bool(mbstd_group))
+        check_memory(MODEL_BYTES * n_classes * width,
+                     f"a projection discriminator of {filters} filters and {n_classes} classes")
     model = build_discriminator(n_classes, filters, lr, beta_1, spectral_norm=any(
-        layer["class_name"] == "SpectralNormalization" for layer in config_layers), mbstd_group=mbstd_group)
+        layer["class_name"] == "SpectralNormalization" for layer in config_layers), mbstd_group=mbstd_group,
+        projection=projection)
     _copy_weights(model, config_layers, saved, path)
     _copy_optimizer_state(model, path)
     return model

@@ -51,6 +51,7 @@ class TrainConfig:
     mbstd_group: int = 0  # above 0: d's minibatch standard deviation layer over groups of this many images
     r1_weight: float = 0.0  # above 0: gamma of the R1 penalty on d's gradient at real images
     d_steps: int = 1  # discriminator updates (each on fresh real and fake half batches) per generator update
+    projection: bool = False  # a projection discriminator in place of the label map beside the image
     guard: GuardBands = field(default_factory=GuardBands)
 
     def record(self):
@@ -139,6 +140,7 @@ class Run:
             "filters": c.filters, "d_lr": c.d_lr, "gan_upper": c.gan_upper, "d_beta1": c.d_beta1, "g_lr": c.g_lr,
             "label_smoothing": c.label_smoothing, "spectral_norm": c.spectral_norm, "diff_augment": c.diff_augment,
             "mbstd_group": c.mbstd_group, "r1_weight": c.r1_weight, "d_steps": c.d_steps,
+            "projection": c.projection,
             "mixed_precision": self.mixed_precision, "seed": self.seed, "real_plots": self.real_plots,
             "strategy": self.strategy, "cpu_devices": self.cpu_devices,
             # a multi-worker run's only, as the command line allows it

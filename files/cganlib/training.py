@@ -84,7 +84,8 @@ def build_models(run):
     s, c = run.dataset, run.config
     if not run.restart:
         g = cgan.build_generator(s.n_classes, c.latent_dim, c.filters)
-        d = cgan.build_discriminator(s.n_classes, c.filters, c.d_lr, c.d_beta1, c.spectral_norm, c.mbstd_group)
+        d = cgan.build_discriminator(s.n_classes, c.filters, c.d_lr, c.d_beta1, c.spectral_norm, c.mbstd_group,
+                                     c.projection)
     else:
         paths = run_folder.model_paths(run.out_dir, run.epochs_done)
         try:
@@ -111,8 +112,11 @@ def check_saved_models(g, d, run):
         raise InputError(f"the saved discriminator has spectral normalization {cli.shown(cgan.has_spectral_norm(d))}; "
                          f"--spectral_norm is {cli.shown(c.spectral_norm)}")
     if cgan.mbstd_group_of(d) != c.mbstd_group:
-        raise InputError(f"the saved discriminator has a minibatch standard deviation group of {cgan.mbstd_group_of(d)}; "
-                         f"--mbstd_group is {c.mbstd_group}")
+        raise InputError(f"the saved discriminator has a minibatch standard deviation group of "
+                         f"{cgan.mbstd_group_of(d)}; --mbstd_group is {c.mbstd_group}")
+    if cgan.is_projection(d) != c.projection:
+        raise InputError(f"the saved discriminator is {'a' if cgan.is_projection(d) else 'not a'} projection "
+                         f"discriminator; --projection is {cli.shown(c.projection)}")
 
 
 def conv_width(model):
@@ -443,7 +447,7 @@ def settings_line(run, images, labels, bfloat16):
         f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
         f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
         f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
-        f"diff_augment={c.diff_augment or 'none'} mbstd_group={c.mbstd_group} r1_weight={c.r1_weight:g} d_steps={c.d_steps} "
+        f"diff_augment={c.diff_augment or 'none'} mbstd_group={c.mbstd_group} r1_weight={c.r1_weight:g} d_steps={c.d_steps} projection={cli.shown(c.projection)} "
         f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
         f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
         f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
