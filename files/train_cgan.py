@@ -82,6 +82,22 @@ def build_parser():
     p.add_argument("--diff_augment", type=cli.comma_list(config.AUGMENTATIONS), metavar="POLICY",
                    help="DiffAugment (Zhao et al. 2020) on every image d sees, real and generated: a comma list of "
                         "color, translation, cutout (default: none)")
+    p.add_argument("--mbstd_group", type=cli.integer(0), metavar="N",
+                   help="the minibatch standard deviation layer (Karras et al. 2018, ProGAN) before d's last dense "
+                        "layer, over groups of N images; N must divide the half batch, StyleGAN2-ADA uses 4 "
+                        "(default: 0, off)")
+    p.add_argument("--r1_weight", type=cli.number(0), metavar="GAMMA",
+                   help="the R1 penalty (Mescheder et al. 2018) in d's step on real images: GAMMA/2 times the mean "
+                        "squared norm of the gradient of d's logit at them; the log's d1 stays the cross-entropy "
+                        "alone (default: 0, off)")
+    p.add_argument("--d_steps", type=cli.POSITIVE, metavar="K",
+                   help="K discriminator updates, each on a fresh real and a fresh generated half batch, per "
+                        "generator update (the k of Goodfellow et al. 2014; WGAN's n_critic); an epoch keeps its "
+                        "number of generator updates, the log's d1 and d2 are the last d update's (default: 1)")
+    p.add_argument("--projection", action="store_true", default=None,
+                   help="a projection discriminator (Miyato & Koyama 2018): the image alone through d's convolutions, "
+                        "the label as the inner product of its embedding with the features, added to the logit "
+                        "(default: off, the label as a 4th channel as the original)")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32; default: off)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run (default: none, a fresh draw)")

@@ -24,6 +24,7 @@ LEAKY_SLOPE = 0.2
 DROPOUT = 0.1
 INTERPOLATION_STEPS = 10
 MODEL_BYTES = 16  # per parameter when a model is built and trained: float32 weights, two moments, a snapshot
+MBSTD_EPSILON = 1e-8  # under the minibatch standard deviation's square root, as ProGAN's and StyleGAN's
 
 
 # ---------------------------------------------------------------- models
@@ -33,31 +34,109 @@ def adamax(lr, beta_1):
     return keras.optimizers.Adamax(learning_rate=lr, beta_1=beta_1, beta_2=ORIGINAL.beta_2, epsilon=ORIGINAL.epsilon)
 
 
-def build_discriminator(n_classes, filters, lr, beta_1=ORIGINAL.d_beta1, spectral_norm=False):
+@keras.saving.register_keras_serializable(package="cganlib")
+class MinibatchStdDev(layers.Layer):
+    """The minibatch standard deviation layer (Karras et al. 2018, ProGAN; StyleGAN2-ADA's default
+    group of 4): the batch split into groups, each feature's standard deviation over its group
+    (per pixel), averaged to one number per group, appended to each image of the group as one
+    constant feature map. A discriminator that sees it can tell a batch of near-identical
+    generated images from a varied real one.
+
+    As StyleGAN's, group g = min(group_size, batch) and image i belongs to group i mod (batch / g).
+    Where g does not divide the batch (evaluation batches of any size; training checks that its
+    own half batches divide), the whole batch is one group: one statistic of every image rather
+    than a smaller group (the greatest common divisor can be 1, a statistic of zero)."""
+
+    def __init__(self, group_size, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = group_size
+
+    def call(self, x):
+        n = tf.shape(x)[0]
+        group = tf.maximum(tf.minimum(self.group_size, n), 1)
+        group = tf.where(n % group == 0, group, n)
+        # [g, batch/g, ...]: row k holds images k*(batch/g) ... , so image i sits in column i mod (batch/g)
+        y = tf.reshape(tf.cast(x, tf.float32), tf.concat([[group, -1], tf.shape(x)[1:]], axis=0))
+        y -= tf.reduce_mean(y, axis=0)
+        std = tf.sqrt(tf.reduce_mean(tf.square(y), axis=0) + MBSTD_EPSILON)
+        per_image = tf.tile(tf.reduce_mean(std, axis=[1, 2, 3]), [group])
+        feature = tf.ones_like(x[..., :1]) * tf.cast(per_image, x.dtype)[:, None, None, None]
+        return tf.concat([x, feature], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
+
+
+def build_discriminator(n_classes, filters, lr, beta_1=ORIGINAL.d_beta1, spectral_norm=False, mbstd_group=0,
+                        projection=False):
     """Label map as a 4th channel, five 5x5 convolutions (80 -> 5), a sigmoid; compiled with
     binary cross-entropy and Adamax at this learning rate (per dataset). spectral_norm wraps
     every convolution and dense layer in keras.layers.SpectralNormalization (Miyato et al. 2018),
-    which adds one non-trainable vector per layer, as long as the layer's output width."""
+    which adds one non-trainable vector per layer, as long as the layer's output width.
+    mbstd_group above 0 appends the minibatch standard deviation of groups of that many images
+    (MinibatchStdDev) to the last convolution's maps. projection: the projection discriminator
+    (Miyato & Koyama 2018) in place of the label map: the image alone through the convolutions,
+    logit = dense(features) + <embedding(label), features>, under the same sigmoid (the label's
+    embedding is not spectrally normalized)."""
     normalized = layers.SpectralNormalization if spectral_norm else (lambda layer, **kwargs: layer)
     image = keras.Input(IMAGE_SHAPE)
     label = keras.Input((1,))
-    h, w, _ = IMAGE_SHAPE
-    label_map = layers.Embedding(n_classes, EMBEDDING_DIM)(label)
-    label_map = normalized(layers.Dense(h * w))(label_map)
-    label_map = layers.Reshape((h, w, 1))(label_map)
-    x = layers.Concatenate()([image, label_map])
+    x = image
+    if not projection:
+        h, w, _ = IMAGE_SHAPE
+        label_map = layers.Embedding(n_classes, EMBEDDING_DIM)(label)
+        label_map = normalized(layers.Dense(h * w))(label_map)
+        label_map = layers.Reshape((h, w, 1))(label_map)
+        x = layers.Concatenate()([image, label_map])
     x = normalized(layers.Conv2D(filters, 5, padding="same"))(x)
     x = layers.LeakyReLU(LEAKY_SLOPE)(x)
     x = layers.Dropout(DROPOUT)(x)
     for _ in range(4):
         x = normalized(layers.Conv2D(filters, 5, strides=2, padding="same"))(x)
         x = layers.LeakyReLU(LEAKY_SLOPE)(x)
+    if mbstd_group:
+        x = MinibatchStdDev(mbstd_group)(x)
     x = layers.Flatten()(x)
     # float32 output keeps the loss the collapse guard reads in float32 under mixed precision
-    out = normalized(layers.Dense(1, activation="sigmoid", dtype="float32"), dtype="float32")(x)
+    if projection:
+        unconditional = normalized(layers.Dense(1, dtype="float32"), dtype="float32")(x)
+        embedded = layers.Flatten()(layers.Embedding(n_classes, x.shape[-1])(label))
+        logit = layers.Add(dtype="float32")([unconditional, layers.Dot(axes=1, dtype="float32")([embedded, x])])
+        out = layers.Activation("sigmoid", dtype="float32")(logit)
+    else:
+        out = normalized(layers.Dense(1, activation="sigmoid", dtype="float32"), dtype="float32")(x)
     model = keras.Model([image, label], out, name="discriminator")
     model.compile(loss="binary_crossentropy", optimizer=adamax(lr, beta_1), metrics=["accuracy"])
     return model
+
+
+def logit_and_output(discriminator):
+    """A function of (inputs, training) giving a discriminator's pre-sigmoid logit beside its
+    output, in one pass through its layers: its dropout drawn once and its spectral normalization
+    updated once, as in a call of the model. The logit is its output layer's dense part, computed
+    from the features that layer sees with the kernel it has just used; a projection
+    discriminator's is its sigmoid's input."""
+    head = discriminator.layers[-1]
+    body = keras.Model(discriminator.inputs, head.input)
+    if isinstance(head, layers.Activation):
+
+        def sigmoid_of(inputs, training=False):
+            logit = body(inputs, training=training)
+            return logit, head(logit)
+
+        return sigmoid_of
+    dense = head.layer if isinstance(head, layers.SpectralNormalization) else head
+
+    def call(inputs, training=False):
+        features = body(inputs, training=training)
+        output = head(features, training=training)  # spectral normalization assigns its kernel here, read after
+        logit = keras.ops.matmul(keras.ops.cast(features, dense.kernel.dtype), dense.kernel) + dense.bias
+        return logit, output
+
+    return call
 
 
 def build_generator(n_classes, latent_dim=ORIGINAL.latent_dim, filters=ORIGINAL.filters):
@@ -313,6 +392,28 @@ def has_spectral_norm(model):
     return any(isinstance(layer, layers.SpectralNormalization) for layer in model.layers)
 
 
+def is_projection(model):
+    """Whether a discriminator is a projection discriminator (its label meets the features in a Dot)."""
+    return any(isinstance(layer, layers.Dot) for layer in model.layers)
+
+
+def mbstd_group_of(model):
+    """The group size of a discriminator's minibatch standard deviation layer; 0 without one."""
+    return next((layer.group_size for layer in model.layers if isinstance(layer, MinibatchStdDev)), 0)
+
+
+def _saved_mbstd_group(config_layers):
+    """The group size a saved discriminator's MinibatchStdDev layer declares; 0 without one."""
+    saved = [layer["config"].get("group_size") for layer in config_layers
+             if layer["class_name"] == keras.saving.get_registered_name(MinibatchStdDev)]
+    if not saved:
+        return 0
+    group = saved[0]
+    if len(saved) > 1 or not isinstance(group, int) or isinstance(group, bool) or group < 1:
+        raise ModelFileError(f"its minibatch standard deviation layers {saved!r} are not one whole group size from 1")
+    return group
+
+
 def n_classes_of(model):
     """The number of classes a generator or discriminator was built for (its label embedding's size)."""
     return next(layer.input_dim for layer in model.layers if isinstance(layer, layers.Embedding))
@@ -336,14 +437,22 @@ def load_generator(path):
 
 def load_discriminator(path, lr, beta_1=ORIGINAL.d_beta1):
     """A discriminator saved by our training (or Keras 2's), trainable, freshly compiled; with
-    spectral normalization when it was saved with it."""
+    spectral normalization, the minibatch standard deviation layer and the label's projection when
+    it was saved with them."""
     config_layers, saved = _h5_layers(path)
     try:
         n_classes, filters, _ = _architecture(config_layers)
+        mbstd_group = _saved_mbstd_group(config_layers)
     except ModelFileError as e:
         raise ModelFileError(f"{path}: not a discriminator: {e}") from e
+    projection = any(layer["class_name"] == "Dot" for layer in config_layers)
+    if projection:  # one embedding row as long as the features for each class
+        width = (IMAGE_SHAPE[0] // 16) ** 2 * (filters + bool(mbstd_group))
+        check_memory(MODEL_BYTES * n_classes * width,
+                     f"a projection discriminator of {filters} filters and {n_classes} classes")
     model = build_discriminator(n_classes, filters, lr, beta_1, spectral_norm=any(
-        layer["class_name"] == "SpectralNormalization" for layer in config_layers))
+        layer["class_name"] == "SpectralNormalization" for layer in config_layers), mbstd_group=mbstd_group,
+        projection=projection)
     _copy_weights(model, config_layers, saved, path)
     _copy_optimizer_state(model, path)
     return model

@@ -48,6 +48,10 @@ class TrainConfig:
     label_smoothing: float = 1.0  # the discriminator's target for real images; below 1: one-sided smoothing
     spectral_norm: bool = False  # on the discriminator's convolution and dense layers
     diff_augment: str = ""  # DiffAugment's operations on every image d sees, e.g. "color,translation,cutout"
+    mbstd_group: int = 0  # above 0: d's minibatch standard deviation layer over groups of this many images
+    r1_weight: float = 0.0  # above 0: gamma of the R1 penalty on d's gradient at real images
+    d_steps: int = 1  # discriminator updates (each on fresh real and fake half batches) per generator update
+    projection: bool = False  # a projection discriminator in place of the label map beside the image
     guard: GuardBands = field(default_factory=GuardBands)
 
     def record(self):
@@ -135,6 +139,8 @@ class Run:
             "summary_dir": self.summary_dir, "preset": self.preset, "n_batch": c.n_batch, "latent_dim": c.latent_dim,
             "filters": c.filters, "d_lr": c.d_lr, "gan_upper": c.gan_upper, "d_beta1": c.d_beta1, "g_lr": c.g_lr,
             "label_smoothing": c.label_smoothing, "spectral_norm": c.spectral_norm, "diff_augment": c.diff_augment,
+            "mbstd_group": c.mbstd_group, "r1_weight": c.r1_weight, "d_steps": c.d_steps,
+            "projection": c.projection,
             "mixed_precision": self.mixed_precision, "seed": self.seed, "real_plots": self.real_plots,
             "strategy": self.strategy, "cpu_devices": self.cpu_devices,
             # a multi-worker run's only, as the command line allows it

@@ -36,6 +36,7 @@ REAL_PLOTS_STREAM = 1  # the real-sample grids draw from their own random stream
 GUARD_COUNTERS = ("ijSave", "nTryAgains", "nTripsOnSameSavedWts", "nSaves")
 FAKE_TARGET, GENERATOR_TARGET = 0.0, 1.0  # the real images' target is config.label_smoothing
 ACCURACY_THRESHOLD = 0.5  # the discriminator calls an image real above this
+D_PARTS = 4  # a discriminator update's parts of the batch: real images, their labels, fake latents, their labels
 
 
 def loss(target, p):
@@ -83,7 +84,8 @@ def build_models(run):
     s, c = run.dataset, run.config
     if not run.restart:
         g = cgan.build_generator(s.n_classes, c.latent_dim, c.filters)
-        d = cgan.build_discriminator(s.n_classes, c.filters, c.d_lr, c.d_beta1, c.spectral_norm)
+        d = cgan.build_discriminator(s.n_classes, c.filters, c.d_lr, c.d_beta1, c.spectral_norm, c.mbstd_group,
+                                     c.projection)
     else:
         paths = run_folder.model_paths(run.out_dir, run.epochs_done)
         try:
@@ -109,6 +111,12 @@ def check_saved_models(g, d, run):
     if cgan.has_spectral_norm(d) != c.spectral_norm:
         raise InputError(f"the saved discriminator has spectral normalization {cli.shown(cgan.has_spectral_norm(d))}; "
                          f"--spectral_norm is {cli.shown(c.spectral_norm)}")
+    if cgan.mbstd_group_of(d) != c.mbstd_group:
+        raise InputError(f"the saved discriminator has a minibatch standard deviation group of "
+                         f"{cgan.mbstd_group_of(d)}; --mbstd_group is {c.mbstd_group}")
+    if cgan.is_projection(d) != c.projection:
+        raise InputError(f"the saved discriminator is {'a' if cgan.is_projection(d) else 'not a'} projection "
+                         f"discriminator; --projection is {cli.shown(c.projection)}")
 
 
 def conv_width(model):
@@ -135,9 +143,10 @@ def write_summaries(models, folder):
 
 
 class Trainer:
-    """The three updates of a batch (d1: d on real, d2: d on fake, g: the GAN) as one compiled step, and the
-    weight snapshots the collapse guard reloads. With a tf.distribute strategy (models and optimizers made
-    in its scope) the step runs on every replica, each on its slice of the batch."""
+    """The three updates of a batch (d1: d on real, d2: d on fake, g: the GAN; d1 and d2 repeated
+    --d_steps times, each on fresh images) as one compiled step, and the weight snapshots the
+    collapse guard reloads. With a tf.distribute strategy (models and optimizers made in its scope)
+    the step runs on every replica, each on its slice of the batch."""
 
     def __init__(self, g, d, gan, images, labels, config, rng, strategy=None):
         self.g, self.d, self.gan = g, d, gan
@@ -145,12 +154,15 @@ class Trainer:
         self.images, self.labels = images, labels
         self.cum = datasets.cumulative_fractions(labels, cgan.n_classes_of(d))
         self.n_batch, self.half = config.n_batch, config.n_batch // 2
+        self.d_steps = config.d_steps  # discriminator updates per generator update
         self.latent_dim = g.input_shape[0][1]
         self.rng = rng
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
         self.policy = config.diff_augment
         self.augment_seed = keras.random.SeedGenerator() if self.policy else None
+        self.r1_weight = config.r1_weight
+        self.logit_and_output = cgan.logit_and_output(d) if self.r1_weight else None
         # Grappler's remapper fails on this step's graph under oneDNN (an error line in every log,
         # the graph left as it was): off, at no cost to the step's time (measured).
         tf.config.optimizer.set_experimental_options({"remapping": False})
@@ -183,17 +195,38 @@ class Trainer:
         k, n = context.replica_id_in_sync_group, context.num_replicas_in_sync
         return self._train_batch(*(part[k * (len(part) // n):(k + 1) * (len(part) // n)] for part in batch))
 
+    def augmented(self, images):
+        """The images as d sees them in training: augmented by --diff_augment's policy, if any."""
+        return augment.augment(images, self.policy, self.augment_seed) if self.policy else images
+
     def discriminated(self, images, labels):
         """The discriminator's outputs in training, on the images augmented (--diff_augment)."""
-        if self.policy:
-            images = augment.augment(images, self.policy, self.augment_seed)
-        return self.d([images, labels], training=True)
+        return self.d([self.augmented(images), labels], training=True)
 
-    def d_step(self, images, labels, target):
-        """One discriminator update on images with a constant target; returns its loss."""
+    def r1_penalty(self, images, labels):
+        """(d's outputs in training, the R1 penalty's mean squared gradient norm): the gradient of
+        d's pre-sigmoid logit (cgan.logit_and_output) with respect to the images in [-1, 1], taken
+        before augmentation as StyleGAN2-ADA does; the logits summed first, as there, so a
+        minibatch standard deviation layer's links between images count too."""
         with tf.GradientTape() as tape:
-            d_loss = loss(target, self.discriminated(images, labels))
-            share = self.replica_share(d_loss)
+            tape.watch(images)
+            logits, outputs = self.logit_and_output([self.augmented(images), labels], training=True)
+            summed = tf.reduce_sum(tf.cast(logits, tf.float32))
+        grads = tape.gradient(summed, images)
+        return outputs, tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
+
+    def d_step(self, images, labels, target, r1_weight=0.0):
+        """One discriminator update on images with a constant target; returns its loss. r1_weight
+        above 0 adds the R1 penalty (Mescheder et al. 2018), r1_weight/2 times r1_penalty's, to the
+        loss it minimizes, not to the one it returns."""
+        with tf.GradientTape() as tape:
+            if r1_weight:
+                outputs, penalty = self.r1_penalty(images, labels)
+                d_loss = loss(target, outputs)
+                share = self.replica_share(d_loss + r1_weight / 2 * penalty)
+            else:
+                d_loss = loss(target, self.discriminated(images, labels))
+                share = self.replica_share(d_loss)
         grads = tape.gradient(share, self.d.trainable_variables)
         self.d.optimizer.apply_gradients(zip(grads, self.d.trainable_variables))
         return d_loss
@@ -216,22 +249,31 @@ class Trainer:
         self.gan.optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
         return tf.add_n(losses) / GAN_PARTS
 
-    def _train_batch(self, real_uint8, real_labels, fake_latents, fake_labels, gan_latents, gan_labels):
-        real = cgan.scale_images(tf.cast(real_uint8, tf.float32))
-        d1 = self.d_step(real, real_labels, self.real_target)
-        fakes = self.g([fake_latents, fake_labels], training=False)
-        d2 = self.d_step(fakes, fake_labels, FAKE_TARGET)
+    def _train_batch(self, *batch):
+        """The d_steps discriminator updates (d1 on real, d2 on fake), each on its own four parts of
+        the batch (draw_batch), then the GAN's update; returns the last d updates' losses and g's."""
+        *d_parts, gan_latents, gan_labels = batch
+        for k in range(0, len(d_parts), D_PARTS):
+            real_uint8, real_labels, fake_latents, fake_labels = d_parts[k:k + D_PARTS]
+            real = cgan.scale_images(tf.cast(real_uint8, tf.float32))
+            d1 = self.d_step(real, real_labels, self.real_target, self.r1_weight)
+            fakes = self.g([fake_latents, fake_labels], training=False)
+            d2 = self.d_step(fakes, fake_labels, FAKE_TARGET)
         with tf.control_dependencies([d2]):  # not alongside d's steps: their memory is free by then
             g = self.gan_step(gan_latents, gan_labels)
         return d1, d2, g
 
     def draw_batch(self):
-        """Real half batch (uint8), fake half batch's latents and labels, the GAN's n_batch of each."""
-        idx = self.rng.integers(0, len(self.images), self.half)
+        """For each of the d_steps discriminator updates: a real half batch (uint8) and its labels, a
+        fake half batch's latents and labels (D_PARTS parts); then the GAN's n_batch of each."""
+        parts = []
+        for _ in range(self.d_steps):
+            idx = self.rng.integers(0, len(self.images), self.half)
+            parts += [self.images[idx], self.labels[idx].reshape(-1, 1),
+                      cgan.training_latents(self.rng, self.half, self.latent_dim),
+                      cgan.sample_labels(self.rng, self.half, self.cum).reshape(-1, 1)]
         return (
-            self.images[idx], self.labels[idx].reshape(-1, 1),
-            cgan.training_latents(self.rng, self.half, self.latent_dim),
-            cgan.sample_labels(self.rng, self.half, self.cum).reshape(-1, 1),
+            *parts,
             cgan.training_latents(self.rng, self.n_batch, self.latent_dim),
             cgan.sample_labels(self.rng, self.n_batch, self.cum).reshape(-1, 1),
         )
@@ -405,7 +447,7 @@ def settings_line(run, images, labels, bfloat16):
         f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
         f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
         f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
-        f"diff_augment={c.diff_augment or 'none'} "
+        f"diff_augment={c.diff_augment or 'none'} mbstd_group={c.mbstd_group} r1_weight={c.r1_weight:g} d_steps={c.d_steps} projection={cli.shown(c.projection)} "
         f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
         f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
         f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
@@ -419,6 +461,7 @@ def set_up(run):
         raise InputError("--diff_augment trains on one device: use it with --strategy default")
     strategy = distribution.make_strategy(run.strategy, run.cpu_devices, run.worker_timeout)
     check_replicas(run.config.n_batch, strategy)
+    check_mbstd_group(run.config, strategy)
     bfloat16 = run.mixed_precision and cgan.set_bfloat16()
     if run.seed is not None:
         keras.utils.set_random_seed(run.seed)
@@ -433,6 +476,16 @@ def check_replicas(n_batch, strategy):
     if n_batch % (2 * replicas):
         raise InputError(f"--n_batch {n_batch} does not split across {replicas} replicas: "
                          f"each half batch goes to every replica alike, so it must be a multiple of {2 * replicas}")
+
+
+def check_mbstd_group(c, strategy):
+    """InputError unless --mbstd_group divides the batch d sees in training (a replica's half batch),
+    or holds all of it: the groups are then of the size asked for."""
+    seen = c.n_batch // 2 // strategy.num_replicas_in_sync
+    if 0 < c.mbstd_group < seen and seen % c.mbstd_group:
+        raise InputError(f"--mbstd_group {c.mbstd_group} does not divide the discriminator's batch of {seen} "
+                         f"(half of --n_batch {c.n_batch}{' on each replica' if seen * 2 != c.n_batch else ''}): "
+                         f"use a divisor of {seen}")
 
 
 def start(run, images, labels, models, strategy):
