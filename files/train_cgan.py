@@ -82,6 +82,10 @@ def build_parser():
     p.add_argument("--diff_augment", type=cli.comma_list(config.AUGMENTATIONS), metavar="POLICY",
                    help="DiffAugment (Zhao et al. 2020) on every image d sees, real and generated: a comma list of "
                         "color, translation, cutout (default: none)")
+    p.add_argument("--mode_seeking", type=cli.number(0), metavar="WEIGHT",
+                   help="MSGAN's mode-seeking loss (Mao et al. 2019) in the generator's loss at this weight: WEIGHT / "
+                        "(ratio + 1e-5), ratio the distance between two images of one label over that between their "
+                        "latents (default: 0, off)")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32; default: off)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run (default: none, a fresh draw)")

@@ -36,12 +36,23 @@ REAL_PLOTS_STREAM = 1  # the real-sample grids draw from their own random stream
 GUARD_COUNTERS = ("ijSave", "nTryAgains", "nTripsOnSameSavedWts", "nSaves")
 FAKE_TARGET, GENERATOR_TARGET = 0.0, 1.0  # the real images' target is config.label_smoothing
 ACCURACY_THRESHOLD = 0.5  # the discriminator calls an image real above this
+MODE_SEEKING_EPSILON = 1e-5  # MSGAN's, keeps the term finite when two latents draw the same image
 
 
 def loss(target, p):
     """The loss of every update: binary cross-entropy of the discriminator's outputs p against a
     constant target, the batch's mean."""
     return keras.ops.mean(keras.losses.binary_crossentropy(tf.fill(tf.shape(p), target), p))
+
+
+def mode_seeking_term(images_a, images_b, latents_a, latents_b):
+    """MSGAN's mode-seeking term (Mao et al. 2019), as its conditional DCGAN computes it: 1 / (ratio
+    + 1e-5), ratio = mean|images_a - images_b| / mean|latents_a - latents_b| over pairs of latents
+    drawn for the same labels. Large when different latents draw the same image: minimizing it
+    spreads the images (the generator's modes)."""
+    ratio = (keras.ops.mean(keras.ops.abs(images_a - images_b))
+             / keras.ops.mean(keras.ops.abs(latents_a - latents_b)))
+    return 1.0 / (ratio + MODE_SEEKING_EPSILON)
 
 
 # ---------------------------------------------------------------- data
@@ -150,6 +161,7 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
         self.policy = config.diff_augment
+        self.mode_seeking = config.mode_seeking
         self.augment_seed = keras.random.SeedGenerator() if self.policy else None
         # Grappler's remapper fails on this step's graph under oneDNN (an error line in every log,
         # the graph left as it was): off, at no cost to the step's time (measured).
@@ -199,16 +211,23 @@ class Trainer:
         return d_loss
 
     def gan_step(self, latents, labels):
-        """One generator update through the discriminator; d's weights stay.
+        """One generator update through the discriminator; d's weights stay; returns the GAN loss.
         The batch's gradient is summed over GAN_PARTS parts taken one after the other (the
-        same mean gradient), so only one part's activations are held at a time."""
+        same mean gradient), so only one part's activations are held at a time. With
+        --mode_seeking, latents 2k and 2k+1 come with the same label (draw_batch), a pair in every
+        part, and the generator minimizes the GAN loss plus the weighted mode-seeking term of each
+        part; the loss returned (which the collapse guard reads) stays the GAN loss alone."""
         n_vars = len(self.g.trainable_variables)
         grads, losses, after = [0.0] * n_vars, [], []
         for z, y in zip(tf.split(latents, GAN_PARTS), tf.split(labels, GAN_PARTS)):
             with tf.control_dependencies(after):  # the part before is done and its memory free
                 with tf.GradientTape() as tape:
-                    g_loss = loss(GENERATOR_TARGET, self.discriminated(self.g([z, y], training=True), y))
-                    share = self.replica_share(g_loss)
+                    fakes = self.g([z, y], training=True)
+                    g_loss = loss(GENERATOR_TARGET, self.discriminated(fakes, y))
+                    objective = g_loss
+                    if self.mode_seeking:
+                        objective += self.mode_seeking * mode_seeking_term(fakes[0::2], fakes[1::2], z[0::2], z[1::2])
+                    share = self.replica_share(objective)
                 part = tape.gradient(share, self.g.trainable_variables)
             grads = [total + tf.convert_to_tensor(g) / GAN_PARTS for total, g in zip(grads, part)]
             losses.append(g_loss)
@@ -226,15 +245,18 @@ class Trainer:
         return d1, d2, g
 
     def draw_batch(self):
-        """Real half batch (uint8), fake half batch's latents and labels, the GAN's n_batch of each."""
+        """Real half batch (uint8), fake half batch's latents and labels, the GAN's n_batch of each
+        (with --mode_seeking, its labels drawn for pairs: 2k and 2k+1 alike)."""
         idx = self.rng.integers(0, len(self.images), self.half)
-        return (
-            self.images[idx], self.labels[idx].reshape(-1, 1),
-            cgan.training_latents(self.rng, self.half, self.latent_dim),
-            cgan.sample_labels(self.rng, self.half, self.cum).reshape(-1, 1),
-            cgan.training_latents(self.rng, self.n_batch, self.latent_dim),
-            cgan.sample_labels(self.rng, self.n_batch, self.cum).reshape(-1, 1),
-        )
+        real = self.images[idx], self.labels[idx].reshape(-1, 1)
+        fake = (cgan.training_latents(self.rng, self.half, self.latent_dim),
+                cgan.sample_labels(self.rng, self.half, self.cum).reshape(-1, 1))
+        gan_latents = cgan.training_latents(self.rng, self.n_batch, self.latent_dim)
+        if self.mode_seeking:
+            gan_labels = np.repeat(cgan.sample_labels(self.rng, self.half, self.cum), 2)
+        else:
+            gan_labels = cgan.sample_labels(self.rng, self.n_batch, self.cum)
+        return (*real, *fake, gan_latents, gan_labels.reshape(-1, 1))
 
     def step(self):
         losses = self.train_batch(*self.draw_batch())
@@ -405,7 +427,7 @@ def settings_line(run, images, labels, bfloat16):
         f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
         f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
         f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
-        f"diff_augment={c.diff_augment or 'none'} "
+        f"diff_augment={c.diff_augment or 'none'} mode_seeking={c.mode_seeking:g} "
         f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
         f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
         f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
@@ -417,6 +439,7 @@ def set_up(run):
     models, made in the strategy's scope so their variables live on every replica."""
     if run.config.diff_augment and run.strategy != "default":
         raise InputError("--diff_augment trains on one device: use it with --strategy default")
+    check_generator_options(run)
     strategy = distribution.make_strategy(run.strategy, run.cpu_devices, run.worker_timeout)
     check_replicas(run.config.n_batch, strategy)
     bfloat16 = run.mixed_precision and cgan.set_bfloat16()
@@ -425,6 +448,19 @@ def set_up(run):
     with strategy.scope():
         models = build_models(run)
     return strategy, bfloat16, models
+
+
+def check_generator_options(run):
+    """InputError for a generator option the run cannot take: each trains on one device, and
+    --mode_seeking needs a pair of latents in each of the GAN step's parts."""
+    c = run.config
+    for name in ("mode_seeking",):
+        if getattr(c, name) and run.strategy != "default":
+            raise InputError(f"--{name} trains on one device: use it with --strategy default")
+    pairs = 2 * GAN_PARTS
+    if c.mode_seeking and c.n_batch % pairs:
+        raise InputError(f"--mode_seeking pairs the latents of each of the GAN step's {GAN_PARTS} parts: --n_batch "
+                         f"must be a multiple of {pairs}, got {c.n_batch}")
 
 
 def check_replicas(n_batch, strategy):
