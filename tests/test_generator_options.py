@@ -1,6 +1,6 @@
-"""The generator's options against mode collapse (--mode_seeking): each term's known answer,
-what it does to a training step, the run's record of it and its restart, and its bad values.
-Resuming bit for bit with each on: test_train_resume.py."""
+"""The generator's options against mode collapse (--mode_seeking, --ema): each one's known answer,
+what it does to a training step and to the epoch's files, the run's record of it and its restart,
+and its bad values. Resuming bit for bit with each on: test_train_resume.py."""
 
 import math
 
@@ -11,6 +11,8 @@ import tensorflow as tf
 
 import train_cgan
 from cganlib import cgan, config, datasets, run_folder, training
+from cganlib.collapse_guard import D_MODEL, G_MODEL, CollapseGuard
+from cganlib.storage import InputError
 from helpers import bad_input, make_xray_data, train_argv, xray_argv
 
 
@@ -77,6 +79,77 @@ def test_the_mode_seeking_term_alone_moves_the_generator_towards_different_image
         assert all(np.array_equal(a, b) for a, b in zip(start, trainer.g.get_weights()))
 
 
+# ---------------------------------------------------------------- --ema
+
+
+def test_the_average_after_known_updates_is_the_numpy_formula(tmp_path):
+    """Ten steps at --ema 0.5: the ramp's decay (1 + t) / (10 + t) for t = 0..7, then 0.5."""
+    trainer = small_trainer(tmp_path, ema=0.5)
+    average = [w.astype(np.float64) for w in trainer.g.get_weights()]  # the average starts at the initial weights
+    for t in range(10):
+        trainer.step()
+        decay = min(0.5, (1 + t) / (10 + t))
+        average = [decay * a + (1 - decay) * w for a, w in zip(average, trainer.g.get_weights())]
+    assert [min(0.5, (1 + t) / (10 + t)) for t in (0, 7, 8)] == [0.1, 8 / 17, 0.5]
+    got = trainer.sampler.get_weights()
+    for a, b in zip(got, average, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert not all(np.allclose(a, b) for a, b in zip(got, trainer.g.get_weights()))  # not the trained weights
+
+
+def test_the_guards_reload_puts_the_average_back_with_the_generator(tmp_path):
+    trainer = small_trainer(tmp_path, ema=0.9)
+    for _ in range(2):
+        trainer.step()
+    trainer.snapshot()
+    snapshot = trainer.g.get_weights(), trainer.sampler.get_weights()
+    for _ in range(2):
+        trainer.step()
+    average = trainer.sampler.get_weights()
+    trainer.reload(D_MODEL)  # the discriminator's reload leaves the generator and its average
+    assert all(np.array_equal(a, b) for a, b in zip(average, trainer.sampler.get_weights()))
+    trainer.reload(G_MODEL)
+    for before, now in zip(snapshot, (trainer.g.get_weights(), trainer.sampler.get_weights())):
+        assert all(np.array_equal(a, b) for a, b in zip(before, now, strict=True))
+
+
+def test_the_epochs_files_and_plot_are_the_averages_and_its_state_the_trained_weights(tmp_path, monkeypatch):
+    trainer = small_trainer(tmp_path / "data", ema=0.9, g_lr=0.005)  # the small preset's rate: the average lags
+    for _ in range(3):
+        trainer.step()
+    drawn = []  # what the epoch's plot shows: the images the trainer generated, and from which latents
+    generate = trainer.generate
+    monkeypatch.setattr(trainer, "generate", lambda z, y: drawn.append((z, y, generate(z, y))) or drawn[-1][2])
+    results = tmp_path / "results"
+    results.mkdir()
+    training.summarize_performance(0, trainer, str(results))
+    paths = run_folder.model_paths(str(results), 1)
+    saved = cgan.load_generator(paths["generator"])
+    for a, b in zip(saved.get_weights(), trainer.sampler.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    (latents, labels, plotted), = drawn
+    np.testing.assert_allclose(plotted, saved([latents, labels], training=False), atol=1e-6)
+    trained = trainer.g([latents, labels], training=False)
+    assert np.abs(plotted - trained).max() > 0.01 * np.abs(trained).max()  # not the trained generator's images
+    gan = keras.models.load_model(paths["gan"], compile=False)  # the GAN's file: the trained generator
+    for a, b in zip(gan.get_layer("generator").get_weights(), trainer.g.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    _, arrays = training.training_state(trainer, CollapseGuard(3.0, config.GuardBands()), 3, False)
+    assert all(np.array_equal(a, b) for a, b in zip(arrays["trained_g"], trainer.g.get_weights(), strict=True))
+
+
+@pytest.mark.parametrize("saved_ema, restart_ema, message", [
+    (0.9, 0.0, "the run was trained with --ema; a restart keeps it"),
+    (0.0, 0.9, "the run was trained without --ema; a restart cannot add it"),
+])
+def test_a_state_with_or_without_the_average_is_restored_only_with_the_same_option(tmp_path, saved_ema, restart_ema,
+                                                                                    message):
+    guard = CollapseGuard(3.0, config.GuardBands())
+    info, arrays = training.training_state(small_trainer(tmp_path / "a", ema=saved_ema), guard, 0, False)
+    with pytest.raises(InputError, match=message):
+        training.restore_state(small_trainer(tmp_path / "b", ema=restart_ema), guard, info, arrays, "train_state_001.npz")
+
+
 # ---------------------------------------------------------------- the run's record and restart
 
 
@@ -84,17 +157,17 @@ def test_the_mode_seeking_term_alone_moves_the_generator_towards_different_image
 def test_the_options_are_recorded_and_a_restart_keeps_them(tmp_path, capsys):
     data = make_xray_data(tmp_path / "data", n=32)
     results = tmp_path / "results"
-    options = ["--mode_seeking", "0.5"]
+    options = ["--mode_seeking", "0.5", "--ema", "0.9"]
     assert train_cgan.main(train_argv(data, results, "--seed", 2, "--epochs_goal", 1, *options)) == 0
-    assert "diff_augment=none mode_seeking=0.5 " in capsys.readouterr().out.splitlines()[0]
+    assert "diff_augment=none mode_seeking=0.5 ema=0.9 " in capsys.readouterr().out.splitlines()[0]
     recorded = run_folder.read_config(str(results))
-    assert recorded["flags"]["mode_seeking"] == 0.5 and recorded["config"]["mode_seeking"] == 0.5
+    assert {name: recorded["flags"][name] for name in ("mode_seeking", "ema")} == {"mode_seeking": 0.5, "ema": 0.9}
     assert config.differences(config.TrainConfig.from_record(recorded["config"]), "xray", "original") == {
-        "filters": 4, "n_batch": 16, "mode_seeking": 0.5}
+        "filters": 4, "n_batch": 16, "mode_seeking": 0.5, "ema": 0.9}
     # without the flags the restart takes them from run_config.json, and refuses a contradiction
     assert train_cgan.main(train_argv(data, results, "--qRestart", "--epochs_goal", 2)) == 0
     resumed = capsys.readouterr().out
-    assert "diff_augment=none mode_seeking=0.5 " in resumed and "(settings from run_config.json)" in resumed
+    assert "diff_augment=none mode_seeking=0.5 ema=0.9 " in resumed and "(settings from run_config.json)" in resumed
     err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--epochs_goal", 3, "--mode_seeking", 2))
     assert "--mode_seeking 2.0 contradicts this run's --mode_seeking 0.5" in err
 
@@ -107,6 +180,9 @@ def test_the_options_are_recorded_and_a_restart_keeps_them(tmp_path, capsys):
     (["--mode_seeking", "inf"], "--mode_seeking: must be at least 0, got inf"),
     (["--mode_seeking", 1, "--n_batch", 6], "the GAN step's 2 parts: --n_batch must be a multiple of 4, got 6"),
     (["--mode_seeking", 1, "--strategy", "mirrored"], "--mode_seeking trains on one device: use it with --strategy default"),
+    (["--ema", 1], "--ema: must be in [0, 1), got 1"),
+    (["--ema", -0.5], "--ema: must be in [0, 1), got -0.5"),
+    (["--ema", 0.99, "--strategy", "mirrored"], "--ema trains on one device: use it with --strategy default"),
 ])
 def test_bad_values_are_one_line_errors(tmp_path, capsys, extra, message):
     data = make_xray_data(tmp_path / "data", n=32)

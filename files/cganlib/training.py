@@ -37,6 +37,7 @@ GUARD_COUNTERS = ("ijSave", "nTryAgains", "nTripsOnSameSavedWts", "nSaves")
 FAKE_TARGET, GENERATOR_TARGET = 0.0, 1.0  # the real images' target is config.label_smoothing
 ACCURACY_THRESHOLD = 0.5  # the discriminator calls an image real above this
 MODE_SEEKING_EPSILON = 1e-5  # MSGAN's, keeps the term finite when two latents draw the same image
+AVERAGE = "average"  # the guard's snapshot of the generator's moving average (--ema), beside D_MODEL's and G_MODEL's
 
 
 def loss(target, p):
@@ -162,6 +163,12 @@ class Trainer:
         self.replicas = self.strategy.num_replicas_in_sync
         self.policy = config.diff_augment
         self.mode_seeking = config.mode_seeking
+        # --ema: the generator's moving average, a copy of g that the epoch's plot and files show
+        self.ema = config.ema
+        self.sampler = keras.models.clone_model(g) if self.ema else g
+        if self.ema:
+            self.sampler.set_weights(g.get_weights())
+            self.update_average = tf.function(self._update_average)
         self.augment_seed = keras.random.SeedGenerator() if self.policy else None
         # Grappler's remapper fails on this step's graph under oneDNN (an error line in every log,
         # the graph left as it was): off, at no cost to the step's time (measured).
@@ -173,7 +180,7 @@ class Trainer:
             gan.optimizer.build(g.trainable_variables)
         self.train_batch = tf.function(self._train_batch if strategy is None else self._replicated_batch)
         # the end of an epoch's 100 images in one compiled call each: predict() costs more than the work
-        self.generate = tf.function(lambda z, y: self.g([z, y], training=False))
+        self.generate = tf.function(lambda z, y: self.sampler([z, y], training=False))
         self.discriminate = tf.function(lambda x, y: self.d([x, y], training=False))
         self.snapshot()
 
@@ -260,18 +267,36 @@ class Trainer:
 
     def step(self):
         losses = self.train_batch(*self.draw_batch())
+        if self.ema:
+            self.update_average()
         return tuple(float(x) for x in losses)
+
+    def _update_average(self):
+        """--ema (Yazici et al. 2019), after generator update t = 0, 1, ...: average = decay * average
+        + (1 - decay) * weights, decay = min(--ema, (1 + t) / (10 + t)). The ramp-up (TensorFlow's
+        ExponentialMovingAverage's num_updates) lets the average leave the random initial weights
+        within the first hundred updates rather than the 1 / (1 - decay) the decay alone would take."""
+        t = tf.cast(self.gan.optimizer.iterations - 1, tf.float32)  # counted after this update
+        decay = tf.minimum(self.ema, (1.0 + t) / (10.0 + t))
+        for average, weights in zip(self.sampler.trainable_variables, self.g.trainable_variables, strict=True):
+            average.assign(decay * average + (1.0 - decay) * weights)
 
     def snapshot(self):
         """The guard's copy of the weights. The GAN is the generator and the discriminator, all
-        snapshotted at once, so its copy is theirs."""
+        snapshotted at once, so its copy is theirs; with --ema the generator's average too."""
         self.saved = {D_MODEL: self.d.get_weights(), G_MODEL: self.g.get_weights()}
+        if self.ema:
+            self.saved[AVERAGE] = self.sampler.get_weights()
 
     def reload(self, which):
+        """The snapshot's weights back. The average follows the generator's: it goes back to what
+        it was at the snapshot, so it holds none of the updates the guard undid."""
         if which in (D_MODEL, GAN_MODELS):
             self.d.set_weights(self.saved[D_MODEL])
         if which in (G_MODEL, GAN_MODELS):
             self.g.set_weights(self.saved[G_MODEL])
+            if self.ema:
+                self.sampler.set_weights(self.saved[AVERAGE])
 
     def seed_states(self):
         """The random states (Keras SeedGenerator variables): the Dropout layers', generator's
@@ -281,7 +306,8 @@ class Trainer:
         return states + ([self.augment_seed.state] if self.augment_seed else [])
 
     def fakes(self, n):
-        """n generated images in [-1, 1] (no dropout) and their labels, drawn as in training."""
+        """n generated images in [-1, 1] (no dropout; with --ema, the average's) and their labels,
+        drawn as in training."""
         latents = cgan.training_latents(self.rng, n, self.latent_dim)
         labels = cgan.sample_labels(self.rng, n, self.cum)
         images = self.generate(latents, labels.reshape(-1, 1).astype(np.int32))
@@ -299,7 +325,8 @@ class Trainer:
 def training_state(trainer, guard, ij, stopped):
     """(info, arrays): the training state beside the weights in the .h5 files, all a restart needs to
     go on exactly: both optimizers' variables, the random states (NumPy's and the Dropout layers'),
-    the guard's counters and snapshot, the batch count."""
+    the guard's counters and snapshot, the batch count; with --ema, the generator's trained weights
+    (its .h5 holds the average) and the guard's snapshot of the average."""
     info = {
         "ij": ij,
         "guard": {name: getattr(guard, name) for name in GUARD_COUNTERS},
@@ -313,6 +340,8 @@ def training_state(trainer, guard, ij, stopped):
         "saved_d": trainer.saved[D_MODEL],
         "saved_g": trainer.saved[G_MODEL],
     }
+    if trainer.ema:
+        arrays |= {"trained_g": trainer.g.get_weights(), "saved_average": trainer.saved[AVERAGE]}
     return info, arrays
 
 
@@ -334,12 +363,29 @@ def restore_state(trainer, guard, info, arrays, path):
         if [w.shape for w in model.get_weights()] != [a.shape for a in arrays.get(key, [])]:
             raise InputError(f"{path}: its guard snapshot does not fit these models")
         trainer.saved[name] = arrays[key]
+    restore_average(trainer, arrays, path)
     trainer.rng.bit_generator.state = info["numpy_rng"]
     for name in GUARD_COUNTERS:
         setattr(guard, name, info["guard"][name])
     if info["stopped_by_guard"]:
         guard.nTripsOnSameSavedWts = 0
     return info["ij"]
+
+
+def restore_average(trainer, arrays, path):
+    """With --ema: the generator loaded from the .h5 is the average, which its copy (trainer.sampler)
+    took; the generator takes its trained weights from the state. InputError for a state of a run
+    trained with --ema restarted without it, or the other way round."""
+    if bool(trainer.ema) != ("trained_g" in arrays):
+        raise InputError(f"{path}: the run was trained {'without' if trainer.ema else 'with'} --ema; a restart "
+                         f"{'cannot add' if trainer.ema else 'keeps'} it")
+    if not trainer.ema:
+        return
+    shapes = [w.shape for w in trainer.g.get_weights()]
+    if not all([a.shape for a in arrays.get(key, [])] == shapes for key in ("trained_g", "saved_average")):
+        raise InputError(f"{path}: its generator's trained weights or average do not fit these models")
+    trainer.g.set_weights(arrays["trained_g"])
+    trainer.saved[AVERAGE] = arrays["saved_average"]
 
 
 # ---------------------------------------------------------------- epochs
@@ -353,7 +399,9 @@ def save_real_plots(images, labels, folder, count, rng):
 
 
 def summarize_performance(epoch, trainer, out_dir):
-    """End of an epoch: accuracies, the sample grid, the three model files. Returns the accuracies."""
+    """End of an epoch: accuracies, the sample grid, the three model files. Returns the accuracies.
+    With --ema the fakes and the generator's file are the average's (what every later script
+    reads); the GAN's file holds the trained generator."""
     idx = trainer.rng.integers(0, len(trainer.images), N_SUMMARY_SAMPLES)
     acc_real = trainer.accuracy(cgan.scale_images(trainer.images[idx]), trainer.labels[idx], 1)
     fakes, fake_labels = trainer.fakes(N_SUMMARY_SAMPLES)
@@ -361,7 +409,7 @@ def summarize_performance(epoch, trainer, out_dir):
     print(f">Accuracy real: {acc_real * 100:.0f}%, fake: {acc_fake * 100:.0f}%", flush=True)
     plots.labelled_grid(cgan.to_unit(fakes), fake_labels, run_folder.plot_path(out_dir, epoch + 1))
     paths = run_folder.model_paths(out_dir, epoch + 1)
-    save_model(trainer.g, paths["generator"])
+    save_model(trainer.sampler, paths["generator"])
     save_model(trainer.gan, paths["gan"])
     save_model(trainer.d, paths["discriminator"])
     return acc_real, acc_fake
@@ -427,7 +475,7 @@ def settings_line(run, images, labels, bfloat16):
         f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
         f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
         f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
-        f"diff_augment={c.diff_augment or 'none'} mode_seeking={c.mode_seeking:g} "
+        f"diff_augment={c.diff_augment or 'none'} mode_seeking={c.mode_seeking:g} ema={c.ema:g} "
         f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
         f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
         f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
@@ -454,7 +502,7 @@ def check_generator_options(run):
     """InputError for a generator option the run cannot take: each trains on one device, and
     --mode_seeking needs a pair of latents in each of the GAN step's parts."""
     c = run.config
-    for name in ("mode_seeking",):
+    for name in ("mode_seeking", "ema"):
         if getattr(c, name) and run.strategy != "default":
             raise InputError(f"--{name} trains on one device: use it with --strategy default")
     pairs = 2 * GAN_PARTS
@@ -493,6 +541,7 @@ def start(run, images, labels, models, strategy):
             print(f"training state of epoch {run.epochs_done} restored from {path}", flush=True)
         else:
             moments = "come from its .h5" if int(d.optimizer.iterations) else "start afresh too (a Keras 2 file)"
+            average = "; the generator's .h5 holds the --ema average, which training goes on from" if run.config.ema else ""
             print(f"no {os.path.basename(path)}: the GAN's optimizer, the random generators and the collapse "
-                  f"guard start afresh; the discriminator's Adamax moments {moments}", flush=True)
+                  f"guard start afresh; the discriminator's Adamax moments {moments}{average}", flush=True)
     return train(run, trainer, guard, ij)
