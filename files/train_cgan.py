@@ -91,6 +91,9 @@ def build_parser():
                         "e.g. 0.999, ramped up as min(DECAY, (1+t)/(10+t)) at update t: the generator files, the "
                         "epoch's plot and fake accuracy are the average's; the trained weights go into "
                         "train_state_NNN.npz and the GAN's file (default: 0, off)")
+    p.add_argument("--label_fade", type=cli.integer(0), metavar="STEPS",
+                   help="transitional conditioning (Shahbazi et al. 2022): both models' label embeddings times a "
+                        "factor growing from 0 (unconditional) to 1 over this many batches (default: 0, off)")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32; default: off)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run (default: none, a fresh draw)")

@@ -1,4 +1,4 @@
-"""The generator's options against mode collapse (--mode_seeking, --ema): each one's known answer,
+"""The generator's options against mode collapse (--mode_seeking, --ema, --label_fade): each one's known answer,
 what it does to a training step and to the epoch's files, the run's record of it and its restart,
 and its bad values. Resuming bit for bit with each on: test_train_resume.py."""
 
@@ -12,7 +12,7 @@ import tensorflow as tf
 import train_cgan
 from cganlib import cgan, config, datasets, run_folder, training
 from cganlib.collapse_guard import D_MODEL, G_MODEL, CollapseGuard
-from cganlib.storage import InputError
+from cganlib.storage import InputError, save_model
 from helpers import bad_input, make_xray_data, train_argv, xray_argv
 
 
@@ -22,8 +22,9 @@ def small_trainer(tmp_path, **options):
     train_config = config.resolve("xray", filters=4, n_batch=16, **options)
     images, labels = datasets.load_prepared(datasets.DATASETS["xray"], str(make_xray_data(tmp_path, n=32)))
     keras.utils.set_random_seed(0)
-    g = cgan.build_generator(3, train_config.latent_dim, train_config.filters)
-    d = cgan.build_discriminator(3, train_config.filters, train_config.d_lr)
+    fade = tf.Variable(1.0, trainable=False) if train_config.label_fade else None
+    g = cgan.build_generator(3, train_config.latent_dim, train_config.filters, fade)
+    d = cgan.build_discriminator(3, train_config.filters, train_config.d_lr, label_fade=fade)
     for layer in g.layers + d.layers:
         if isinstance(layer, keras.layers.Dropout):
             layer.rate = 0.0
@@ -150,6 +151,52 @@ def test_a_state_with_or_without_the_average_is_restored_only_with_the_same_opti
         training.restore_state(small_trainer(tmp_path / "b", ema=restart_ema), guard, info, arrays, "train_state_001.npz")
 
 
+# ---------------------------------------------------------------- --label_fade
+
+
+def test_the_label_fades_in_over_its_batches_and_is_whole_outside_the_step(tmp_path):
+    trainer = small_trainer(tmp_path, label_fade=4)
+    factors = []  # the factor both models read in each compiled step
+    train_batch = trainer.train_batch
+    trainer.train_batch = lambda *batch: factors.append(float(trainer.fade)) or train_batch(*batch)
+    for _ in range(6):
+        trainer.step()
+        assert float(trainer.fade) == 1.0
+    assert factors == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    d_factor = next(layer.factor for layer in trainer.d.layers if isinstance(layer, cgan.LabelFade))
+    assert d_factor is trainer.fade
+
+
+def test_the_label_fade_makes_both_models_unconditional_at_0_and_ordinary_at_1(tmp_path):
+    """Saved, the models load as ordinary ones (the factor is no weight), which draw and judge as
+    the faded ones at 1; at 0 a latent draws the same image for every label, and the discriminator
+    judges an image alike for every label."""
+    fade = tf.Variable(1.0, trainable=False)
+    keras.utils.set_random_seed(1)
+    g, d = cgan.build_generator(3, 10, 4, fade), cgan.build_discriminator(3, 4, 1e-4, label_fade=fade)
+    for model in (g, d):  # label maps large enough to matter
+        embedding = next(layer for layer in model.layers if isinstance(layer, keras.layers.Embedding))
+        embedding.set_weights([np.arange(24, dtype=np.float32).reshape(3, 8) - 12])
+    g_path, d_path = str(tmp_path / "generator_model_001.h5"), str(tmp_path / "generator_model_dis001.h5")
+    save_model(g, g_path)
+    save_model(d, d_path)
+    plain_g, plain_d = cgan.load_generator(g_path), cgan.load_discriminator(d_path, 1e-4)
+    assert not any(isinstance(layer, cgan.LabelFade) for layer in plain_g.layers + plain_d.layers)
+    assert cgan.saved_classes(g_path) == 3
+
+    latents = np.repeat(np.random.default_rng(0).normal(size=(1, 10)).astype(np.float32), 3, axis=0)
+    labels = np.arange(3, dtype=np.int32).reshape(-1, 1)
+    images = keras.ops.convert_to_numpy(g([latents, labels]))
+    np.testing.assert_array_equal(images, plain_g([latents, labels]))
+    np.testing.assert_array_equal(d([images, labels]), plain_d([images, labels]))
+    assert not np.allclose(images[0], images[1])
+    fade.assign(0.0)
+    faded = keras.ops.convert_to_numpy(g([latents, labels]))
+    np.testing.assert_allclose(faded, np.repeat(faded[:1], 3, axis=0), atol=1e-6)
+    judged = keras.ops.convert_to_numpy(d([np.repeat(images[:1], 3, axis=0), labels]))
+    np.testing.assert_allclose(judged, np.repeat(judged[:1], 3, axis=0), atol=1e-6)
+
+
 # ---------------------------------------------------------------- the run's record and restart
 
 
@@ -157,17 +204,19 @@ def test_a_state_with_or_without_the_average_is_restored_only_with_the_same_opti
 def test_the_options_are_recorded_and_a_restart_keeps_them(tmp_path, capsys):
     data = make_xray_data(tmp_path / "data", n=32)
     results = tmp_path / "results"
-    options = ["--mode_seeking", "0.5", "--ema", "0.9"]
+    options = ["--mode_seeking", "0.5", "--ema", "0.9", "--label_fade", "3"]
     assert train_cgan.main(train_argv(data, results, "--seed", 2, "--epochs_goal", 1, *options)) == 0
-    assert "diff_augment=none mode_seeking=0.5 ema=0.9 " in capsys.readouterr().out.splitlines()[0]
+    shown = "diff_augment=none mode_seeking=0.5 ema=0.9 label_fade=3 "
+    assert shown in capsys.readouterr().out.splitlines()[0]
     recorded = run_folder.read_config(str(results))
-    assert {name: recorded["flags"][name] for name in ("mode_seeking", "ema")} == {"mode_seeking": 0.5, "ema": 0.9}
+    given = {"mode_seeking": 0.5, "ema": 0.9, "label_fade": 3}
+    assert {name: recorded["flags"][name] for name in given} == given
     assert config.differences(config.TrainConfig.from_record(recorded["config"]), "xray", "original") == {
-        "filters": 4, "n_batch": 16, "mode_seeking": 0.5, "ema": 0.9}
+        "filters": 4, "n_batch": 16, **given}
     # without the flags the restart takes them from run_config.json, and refuses a contradiction
     assert train_cgan.main(train_argv(data, results, "--qRestart", "--epochs_goal", 2)) == 0
     resumed = capsys.readouterr().out
-    assert "diff_augment=none mode_seeking=0.5 ema=0.9 " in resumed and "(settings from run_config.json)" in resumed
+    assert shown in resumed and "(settings from run_config.json)" in resumed
     err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--epochs_goal", 3, "--mode_seeking", 2))
     assert "--mode_seeking 2.0 contradicts this run's --mode_seeking 0.5" in err
 
@@ -183,6 +232,9 @@ def test_the_options_are_recorded_and_a_restart_keeps_them(tmp_path, capsys):
     (["--ema", 1], "--ema: must be in [0, 1), got 1"),
     (["--ema", -0.5], "--ema: must be in [0, 1), got -0.5"),
     (["--ema", 0.99, "--strategy", "mirrored"], "--ema trains on one device: use it with --strategy default"),
+    (["--label_fade", -1], "--label_fade: must be at least 0, got -1"),
+    (["--label_fade", 2.5], "--label_fade: not a whole number: '2.5'"),
+    (["--label_fade", 9, "--strategy", "mirrored"], "--label_fade trains on one device: use it with --strategy default"),
 ])
 def test_bad_values_are_one_line_errors(tmp_path, capsys, extra, message):
     data = make_xray_data(tmp_path / "data", n=32)

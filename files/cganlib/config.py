@@ -50,6 +50,7 @@ class TrainConfig:
     diff_augment: str = ""  # DiffAugment's operations on every image d sees, e.g. "color,translation,cutout"
     mode_seeking: float = 0.0  # the weight of MSGAN's mode-seeking term in the generator's loss; 0: off
     ema: float = 0.0  # the decay of the generator's moving average, which its saved files hold; 0: off
+    label_fade: int = 0  # the label fades into both models over this many batches; 0: off
     guard: GuardBands = field(default_factory=GuardBands)
 
     def record(self):
@@ -137,7 +138,7 @@ class Run:
             "summary_dir": self.summary_dir, "preset": self.preset, "n_batch": c.n_batch, "latent_dim": c.latent_dim,
             "filters": c.filters, "d_lr": c.d_lr, "gan_upper": c.gan_upper, "d_beta1": c.d_beta1, "g_lr": c.g_lr,
             "label_smoothing": c.label_smoothing, "spectral_norm": c.spectral_norm, "diff_augment": c.diff_augment,
-            "mode_seeking": c.mode_seeking, "ema": c.ema,
+            "mode_seeking": c.mode_seeking, "ema": c.ema, "label_fade": c.label_fade,
             "mixed_precision": self.mixed_precision, "seed": self.seed, "real_plots": self.real_plots,
             "strategy": self.strategy, "cpu_devices": self.cpu_devices,
             # a multi-worker run's only, as the command line allows it

@@ -91,16 +91,18 @@ def load_dataset(run):
 
 
 def build_models(run):
-    """(generator, discriminator, gan): fresh, or loaded for a restart with a new GAN around them."""
+    """(generator, discriminator, gan): fresh, or loaded for a restart with a new GAN around them;
+    with --label_fade, both models' label embeddings times one factor (Trainer.step sets it)."""
     s, c = run.dataset, run.config
+    fade = tf.Variable(1.0, trainable=False, name="label_fade") if c.label_fade else None
     if not run.restart:
-        g = cgan.build_generator(s.n_classes, c.latent_dim, c.filters)
-        d = cgan.build_discriminator(s.n_classes, c.filters, c.d_lr, c.d_beta1, c.spectral_norm)
+        g = cgan.build_generator(s.n_classes, c.latent_dim, c.filters, fade)
+        d = cgan.build_discriminator(s.n_classes, c.filters, c.d_lr, c.d_beta1, c.spectral_norm, fade)
     else:
         paths = run_folder.model_paths(run.out_dir, run.epochs_done)
         try:
-            g = cgan.load_generator(paths["generator"])
-            d = cgan.load_discriminator(paths["discriminator"], c.d_lr, c.d_beta1)
+            g = cgan.load_generator(paths["generator"], fade)
+            d = cgan.load_discriminator(paths["discriminator"], c.d_lr, c.d_beta1, fade)
         except cgan.ModelFileError as e:
             raise InputError(str(e)) from e
         check_saved_models(g, d, run)
@@ -169,6 +171,9 @@ class Trainer:
         if self.ema:
             self.sampler.set_weights(g.get_weights())
             self.update_average = tf.function(self._update_average)
+        # --label_fade: the factor on both models' label embeddings, which build_models shares
+        self.label_fade = config.label_fade
+        self.fade = next((layer.factor for layer in g.layers if isinstance(layer, cgan.LabelFade)), None)
         self.augment_seed = keras.random.SeedGenerator() if self.policy else None
         # Grappler's remapper fails on this step's graph under oneDNN (an error line in every log,
         # the graph left as it was): off, at no cost to the step's time (measured).
@@ -266,10 +271,20 @@ class Trainer:
         return (*real, *fake, gan_latents, gan_labels.reshape(-1, 1))
 
     def step(self):
+        if self.label_fade:
+            self.fade.assign(self.fade_factor())
         losses = self.train_batch(*self.draw_batch())
+        if self.label_fade:
+            self.fade.assign(1.0)  # below 1 only in the step: the epoch's plot and files show the label whole
         if self.ema:
             self.update_average()
         return tuple(float(x) for x in losses)
+
+    def fade_factor(self):
+        """--label_fade (transitional conditioning, Shahbazi et al. 2022): the factor on the label
+        in batch t = 0, 1, ... (t batches trained before), min(1, t / label_fade): 0 trains both models
+        unconditionally, then the label fades in."""
+        return min(1.0, int(self.gan.optimizer.iterations) / self.label_fade)
 
     def _update_average(self):
         """--ema (Yazici et al. 2019), after generator update t = 0, 1, ...: average = decay * average
@@ -475,7 +490,7 @@ def settings_line(run, images, labels, bfloat16):
         f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
         f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
         f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
-        f"diff_augment={c.diff_augment or 'none'} mode_seeking={c.mode_seeking:g} ema={c.ema:g} "
+        f"diff_augment={c.diff_augment or 'none'} mode_seeking={c.mode_seeking:g} ema={c.ema:g} label_fade={c.label_fade} "
         f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
         f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
         f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
@@ -502,7 +517,7 @@ def check_generator_options(run):
     """InputError for a generator option the run cannot take: each trains on one device, and
     --mode_seeking needs a pair of latents in each of the GAN step's parts."""
     c = run.config
-    for name in ("mode_seeking", "ema"):
+    for name in ("mode_seeking", "ema", "label_fade"):
         if getattr(c, name) and run.strategy != "default":
             raise InputError(f"--{name} trains on one device: use it with --strategy default")
     pairs = 2 * GAN_PARTS
