@@ -98,6 +98,18 @@ def build_parser():
                    help="a projection discriminator (Miyato & Koyama 2018): the image alone through d's convolutions, "
                         "the label as the inner product of its embedding with the features, added to the logit "
                         "(default: off, the label as a 4th channel as the original)")
+    p.add_argument("--mode_seeking", type=cli.number(0), metavar="WEIGHT",
+                   help="MSGAN's mode-seeking loss (Mao et al. 2019) in the generator's loss at this weight: WEIGHT / "
+                        "(ratio + 1e-5), ratio the distance between two images of one label over that between their "
+                        "latents (default: 0, off)")
+    p.add_argument("--ema", type=cli.BETA, metavar="DECAY",
+                   help="an exponential moving average of the generator's weights (Yazici et al. 2019) at this decay, "
+                        "e.g. 0.999, ramped up as min(DECAY, (1+t)/(10+t)) at update t: the generator files, the "
+                        "epoch's plot and fake accuracy are the average's; the trained weights go into "
+                        "train_state_NNN.npz and the GAN's file (default: 0, off)")
+    p.add_argument("--label_fade", type=cli.integer(0), metavar="STEPS",
+                   help="transitional conditioning (Shahbazi et al. 2022): both models' label embeddings times a "
+                        "factor growing from 0 (unconditional) to 1 over this many batches (default: 0, off)")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32; default: off)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run (default: none, a fresh draw)")

@@ -70,8 +70,34 @@ class MinibatchStdDev(layers.Layer):
         return {**super().get_config(), "group_size": self.group_size}
 
 
+
+@keras.saving.register_keras_serializable(package="cganlib")
+class LabelFade(layers.Layer):
+    """The label's embedding times a factor (train_cgan.py --label_fade, transitional conditioning,
+    Shahbazi et al. 2022): 0 makes the model unconditional, 1 is the identity. The factor is a
+    tf.Variable the trainer sets, not a weight of the model: a saved model holds this layer without
+    weights, and load_generator and load_discriminator rebuild the model without it (the identity)
+    unless told the factor."""
+
+    def __init__(self, factor=None, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, embedding):
+        return embedding if self.factor is None else embedding * keras.ops.cast(self.factor, embedding.dtype)
+
+    def get_config(self):
+        return super().get_config()  # without the factor: a layer made from its config is the identity
+
+
+def label_embedding(label, n_classes, label_fade, width=EMBEDDING_DIM):
+    """The label's embedding, times the factor label_fade (a tf.Variable) when there is one."""
+    embedding = layers.Embedding(n_classes, width)(label)
+    return embedding if label_fade is None else LabelFade(label_fade)(embedding)
+
+
 def build_discriminator(n_classes, filters, lr, beta_1=ORIGINAL.d_beta1, spectral_norm=False, mbstd_group=0,
-                        projection=False):
+                        projection=False, label_fade=None):
     """Label map as a 4th channel, five 5x5 convolutions (80 -> 5), a sigmoid; compiled with
     binary cross-entropy and Adamax at this learning rate (per dataset). spectral_norm wraps
     every convolution and dense layer in keras.layers.SpectralNormalization (Miyato et al. 2018),
@@ -80,14 +106,15 @@ def build_discriminator(n_classes, filters, lr, beta_1=ORIGINAL.d_beta1, spectra
     (MinibatchStdDev) to the last convolution's maps. projection: the projection discriminator
     (Miyato & Koyama 2018) in place of the label map: the image alone through the convolutions,
     logit = dense(features) + <embedding(label), features>, under the same sigmoid (the label's
-    embedding is not spectrally normalized)."""
+    embedding is not spectrally normalized). label_fade: a factor on the label's embedding
+    (LabelFade), or None."""
     normalized = layers.SpectralNormalization if spectral_norm else (lambda layer, **kwargs: layer)
     image = keras.Input(IMAGE_SHAPE)
     label = keras.Input((1,))
     x = image
     if not projection:
         h, w, _ = IMAGE_SHAPE
-        label_map = layers.Embedding(n_classes, EMBEDDING_DIM)(label)
+        label_map = label_embedding(label, n_classes, label_fade)
         label_map = normalized(layers.Dense(h * w))(label_map)
         label_map = layers.Reshape((h, w, 1))(label_map)
         x = layers.Concatenate()([image, label_map])
@@ -103,7 +130,7 @@ def build_discriminator(n_classes, filters, lr, beta_1=ORIGINAL.d_beta1, spectra
     # float32 output keeps the loss the collapse guard reads in float32 under mixed precision
     if projection:
         unconditional = normalized(layers.Dense(1, dtype="float32"), dtype="float32")(x)
-        embedded = layers.Flatten()(layers.Embedding(n_classes, x.shape[-1])(label))
+        embedded = layers.Flatten()(label_embedding(label, n_classes, label_fade, x.shape[-1]))
         logit = layers.Add(dtype="float32")([unconditional, layers.Dot(axes=1, dtype="float32")([embedded, x])])
         out = layers.Activation("sigmoid", dtype="float32")(logit)
     else:
@@ -139,11 +166,12 @@ def logit_and_output(discriminator):
     return call
 
 
-def build_generator(n_classes, latent_dim=ORIGINAL.latent_dim, filters=ORIGINAL.filters):
+def build_generator(n_classes, latent_dim=ORIGINAL.latent_dim, filters=ORIGINAL.filters, label_fade=None):
+    """label_fade: a factor on the label's embedding (LabelFade), or None."""
     latent = keras.Input((latent_dim,))
     label = keras.Input((1,))
     side = IMAGE_SHAPE[0] // 16
-    label_map = layers.Embedding(n_classes, EMBEDDING_DIM)(label)
+    label_map = label_embedding(label, n_classes, label_fade)
     label_map = layers.Dense(side * side)(label_map)
     label_map = layers.Reshape((side, side, 1))(label_map)
     x = layers.Dense(filters * side * side)(latent)
@@ -419,9 +447,10 @@ def n_classes_of(model):
     return next(layer.input_dim for layer in model.layers if isinstance(layer, layers.Embedding))
 
 
-def load_generator(path):
+def load_generator(path, label_fade=None):
     """A generator saved by our training or by the original's Keras 2 scripts, rebuilt with
-    build_generator and given the saved weights (Keras 3's load_model refuses Keras 2 files)."""
+    build_generator (with label_fade's factor, a restart's) and given the saved weights (Keras 3's
+    load_model refuses Keras 2 files)."""
     config_layers, saved = _h5_layers(path)
     inputs = _input_widths(config_layers)
     try:
@@ -430,15 +459,15 @@ def load_generator(path):
         raise ModelFileError(f"{path}: not a generator: {e}") from e
     if len(inputs) != 2 or latent_dim is None or "Conv2DTranspose" not in {c["class_name"] for c in config_layers}:
         raise ModelFileError(f"{path}: not a generator (inputs {inputs}, want a latent vector and a label)")
-    model = build_generator(n_classes, latent_dim, filters)
+    model = build_generator(n_classes, latent_dim, filters, label_fade)
     _copy_weights(model, config_layers, saved, path)
     return model
 
 
-def load_discriminator(path, lr, beta_1=ORIGINAL.d_beta1):
+def load_discriminator(path, lr, beta_1=ORIGINAL.d_beta1, label_fade=None):
     """A discriminator saved by our training (or Keras 2's), trainable, freshly compiled; with
     spectral normalization, the minibatch standard deviation layer and the label's projection when
-    it was saved with them."""
+    it was saved with them; with label_fade's factor when given."""
     config_layers, saved = _h5_layers(path)
     try:
         n_classes, filters, _ = _architecture(config_layers)
@@ -452,7 +481,7 @@ def load_discriminator(path, lr, beta_1=ORIGINAL.d_beta1):
                      f"a projection discriminator of {filters} filters and {n_classes} classes")
     model = build_discriminator(n_classes, filters, lr, beta_1, spectral_norm=any(
         layer["class_name"] == "SpectralNormalization" for layer in config_layers), mbstd_group=mbstd_group,
-        projection=projection)
+        projection=projection, label_fade=label_fade)
     _copy_weights(model, config_layers, saved, path)
     _copy_optimizer_state(model, path)
     return model

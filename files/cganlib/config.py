@@ -52,6 +52,9 @@ class TrainConfig:
     r1_weight: float = 0.0  # above 0: gamma of the R1 penalty on d's gradient at real images
     d_steps: int = 1  # discriminator updates (each on fresh real and fake half batches) per generator update
     projection: bool = False  # a projection discriminator in place of the label map beside the image
+    mode_seeking: float = 0.0  # the weight of MSGAN's mode-seeking term in the generator's loss; 0: off
+    ema: float = 0.0  # the decay of the generator's moving average, which its saved files hold; 0: off
+    label_fade: int = 0  # the label fades into both models over this many batches; 0: off
     guard: GuardBands = field(default_factory=GuardBands)
 
     def record(self):
@@ -141,6 +144,7 @@ class Run:
             "label_smoothing": c.label_smoothing, "spectral_norm": c.spectral_norm, "diff_augment": c.diff_augment,
             "mbstd_group": c.mbstd_group, "r1_weight": c.r1_weight, "d_steps": c.d_steps,
             "projection": c.projection,
+            "mode_seeking": c.mode_seeking, "ema": c.ema, "label_fade": c.label_fade,
             "mixed_precision": self.mixed_precision, "seed": self.seed, "real_plots": self.real_plots,
             "strategy": self.strategy, "cpu_devices": self.cpu_devices,
             # a multi-worker run's only, as the command line allows it

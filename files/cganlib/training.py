@@ -37,12 +37,24 @@ GUARD_COUNTERS = ("ijSave", "nTryAgains", "nTripsOnSameSavedWts", "nSaves")
 FAKE_TARGET, GENERATOR_TARGET = 0.0, 1.0  # the real images' target is config.label_smoothing
 ACCURACY_THRESHOLD = 0.5  # the discriminator calls an image real above this
 D_PARTS = 4  # a discriminator update's parts of the batch: real images, their labels, fake latents, their labels
+MODE_SEEKING_EPSILON = 1e-5  # MSGAN's, keeps the term finite when two latents draw the same image
+AVERAGE = "average"  # the guard's snapshot of the generator's moving average (--ema), beside D_MODEL's and G_MODEL's
 
 
 def loss(target, p):
     """The loss of every update: binary cross-entropy of the discriminator's outputs p against a
     constant target, the batch's mean."""
     return keras.ops.mean(keras.losses.binary_crossentropy(tf.fill(tf.shape(p), target), p))
+
+
+def mode_seeking_term(images_a, images_b, latents_a, latents_b):
+    """MSGAN's mode-seeking term (Mao et al. 2019), as its conditional DCGAN computes it: 1 / (ratio
+    + 1e-5), ratio = mean|images_a - images_b| / mean|latents_a - latents_b| over pairs of latents
+    drawn for the same labels. Large when different latents draw the same image: minimizing it
+    spreads the images (the generator's modes)."""
+    ratio = (keras.ops.mean(keras.ops.abs(images_a - images_b))
+             / keras.ops.mean(keras.ops.abs(latents_a - latents_b)))
+    return 1.0 / (ratio + MODE_SEEKING_EPSILON)
 
 
 # ---------------------------------------------------------------- data
@@ -80,17 +92,19 @@ def load_dataset(run):
 
 
 def build_models(run):
-    """(generator, discriminator, gan): fresh, or loaded for a restart with a new GAN around them."""
+    """(generator, discriminator, gan): fresh, or loaded for a restart with a new GAN around them;
+    with --label_fade, both models' label embeddings times one factor (Trainer.step sets it)."""
     s, c = run.dataset, run.config
+    fade = tf.Variable(1.0, trainable=False, name="label_fade") if c.label_fade else None
     if not run.restart:
-        g = cgan.build_generator(s.n_classes, c.latent_dim, c.filters)
+        g = cgan.build_generator(s.n_classes, c.latent_dim, c.filters, fade)
         d = cgan.build_discriminator(s.n_classes, c.filters, c.d_lr, c.d_beta1, c.spectral_norm, c.mbstd_group,
-                                     c.projection)
+                                     c.projection, fade)
     else:
         paths = run_folder.model_paths(run.out_dir, run.epochs_done)
         try:
-            g = cgan.load_generator(paths["generator"])
-            d = cgan.load_discriminator(paths["discriminator"], c.d_lr, c.d_beta1)
+            g = cgan.load_generator(paths["generator"], fade)
+            d = cgan.load_discriminator(paths["discriminator"], c.d_lr, c.d_beta1, fade)
         except cgan.ModelFileError as e:
             raise InputError(str(e)) from e
         check_saved_models(g, d, run)
@@ -160,6 +174,16 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
         self.policy = config.diff_augment
+        self.mode_seeking = config.mode_seeking
+        # --ema: the generator's moving average, a copy of g that the epoch's plot and files show
+        self.ema = config.ema
+        self.sampler = keras.models.clone_model(g) if self.ema else g
+        if self.ema:
+            self.sampler.set_weights(g.get_weights())
+            self.update_average = tf.function(self._update_average)
+        # --label_fade: the factor on both models' label embeddings, which build_models shares
+        self.label_fade = config.label_fade
+        self.fade = next((layer.factor for layer in g.layers if isinstance(layer, cgan.LabelFade)), None)
         self.augment_seed = keras.random.SeedGenerator() if self.policy else None
         self.r1_weight = config.r1_weight
         self.logit_and_output = cgan.logit_and_output(d) if self.r1_weight else None
@@ -173,7 +197,7 @@ class Trainer:
             gan.optimizer.build(g.trainable_variables)
         self.train_batch = tf.function(self._train_batch if strategy is None else self._replicated_batch)
         # the end of an epoch's 100 images in one compiled call each: predict() costs more than the work
-        self.generate = tf.function(lambda z, y: self.g([z, y], training=False))
+        self.generate = tf.function(lambda z, y: self.sampler([z, y], training=False))
         self.discriminate = tf.function(lambda x, y: self.d([x, y], training=False))
         self.snapshot()
 
@@ -232,16 +256,23 @@ class Trainer:
         return d_loss
 
     def gan_step(self, latents, labels):
-        """One generator update through the discriminator; d's weights stay.
+        """One generator update through the discriminator; d's weights stay; returns the GAN loss.
         The batch's gradient is summed over GAN_PARTS parts taken one after the other (the
-        same mean gradient), so only one part's activations are held at a time."""
+        same mean gradient), so only one part's activations are held at a time. With
+        --mode_seeking, latents 2k and 2k+1 come with the same label (draw_batch), a pair in every
+        part, and the generator minimizes the GAN loss plus the weighted mode-seeking term of each
+        part; the loss returned (which the collapse guard reads) stays the GAN loss alone."""
         n_vars = len(self.g.trainable_variables)
         grads, losses, after = [0.0] * n_vars, [], []
         for z, y in zip(tf.split(latents, GAN_PARTS), tf.split(labels, GAN_PARTS)):
             with tf.control_dependencies(after):  # the part before is done and its memory free
                 with tf.GradientTape() as tape:
-                    g_loss = loss(GENERATOR_TARGET, self.discriminated(self.g([z, y], training=True), y))
-                    share = self.replica_share(g_loss)
+                    fakes = self.g([z, y], training=True)
+                    g_loss = loss(GENERATOR_TARGET, self.discriminated(fakes, y))
+                    objective = g_loss
+                    if self.mode_seeking:
+                        objective += self.mode_seeking * mode_seeking_term(fakes[0::2], fakes[1::2], z[0::2], z[1::2])
+                    share = self.replica_share(objective)
                 part = tape.gradient(share, self.g.trainable_variables)
             grads = [total + tf.convert_to_tensor(g) / GAN_PARTS for total, g in zip(grads, part)]
             losses.append(g_loss)
@@ -265,33 +296,63 @@ class Trainer:
 
     def draw_batch(self):
         """For each of the d_steps discriminator updates: a real half batch (uint8) and its labels, a
-        fake half batch's latents and labels (D_PARTS parts); then the GAN's n_batch of each."""
+        fake half batch's latents and labels (D_PARTS parts); then the GAN's n_batch of each (with
+        --mode_seeking, its labels drawn for pairs: 2k and 2k+1 alike)."""
         parts = []
         for _ in range(self.d_steps):
             idx = self.rng.integers(0, len(self.images), self.half)
             parts += [self.images[idx], self.labels[idx].reshape(-1, 1),
                       cgan.training_latents(self.rng, self.half, self.latent_dim),
                       cgan.sample_labels(self.rng, self.half, self.cum).reshape(-1, 1)]
-        return (
-            *parts,
-            cgan.training_latents(self.rng, self.n_batch, self.latent_dim),
-            cgan.sample_labels(self.rng, self.n_batch, self.cum).reshape(-1, 1),
-        )
+        gan_latents = cgan.training_latents(self.rng, self.n_batch, self.latent_dim)
+        if self.mode_seeking:
+            gan_labels = np.repeat(cgan.sample_labels(self.rng, self.half, self.cum), 2)
+        else:
+            gan_labels = cgan.sample_labels(self.rng, self.n_batch, self.cum)
+        return (*parts, gan_latents, gan_labels.reshape(-1, 1))
 
     def step(self):
+        if self.label_fade:
+            self.fade.assign(self.fade_factor())
         losses = self.train_batch(*self.draw_batch())
+        if self.label_fade:
+            self.fade.assign(1.0)  # below 1 only in the step: the epoch's plot and files show the label whole
+        if self.ema:
+            self.update_average()
         return tuple(float(x) for x in losses)
+
+    def fade_factor(self):
+        """--label_fade (transitional conditioning, Shahbazi et al. 2022): the factor on the label
+        in batch t = 0, 1, ... (t batches trained before), min(1, t / label_fade): 0 trains both models
+        unconditionally, then the label fades in."""
+        return min(1.0, int(self.gan.optimizer.iterations) / self.label_fade)
+
+    def _update_average(self):
+        """--ema (Yazici et al. 2019), after generator update t = 0, 1, ...: average = decay * average
+        + (1 - decay) * weights, decay = min(--ema, (1 + t) / (10 + t)). The ramp-up (TensorFlow's
+        ExponentialMovingAverage's num_updates) lets the average leave the random initial weights
+        within the first hundred updates rather than the 1 / (1 - decay) the decay alone would take."""
+        t = tf.cast(self.gan.optimizer.iterations - 1, tf.float32)  # counted after this update
+        decay = tf.minimum(self.ema, (1.0 + t) / (10.0 + t))
+        for average, weights in zip(self.sampler.trainable_variables, self.g.trainable_variables, strict=True):
+            average.assign(decay * average + (1.0 - decay) * weights)
 
     def snapshot(self):
         """The guard's copy of the weights. The GAN is the generator and the discriminator, all
-        snapshotted at once, so its copy is theirs."""
+        snapshotted at once, so its copy is theirs; with --ema the generator's average too."""
         self.saved = {D_MODEL: self.d.get_weights(), G_MODEL: self.g.get_weights()}
+        if self.ema:
+            self.saved[AVERAGE] = self.sampler.get_weights()
 
     def reload(self, which):
+        """The snapshot's weights back. The average follows the generator's: it goes back to what
+        it was at the snapshot, so it holds none of the updates the guard undid."""
         if which in (D_MODEL, GAN_MODELS):
             self.d.set_weights(self.saved[D_MODEL])
         if which in (G_MODEL, GAN_MODELS):
             self.g.set_weights(self.saved[G_MODEL])
+            if self.ema:
+                self.sampler.set_weights(self.saved[AVERAGE])
 
     def seed_states(self):
         """The random states (Keras SeedGenerator variables): the Dropout layers', generator's
@@ -301,7 +362,8 @@ class Trainer:
         return states + ([self.augment_seed.state] if self.augment_seed else [])
 
     def fakes(self, n):
-        """n generated images in [-1, 1] (no dropout) and their labels, drawn as in training."""
+        """n generated images in [-1, 1] (no dropout; with --ema, the average's) and their labels,
+        drawn as in training."""
         latents = cgan.training_latents(self.rng, n, self.latent_dim)
         labels = cgan.sample_labels(self.rng, n, self.cum)
         images = self.generate(latents, labels.reshape(-1, 1).astype(np.int32))
@@ -319,7 +381,8 @@ class Trainer:
 def training_state(trainer, guard, ij, stopped):
     """(info, arrays): the training state beside the weights in the .h5 files, all a restart needs to
     go on exactly: both optimizers' variables, the random states (NumPy's and the Dropout layers'),
-    the guard's counters and snapshot, the batch count."""
+    the guard's counters and snapshot, the batch count; with --ema, the generator's trained weights
+    (its .h5 holds the average) and the guard's snapshot of the average."""
     info = {
         "ij": ij,
         "guard": {name: getattr(guard, name) for name in GUARD_COUNTERS},
@@ -333,6 +396,8 @@ def training_state(trainer, guard, ij, stopped):
         "saved_d": trainer.saved[D_MODEL],
         "saved_g": trainer.saved[G_MODEL],
     }
+    if trainer.ema:
+        arrays |= {"trained_g": trainer.g.get_weights(), "saved_average": trainer.saved[AVERAGE]}
     return info, arrays
 
 
@@ -354,12 +419,29 @@ def restore_state(trainer, guard, info, arrays, path):
         if [w.shape for w in model.get_weights()] != [a.shape for a in arrays.get(key, [])]:
             raise InputError(f"{path}: its guard snapshot does not fit these models")
         trainer.saved[name] = arrays[key]
+    restore_average(trainer, arrays, path)
     trainer.rng.bit_generator.state = info["numpy_rng"]
     for name in GUARD_COUNTERS:
         setattr(guard, name, info["guard"][name])
     if info["stopped_by_guard"]:
         guard.nTripsOnSameSavedWts = 0
     return info["ij"]
+
+
+def restore_average(trainer, arrays, path):
+    """With --ema: the generator loaded from the .h5 is the average, which its copy (trainer.sampler)
+    took; the generator takes its trained weights from the state. InputError for a state of a run
+    trained with --ema restarted without it, or the other way round."""
+    if bool(trainer.ema) != ("trained_g" in arrays):
+        raise InputError(f"{path}: the run was trained {'without' if trainer.ema else 'with'} --ema; a restart "
+                         f"{'cannot add' if trainer.ema else 'keeps'} it")
+    if not trainer.ema:
+        return
+    shapes = [w.shape for w in trainer.g.get_weights()]
+    if not all([a.shape for a in arrays.get(key, [])] == shapes for key in ("trained_g", "saved_average")):
+        raise InputError(f"{path}: its generator's trained weights or average do not fit these models")
+    trainer.g.set_weights(arrays["trained_g"])
+    trainer.saved[AVERAGE] = arrays["saved_average"]
 
 
 # ---------------------------------------------------------------- epochs
@@ -373,7 +455,9 @@ def save_real_plots(images, labels, folder, count, rng):
 
 
 def summarize_performance(epoch, trainer, out_dir):
-    """End of an epoch: accuracies, the sample grid, the three model files. Returns the accuracies."""
+    """End of an epoch: accuracies, the sample grid, the three model files. Returns the accuracies.
+    With --ema the fakes and the generator's file are the average's (what every later script
+    reads); the GAN's file holds the trained generator."""
     idx = trainer.rng.integers(0, len(trainer.images), N_SUMMARY_SAMPLES)
     acc_real = trainer.accuracy(cgan.scale_images(trainer.images[idx]), trainer.labels[idx], 1)
     fakes, fake_labels = trainer.fakes(N_SUMMARY_SAMPLES)
@@ -381,7 +465,7 @@ def summarize_performance(epoch, trainer, out_dir):
     print(f">Accuracy real: {acc_real * 100:.0f}%, fake: {acc_fake * 100:.0f}%", flush=True)
     plots.labelled_grid(cgan.to_unit(fakes), fake_labels, run_folder.plot_path(out_dir, epoch + 1))
     paths = run_folder.model_paths(out_dir, epoch + 1)
-    save_model(trainer.g, paths["generator"])
+    save_model(trainer.sampler, paths["generator"])
     save_model(trainer.gan, paths["gan"])
     save_model(trainer.d, paths["discriminator"])
     return acc_real, acc_fake
@@ -447,7 +531,8 @@ def settings_line(run, images, labels, bfloat16):
         f"epochs {run.epochs_done + 1}..{run.epochs_goal}, preset={run.preset} n_batch={c.n_batch} d_lr={c.d_lr:g} "
         f"d_beta1={c.d_beta1:g} g_lr={c.g_lr:g} gan_upper={c.gan_upper:g} filters={c.filters} latent_dim={c.latent_dim} "
         f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
-        f"diff_augment={c.diff_augment or 'none'} mbstd_group={c.mbstd_group} r1_weight={c.r1_weight:g} d_steps={c.d_steps} projection={cli.shown(c.projection)} "
+        f"diff_augment={c.diff_augment or 'none'} mbstd_group={c.mbstd_group} r1_weight={c.r1_weight:g} d_steps={c.d_steps} "
+        f"projection={cli.shown(c.projection)} mode_seeking={c.mode_seeking:g} ema={c.ema:g} label_fade={c.label_fade} "
         f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
         f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
         f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
@@ -459,6 +544,7 @@ def set_up(run):
     models, made in the strategy's scope so their variables live on every replica."""
     if run.config.diff_augment and run.strategy != "default":
         raise InputError("--diff_augment trains on one device: use it with --strategy default")
+    check_generator_options(run)
     strategy = distribution.make_strategy(run.strategy, run.cpu_devices, run.worker_timeout)
     check_replicas(run.config.n_batch, strategy)
     check_mbstd_group(run.config, strategy)
@@ -468,6 +554,19 @@ def set_up(run):
     with strategy.scope():
         models = build_models(run)
     return strategy, bfloat16, models
+
+
+def check_generator_options(run):
+    """InputError for a generator option the run cannot take: each trains on one device, and
+    --mode_seeking needs a pair of latents in each of the GAN step's parts."""
+    c = run.config
+    for name in ("mode_seeking", "ema", "label_fade"):
+        if getattr(c, name) and run.strategy != "default":
+            raise InputError(f"--{name} trains on one device: use it with --strategy default")
+    pairs = 2 * GAN_PARTS
+    if c.mode_seeking and c.n_batch % pairs:
+        raise InputError(f"--mode_seeking pairs the latents of each of the GAN step's {GAN_PARTS} parts: --n_batch "
+                         f"must be a multiple of {pairs}, got {c.n_batch}")
 
 
 def check_replicas(n_batch, strategy):
@@ -510,6 +609,7 @@ def start(run, images, labels, models, strategy):
             print(f"training state of epoch {run.epochs_done} restored from {path}", flush=True)
         else:
             moments = "come from its .h5" if int(d.optimizer.iterations) else "start afresh too (a Keras 2 file)"
+            average = "; the generator's .h5 holds the --ema average, which training goes on from" if run.config.ema else ""
             print(f"no {os.path.basename(path)}: the GAN's optimizer, the random generators and the collapse "
-                  f"guard start afresh; the discriminator's Adamax moments {moments}", flush=True)
+                  f"guard start afresh; the discriminator's Adamax moments {moments}{average}", flush=True)
     return train(run, trainer, guard, ij)
