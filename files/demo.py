@@ -249,6 +249,8 @@ def parse_args(argv=None):
                    metavar="TARGET", help="train_cgan.py's (default %(default)s: none)")
     p.add_argument("--diff_augment", type=cli.comma_list(config.AUGMENTATIONS), default=SMALL.diff_augment,
                    metavar="POLICY", help="train_cgan.py's: DiffAugment's operations (default: none)")
+    p.add_argument("--mode_seeking", type=cli.number(0), default=SMALL.mode_seeking, metavar="WEIGHT",
+                   help="train_cgan.py's: MSGAN's mode-seeking term (default %(default)s; original: 0, off)")
     p.add_argument("--mixed_precision", action="store_true", help="train in bfloat16")
     return p.parse_args(argv)
 
@@ -256,6 +258,9 @@ def parse_args(argv=None):
 def check_args(args):
     if args.n_batch % 2:
         raise InputError(f"--n_batch must be even (two half batches), got {args.n_batch}")
+    if args.mode_seeking and args.n_batch % 4:
+        raise InputError(f"--mode_seeking trains on pairs of latents in each half of the batch: --n_batch must be "
+                         f"a multiple of 4, got {args.n_batch} (or --mode_seeking 0)")
     if 3 * args.n < args.n_batch:
         raise InputError(f"--n {args.n} gives {3 * args.n} images, fewer than one batch of {args.n_batch}; "
                          f"use --n {-(-args.n_batch // 3)} or more")
@@ -297,7 +302,7 @@ def training_config(args):
     """The training's config: the small preset, with the demo's flags."""
     return config.resolve("xray", "small", filters=args.filters, n_batch=args.n_batch, d_lr=args.d_lr,
                           g_lr=args.g_lr, d_beta1=args.d_beta1, label_smoothing=args.label_smoothing,
-                          diff_augment=args.diff_augment)
+                          diff_augment=args.diff_augment, mode_seeking=args.mode_seeking)
 
 
 def demo_entries(work_dir):

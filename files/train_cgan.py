@@ -101,7 +101,8 @@ def build_parser():
     p.add_argument("--mode_seeking", type=cli.number(0), metavar="WEIGHT",
                    help="MSGAN's mode-seeking loss (Mao et al. 2019) in the generator's loss at this weight: WEIGHT / "
                         "(ratio + 1e-5), ratio the distance between two images of one label over that between their "
-                        "latents (default: 0, off)")
+                        "latents, over each half of the GAN step's batch (on several replicas, over each replica's share); "
+                        "--preset small sets 0.1 (default: 0, off)")
     p.add_argument("--ema", type=cli.BETA, metavar="DECAY",
                    help="an exponential moving average of the generator's weights (Yazici et al. 2019) at this decay, "
                         "e.g. 0.999, ramped up as min(DECAY, (1+t)/(10+t)) at update t: the generator files, the "

@@ -663,7 +663,12 @@ def test_demo_trains_with_the_small_preset_and_passes_only_what_differs(tmp_path
     train_args = dict(calls)["train_cgan.py"]
     assert train_args[train_args.index("--preset") + 1] == "small"
     assert train_args[train_args.index("--filters") + 1] == "8"
-    assert not {"--d_lr", "--g_lr", "--d_beta1", "--n_batch"} & set(train_args)  # the preset's own values
+    assert not {"--d_lr", "--g_lr", "--d_beta1", "--n_batch", "--mode_seeking"} & set(train_args)  # the preset's own
+    calls = fake_steps(monkeypatch, train_status=0, saved_epochs=(1,))
+    (tmp_path / "off").mkdir()
+    demo.run_demo(demo.parse_args(["--out_dir", str(tmp_path / "off"), "--mode_seeking", "0"]), 1, 1)
+    train_args = dict(calls)["train_cgan.py"]
+    assert train_args[train_args.index("--mode_seeking") + 1] == "0.0"  # off: the flag that turns the preset's off
 
 
 def test_demo_explains_the_first_explain_n_held_out_images_of_each_finding(tmp_path, monkeypatch):

@@ -139,8 +139,10 @@ def scores_of_the_files(work):
 
 @pytest.mark.parametrize("args, message", [
     (("--n", 0), "--n: must be at least 8, got 0"),
-    (("--n", 8, "--n_batch", 26), "fewer than one batch of 26"),
+    (("--n", 8, "--n_batch", 28), "fewer than one batch of 28"),
     (("--n_batch", 7), "--n_batch must be even"),
+    (("--n_batch", 6), "--n_batch must be a multiple of 4, got 6 (or --mode_seeking 0)"),
+    (("--mode_seeking", -1), "--mode_seeking: must be at least 0, got -1"),
     (("--minutes", -1), "--minutes: must be above 0, got -1"),
     (("--epochs", 0), "--epochs: must be at least 1, got 0"),
 ])

@@ -3,6 +3,7 @@ what it does to a training step and to the epoch's files, the run's record of it
 and its bad values. Resuming bit for bit with each on: test_train_resume.py."""
 
 import math
+import types
 
 import keras
 import numpy as np
@@ -227,15 +228,22 @@ def test_the_options_are_recorded_and_a_restart_keeps_them(tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--mode_seeking", -1], "--mode_seeking: must be at least 0, got -1"),
     (["--mode_seeking", "inf"], "--mode_seeking: must be at least 0, got inf"),
-    (["--mode_seeking", 1, "--n_batch", 6], "the GAN step's 2 parts: --n_batch must be a multiple of 4, got 6"),
-    (["--mode_seeking", 1, "--strategy", "mirrored"], "--mode_seeking trains on one device: use it with --strategy default"),
+    (["--mode_seeking", 1, "--n_batch", 6], "the GAN step's 2 parts on each of 1 replica(s): --n_batch must be a multiple of 4, got 6"),
     (["--ema", 1], "--ema: must be in [0, 1), got 1"),
     (["--ema", -0.5], "--ema: must be in [0, 1), got -0.5"),
-    (["--ema", 0.99, "--strategy", "mirrored"], "--ema trains on one device: use it with --strategy default"),
+    (["--ema", 0.99, "--strategy", "mirrored"], "--ema 0.99 trains on one device: use --strategy default, or --ema 0 to turn it off"),
     (["--label_fade", -1], "--label_fade: must be at least 0, got -1"),
     (["--label_fade", 2.5], "--label_fade: not a whole number: '2.5'"),
-    (["--label_fade", 9, "--strategy", "mirrored"], "--label_fade trains on one device: use it with --strategy default"),
+    (["--label_fade", 9, "--strategy", "mirrored"], "--label_fade 9 trains on one device: use --strategy default, or --label_fade 0 to turn it off"),
 ])
 def test_bad_values_are_one_line_errors(tmp_path, capsys, extra, message):
     data = make_xray_data(tmp_path / "data", n=32)
     assert message in bad_input(tmp_path, capsys, xray_argv(data, *extra))
+
+
+def test_mode_seeking_needs_pairs_in_each_part_on_every_replica():
+    two = types.SimpleNamespace(num_replicas_in_sync=2)
+    training.check_mode_seeking(config.resolve("xray", n_batch=16, mode_seeking=1.0), two)  # 2 pairs a part
+    with pytest.raises(InputError, match="on each of 2 replica\\(s\\): --n_batch must be a multiple of 8, got 12"):
+        training.check_mode_seeking(config.resolve("xray", n_batch=12, mode_seeking=1.0), two)
+    training.check_mode_seeking(config.resolve("xray", n_batch=12), two)  # off: any batch the replicas split

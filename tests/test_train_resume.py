@@ -255,7 +255,7 @@ def test_a_restart_takes_the_runs_settings_may_change_the_machine_and_ctrl_c_pri
                                       "--epochs_goal", 1)) == 0
     first = settings_line(capsys.readouterr().out)
     assert ("preset=small n_batch=16 d_lr=0.001 d_beta1=0.5 g_lr=0.005 gan_upper=3 filters=4 latent_dim=100 "
-            f"label_smoothing=1 spectral_norm=off diff_augment=none mbstd_group=0 r1_weight=0 d_steps=1 projection=off mode_seeking=0 ema=0 label_fade=0 seed=3 precision=float32 real_plots=0 "
+            f"label_smoothing=1 spectral_norm=off diff_augment=none mbstd_group=0 r1_weight=0 d_steps=1 projection=off mode_seeking=0.1 ema=0 label_fade=0 seed=3 precision=float32 real_plots=0 "
             f"data_dir={data} summary_dir={data / 'cgan'} (settings from the command line)") in first
     recorded = run_folder.read_config(str(results))
     assert recorded["flags"]["preset"] == "small" and recorded["config"]["d_lr"] == 1e-3

@@ -548,6 +548,7 @@ def set_up(run):
     strategy = distribution.make_strategy(run.strategy, run.cpu_devices, run.worker_timeout)
     check_replicas(run.config.n_batch, strategy)
     check_mbstd_group(run.config, strategy)
+    check_mode_seeking(run.config, strategy)
     bfloat16 = run.mixed_precision and cgan.set_bfloat16()
     if run.seed is not None:
         keras.utils.set_random_seed(run.seed)
@@ -557,16 +558,26 @@ def set_up(run):
 
 
 def check_generator_options(run):
-    """InputError for a generator option the run cannot take: each trains on one device, and
-    --mode_seeking needs a pair of latents in each of the GAN step's parts."""
+    """InputError for a generator option the run cannot take: --ema and --label_fade train on one
+    device."""
     c = run.config
-    for name in ("mode_seeking", "ema", "label_fade"):
+    for name in ("ema", "label_fade"):
         if getattr(c, name) and run.strategy != "default":
-            raise InputError(f"--{name} trains on one device: use it with --strategy default")
-    pairs = 2 * GAN_PARTS
+            raise InputError(f"--{name} {getattr(c, name):g} trains on one device: use --strategy default, or "
+                             f"--{name} 0 to turn it off")
+
+
+def check_mode_seeking(c, strategy):
+    """InputError unless --mode_seeking finds pairs of latents in each of the GAN step's parts on
+    every replica (each replica takes a slice of the batch, then splits it in GAN_PARTS). On
+    several replicas each computes the term over its own pairs: their mean, not the term of all
+    the pairs one device would see (a ratio of means is not linear), so there a step differs
+    slightly from the single device's."""
+    pairs = 2 * GAN_PARTS * strategy.num_replicas_in_sync
     if c.mode_seeking and c.n_batch % pairs:
-        raise InputError(f"--mode_seeking pairs the latents of each of the GAN step's {GAN_PARTS} parts: --n_batch "
-                         f"must be a multiple of {pairs}, got {c.n_batch}")
+        raise InputError(f"--mode_seeking pairs the latents of each of the GAN step's {GAN_PARTS} parts on each of "
+                         f"{strategy.num_replicas_in_sync} replica(s): --n_batch must be a multiple of {pairs}, "
+                         f"got {c.n_batch} (or --mode_seeking 0 to turn it off)")
 
 
 def check_replicas(n_batch, strategy):
