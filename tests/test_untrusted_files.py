@@ -54,7 +54,7 @@ def test_the_demo_refuses_a_users_folder_that_holds_a_ground_truth_and_removes_n
     for name in ("ground_truth.npz", "results/generator_model_400.h5", "classifier/notes.txt"):
         (mywork / name).parent.mkdir(parents=True, exist_ok=True)
         (mywork / name).write_bytes(b"the user's")
-    line = one_error_line(demo.main, ["--out_dir", mywork, "--n", 8, "--n_batch", 2, "--epochs", 1, "--filters", 8],
+    line = one_error_line(demo.main, ["--out_dir", mywork, "--n", 8, "--n_batch", 4, "--epochs", 1, "--filters", 8],
                           capsys, unchanged=tmp_path)
     assert "holds no demo run (demo_files.json)" in line
     assert set(tree(mywork).values()) == {b"the user's"}
