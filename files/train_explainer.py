@@ -1,6 +1,9 @@
 """Train the explainer that keeps the patient: E(x, target) = Δ, the image switched to another label
 being clip(x + Δ); the map of an image is its own Δ (cganlib/explainer.py says how it learns). The
 original's cGAN and its scripts are untouched; explain_image.py --explainer uses what this writes.
+--architecture encoder_decoder draws the switched image from a code of the image instead (no skip
+connections; --latent_weight makes the code blind to the label, as Fader Networks do); its map is
+the switched image's difference from the image drawn under its own label.
 
 Reads   the prepared arrays, as train_cgan.py (<data_dir>/img_align_xray.npz + labels, ...)
         --held_out_from: a train_classifier.py held_out.npz whose `held_out` images are left out
@@ -47,11 +50,18 @@ def add_config_flags(p):
              "cycle_weight": "weight of the cycle back to the image",
              "guide_weight": "weight of --guide's cross-entropy for the target",
              "ramp_steps": "steps over which the identity, L1 and TV weights grow from a tenth to their values",
-             "grey": "one change for all three channels: grey images (X-rays) stay grey"}
+             "grey": "one change for all three channels: grey images (X-rays) stay grey",
+             "architecture": "the explainer: the U-Net adding a change, or the encoder-decoder drawing the image "
+                             "from a code without skips",
+             "latent_weight": "encoder_decoder: weight of the label a latent critic reads from the code"}
     for name in config.EXPLAINER_HYPERPARAMETERS:
         value = getattr(defaults, name)
         if isinstance(value, bool):  # a switch: off unless given (on, a restart keeps the run's)
             p.add_argument(f"--{name}", action="store_true", default=None, help=helps[name])
+            continue
+        if isinstance(value, str):
+            p.add_argument(f"--{name}", choices=config.EXPLAINER_ARCHITECTURES,
+                           help=f"{helps[name]} (default {value}; a restart: the run's)")
             continue
         kind = (cli.RATE if name == "lr" else cli.BETA if name.startswith("beta") else cli.integer(0)
                 if name == "ramp_steps" else kinds[type(value)])

@@ -103,6 +103,46 @@ def test_the_guide_term_is_the_classifiers_cross_entropy_for_the_target():
     assert float(terms["guide"]) == pytest.approx(-np.log(0.5), rel=1e-5)  # the switched row's target is 0
 
 
+def test_latent_losses_of_known_logits():
+    """The latent critic's cross-entropy for the label; the encoder's for the uniform guess, log 3
+    when the critic reads nothing from the code."""
+    logits = tf.constant(np.log([[0.5, 0.25, 0.25], [1 / 3, 1 / 3, 1 / 3]]).astype(np.float32))
+    critic, encoder = explainer.latent_losses(logits, tf.constant([0, 2]))
+    assert float(critic) == pytest.approx((-np.log(0.5) + np.log(3)) / 2, rel=1e-5)
+    assert float(encoder) == pytest.approx((-(np.log(0.5) + 2 * np.log(0.25)) / 3 + np.log(3)) / 2, rel=1e-5)
+
+
+def test_the_latent_term_of_a_latent_critic_that_reads_nothing():
+    """With the latent critic's weights all 0 its logits are 0 whatever the code: both latent terms
+    are log 3, and the encoder-decoder's loss pays latent_weight of it."""
+    config = ExplainerConfig(filters=4, n_batch=4, architecture="encoder_decoder", latent_weight=2.0)
+    trainer = explainer.Trainer(config, N_CLASSES)
+    trainer.latent_critic.set_weights([np.zeros_like(w) for w in trainer.latent_critic.get_weights()])
+    images = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 80, 80, 3)).astype(np.float32))
+    terms = trainer.losses(images, tf.constant([0, 1, 2, 2]), tf.constant([0, 1, 0, 1]))
+    assert float(terms["latent_critic"]) == pytest.approx(np.log(3), rel=1e-5)
+    assert float(terms["latent"]) == pytest.approx(np.log(3), rel=1e-5)
+    expected = (float(terms["adversarial"]) + config.identity_weight * float(terms["identity"])
+                + config.l1_weight * float(terms["switch_l1"]) + 2.0 * np.log(3))
+    assert float(terms["explainer"]) == pytest.approx(expected, rel=1e-5)
+    assert "latent" not in explainer.Trainer(ExplainerConfig(filters=4, n_batch=4), N_CLASSES).losses(
+        images, tf.constant([0, 1, 2, 2]), tf.constant([0, 1, 0, 1]))
+
+
+def test_the_encoder_decoder_draws_the_switched_image_from_a_code_of_the_image_alone():
+    model = explainer.build_explainer(N_CLASSES, 4, architecture="encoder_decoder", grey=True)
+    encoder = model.get_layer("encoder")
+    assert len(encoder.inputs) == 1 and tuple(encoder.output.shape[1:]) == (20, 20, 8)  # the image only, side / 4
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 80, 80, 3)).astype(np.float32)
+    switched, changes = explainer.switch(model, images, np.array([0, 2]), N_CLASSES)
+    drawn = model.get_layer("grey_drawn").output
+    drawn = keras.Model(model.inputs, drawn)([tf.constant(images), tf.one_hot([0, 2], N_CLASSES)]).numpy()
+    assert np.allclose(switched, drawn, atol=1e-6) and np.allclose(changes, drawn - images, atol=1e-6)
+    assert np.allclose(switched[..., 0], switched[..., 2], atol=1e-6)  # grey stays grey (x + (drawn - x))
+    other, _ = explainer.switch(model, images, np.array([1, 1]), N_CLASSES)
+    assert not np.allclose(other, switched)  # the target reaches the drawing
+
+
 def test_an_untrained_explainer_changes_nothing():
     model = explainer.build_explainer(N_CLASSES, 4)
     images = np.random.default_rng(0).uniform(-1, 1, (3, 80, 80, 3)).astype(np.float32)
@@ -162,10 +202,13 @@ def history_without_seconds(out):
 
 
 @pytest.mark.slow
-def test_a_resumed_explainer_run_repeats_the_uninterrupted_one_exactly(tmp_path):
+@pytest.mark.parametrize("options", [
+    ("--cycle_weight", 1, "--tv_weight", 1, "--ramp_steps", 8, "--grey"),
+    ("--architecture", "encoder_decoder", "--latent_weight", 1),
+], ids=["unet", "encoder_decoder"])
+def test_a_resumed_explainer_run_repeats_the_uninterrupted_one_exactly(tmp_path, options):
     data = make_xray_data(tmp_path / "data", n=24)  # 6 steps an epoch
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    options = ("--cycle_weight", 1, "--tv_weight", 1, "--ramp_steps", 8, "--grey")
     train_explainer.main(explainer_argv(data, whole, "--epochs_goal", 2, *options))
     train_explainer.main(explainer_argv(data, resumed, "--epochs_goal", 1, *options))
     train_explainer.main(explainer_argv(data, resumed, "--epochs_goal", 2, "--qRestart"))
@@ -174,13 +217,17 @@ def test_a_resumed_explainer_run_repeats_the_uninterrupted_one_exactly(tmp_path)
     assert state_of(resumed, 2) == state_of(whole, 2)
     assert history_without_seconds(resumed) == history_without_seconds(whole)
     assert weights_of(whole, 1) != weights_of(whole, 2)  # it trained
+    if "--latent_weight" in options:
+        assert len(state_of(whole, 2)["latent_critic"]) > 0 and float(history_without_seconds(whole)[1]["latent"]) > 0
 
 
 @pytest.mark.slow
-def test_explain_image_switches_each_image_with_a_trained_explainer(tmp_path, capsys):
+@pytest.mark.parametrize("architecture", ["unet", "encoder_decoder"])
+def test_explain_image_switches_each_image_with_a_trained_explainer(tmp_path, capsys, architecture):
     data = make_xray_data(tmp_path / "data", n=16)
     out = tmp_path / "run"
-    train_explainer.main(explainer_argv(data, out, "--epochs_goal", 1, "--held_out_from", "none"))
+    train_explainer.main(explainer_argv(data, out, "--epochs_goal", 1, "--held_out_from", "none",
+                                        "--architecture", architecture))
     assert (out / "switched_e001.png").is_file() and (out / "run_config.json").is_file()
     explained = tmp_path / "explained"
     explain_image.main([str(a) for a in ("--explainer", out, "--npz", data / "img_align_xray.npz", "--labels_npz",
@@ -191,9 +238,12 @@ def test_explain_image_switches_each_image_with_a_trained_explainer(tmp_path, ca
         assert saved["relabelled"].shape == (3, 3, 80, 80, 3) and saved["deltas"].shape == (3, 3, 80, 80)
         assert "latents" not in saved.files
         own = saved["labels"][:, None] == saved["targets"][None, :]
-        # the image under its own label is the reconstruction, and the deltas start from the given image
+        # the image under its own label is the reconstruction; the U-Net's deltas start from the given
+        # image, the encoder-decoder's (which redraws every pixel) from the reconstruction
         assert np.allclose(saved["relabelled"][own], saved["reconstructions"], atol=1e-6)
-        assert np.allclose(saved["deltas"], (saved["images"][:, None] - saved["relabelled"]).sum(-1), atol=1e-5)
+        base = saved["images"] if architecture == "unet" else saved["reconstructions"]
+        assert np.allclose(saved["deltas"], (base[:, None] - saved["relabelled"]).sum(-1), atol=1e-5)
+        assert not np.allclose(saved["reconstructions"], saved["images"]) or architecture == "unet"
     assert (explained / "explain_img_align_xray.png").is_file()
 
 
@@ -226,6 +276,8 @@ def test_runs_are_refused_that_would_overwrite_or_contradict_a_run(tmp_path, cap
     assert "no explainer run" in one_error_line(train_explainer.main, explainer_argv(data, out, "--qRestart"), capsys)
     assert "--guide_weight needs --guide" in one_error_line(
         train_explainer.main, explainer_argv(data, out, "--guide_weight", 1), capsys)
+    assert "--latent_weight needs --architecture encoder_decoder" in one_error_line(
+        train_explainer.main, explainer_argv(data, out, "--latent_weight", 1), capsys)
     train_explainer.main(explainer_argv(data, out, "--epochs_goal", 1, "--held_out_from", "none"))
     before = sorted(p.name for p in out.iterdir())
     assert "holds a run" in one_error_line(train_explainer.main, explainer_argv(data, out), capsys)
@@ -236,6 +288,10 @@ def test_runs_are_refused_that_would_overwrite_or_contradict_a_run(tmp_path, cap
     assert "not past epoch 1" in one_error_line(
         train_explainer.main, explainer_argv(data, out, "--qRestart", "--epochs_goal", 1), capsys)
     assert sorted(p.name for p in out.iterdir()) == before
+    record = run_folder.read_config(str(out))
+    run_folder.write_config(str(out), {**record, "config": {**record["config"], "architecture": "resnet"}})
+    assert "architecture must be one of unet, encoder_decoder" in one_error_line(
+        train_explainer.main, explainer_argv(data, out, "--qRestart", "--epochs_goal", 2), capsys)
     train_explainer.main(explainer_argv(data, out, "--epochs_goal", 1, "--held_out_from", "none", "--overwrite",
                                         "--l1_weight", 5))
     assert explainer_training.complete_epochs(str(out)) == [1]

@@ -162,6 +162,9 @@ def check_guard(guard, path):
             raise InputError(f'{path}: config guard "{name}" must be finite numbers, got {value!r}')
 
 
+EXPLAINER_ARCHITECTURES = ("unet", "encoder_decoder")
+
+
 @dataclass(frozen=True)
 class ExplainerConfig:
     """Every hyperparameter of train_explainer.py (explainer.py says what each loss is)."""
@@ -178,6 +181,12 @@ class ExplainerConfig:
     guide_weight: float = 0.0  # a frozen classifier's cross-entropy for the target (needs --guide)
     ramp_steps: int = 0  # the identity, L1 and TV weights grow from a tenth to their values over these steps
     grey: bool = False  # one change for all channels: grey images (X-rays) stay grey
+    architecture: str = "unet"  # or "encoder_decoder": the image through a code without skips (explainer.py)
+    latent_weight: float = 0.0  # encoder_decoder: the price of the label a latent critic reads from the code
+
+    def __post_init__(self):
+        if self.architecture not in EXPLAINER_ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {', '.join(EXPLAINER_ARCHITECTURES)}, got {self.architecture!r}")
 
     def record(self):
         return dataclasses.asdict(self)

@@ -5,6 +5,12 @@ same anatomy, only the label switched, so the pixels that change are the finding
     explainer  a small U-Net (three scales, skip connections), the image and the target label's
                one-hot as extra planes in, the change out: one head per target label (tanh x
                CHANGE_SCALE; the heads start at zero, so an untrained explainer changes nothing)
+    encoder_decoder  (architecture "encoder_decoder", design b: cVAE-GAN, Zhu et al. 2017; Fader
+               Networks, Lample et al. 2017) the image alone through an encoder to a code at a
+               quarter of its side, no skips, and a decoder that draws the image from the code and
+               the target; Δ is the drawn image minus the given one. A latent critic reads the label
+               from the code and the encoder pays for what it reads (latent_weight), so the label
+               can come only from the target
     critic     four stride-2 convolutions, global average pooling, a dense output plus a
                projection term (Miyato & Koyama 2018): the class embedding dotted with the pooled
                features; hinge loss
@@ -38,30 +44,72 @@ def _target_planes(target, side, n_classes, name):
     return layers.UpSampling2D(side, name=name)(layers.Reshape((1, 1, n_classes))(target))
 
 
-def build_explainer(n_classes, filters, image_shape=IMAGE_SHAPE, grey=False):
-    """The U-Net E(x, target) -> Δ; x in [-1, 1] (B, H, W, C), target one-hot (B, n_classes).
-    grey: one change plane, the same in every channel."""
+def _conv(x, width, name, strides=1):
+    return layers.Conv2D(width, 3, strides=strides, padding="same", activation="relu", name=name)(x)
+
+
+def build_explainer(n_classes, filters, image_shape=IMAGE_SHAPE, grey=False, architecture="unet"):
+    """E(x, target) -> Δ; x in [-1, 1] (B, H, W, C), target one-hot (B, n_classes): the U-Net or
+    the encoder-decoder. grey: one change plane, the same in every channel."""
+    if architecture == "encoder_decoder":
+        return build_encoder_decoder(n_classes, filters, image_shape, grey)
     side, _, channels = image_shape
     image = keras.Input(image_shape, name="image")
     target = keras.Input((n_classes,), name="target")
-
-    def conv(x, width, name, strides=1):
-        return layers.Conv2D(width, 3, strides=strides, padding="same", activation="relu", name=name)(x)
-
     x = layers.Concatenate()([image, _target_planes(target, side, n_classes, "target_in")])
-    full = conv(conv(x, filters, "e1a"), filters, "e1b")
-    half = conv(conv(full, 2 * filters, "e2a", strides=2), 2 * filters, "e2b")
-    quarter = conv(half, 4 * filters, "e3a", strides=2)
+    full = _conv(_conv(x, filters, "e1a"), filters, "e1b")
+    half = _conv(_conv(full, 2 * filters, "e2a", strides=2), 2 * filters, "e2b")
+    quarter = _conv(half, 4 * filters, "e3a", strides=2)
     quarter = layers.Concatenate()([quarter, _target_planes(target, side // 4, n_classes, "target_mid")])
-    quarter = conv(quarter, 4 * filters, "e3b")
-    up = conv(layers.Concatenate()([layers.UpSampling2D(2)(quarter), half]), 2 * filters, "d2")
-    up = conv(layers.Concatenate()([layers.UpSampling2D(2)(up), full]), filters, "d1")
+    quarter = _conv(quarter, 4 * filters, "e3b")
+    up = _conv(layers.Concatenate()([layers.UpSampling2D(2)(quarter), half]), 2 * filters, "d2")
+    up = _conv(layers.Concatenate()([layers.UpSampling2D(2)(up), full]), filters, "d1")
     planes = 1 if grey else channels
     heads = layers.Conv2D(planes * n_classes, 1, activation="tanh", kernel_initializer="zeros", name="change")(up)
     change = TargetHead(n_classes, CHANGE_SCALE, name="scaled_change")([heads, target])
     if grey:
         change = layers.Concatenate(name="grey_change")([change] * channels)
     return keras.Model([image, target], change, name="explainer")
+
+
+def build_encoder_decoder(n_classes, filters, image_shape=IMAGE_SHAPE, grey=False):
+    """Design b: Δ = D(C(x), target) - x, the code C(x) (side/4, side/4, 2 filters) from the image
+    alone (the sub-model "encoder", which the latent critic reads), D drawing the image in [-1, 1]
+    from it and the target's planes. Under the image's own label D(C(x), label) is its
+    reconstruction; explain_image.py's map is the switched image's difference from it."""
+    side, _, channels = image_shape
+    image = keras.Input(image_shape, name="image")
+    target = keras.Input((n_classes,), name="target")
+    x = _conv(_conv(image, filters, "e1"), 2 * filters, "e2", strides=2)
+    x = _conv(_conv(x, 4 * filters, "e3", strides=2), 4 * filters, "e4")
+    code = layers.Conv2D(2 * filters, 1, name="code")(x)
+    encoder = keras.Model(image, code, name="encoder")
+    x = layers.Concatenate()([encoder(image), _target_planes(target, side // 4, n_classes, "target_code")])
+    x = _conv(_conv(x, 4 * filters, "d3"), 4 * filters, "d3b")
+    x = layers.Concatenate()([layers.UpSampling2D(2)(x), _target_planes(target, side // 2, n_classes, "target_half")])
+    x = _conv(x, 2 * filters, "d2")
+    x = _conv(layers.UpSampling2D(2)(x), filters, "d1")
+    drawn = layers.Conv2D(1 if grey else channels, 3, padding="same", activation="tanh", name="drawn")(x)
+    if grey:
+        drawn = layers.Concatenate(name="grey_drawn")([drawn] * channels)
+    return keras.Model([image, target], layers.Subtract(name="change")([drawn, image]), name="encoder_decoder")
+
+
+def build_latent_critic(n_classes, filters, code_shape):
+    """Fader Networks' latent discriminator: the label's logits (B, n_classes) read from a code."""
+    code = keras.Input(code_shape, name="code")
+    x = layers.LeakyReLU(0.2)(layers.Conv2D(2 * filters, 3, strides=2, padding="same", name="l1")(code))
+    x = layers.LeakyReLU(0.2)(layers.Conv2D(2 * filters, 3, strides=2, padding="same", name="l2")(x))
+    return keras.Model(code, layers.Dense(n_classes, name="logits")(layers.GlobalAveragePooling2D()(x)),
+                       name="latent_critic")
+
+
+def latent_losses(logits, labels):
+    """(latent critic's loss, encoder's loss) of the code's logits (B, n_classes) and the images'
+    labels (B,): the critic's cross-entropy for the label; the encoder's for the uniform guess,
+    least (log n_classes) when the critic can read nothing from the code."""
+    critic = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+    return critic, -tf.reduce_mean(tf.nn.log_softmax(logits))
 
 
 class TargetHead(layers.Layer):
@@ -152,12 +200,18 @@ class Trainer:
         self.config, self.n_classes, self.guide = config, n_classes, guide
         # Grappler's remapper fails on the critic's fused gradient (as on the GAN's: training.py)
         tf.config.optimizer.set_experimental_options({"remapping": False})
-        self.explainer = build_explainer(n_classes, config.filters, grey=config.grey)
+        self.explainer = build_explainer(n_classes, config.filters, grey=config.grey, architecture=config.architecture)
         self.critic = build_critic(n_classes, config.filters)
-        self.e_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2)
-        self.c_optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2)
+        self.latent_critic = None
+        if config.latent_weight:
+            self.encoder = self.explainer.get_layer("encoder")
+            self.latent_critic = build_latent_critic(n_classes, config.filters, self.encoder.output.shape[1:])
+        self.e_optimizer, self.c_optimizer, self.l_optimizer = (
+            keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2) for _ in range(3))
         self.e_optimizer.build(self.explainer.trainable_variables)
         self.c_optimizer.build(self.critic.trainable_variables)
+        if self.latent_critic is not None:
+            self.l_optimizer.build(self.latent_critic.trainable_variables)
         self.step = tf.function(self._step, reduce_retracing=True)
 
     def losses(self, images, labels, targets):
@@ -180,6 +234,10 @@ class Trainer:
             back = self.explainer([switched, y[half:]], training=True)
             terms["cycle"] = tf.reduce_mean(mean_size(tf.clip_by_value(switched + back, -1.0, 1.0) - images[half:]))
             explainer_loss += c.cycle_weight * terms["cycle"]
+        if self.latent_critic is not None:
+            logits = self.latent_critic(self.encoder(images, training=True), training=True)
+            terms["latent_critic"], terms["latent"] = latent_losses(logits, labels)
+            explainer_loss += c.latent_weight * terms["latent"]
         if self.guide is not None and c.guide_weight:
             scores = self.guide((switched + 1.0) * PIXEL_SCALE, training=False)
             terms["guide"] = tf.reduce_mean(
@@ -191,25 +249,30 @@ class Trainer:
     def _step(self, images, labels, targets):
         with tf.GradientTape(persistent=True) as tape:
             terms = self.losses(images, labels, targets)
-        for loss, model, optimizer in ((terms["critic"], self.critic, self.c_optimizer),
-                                       (terms["explainer"], self.explainer, self.e_optimizer)):
+        updates = [(terms["critic"], self.critic, self.c_optimizer), (terms["explainer"], self.explainer, self.e_optimizer)]
+        if self.latent_critic is not None:
+            updates.append((terms["latent_critic"], self.latent_critic, self.l_optimizer))
+        for loss, model, optimizer in updates:
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
         del tape
         return terms
 
     def state_arrays(self):
-        """What the weights file lacks to go on exactly: the critic and both optimizers."""
-        return {"critic": [v.numpy() for v in self.critic.weights],
-                "explainer_optimizer": [v.numpy() for v in self.e_optimizer.variables],
-                "critic_optimizer": [v.numpy() for v in self.c_optimizer.variables]}
+        """What the weights file lacks to go on exactly: the critics and the optimizers."""
+        return {name: [v.numpy() for v in variables] for name, variables in self._state_variables().items()}
+
+    def _state_variables(self):
+        state = {"critic": self.critic.weights, "explainer_optimizer": self.e_optimizer.variables,
+                 "critic_optimizer": self.c_optimizer.variables}
+        if self.latent_critic is not None:
+            state.update(latent_critic=self.latent_critic.weights, latent_critic_optimizer=self.l_optimizer.variables)
+        return state
 
     def restore_arrays(self, arrays, path):
         """Put state_arrays' values back; ValueError naming path when they do not fit."""
-        pairs = ((self.critic.weights, arrays.get("critic", [])),
-                 (self.e_optimizer.variables, arrays.get("explainer_optimizer", [])),
-                 (self.c_optimizer.variables, arrays.get("critic_optimizer", [])))
-        for variables, values in pairs:
+        for name, variables in self._state_variables().items():
+            values = arrays.get(name, [])
             if [tuple(v.shape) for v in variables] != [a.shape for a in values]:
                 raise ValueError(f"{path}: its arrays do not fit this run's models")
             for variable, value in zip(variables, values):

@@ -23,7 +23,8 @@ from cganlib.datasets import load_prepared
 from cganlib.explainer import Trainer, batch_plan, build_explainer, switch, to_unit
 from cganlib.storage import InputError, atomic_write, load_arrays, open_h5, save_figure
 
-HISTORY_FIELDS = ("epoch", "critic", "adversarial", "identity", "switch_l1", "switch_tv", "cycle", "guide", "secs")
+HISTORY_FIELDS = ("epoch", "critic", "adversarial", "identity", "switch_l1", "switch_tv", "cycle", "guide", "latent_critic",
+                  "latent", "secs")
 RUN_FLAGS = ("dataset", "data_dir", "held_out_from", "guide", "seed")  # besides the config, what a restart keeps
 SAMPLE_IMAGES = 4  # training images drawn switched in switched_eNNN.png
 
@@ -75,7 +76,7 @@ def restart_settings(args, record):
     flags, recorded = record.get("flags", {}), record.get("config", {})
     try:
         config = ExplainerConfig(**recorded)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise InputError(f"{os.path.join(args.out_dir, run_folder.RUN_CONFIG)}: not an explainer's run config ({e})") from e
     given = {**given_config(args), **{name: getattr(args, name) for name in ("held_out_from", "guide", "seed")
                                       if getattr(args, name) is not None}}
@@ -212,6 +213,8 @@ def settle(args):
     flags, config = fresh_settings(args)
     if config.guide_weight and not flags["guide"]:
         raise InputError("--guide_weight needs --guide, the classifier that guides the switch")
+    if config.latent_weight and config.architecture != "encoder_decoder":
+        raise InputError("--latent_weight needs --architecture encoder_decoder: the U-Net has no code to read")
     return flags, config, 0
 
 
@@ -244,7 +247,7 @@ def run(args):
         samples = (train_images[:SAMPLE_IMAGES], train_labels[:SAMPLE_IMAGES], args.settings.class_names)
         print(f"explainer: {len(rows)} training images ({len(labels) - len(rows)} held out: {flags['held_out_from']}), "
               f"epochs {first + 1}..{args.epochs_goal}, {len(rows) // config.n_batch} steps each; "
-              + ", ".join(f"{k} {v:g}" for k, v in config.record().items()) + f", seed {flags['seed']}", flush=True)
+              + ", ".join(f"{k} {v if isinstance(v, str) else format(v, 'g')}" for k, v in config.record().items()) + f", seed {flags['seed']}", flush=True)
         try:
             train(trainer, train_images, train_labels, config, flags["seed"], first, args.epochs_goal, args.out_dir,
                   history, samples)
@@ -278,7 +281,7 @@ def load_explainer(path):
             raise InputError(f"{path}: not a complete epoch's explainer_NNN.weights.h5 of its run")
     try:
         config = ExplainerConfig(**record["config"])
-        model = build_explainer(len(record["classes"]), config.filters, grey=config.grey)
+        model = build_explainer(len(record["classes"]), config.filters, grey=config.grey, architecture=config.architecture)
         load_weights(model, weights_path(folder, epoch))
     except (TypeError, ValueError, OSError) as e:
         raise InputError(f"{weights_path(folder, epoch)}: not this run's explainer ({e})") from e

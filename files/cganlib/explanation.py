@@ -232,7 +232,8 @@ def explained(generator, images, labels, indices, targets, args):
 def explained_by_switch(explainer, n_classes, images, labels, indices, targets):
     """explained()'s arrays for a train_explainer.py explainer: each image switched itself (no
     latent), its "reconstruction" the image returned under its own label, the deltas the given
-    image minus each switched one."""
+    image minus each switched one; an encoder-decoder's, which redraws every pixel, the
+    reconstruction minus each switched one (the original's delta: one code, only the label switched)."""
     unit = images * 2.0 - 1.0  # the explainer's [-1, 1]
     own, _ = switch(explainer, unit, labels, n_classes)
     n, t = len(images), len(targets)
@@ -242,7 +243,7 @@ def explained_by_switch(explainer, n_classes, images, labels, indices, targets):
     return {
         "indices": indices, "labels": labels, "targets": targets, "images": images,
         "reconstructions": reconstructions, "relabelled": relabelled,
-        "deltas": delta_sums(images[:, None], relabelled),
+        "deltas": delta_sums((reconstructions if explainer.name == "encoder_decoder" else images)[:, None], relabelled),
         "mse": np.mean((reconstructions - images) ** 2, axis=(1, 2, 3)), "ssim": ssim(reconstructions, images).numpy(),
     }
 
