@@ -111,6 +111,10 @@ def build_parser():
     p.add_argument("--label_fade", type=cli.integer(0), metavar="STEPS",
                    help="transitional conditioning (Shahbazi et al. 2022): both models' label embeddings times a "
                         "factor growing from 0 (unconditional) to 1 over this many batches (default: 0, off)")
+    p.add_argument("--resize_conv", action="store_true", default=None,
+                   help="the generator upsamples by a nearest-neighbour resize and a 3x3 convolution (Odena et al. "
+                        "2016) in place of the original's 4x4 transposed convolutions, whose uneven overlaps draw a "
+                        "checkerboard (default: off)")
     p.add_argument("--mixed_precision", action="store_true",
                    help="compute in bfloat16 (weights and the guard's losses stay float32; default: off)")
     p.add_argument("--seed", type=cli.SEED, help="seed for a reproducible run (default: none, a fresh draw)")

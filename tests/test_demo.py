@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cganlib.storage import InputError
-from demo import planned_epochs
+from demo import planned_epochs, planned_explainer_epochs
 from helpers import auc_by_hand, error_line, make_phantom_set
 
 RESULT_KEYS = (
@@ -163,6 +163,13 @@ def test_more_minutes_plan_more_epochs_and_wider_models_fewer():
     assert planned_epochs(30, 900, 16) > planned_epochs(15, 900, 16) > planned_epochs(15, 900, 32) >= 1
     with pytest.raises(InputError, match=r"--minutes 0.1 cannot be met: .* give --minutes 3.1 or more, or --epochs"):
         planned_epochs(0.1, 900, 16)  # a budget smaller than the fixed steps and one epoch
+
+
+def test_the_explainers_plan_counts_the_cycle_terms_longer_step():
+    """The same budget: a step with the cycle back costs CYCLE_STEP_FACTOR times one without."""
+    plain, cycle = {"n_batch": 16}, {"n_batch": 16, "cycle_weight": 1.0}
+    assert planned_explainer_epochs(1500, 2927, plain) > planned_explainer_epochs(1500, 2927, cycle) >= 1
+    assert planned_explainer_epochs(1500, 2927, {"n_batch": 32}) > planned_explainer_epochs(1500, 2927, plain)
 
 
 XRAY_RESULT_KEYS = (*(f"{key}_{name}" for name in ("viral", "bacterial") for key in (

@@ -198,6 +198,35 @@ def test_the_label_fade_makes_both_models_unconditional_at_0_and_ordinary_at_1(t
     np.testing.assert_allclose(judged, np.repeat(judged[:1], 3, axis=0), atol=1e-6)
 
 
+# ---------------------------------------------------------------- --resize_conv
+
+
+@pytest.mark.parametrize("resize_conv", [False, True])
+def test_the_generator_upsamples_by_transposed_convolutions_or_by_resize_and_convolution(tmp_path, resize_conv):
+    g = cgan.build_generator(3, 100, 4, resize_conv=resize_conv)
+    kinds = [type(layer).__name__ for layer in g.layers]
+    assert kinds.count("Conv2DTranspose") == (0 if resize_conv else 4)
+    assert kinds.count("UpSampling2D") == (4 if resize_conv else 0)
+    assert g.output_shape == (None, 80, 80, 3)
+    # saved and read back, the same model: the same images from the same latents
+    path = str(tmp_path / "g.h5")
+    save_model(g, path)
+    back = cgan.load_generator(path)
+    latents, labels = np.random.default_rng(0).normal(size=(2, 100)).astype(np.float32), np.array([[0], [2]])
+    np.testing.assert_array_equal(back.predict([latents, labels], verbose=0), g.predict([latents, labels], verbose=0))
+    assert training.conv_width(back) == 4 and training.is_resize_conv(back) == resize_conv
+
+
+def test_a_resize_generator_draws_a_constant_map_without_a_checkerboard():
+    """A constant map through _upsampled with resize_conv: the resize copies each pixel into 2x2,
+    and a 3x3 convolution of all-ones weights sees 9 equal values at every inside pixel: 9 there."""
+    x = keras.Input((4, 4, 1))
+    model = keras.Model(x, cgan._upsampled(x, 1, True))
+    model.set_weights([np.ones((3, 3, 1, 1), np.float32), np.zeros(1, np.float32)])
+    out = model.predict(np.ones((1, 4, 4, 1), np.float32), verbose=0)[0, 1:-1, 1:-1, 0]
+    np.testing.assert_allclose(out, 9.0)
+
+
 # ---------------------------------------------------------------- the run's record and restart
 
 
@@ -205,12 +234,12 @@ def test_the_label_fade_makes_both_models_unconditional_at_0_and_ordinary_at_1(t
 def test_the_options_are_recorded_and_a_restart_keeps_them(tmp_path, capsys):
     data = make_xray_data(tmp_path / "data", n=32)
     results = tmp_path / "results"
-    options = ["--mode_seeking", "0.5", "--ema", "0.9", "--label_fade", "3"]
+    options = ["--mode_seeking", "0.5", "--ema", "0.9", "--label_fade", "3", "--resize_conv"]
     assert train_cgan.main(train_argv(data, results, "--seed", 2, "--epochs_goal", 1, *options)) == 0
-    shown = "projection=off mode_seeking=0.5 ema=0.9 label_fade=3 "
+    shown = "projection=off mode_seeking=0.5 ema=0.9 label_fade=3 resize_conv=on "
     assert shown in capsys.readouterr().out.splitlines()[0]
     recorded = run_folder.read_config(str(results))
-    given = {"mode_seeking": 0.5, "ema": 0.9, "label_fade": 3}
+    given = {"mode_seeking": 0.5, "ema": 0.9, "label_fade": 3, "resize_conv": True}
     assert {name: recorded["flags"][name] for name in given} == given
     assert config.differences(config.TrainConfig.from_record(recorded["config"]), "xray", "original") == {
         "filters": 4, "n_batch": 16, **given}
@@ -220,6 +249,9 @@ def test_the_options_are_recorded_and_a_restart_keeps_them(tmp_path, capsys):
     assert shown in resumed and "(settings from run_config.json)" in resumed
     err = bad_input(tmp_path, capsys, train_argv(data, results, "--qRestart", "--epochs_goal", 3, "--mode_seeking", 2))
     assert "--mode_seeking 2.0 contradicts this run's --mode_seeking 0.5" in err
+    # the epoch's generator file is one the readers rebuild as it was trained: resize and convolution
+    g = cgan.load_generator(run_folder.model_paths(str(results), 2)["generator"])
+    assert training.is_resize_conv(g) and not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in g.layers)
 
 
 # ---------------------------------------------------------------- bad values

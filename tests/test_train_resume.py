@@ -50,8 +50,9 @@ def without_seconds(results):
     ["--projection", "--mbstd_group", 4, "--r1_weight", 1],
     ["--mode_seeking", "1"], ["--ema", "0.9"], ["--label_fade", "6"],  # the fade ends in epoch 2's second batch
     ["--mode_seeking", "1", "--ema", "0.9", "--label_fade", "6", "--mbstd_group", 4, "--d_steps", 2, "--projection"],
+    ["--resize_conv", "--ema", "0.9"],
 ], ids=["plain", "diff_augment", "mbstd_group", "d_steps", "r1_weight", "projection", "mode_seeking", "ema",
-        "label_fade", "all_new"])
+        "label_fade", "all_new", "resize_conv"])
 def test_a_resumed_run_repeats_the_uninterrupted_one_exactly(tmp_path, run, options):
     data = make_xray_data(tmp_path / "data", n=64)  # 4 batches an epoch
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
@@ -113,7 +114,7 @@ def test_ctrl_c_then_the_printed_command_goes_on_with_the_runs_own_settings(tmp_
     precision = "bfloat16" if cgan.cpu_has_bfloat16() else "float32"  # no emulated bfloat16 (it is slow)
     assert lines[0].endswith(
         f"epochs {done[-1] + 1}..{goal}, preset=original n_batch=32 d_lr=0.0005 d_beta1=0.5 g_lr=0.005 gan_upper=3 filters=4 latent_dim=100 "
-        f"label_smoothing=1 spectral_norm=off diff_augment=none mbstd_group=0 r1_weight=0 d_steps=1 projection=off mode_seeking=0 ema=0 label_fade=0 seed=3 precision={precision} real_plots=0 data_dir={data} summary_dir={summaries} (settings from run_config.json)"
+        f"label_smoothing=1 spectral_norm=off diff_augment=none mbstd_group=0 r1_weight=0 d_steps=1 projection=off mode_seeking=0 ema=0 label_fade=0 resize_conv=off seed=3 precision={precision} real_plots=0 data_dir={data} summary_dir={summaries} (settings from run_config.json)"
     )
     assert lines[1].startswith("--mixed_precision: this CPU has no bfloat16") == (precision == "float32")
     flags = run_folder.read_config(str(results))["flags"]
@@ -255,7 +256,7 @@ def test_a_restart_takes_the_runs_settings_may_change_the_machine_and_ctrl_c_pri
                                       "--epochs_goal", 1)) == 0
     first = settings_line(capsys.readouterr().out)
     assert ("preset=small n_batch=16 d_lr=0.001 d_beta1=0.5 g_lr=0.005 gan_upper=3 filters=4 latent_dim=100 "
-            f"label_smoothing=1 spectral_norm=off diff_augment=none mbstd_group=0 r1_weight=0 d_steps=1 projection=off mode_seeking=0.1 ema=0 label_fade=0 seed=3 precision=float32 real_plots=0 "
+            f"label_smoothing=1 spectral_norm=off diff_augment=none mbstd_group=0 r1_weight=0 d_steps=1 projection=off mode_seeking=0.1 ema=0 label_fade=0 resize_conv=off seed=3 precision=float32 real_plots=0 "
             f"data_dir={data} summary_dir={data / 'cgan'} (settings from the command line)") in first
     recorded = run_folder.read_config(str(results))
     assert recorded["flags"]["preset"] == "small" and recorded["config"]["d_lr"] == 1e-3

@@ -1,6 +1,6 @@
 """Benchmark of the explainer's training step (train_explainer.py): one compiled step of the
 explainer and its critic on a batch of synthetic 80x80 images, at the widths given, with and
-without the cycle term; and the switch of 500 images (explain_image.py --explainer's work). The
+without the cycle term, and of the encoder-decoder (design b) with its latent critic; and the switch of 500 images (explain_image.py --explainer's work). The
 demo plans the explainer's epochs from the step's time (demo.py SECONDS_PER_EXPLAINER_STEP).
 
 Reads nothing; writes nothing; prints to stdout.
@@ -68,7 +68,10 @@ def main():
     for filters in args.filters:
         seconds, trainer = step_seconds(ExplainerConfig(filters=filters, n_batch=args.n_batch), args.repeats, rng)
         cycle, _ = step_seconds(ExplainerConfig(filters=filters, n_batch=args.n_batch, cycle_weight=1.0), args.repeats, rng)
-        print(f"width {filters}: a step {seconds * 1000:.1f} ms, with the cycle term {cycle * 1000:.1f} ms", flush=True)
+        coded, _ = step_seconds(ExplainerConfig(filters=filters, n_batch=args.n_batch, architecture="encoder_decoder",
+                                                latent_weight=1.0), args.repeats, rng)
+        print(f"width {filters}: a step {seconds * 1000:.1f} ms, with the cycle term {cycle * 1000:.1f} ms, "
+              f"the encoder-decoder with its latent critic {coded * 1000:.1f} ms", flush=True)
         results[f"step_s_f{filters}"] = seconds
         if len(results) == 1:
             n = 8 if args.smoke else 500

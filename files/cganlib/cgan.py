@@ -166,8 +166,18 @@ def logit_and_output(discriminator):
     return call
 
 
-def build_generator(n_classes, latent_dim=ORIGINAL.latent_dim, filters=ORIGINAL.filters, label_fade=None):
-    """label_fade: a factor on the label's embedding (LabelFade), or None."""
+def _upsampled(x, filters, resize_conv):
+    """Twice the side: the original's 4x4 transposed convolution of stride 2, or (resize_conv) a
+    nearest-neighbour resize and a 3x3 convolution, which cannot draw the transposed one's
+    checkerboard of uneven overlaps (Odena, Dumoulin & Olah 2016)."""
+    if not resize_conv:
+        return layers.Conv2DTranspose(filters, 4, strides=2, padding="same")(x)
+    return layers.Conv2D(filters, 3, padding="same")(layers.UpSampling2D(2)(x))
+
+
+def build_generator(n_classes, latent_dim=ORIGINAL.latent_dim, filters=ORIGINAL.filters, label_fade=None,
+                    resize_conv=False):
+    """label_fade: a factor on the label's embedding (LabelFade), or None; resize_conv: _upsampled's."""
     latent = keras.Input((latent_dim,))
     label = keras.Input((1,))
     side = IMAGE_SHAPE[0] // 16
@@ -178,11 +188,11 @@ def build_generator(n_classes, latent_dim=ORIGINAL.latent_dim, filters=ORIGINAL.
     x = layers.LeakyReLU(LEAKY_SLOPE)(x)
     x = layers.Reshape((side, side, filters))(x)
     x = layers.Concatenate()([x, label_map])
-    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same")(x)
+    x = _upsampled(x, filters, resize_conv)
     x = layers.LeakyReLU(LEAKY_SLOPE)(x)
     x = layers.Dropout(DROPOUT)(x)
     for _ in range(3):
-        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same")(x)
+        x = _upsampled(x, filters, resize_conv)
         x = layers.LeakyReLU(LEAKY_SLOPE)(x)
     out = layers.Conv2D(IMAGE_SHAPE[2], 5, activation="tanh", padding="same", dtype="float32")(x)
     model = keras.Model([latent, label], out, name="generator")
@@ -457,9 +467,10 @@ def load_generator(path, label_fade=None):
         n_classes, filters, latent_dim = _architecture(config_layers)
     except ModelFileError as e:
         raise ModelFileError(f"{path}: not a generator: {e}") from e
-    if len(inputs) != 2 or latent_dim is None or "Conv2DTranspose" not in {c["class_name"] for c in config_layers}:
+    classes = {c["class_name"] for c in config_layers}
+    if len(inputs) != 2 or latent_dim is None or not classes & {"Conv2DTranspose", "UpSampling2D"}:
         raise ModelFileError(f"{path}: not a generator (inputs {inputs}, want a latent vector and a label)")
-    model = build_generator(n_classes, latent_dim, filters, label_fade)
+    model = build_generator(n_classes, latent_dim, filters, label_fade, resize_conv="UpSampling2D" in classes)
     _copy_weights(model, config_layers, saved, path)
     return model
 

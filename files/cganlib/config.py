@@ -55,6 +55,7 @@ class TrainConfig:
     mode_seeking: float = 0.0  # the weight of MSGAN's mode-seeking term in the generator's loss; 0: off
     ema: float = 0.0  # the decay of the generator's moving average, which its saved files hold; 0: off
     label_fade: int = 0  # the label fades into both models over this many batches; 0: off
+    resize_conv: bool = False  # g upsamples by a nearest-neighbour resize and a convolution, not transposed ones
     guard: GuardBands = field(default_factory=GuardBands)
 
     def record(self):
@@ -147,6 +148,7 @@ class Run:
             "mbstd_group": c.mbstd_group, "r1_weight": c.r1_weight, "d_steps": c.d_steps,
             "projection": c.projection,
             "mode_seeking": c.mode_seeking, "ema": c.ema, "label_fade": c.label_fade,
+            "resize_conv": c.resize_conv,
             "mixed_precision": self.mixed_precision, "seed": self.seed, "real_plots": self.real_plots,
             "strategy": self.strategy, "cpu_devices": self.cpu_devices,
             # a multi-worker run's only, as the command line allows it

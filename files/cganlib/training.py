@@ -97,7 +97,7 @@ def build_models(run):
     s, c = run.dataset, run.config
     fade = tf.Variable(1.0, trainable=False, name="label_fade") if c.label_fade else None
     if not run.restart:
-        g = cgan.build_generator(s.n_classes, c.latent_dim, c.filters, fade)
+        g = cgan.build_generator(s.n_classes, c.latent_dim, c.filters, fade, c.resize_conv)
         d = cgan.build_discriminator(s.n_classes, c.filters, c.d_lr, c.d_beta1, c.spectral_norm, c.mbstd_group,
                                      c.projection, fade)
     else:
@@ -128,13 +128,21 @@ def check_saved_models(g, d, run):
     if cgan.mbstd_group_of(d) != c.mbstd_group:
         raise InputError(f"the saved discriminator has a minibatch standard deviation group of "
                          f"{cgan.mbstd_group_of(d)}; --mbstd_group is {c.mbstd_group}")
+    if is_resize_conv(g) != c.resize_conv:
+        raise InputError(f"the saved generator upsamples by {'resize and convolution' if is_resize_conv(g) else 'transposed convolutions'}; "
+                         f"--resize_conv is {cli.shown(c.resize_conv)}")
     if cgan.is_projection(d) != c.projection:
         raise InputError(f"the saved discriminator is {'a' if cgan.is_projection(d) else 'not a'} projection "
                          f"discriminator; --projection is {cli.shown(c.projection)}")
 
 
+def is_resize_conv(generator):
+    return any(isinstance(layer, keras.layers.UpSampling2D) for layer in generator.layers)
+
+
 def conv_width(model):
-    return next(layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2DTranspose))
+    """The generator's width: its first upsampling convolution's filters."""
+    return next(layer.filters for layer in model.layers if isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.Conv2D)))
 
 
 def _write_text(path, text):
@@ -533,6 +541,7 @@ def settings_line(run, images, labels, bfloat16):
         f"label_smoothing={c.label_smoothing:g} spectral_norm={cli.shown(c.spectral_norm)} "
         f"diff_augment={c.diff_augment or 'none'} mbstd_group={c.mbstd_group} r1_weight={c.r1_weight:g} d_steps={c.d_steps} "
         f"projection={cli.shown(c.projection)} mode_seeking={c.mode_seeking:g} ema={c.ema:g} label_fade={c.label_fade} "
+        f"resize_conv={cli.shown(c.resize_conv)} "
         f"seed={cli.shown(run.seed)} precision={'bfloat16' if bfloat16 else 'float32'} "
         f"real_plots={run.real_plots} data_dir={run.data_dir} summary_dir={run.summary_dir} "
         f"(settings from {'run_config.json' if run.from_run_config else 'the command line'})"
