@@ -214,7 +214,7 @@ def test_the_generator_upsamples_by_transposed_convolutions_or_by_resize_and_con
     back = cgan.load_generator(path)
     latents, labels = np.random.default_rng(0).normal(size=(2, 100)).astype(np.float32), np.array([[0], [2]])
     np.testing.assert_array_equal(back.predict([latents, labels], verbose=0), g.predict([latents, labels], verbose=0))
-    assert training.conv_width(back) == 4 and training.is_resize_conv(back) == resize_conv
+    assert training.conv_width(back) == 4 and cgan.is_resize_conv(back) == resize_conv
 
 
 def test_a_resize_generator_draws_a_constant_map_without_a_checkerboard():
@@ -251,7 +251,7 @@ def test_the_options_are_recorded_and_a_restart_keeps_them(tmp_path, capsys):
     assert "--mode_seeking 2.0 contradicts this run's --mode_seeking 0.5" in err
     # the epoch's generator file is one the readers rebuild as it was trained: resize and convolution
     g = cgan.load_generator(run_folder.model_paths(str(results), 2)["generator"])
-    assert training.is_resize_conv(g) and not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in g.layers)
+    assert cgan.is_resize_conv(g) and not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in g.layers)
 
 
 # ---------------------------------------------------------------- bad values

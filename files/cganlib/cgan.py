@@ -430,6 +430,11 @@ def has_spectral_norm(model):
     return any(isinstance(layer, layers.SpectralNormalization) for layer in model.layers)
 
 
+def is_resize_conv(generator):
+    """Whether a generator upsamples by resize and convolution (build_generator's resize_conv)."""
+    return any(isinstance(layer, layers.UpSampling2D) for layer in generator.layers)
+
+
 def is_projection(model):
     """Whether a discriminator is a projection discriminator (its label meets the features in a Dot)."""
     return any(isinstance(layer, layers.Dot) for layer in model.layers)

@@ -72,11 +72,12 @@ def build_explainer(n_classes, filters, image_shape=IMAGE_SHAPE, grey=False, arc
     return keras.Model([image, target], change, name="explainer")
 
 
-def build_encoder_decoder(n_classes, filters, image_shape=IMAGE_SHAPE, grey=False):
+def build_encoder_decoder(n_classes, filters, image_shape=IMAGE_SHAPE, grey=False, with_code=False):
     """Design b: Δ = D(C(x), target) - x, the code C(x) (side/4, side/4, 2 filters) from the image
     alone (the sub-model "encoder", which the latent critic reads), D drawing the image in [-1, 1]
     from it and the target's planes. Under the image's own label D(C(x), label) is its
-    reconstruction; explain_image.py's map is the switched image's difference from it."""
+    reconstruction; explain_image.py's map is the switched image's difference from it.
+    with_code: the outputs are [Δ, C(x)], for training the latent critic in the same pass."""
     side, _, channels = image_shape
     image = keras.Input(image_shape, name="image")
     target = keras.Input((n_classes,), name="target")
@@ -84,7 +85,8 @@ def build_encoder_decoder(n_classes, filters, image_shape=IMAGE_SHAPE, grey=Fals
     x = _conv(_conv(x, 4 * filters, "e3", strides=2), 4 * filters, "e4")
     code = layers.Conv2D(2 * filters, 1, name="code")(x)
     encoder = keras.Model(image, code, name="encoder")
-    x = layers.Concatenate()([encoder(image), _target_planes(target, side // 4, n_classes, "target_code")])
+    code = encoder(image)
+    x = layers.Concatenate()([code, _target_planes(target, side // 4, n_classes, "target_code")])
     x = _conv(_conv(x, 4 * filters, "d3"), 4 * filters, "d3b")
     x = layers.Concatenate()([layers.UpSampling2D(2)(x), _target_planes(target, side // 2, n_classes, "target_half")])
     x = _conv(x, 2 * filters, "d2")
@@ -92,7 +94,8 @@ def build_encoder_decoder(n_classes, filters, image_shape=IMAGE_SHAPE, grey=Fals
     drawn = layers.Conv2D(1 if grey else channels, 3, padding="same", activation="tanh", name="drawn")(x)
     if grey:
         drawn = layers.Concatenate(name="grey_drawn")([drawn] * channels)
-    return keras.Model([image, target], layers.Subtract(name="change")([drawn, image]), name="encoder_decoder")
+    change = layers.Subtract(name="change")([drawn, image])
+    return keras.Model([image, target], [change, code] if with_code else change, name="encoder_decoder")
 
 
 def build_latent_critic(n_classes, filters, code_shape):
@@ -200,12 +203,14 @@ class Trainer:
         self.config, self.n_classes, self.guide = config, n_classes, guide
         # Grappler's remapper fails on the critic's fused gradient (as on the GAN's: training.py)
         tf.config.optimizer.set_experimental_options({"remapping": False})
-        self.explainer = build_explainer(n_classes, config.filters, grey=config.grey, architecture=config.architecture)
         self.critic = build_critic(n_classes, config.filters)
         self.latent_critic = None
-        if config.latent_weight:
-            self.encoder = self.explainer.get_layer("encoder")
-            self.latent_critic = build_latent_critic(n_classes, config.filters, self.encoder.output.shape[1:])
+        if config.latent_weight:  # one pass gives the change and the code the latent critic reads
+            self.coded = build_encoder_decoder(n_classes, config.filters, grey=config.grey, with_code=True)
+            self.explainer = keras.Model(self.coded.inputs, self.coded.outputs[0], name="encoder_decoder")
+            self.latent_critic = build_latent_critic(n_classes, config.filters, self.coded.outputs[1].shape[1:])
+        else:
+            self.explainer = build_explainer(n_classes, config.filters, grey=config.grey, architecture=config.architecture)
         self.e_optimizer, self.c_optimizer, self.l_optimizer = (
             keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2) for _ in range(3))
         self.e_optimizer.build(self.explainer.trainable_variables)
@@ -219,7 +224,10 @@ class Trainer:
         c = self.config
         half = images.shape[0] // 2
         y, t = tf.one_hot(labels, self.n_classes), tf.one_hot(targets, self.n_classes)
-        change = self.explainer([images, t], training=True)
+        if self.latent_critic is None:
+            change = self.explainer([images, t], training=True)
+        else:
+            change, code = self.coded([images, t], training=True)
         switched = tf.clip_by_value(images[half:] + change[half:], -1.0, 1.0)
         critic_loss, adversarial = hinge_losses(self.critic([images, y], training=True),
                                                 self.critic([switched, t[half:]], training=True))
@@ -235,7 +243,7 @@ class Trainer:
             terms["cycle"] = tf.reduce_mean(mean_size(tf.clip_by_value(switched + back, -1.0, 1.0) - images[half:]))
             explainer_loss += c.cycle_weight * terms["cycle"]
         if self.latent_critic is not None:
-            logits = self.latent_critic(self.encoder(images, training=True), training=True)
+            logits = self.latent_critic(code, training=True)
             terms["latent_critic"], terms["latent"] = latent_losses(logits, labels)
             explainer_loss += c.latent_weight * terms["latent"]
         if self.guide is not None and c.guide_weight:

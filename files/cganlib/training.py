@@ -128,16 +128,12 @@ def check_saved_models(g, d, run):
     if cgan.mbstd_group_of(d) != c.mbstd_group:
         raise InputError(f"the saved discriminator has a minibatch standard deviation group of "
                          f"{cgan.mbstd_group_of(d)}; --mbstd_group is {c.mbstd_group}")
-    if is_resize_conv(g) != c.resize_conv:
-        raise InputError(f"the saved generator upsamples by {'resize and convolution' if is_resize_conv(g) else 'transposed convolutions'}; "
-                         f"--resize_conv is {cli.shown(c.resize_conv)}")
+    if cgan.is_resize_conv(g) != c.resize_conv:
+        upsampling = "resize and convolution" if cgan.is_resize_conv(g) else "transposed convolutions"
+        raise InputError(f"the saved generator upsamples by {upsampling}; --resize_conv is {cli.shown(c.resize_conv)}")
     if cgan.is_projection(d) != c.projection:
         raise InputError(f"the saved discriminator is {'a' if cgan.is_projection(d) else 'not a'} projection "
                          f"discriminator; --projection is {cli.shown(c.projection)}")
-
-
-def is_resize_conv(generator):
-    return any(isinstance(layer, keras.layers.UpSampling2D) for layer in generator.layers)
 
 
 def conv_width(model):
