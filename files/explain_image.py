@@ -7,6 +7,10 @@ Projection: Adam moves the latent from --starts starting points for --steps step
 the mean squared error plus --ssim_weight x (1 - SSIM); the best start is kept. A small
 generator may not reach every image: the reconstruction's error is printed and saved.
 
+With --tune_steps N the projection is followed by pivotal tuning (Roich et al. 2022): per image,
+a copy of the generator is tuned N Adam steps (--tune_lr) at the projected latent until it draws
+the image itself, and that copy draws the reconstruction and the relabelled images.
+
 With --explainer (a train_explainer.py run) the image itself is switched instead: no projection,
 the explainer's change keeps the patient's anatomy; "reconstruction" is then the image the
 explainer returns under its own label (its SSIM against the image is the explainer's fidelity),
@@ -72,6 +76,7 @@ from cganlib.storage import InputError
 
 # the projection's defaults
 STEPS, STARTS, LEARNING_RATE, SSIM_WEIGHT = 300, 8, 0.05, 0.2
+TUNE_LR = 0.0003  # pivotal tuning's Adam rate (Roich et al. 2022: 3e-4)
 CURVE_STEPS = 20  # faithfulness.CURVE_STEPS, written out so the flags parse before TensorFlow loads
 
 
@@ -102,6 +107,10 @@ def parse_args(argv=None):
     p.add_argument("--starts", type=cli.POSITIVE, default=STARTS, help="starting points per image")
     p.add_argument("--lr", type=cli.RATE, default=LEARNING_RATE, help="Adam's learning rate")
     p.add_argument("--ssim_weight", type=cli.number(0), default=SSIM_WEIGHT, help="weight of the SSIM term")
+    p.add_argument("--tune_steps", type=cli.integer(0), default=0,
+                   help="--model: pivotal tuning, Adam steps on a copy of the generator per image after the "
+                        "projection, the latent held, so that it draws the image itself (0: off)")
+    p.add_argument("--tune_lr", type=cli.RATE, default=TUNE_LR, help="pivotal tuning's Adam rate")
     p.add_argument("--batch_size", type=cli.POSITIVE, default=32, help="images projected together")
     p.add_argument("--seed", type=cli.SEED, default=0, help="seed of the starting points")
     p.add_argument("--rows", type=cli.POSITIVE, default=8, help="images drawn in the figure")
@@ -119,6 +128,8 @@ def parse_args(argv=None):
         p.error("--indices, --indices_from and --labels_npz go with --npz")
     if args.image and args.label is None:
         p.error("--image needs its --label")
+    if args.tune_steps and not args.model:
+        p.error("--tune_steps tunes a generator: it goes with --model")
     if args.judge and not args.classifier:
         p.error("--judge goes with --classifier: the maps are made from that one")
     if args.judge and os.path.realpath(args.judge) == os.path.realpath(args.classifier):

@@ -248,6 +248,42 @@ def test_projection_keeps_each_images_start_of_least_total_loss_not_of_least_mse
     np.testing.assert_allclose(ssim, start_ssim[best, columns], rtol=1e-4)
 
 
+def test_pivotal_tuning_without_steps_draws_what_the_generator_draws():
+    generator, labels, targets = strong_generator(), np.array([0, 2, 1]), np.array([1, 2])
+    latents = cgan.training_latents(np.random.default_rng(2), 3)
+    images = np.random.default_rng(3).uniform(0, 1, (3, SIZE, SIZE, 3)).astype(np.float32)
+    reconstructions, relabelled, mse, ssim = projection.pivotal_tuning(
+        generator, latents, labels, images, targets, steps=0, lr=0.01, ssim_weight=0.2, progress=False)
+    np.testing.assert_allclose(reconstructions, cgan.generate(generator, latents, labels), atol=1e-6)
+    for t, target in enumerate(targets):
+        np.testing.assert_allclose(relabelled[:, t], cgan.generate(generator, latents, [target] * 3), atol=1e-6)
+    np.testing.assert_allclose(mse, ((reconstructions - images) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(ssim, separable_ssim(reconstructions, images).numpy(), rtol=1e-5)
+
+
+def test_pivotal_tuning_draws_each_image_from_the_pivot_and_leaves_the_generator_alone():
+    generator, labels, targets = strong_generator(), np.array([0, 2, 1]), np.array([0, 1, 2])
+    before = [w.copy() for w in generator.get_weights()]
+    latents = cgan.training_latents(np.random.default_rng(2), 3)
+    # images the generator cannot draw: a bright square on black, somewhere else in each
+    images = np.zeros((3, SIZE, SIZE, 3), np.float32)
+    for i in range(3):
+        images[i, 10 + 20 * i : 30 + 20 * i, 10:40] = 1.0
+    untuned = ((cgan.generate(generator, latents, labels) - images) ** 2).mean(axis=(1, 2, 3))
+    reconstructions, relabelled, mse, _ = projection.pivotal_tuning(
+        generator, latents, labels, images, targets, steps=40, lr=0.003, ssim_weight=0.2, progress=False)
+    assert (mse < 0.5 * untuned).all()  # the tuned copy draws the image itself
+    for i, label in enumerate(labels):  # under its own label the tuned copy draws its reconstruction
+        np.testing.assert_allclose(relabelled[i, label], reconstructions[i], atol=1e-6)
+    for w, b in zip(generator.get_weights(), before):
+        np.testing.assert_array_equal(w, b)
+    # each image is tuned from the generator's own weights with a fresh Adam: alone, the same
+    alone = projection.pivotal_tuning(generator, latents[2:], labels[2:], images[2:], targets, steps=40, lr=0.003,
+                                      ssim_weight=0.2, progress=False)
+    np.testing.assert_allclose(alone[0][0], reconstructions[2], atol=1e-4)
+    np.testing.assert_allclose(alone[1][0], relabelled[2], atol=1e-4)
+
+
 def assert_generated_at_the_projected_latents(result, model):
     """The reconstruction is the generator's image of the projected latent under the image's own
     label, each relabelled image that of the same latent under its target, and the deltas their
@@ -280,6 +316,26 @@ def test_explain_image_writes_the_reconstruction_relabelled_images_and_deltas(im
                         capsys.readouterr().out)
     assert printed and [float(x) for x in printed.groups()] == pytest.approx(
         [result["mse"][0], result["mse"][0], result["ssim"][0], result["ssim"][0]], abs=1e-3)
+
+
+def test_explain_image_with_tune_steps_draws_the_image_from_its_tuned_copy(image_folder, tmp_path):
+    model, image = data_file("keras2_generator_c3_f8.h5"), str(image_folder / "discs" / "d0.png")
+    argv = ["--model", model, "--image", image, "--label", "1", "--steps", "3", "--starts", "2"]
+    explain_image.main(argv + ["--out_dir", str(tmp_path / "plain")])
+    explain_image.main(argv + ["--out_dir", str(tmp_path / "tuned"), "--tune_steps", "30", "--tune_lr", "0.003"])
+    with np.load(tmp_path / "plain" / "explain_d0.npz") as plain, np.load(tmp_path / "tuned" / "explain_d0.npz") as tuned:
+        np.testing.assert_array_equal(tuned["latents"], plain["latents"])  # the same projection, the pivot
+        assert tuned["mse"][0] < 0.5 * plain["mse"][0]
+        np.testing.assert_allclose(tuned["deltas"], (tuned["reconstructions"][:, None] - tuned["relabelled"]).sum(-1),
+                                   atol=1e-4)
+        assert not np.allclose(tuned["relabelled"], plain["relabelled"], atol=1e-3)
+
+
+def test_tune_steps_without_a_generator_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        explain_image.main(["--explainer", str(tmp_path), "--npz", str(tmp_path / "x.npz"), "--tune_steps", "3"])
+    assert exit_info.value.code == 2
+    assert "--tune_steps tunes a generator: it goes with --model" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def scores_by_hand(maps, masks):
@@ -359,6 +415,7 @@ def test_phantom_masks_are_matched_to_the_prepared_order(tmp_path):
     (["--label", "1", "--image", "{junk}"], "not an image"),
     ([], "--image needs its --label"),
     (["--label", "1", "--equalize"], "--equalize works on grey levels"),
+    (["--label", "1", "--tune_steps", "-1"], "--tune_steps"),
 ])
 def test_explain_image_bad_input_is_one_line(tmp_path, capsys, extra, message):
     (tmp_path / "junk.png").write_text("not an image")

@@ -218,10 +218,14 @@ def chosen_targets(to, labels, n_classes, model_name):
 
 def explained(generator, images, labels, indices, targets, args):
     """The arrays explain_<name>.npz holds: the images' projections, reconstructions,
-    relabelled images and deltas."""
+    relabelled images and deltas (with --tune_steps, the tuned copies' drawings)."""
     latents, reconstructions, mse, ssim = projection.project(
         generator, images, labels, args.steps, args.starts, args.lr, args.ssim_weight, args.seed, args.batch_size)
-    relabelled = relabelled_images(generator, latents, targets)
+    if args.tune_steps:
+        reconstructions, relabelled, mse, ssim = projection.pivotal_tuning(
+            generator, latents, labels, images, targets, args.tune_steps, args.tune_lr, args.ssim_weight)
+    else:
+        relabelled = relabelled_images(generator, latents, targets)
     return {
         "indices": indices, "labels": labels, "targets": targets, "latents": latents, "images": images,
         "reconstructions": reconstructions, "relabelled": relabelled,
