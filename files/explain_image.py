@@ -103,13 +103,14 @@ def parse_args(argv=None):
     p.add_argument("--pad", action="store_true", help="--image: pad to a square instead of cropping the centre")
     p.add_argument("--grey", action="store_true", help="--image: grey levels in 3 equal channels")
     p.add_argument("--equalize", action="store_true", help="--image with --grey: equalize its histogram")
-    p.add_argument("--steps", type=cli.POSITIVE, default=STEPS, help="Adam steps")
+    p.add_argument("--steps", type=cli.integer(0), default=STEPS,
+                   help="the projection's Adam steps (0: the best start, or an inversion's latent, as it is)")
     p.add_argument("--starts", type=cli.POSITIVE, default=STARTS, help="starting points per image")
     p.add_argument("--lr", type=cli.RATE, default=LEARNING_RATE, help="Adam's learning rate")
     p.add_argument("--ssim_weight", type=cli.number(0), default=SSIM_WEIGHT, help="weight of the SSIM term")
     p.add_argument("--tune_steps", type=cli.integer(0), default=0,
-                   help="--model: pivotal tuning, Adam steps on a copy of the generator per image after the "
-                        "projection, the latent held, so that it draws the image itself (0: off)")
+                   help="pivotal tuning (--model, or an inversion's --explainer): Adam steps on a copy of the "
+                        "generator per image after the projection, the latent held, so that it draws the image (0: off)")
     p.add_argument("--tune_lr", type=cli.RATE, default=TUNE_LR, help="pivotal tuning's Adam rate")
     p.add_argument("--batch_size", type=cli.POSITIVE, default=32, help="images projected together")
     p.add_argument("--seed", type=cli.SEED, default=0, help="seed of the starting points")
@@ -128,8 +129,6 @@ def parse_args(argv=None):
         p.error("--indices, --indices_from and --labels_npz go with --npz")
     if args.image and args.label is None:
         p.error("--image needs its --label")
-    if args.tune_steps and not args.model:
-        p.error("--tune_steps tunes a generator: it goes with --model")
     if args.judge and not args.classifier:
         p.error("--judge goes with --classifier: the maps are made from that one")
     if args.judge and os.path.realpath(args.judge) == os.path.realpath(args.classifier):

@@ -3,7 +3,10 @@ being clip(x + Δ); the map of an image is its own Δ (cganlib/explainer.py says
 original's cGAN and its scripts are untouched; explain_image.py --explainer uses what this writes.
 --architecture encoder_decoder draws the switched image from a code of the image instead (no skip
 connections; --latent_weight makes the code blind to the label, as Fader Networks do); its map is
-the switched image's difference from the image drawn under its own label.
+the switched image's difference from the image drawn under its own label. --architecture inversion
+--model G.h5 trains an encoder to the latent from which the trained cGAN generator G (frozen) draws
+each image under its own label; explain_image.py --explainer starts its projection there and, with
+--tune_steps, tunes G to each patient.
 
 Reads   the prepared arrays, as train_cgan.py (<data_dir>/img_align_xray.npz + labels, ...)
         --held_out_from: a train_classifier.py held_out.npz whose `held_out` images are left out
@@ -16,6 +19,7 @@ Writes  <out_dir> (default <data_dir>/explainer):
                                          files' sizes and SHA-256 (written before epoch 1)
           explainer_NNN.weights.h5       the explainer's weights after epoch NNN
           explainer_state_NNN.npz        the critic's weights and both optimizers' variables
+                                         (inversion: the encoder's optimizer's)
           switched_eNNN.png              a few training images, switched to every other label,
                                          and the change (red: brighter, blue: darker)
           history.csv                    the epoch's mean losses; its row is written last and
@@ -51,8 +55,8 @@ def add_config_flags(p):
              "guide_weight": "weight of --guide's cross-entropy for the target",
              "ramp_steps": "steps over which the identity, L1 and TV weights grow from a tenth to their values",
              "grey": "one change for all three channels: grey images (X-rays) stay grey",
-             "architecture": "the explainer: the U-Net adding a change, or the encoder-decoder drawing the image "
-                             "from a code without skips",
+             "architecture": "the explainer: the U-Net adding a change, the encoder-decoder drawing the image "
+                             "from a code without skips, or inversion: an encoder to --model's latent",
              "latent_weight": "encoder_decoder: weight of the label a latent critic reads from the code"}
     for name in config.EXPLAINER_HYPERPARAMETERS:
         value = getattr(defaults, name)
@@ -76,6 +80,7 @@ def parse_args(argv=None):
     p.add_argument("--held_out_from",
                    help=f"images left out of training: a held_out.npz, or none (default: <data_dir>/{HELD_OUT_DEFAULT} if there)")
     p.add_argument("--guide", help="a train_classifier.py model for --guide_weight")
+    p.add_argument("--model", help="--architecture inversion: the train_cgan.py generator .h5 whose latent the encoder learns")
     p.add_argument("--epochs_goal", type=cli.POSITIVE, default=20, help="train up to this epoch")
     p.add_argument("--qRestart", action="store_true", help="go on with the run in --out_dir")
     p.add_argument("--epochs_done", type=cli.integer(1), help="with --qRestart: go on from this epoch (default: the newest)")

@@ -12,11 +12,11 @@ import tensorflow as tf
 
 import explain_image
 import train_explainer
-from cganlib import explainer, explainer_training, run_folder
+from cganlib import cgan, explainer, explainer_training, run_folder
 from cganlib.config import ExplainerConfig
 from cganlib.explanation import explained_by_switch, own_mask_scores
 from conftest import FILES
-from helpers import make_xray_data, one_error_line
+from helpers import make_xray_data, one_error_line, save_generator
 
 N_CLASSES = 3
 
@@ -205,9 +205,12 @@ def history_without_seconds(out):
 @pytest.mark.parametrize("options", [
     ("--cycle_weight", 1, "--tv_weight", 1, "--ramp_steps", 8, "--grey"),
     ("--architecture", "encoder_decoder", "--latent_weight", 1),
-], ids=["unet", "encoder_decoder"])
+    ("--architecture", "inversion", "--model", "{generator}"),
+], ids=["unet", "encoder_decoder", "inversion"])
 def test_a_resumed_explainer_run_repeats_the_uninterrupted_one_exactly(tmp_path, options):
     data = make_xray_data(tmp_path / "data", n=24)  # 6 steps an epoch
+    save_generator(tmp_path / "g.h5", N_CLASSES, filters=4, scale=2.0)
+    options = [str(a).format(generator=tmp_path / "g.h5") for a in options]
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     train_explainer.main(explainer_argv(data, whole, "--epochs_goal", 2, *options))
     train_explainer.main(explainer_argv(data, resumed, "--epochs_goal", 1, *options))
@@ -219,6 +222,13 @@ def test_a_resumed_explainer_run_repeats_the_uninterrupted_one_exactly(tmp_path,
     assert weights_of(whole, 1) != weights_of(whole, 2)  # it trained
     if "--latent_weight" in options:
         assert len(state_of(whole, 2)["latent_critic"]) > 0 and float(history_without_seconds(whole)[1]["latent"]) > 0
+    if "inversion" in options:  # the encoder learns, the generator stays as saved
+        rows = history_without_seconds(whole)
+        assert float(rows[1]["reconstruction"]) < float(rows[0]["reconstruction"])
+        model, _, _ = explainer_training.load_explainer(str(whole))
+        saved = cgan.load_generator(str(tmp_path / "g.h5"))
+        for w, s in zip(model.get_layer("generator").get_weights(), saved.get_weights(), strict=True):
+            np.testing.assert_array_equal(w, s)
 
 
 @pytest.mark.slow
@@ -245,6 +255,48 @@ def test_explain_image_switches_each_image_with_a_trained_explainer(tmp_path, ca
         assert np.allclose(saved["deltas"], (base[:, None] - saved["relabelled"]).sum(-1), atol=1e-5)
         assert not np.allclose(saved["reconstructions"], saved["images"]) or architecture == "unet"
     assert (explained / "explain_img_align_xray.png").is_file()
+    argv = [str(a) for a in ("--explainer", out, "--npz", data / "img_align_xray.npz", "--label", 0, "--tune_steps", 3)]
+    assert "holds a switch, not an inversion" in one_error_line(explain_image.main, argv, capsys)
+
+
+def test_an_inversions_change_is_the_generators_drawing_of_the_encoders_latent_minus_the_image(tmp_path):
+    save_generator(tmp_path / "g.h5", N_CLASSES, filters=4, scale=2.0)
+    generator = cgan.load_generator(str(tmp_path / "g.h5"))
+    model = explainer.build_inversion(generator, 4)
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 80, 80, 3)).astype(np.float32)
+    targets = np.array([0, 2, 1, 2])
+    latents = model.get_layer("encoder").predict(images, verbose=0)
+    assert np.abs(latents).max() <= 3.0 and latents.std() > 0
+    change = model.predict([images, np.eye(N_CLASSES)[targets]], verbose=0)
+    np.testing.assert_allclose(change, cgan.generate(generator, latents, targets) * 2.0 - 1.0 - images, atol=1e-5)
+    assert model.get_layer("generator").trainable_weights == []
+
+
+@pytest.mark.slow
+def test_explain_image_projects_from_the_inversions_latents_and_tunes_its_generator(tmp_path, capsys):
+    data = make_xray_data(tmp_path / "data", n=16)
+    save_generator(tmp_path / "g.h5", N_CLASSES, filters=4, scale=2.0)
+    out = tmp_path / "run"
+    train_explainer.main(explainer_argv(data, out, "--epochs_goal", 1, "--held_out_from", "none",
+                                        "--architecture", "inversion", "--model", tmp_path / "g.h5"))
+    model, _, _ = explainer_training.load_explainer(str(out))
+    argv = [str(a) for a in ("--explainer", out, "--npz", data / "img_align_xray.npz", "--labels_npz",
+                             data / "labels_align_xray.npz", "--indices", 0, 1, 2, "--to", 0, "--rows", 2)]
+    explain_image.main(argv + ["--steps", "0", "--out_dir", str(tmp_path / "encoded")])
+    explain_image.main(argv + ["--steps", "0", "--tune_steps", "20", "--tune_lr", "0.003",
+                               "--out_dir", str(tmp_path / "tuned")])
+    with np.load(tmp_path / "encoded" / "explain_img_align_xray.npz") as encoded:
+        # no projection steps: the latents are the encoder's, the images the generator's drawings of them
+        unit = encoded["images"] * 2.0 - 1.0
+        np.testing.assert_allclose(encoded["latents"], model.get_layer("encoder").predict(unit, verbose=0), atol=1e-6)
+        generator = model.get_layer("generator")
+        np.testing.assert_allclose(encoded["reconstructions"], cgan.generate(generator, encoded["latents"],
+                                                                             encoded["labels"]), atol=1e-5)
+        np.testing.assert_allclose(encoded["relabelled"][:, 0], cgan.generate(generator, encoded["latents"], [0] * 3),
+                                   atol=1e-5)
+        with np.load(tmp_path / "tuned" / "explain_img_align_xray.npz") as tuned:
+            np.testing.assert_array_equal(tuned["latents"], encoded["latents"])
+            assert (tuned["mse"] < encoded["mse"]).all()
 
 
 def test_train_explainer_help_answers_before_tensorflow_loads():
@@ -278,6 +330,12 @@ def test_runs_are_refused_that_would_overwrite_or_contradict_a_run(tmp_path, cap
         train_explainer.main, explainer_argv(data, out, "--guide_weight", 1), capsys)
     assert "--latent_weight needs --architecture encoder_decoder" in one_error_line(
         train_explainer.main, explainer_argv(data, out, "--latent_weight", 1), capsys)
+    assert "--architecture inversion and --model go together" in one_error_line(
+        train_explainer.main, explainer_argv(data, out, "--architecture", "inversion"), capsys)
+    save_generator(tmp_path / "g2.h5", 2, filters=4)
+    assert "draws 2 classes, the data has 3" in one_error_line(
+        train_explainer.main, explainer_argv(data, out, "--architecture", "inversion", "--model", tmp_path / "g2.h5"),
+        capsys)
     train_explainer.main(explainer_argv(data, out, "--epochs_goal", 1, "--held_out_from", "none"))
     before = sorted(p.name for p in out.iterdir())
     assert "holds a run" in one_error_line(train_explainer.main, explainer_argv(data, out), capsys)
@@ -290,7 +348,7 @@ def test_runs_are_refused_that_would_overwrite_or_contradict_a_run(tmp_path, cap
     assert sorted(p.name for p in out.iterdir()) == before
     record = run_folder.read_config(str(out))
     run_folder.write_config(str(out), {**record, "config": {**record["config"], "architecture": "resnet"}})
-    assert "architecture must be one of unet, encoder_decoder" in one_error_line(
+    assert "architecture must be one of unet, encoder_decoder, inversion" in one_error_line(
         train_explainer.main, explainer_argv(data, out, "--qRestart", "--epochs_goal", 2), capsys)
     train_explainer.main(explainer_argv(data, out, "--epochs_goal", 1, "--held_out_from", "none", "--overwrite",
                                         "--l1_weight", 5))

@@ -331,13 +331,6 @@ def test_explain_image_with_tune_steps_draws_the_image_from_its_tuned_copy(image
         assert not np.allclose(tuned["relabelled"], plain["relabelled"], atol=1e-3)
 
 
-def test_tune_steps_without_a_generator_is_one_line(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        explain_image.main(["--explainer", str(tmp_path), "--npz", str(tmp_path / "x.npz"), "--tune_steps", "3"])
-    assert exit_info.value.code == 2
-    assert "--tune_steps tunes a generator: it goes with --model" in capsys.readouterr().err.strip().splitlines()[-1]
-
-
 def scores_by_hand(maps, masks):
     """Each map against its own mask, averaged over the maps: ROC-AUC (the share of inside-outside
     pixel pairs ranked right, ties half), the positive mass's share inside, the pointing game

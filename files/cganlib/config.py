@@ -164,7 +164,7 @@ def check_guard(guard, path):
             raise InputError(f'{path}: config guard "{name}" must be finite numbers, got {value!r}')
 
 
-EXPLAINER_ARCHITECTURES = ("unet", "encoder_decoder")
+EXPLAINER_ARCHITECTURES = ("unet", "encoder_decoder", "inversion")
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,8 @@ class ExplainerConfig:
     guide_weight: float = 0.0  # a frozen classifier's cross-entropy for the target (needs --guide)
     ramp_steps: int = 0  # the identity, L1 and TV weights grow from a tenth to their values over these steps
     grey: bool = False  # one change for all channels: grey images (X-rays) stay grey
-    architecture: str = "unet"  # or "encoder_decoder": the image through a code without skips (explainer.py)
+    architecture: str = "unet"  # or "encoder_decoder": the image through a code without skips; or "inversion":
+    # an encoder to a trained generator's latent (explainer.py); inversion trains with filters, n_batch, lr and the betas only
     latent_weight: float = 0.0  # encoder_decoder: the price of the label a latent critic reads from the code
 
     def __post_init__(self):

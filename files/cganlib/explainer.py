@@ -11,6 +11,12 @@ same anatomy, only the label switched, so the pixels that change are the finding
                the target; Δ is the drawn image minus the given one. A latent critic reads the label
                from the code and the encoder pays for what it reads (latent_weight), so the label
                can come only from the target
+    inversion  (architecture "inversion", design c: in-domain inversion, Zhu et al. 2020) a trained
+               cGAN's generator, frozen, and an encoder trained on the real images to give the
+               latent from which the generator draws each image under its own label (the
+               projection's loss); Δ is the generator's drawing of that latent under the target
+               minus the image. explain_image.py starts its projection there and can tune the
+               generator to the patient (--tune_steps: pivotal tuning, Roich et al. 2022)
     critic     four stride-2 convolutions, global average pooling, a dense output plus a
                projection term (Miyato & Koyama 2018): the class embedding dotted with the pooled
                features; hinge loss
@@ -32,10 +38,14 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from cganlib import cgan
 from cganlib.cgan import IMAGE_SHAPE, PIXEL_SCALE
+from cganlib.projection import LATENT_RANGE
+from cganlib.ssim import ssim
 
 CHANGE_SCALE = 2.0  # the change spans [-2, 2]: enough to turn black into white in [-1, 1]
 CRITIC_KERNEL = 4
+INVERSION_SSIM_WEIGHT = 0.2  # explain_image.py's --ssim_weight default: the encoder learns the projection's loss
 RAMP_START = 0.1  # the penalties' factor at the first step with ExplainerConfig.ramp_steps
 
 
@@ -98,6 +108,30 @@ def build_encoder_decoder(n_classes, filters, image_shape=IMAGE_SHAPE, grey=Fals
     return keras.Model([image, target], [change, code] if with_code else change, name="encoder_decoder")
 
 
+class LabelOf(layers.Layer):
+    """The label (B, 1) a one-hot target (B, n_classes) names: the generator's label input."""
+
+    def call(self, target):
+        return keras.ops.expand_dims(keras.ops.argmax(target, axis=-1), -1)
+
+
+def build_inversion(generator, filters, image_shape=IMAGE_SHAPE):
+    """Design c: Δ = G(C(x), target) - x, C the encoder (sub-model "encoder": four stride-2
+    convolutions and a dense layer to the generator's latent, in its range [-3, 3]) and G the
+    given generator, frozen (sub-model "generator"); G's output and x in [-1, 1]."""
+    n_classes, latent_dim = cgan.n_classes_of(generator), generator.inputs[0].shape[1]
+    image = keras.Input(image_shape, name="image")
+    target = keras.Input((n_classes,), name="target")
+    x = image
+    for k, width in enumerate((filters, 2 * filters, 4 * filters, 4 * filters)):
+        x = layers.LeakyReLU(0.2)(layers.Conv2D(width, CRITIC_KERNEL, strides=2, padding="same", name=f"v{k + 1}")(x))
+    latent = layers.Dense(latent_dim, activation="tanh", name="latent")(layers.Flatten()(x))
+    encoder = keras.Model(image, layers.Rescaling(LATENT_RANGE)(latent), name="encoder")
+    generator.trainable = False
+    drawn = keras.Model(generator.inputs, generator.outputs[0], name="generator")([encoder(image), LabelOf()(target)])
+    return keras.Model([image, target], layers.Subtract(name="change")([drawn, image]), name="inversion")
+
+
 def build_latent_critic(n_classes, filters, code_shape):
     """Fader Networks' latent discriminator: the label's logits (B, n_classes) read from a code."""
     code = keras.Input(code_shape, name="code")
@@ -133,6 +167,44 @@ class TargetHead(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_classes": self.n_classes, "scale": self.scale}
+
+
+class InversionTrainer:
+    """Design c's training: the encoder learns, on real images, the latent from which the frozen
+    generator draws each image under its own label, by the projection's loss (MSE on [0, 1]
+    pixels + INVERSION_SSIM_WEIGHT x (1 - SSIM)); the batch's targets are not used."""
+
+    def __init__(self, config, generator):
+        self.config, self.n_classes = config, cgan.n_classes_of(generator)
+        self.explainer = build_inversion(generator, config.filters)
+        self.encoder, self.generator = self.explainer.get_layer("encoder"), self.explainer.get_layer("generator")
+        self.optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2)
+        self.optimizer.build(self.encoder.trainable_variables)
+        self.step = tf.function(self._step, reduce_retracing=True)
+
+    def losses(self, images, labels):
+        drawn = self.generator([self.encoder(images, training=True), tf.reshape(labels, (-1, 1))], training=False)
+        a, b = (drawn + 1.0) / 2.0, (images + 1.0) / 2.0
+        mse = tf.reduce_mean(tf.square(a - b))
+        structure = 1.0 - tf.reduce_mean(ssim(a, b))
+        return {"reconstruction": mse + INVERSION_SSIM_WEIGHT * structure, "mse": mse}
+
+    def _step(self, images, labels, targets):
+        with tf.GradientTape() as tape:
+            terms = self.losses(images, labels)
+        grads = tape.gradient(terms["reconstruction"], self.encoder.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.encoder.trainable_variables))
+        return terms
+
+    def state_arrays(self):
+        return {"encoder_optimizer": [v.numpy() for v in self.optimizer.variables]}
+
+    def restore_arrays(self, arrays, path):
+        values = arrays.get("encoder_optimizer", [])
+        if [tuple(v.shape) for v in self.optimizer.variables] != [a.shape for a in values]:
+            raise ValueError(f"{path}: its arrays do not fit this run's models")
+        for variable, value in zip(self.optimizer.variables, values):
+            variable.assign(value)
 
 
 def build_critic(n_classes, filters, image_shape=IMAGE_SHAPE):

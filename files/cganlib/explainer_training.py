@@ -16,16 +16,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cganlib import plots, run_folder
+from cganlib import cgan, plots, run_folder
 from cganlib.classifier import ClassifierFileError, load_classifier_for
 from cganlib.config import EXPLAINER_HYPERPARAMETERS, ExplainerConfig
 from cganlib.datasets import load_prepared
-from cganlib.explainer import Trainer, batch_plan, build_explainer, switch, to_unit
+from cganlib.explainer import (
+    InversionTrainer,
+    Trainer,
+    batch_plan,
+    build_explainer,
+    build_inversion,
+    switch,
+    to_unit,
+)
 from cganlib.storage import InputError, atomic_write, load_arrays, open_h5, save_figure
 
 HISTORY_FIELDS = ("epoch", "critic", "adversarial", "identity", "switch_l1", "switch_tv", "cycle", "guide", "latent_critic",
-                  "latent", "secs")
-RUN_FLAGS = ("dataset", "data_dir", "held_out_from", "guide", "seed")  # besides the config, what a restart keeps
+                  "latent", "reconstruction", "mse", "secs")
+RUN_FLAGS = ("dataset", "data_dir", "held_out_from", "guide", "model", "seed")  # besides the config, what a restart keeps
 SAMPLE_IMAGES = 4  # training images drawn switched in switched_eNNN.png
 
 
@@ -66,7 +74,7 @@ def given_config(args):
 def fresh_settings(args):
     """(flags, config) of a new run: the flags given, the config's defaults for the rest."""
     flags = {"dataset": args.dataset, "data_dir": args.data_dir,
-             "held_out_from": args.held_out_from or default_held_out(args), "guide": args.guide,
+             "held_out_from": args.held_out_from or default_held_out(args), "guide": args.guide, "model": args.model,
              "seed": 0 if args.seed is None else args.seed}
     return flags, ExplainerConfig(**given_config(args))
 
@@ -78,7 +86,7 @@ def restart_settings(args, record):
         config = ExplainerConfig(**recorded)
     except (TypeError, ValueError) as e:
         raise InputError(f"{os.path.join(args.out_dir, run_folder.RUN_CONFIG)}: not an explainer's run config ({e})") from e
-    given = {**given_config(args), **{name: getattr(args, name) for name in ("held_out_from", "guide", "seed")
+    given = {**given_config(args), **{name: getattr(args, name) for name in ("held_out_from", "guide", "model", "seed")
                                       if getattr(args, name) is not None}}
     given.update(dataset=args.dataset, data_dir=args.data_dir)
     for name, value in given.items():
@@ -91,7 +99,7 @@ def restart_settings(args, record):
 
 def data_files(args, flags):
     paths = [os.path.join(args.data_dir, args.settings.images_file), os.path.join(args.data_dir, args.settings.labels_file)]
-    return paths + [path for path in (flags["held_out_from"], flags["guide"]) if path and path != "none"]
+    return paths + [path for path in (flags["held_out_from"], flags["guide"], flags["model"]) if path and path != "none"]
 
 
 def training_rows(held_out_from, n_images):
@@ -102,6 +110,17 @@ def training_rows(held_out_from, n_images):
     if held_out.dtype.kind not in "iu" or held_out.ndim != 1 or (held_out.size and (held_out.min() < 0 or held_out.max() >= n_images)):
         raise InputError(f"{held_out_from}: held_out must be row numbers of the {n_images} prepared images")
     return np.setdiff1d(np.arange(n_images), held_out)
+
+
+def load_inverted(path, n_classes):
+    """--model's generator, which must draw the data's classes; InputError otherwise."""
+    try:
+        generator = cgan.load_generator(path)
+    except cgan.ModelFileError as e:
+        raise InputError(str(e)) from e
+    if cgan.n_classes_of(generator) != n_classes:
+        raise InputError(f"{path} draws {cgan.n_classes_of(generator)} classes, the data has {n_classes}")
+    return generator
 
 
 def load_guide(path, n_classes):
@@ -213,6 +232,8 @@ def settle(args):
     flags, config = fresh_settings(args)
     if config.guide_weight and not flags["guide"]:
         raise InputError("--guide_weight needs --guide, the classifier that guides the switch")
+    if (config.architecture == "inversion") != bool(flags["model"]):
+        raise InputError("--architecture inversion and --model go together: the encoder inverts --model's generator")
     if config.latent_weight and config.architecture != "encoder_decoder":
         raise InputError("--latent_weight needs --architecture encoder_decoder: the U-Net has no code to read")
     return flags, config, 0
@@ -228,6 +249,7 @@ def run(args):
             raise InputError(f"--epochs_goal {args.epochs_goal} is not past epoch {first}, where the run stands")
         if len(rows) < config.n_batch:
             raise InputError(f"{len(rows)} training images are fewer than one batch of {config.n_batch}")
+        inverted = load_inverted(flags["model"], args.settings.n_classes) if config.architecture == "inversion" else None
         if not args.qRestart:
             record = {"flags": flags, "config": config.record(), "classes": list(args.settings.class_names),
                       "data_files": [run_folder.file_record(path) for path in data_files(args, flags)],
@@ -238,7 +260,10 @@ def run(args):
         keras.utils.set_random_seed(flags["seed"])
         n_classes = args.settings.n_classes
         guide = load_guide(flags["guide"], n_classes) if flags["guide"] else None
-        trainer = Trainer(config, n_classes, guide)
+        if inverted is not None:
+            trainer = InversionTrainer(config, inverted)
+        else:
+            trainer = Trainer(config, n_classes, guide)
         if first:
             restore(trainer, args.out_dir, first)
         history = run_folder.read_history(args.out_dir, first)
@@ -281,7 +306,10 @@ def load_explainer(path):
             raise InputError(f"{path}: not a complete epoch's explainer_NNN.weights.h5 of its run")
     try:
         config = ExplainerConfig(**record["config"])
-        model = build_explainer(len(record["classes"]), config.filters, grey=config.grey, architecture=config.architecture)
+        if config.architecture == "inversion":
+            model = build_inversion(load_inverted(record["flags"]["model"], len(record["classes"])), config.filters)
+        else:
+            model = build_explainer(len(record["classes"]), config.filters, grey=config.grey, architecture=config.architecture)
         load_weights(model, weights_path(folder, epoch))
     except (TypeError, ValueError, OSError) as e:
         raise InputError(f"{weights_path(folder, epoch)}: not this run's explainer ({e})") from e

@@ -216,11 +216,13 @@ def chosen_targets(to, labels, n_classes, model_name):
     return np.asarray(targets)
 
 
-def explained(generator, images, labels, indices, targets, args):
-    """The arrays explain_<name>.npz holds: the images' projections, reconstructions,
-    relabelled images and deltas (with --tune_steps, the tuned copies' drawings)."""
+def explained(generator, images, labels, indices, targets, args, initial=None):
+    """The arrays explain_<name>.npz holds: the images' projections (from initial's latents, an
+    inversion explainer's, if given), reconstructions, relabelled images and deltas (with
+    --tune_steps, the tuned copies' drawings)."""
     latents, reconstructions, mse, ssim = projection.project(
-        generator, images, labels, args.steps, args.starts, args.lr, args.ssim_weight, args.seed, args.batch_size)
+        generator, images, labels, args.steps, args.starts, args.lr, args.ssim_weight, args.seed, args.batch_size,
+        initial=initial)
     if args.tune_steps:
         reconstructions, relabelled, mse, ssim = projection.pivotal_tuning(
             generator, latents, labels, images, targets, args.tune_steps, args.tune_lr, args.ssim_weight)
@@ -280,6 +282,9 @@ def explain(args):
         explainer, run_classes, epoch = load_explainer(args.explainer)
         n_classes, model_name = len(run_classes), f"{os.path.basename(os.path.normpath(args.explainer))} (epoch {epoch})"
         args.class_names = args.class_names or run_classes
+        generator = explainer.get_layer("generator") if explainer.name == "inversion" else None
+        if args.tune_steps and generator is None:
+            raise InputError(f"--tune_steps tunes a generator: {args.explainer} holds a switch, not an inversion")
     else:
         try:
             generator = cgan.load_generator(args.model)
@@ -299,8 +304,11 @@ def explain(args):
     cli.check_memory(len(images) * (1 + 2 * len(targets)) * images[0].nbytes, f"{len(images)} images")
     writable_folder(args.out_dir)
 
-    if args.explainer:
+    if args.explainer and generator is None:
         result = explained_by_switch(explainer, n_classes, images, labels, indices, targets)
+    elif args.explainer:  # an inversion's encoder gives the projection its start
+        initial = explainer.get_layer("encoder").predict(images * 2.0 - 1.0, verbose=0)
+        result = explained(generator, images, labels, indices, targets, args, initial)
     else:
         result = explained(generator, images, labels, indices, targets, args)
     measures = None

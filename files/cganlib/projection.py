@@ -41,12 +41,12 @@ def _loss(generator, latents, labels, targets01, ssim_weight):
     return _losses(generator, latents, labels, targets01, ssim_weight)[0]
 
 
-def _project_batch(generator, x, y, steps, starts, lr, ssim_weight, rng, progress, desc):
-    """Best latent, its MSE and SSIM, of each image in one batch."""
+def _project_batch(generator, x, y, steps, starts, lr, ssim_weight, rng, progress, desc, initial=None):
+    """Best latent, its MSE and SSIM, of each image in one batch (from `initial`, one start each, if given)."""
     n, latent_dim = len(x), generator.inputs[0].shape[1]
     # start s of image i sits at row s * n + i, so a reshape to (starts, n) lines them up
     targets, labels = tf.constant(np.tile(x, (starts, 1, 1, 1))), tf.constant(np.tile(y, starts).reshape(-1, 1))
-    z = tf.Variable(cgan.training_latents(rng, starts * n, latent_dim))
+    z = tf.Variable(cgan.training_latents(rng, starts * n, latent_dim) if initial is None else initial)
     optimizer = keras.optimizers.Adam(learning_rate=lr)
     optimizer.build([z])
 
@@ -64,18 +64,21 @@ def _project_batch(generator, x, y, steps, starts, lr, ssim_weight, rng, progres
     return z.numpy().reshape(starts, n, latent_dim)[best, columns], mse[best, columns], ssim[best, columns]
 
 
-def project(generator, images01, labels, steps, starts, lr, ssim_weight, seed=0, batch_size=32, progress=True):
+def project(generator, images01, labels, steps, starts, lr, ssim_weight, seed=0, batch_size=32, progress=True,
+            initial=None):
     """For images (N, 80, 80, 3) in [0, 1] and their labels (N,): (latents (N, d), the
     reconstructions (N, 80, 80, 3) in [0, 1], their MSE (N,) and SSIM (N,)), from Adam's `steps`
     steps at learning rate lr from `starts` starting points per image (explain_image.py's flags
-    give the defaults)."""
+    give the defaults), or from one given per image, initial (N, d): an encoder's latents."""
     rng = np.random.default_rng(seed)
+    starts = starts if initial is None else 1
     parts = []
     for start in range(0, len(images01), batch_size):
         x = np.asarray(images01[start : start + batch_size], dtype=np.float32)
         y = np.asarray(labels[start : start + batch_size], dtype=np.int32)
         desc = f"projecting {start + 1}-{start + len(x)} of {len(images01)}"
-        parts.append(_project_batch(generator, x, y, steps, starts, lr, ssim_weight, rng, progress, desc))
+        first = None if initial is None else np.asarray(initial[start : start + batch_size], np.float32)
+        parts.append(_project_batch(generator, x, y, steps, starts, lr, ssim_weight, rng, progress, desc, first))
     latents, mse, ssim = (np.concatenate(arrays) for arrays in zip(*parts))
     return latents, cgan.generate(generator, latents, labels), mse, ssim
 
@@ -86,6 +89,8 @@ def pivotal_tuning(generator, latents, labels, images01, targets, steps, lr, ssi
     held), then (reconstructions (N, 80, 80, 3), relabelled (N, T, 80, 80, 3) under targets (T,),
     both in [0, 1], the reconstructions' MSE (N,) and SSIM (N,)), all drawn by each image's copy."""
     tuned = keras.models.clone_model(generator)
+    for layer in tuned.layers:  # an inversion's generator is frozen; its tuned copy is not
+        layer.trainable = True
     pivot_weights = generator.get_weights()
     optimizer = keras.optimizers.Adam(learning_rate=lr)
     optimizer.build(tuned.trainable_variables)
