@@ -21,7 +21,9 @@ Writes  <out_dir> (default <data_dir>/explainer):
           explainer_state_NNN.npz        the critic's weights and both optimizers' variables
                                          (inversion: the encoder's optimizer's)
           switched_eNNN.png              a few training images, switched to every other label,
-                                         and the change (red: brighter, blue: darker)
+                                         and the change (red: brighter, blue: darker); a redrawing
+                                         explainer's (encoder_decoder, inversion) also drawn under
+                                         its own label, the change counted from that drawing
           history.csv                    the epoch's mean losses; its row is written last and
                                          makes the epoch complete
 

@@ -299,6 +299,25 @@ def test_explain_image_projects_from_the_inversions_latents_and_tunes_its_genera
             assert (tuned["mse"] < encoded["mse"]).all()
 
 
+def test_a_redrawing_explainers_samples_show_its_own_label_drawing_and_the_change_from_it(tmp_path, monkeypatch):
+    save_generator(tmp_path / "g.h5", N_CLASSES, filters=4, scale=2.0)
+    model = explainer.build_inversion(cgan.load_generator(str(tmp_path / "g.h5")), 4)
+    drawn = {}
+    monkeypatch.setattr(explainer_training.plots, "image_rows", lambda rows, names, title: drawn.setdefault("rows", rows))
+    monkeypatch.setattr(explainer_training, "save_figure", lambda fig, path, dpi: None)
+    monkeypatch.setattr(explainer_training.plots, "show_or_close", lambda fig, show: None)
+    image = np.random.default_rng(0).uniform(-1, 1, (1, 80, 80, 3)).astype(np.float32)
+    trainer = type("Trainer", (), {"explainer": model})
+    explainer_training.samples_figure(trainer, image, np.array([1]), ["a", "b", "c"], str(tmp_path / "s.png"))
+    (row,) = drawn["rows"]
+    own, _ = explainer.switch(model, image, np.array([1]), N_CLASSES)
+    switched, _ = explainer.switch(model, np.repeat(image, 2, 0), np.array([0, 2]), N_CLASSES)
+    assert len(row) == 6  # the image, its own-label drawing, then per other label the switched image and the change
+    np.testing.assert_allclose(row[1], (own[0] + 1) / 2, atol=1e-6)
+    np.testing.assert_allclose(row[2], (switched[0] + 1) / 2, atol=1e-6)
+    np.testing.assert_allclose(row[5], explainer_training.change_image(switched[1] - own[0]), atol=1e-6)
+
+
 def test_train_explainer_help_answers_before_tensorflow_loads():
     code = ("import sys, runpy; sys.argv = ['train_explainer.py', '--help']\n"
             "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit:\n    pass\n"

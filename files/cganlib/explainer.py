@@ -46,6 +46,7 @@ from cganlib.ssim import ssim
 CHANGE_SCALE = 2.0  # the change spans [-2, 2]: enough to turn black into white in [-1, 1]
 CRITIC_KERNEL = 4
 INVERSION_SSIM_WEIGHT = 0.2  # explain_image.py's --ssim_weight default: the encoder learns the projection's loss
+REDRAWING = ("encoder_decoder", "inversion")  # explainers that redraw every pixel: maps start from the own-label drawing
 RAMP_START = 0.1  # the penalties' factor at the first step with ExplainerConfig.ramp_steps
 
 

@@ -21,6 +21,7 @@ from cganlib.classifier import ClassifierFileError, load_classifier_for
 from cganlib.config import EXPLAINER_HYPERPARAMETERS, ExplainerConfig
 from cganlib.datasets import load_prepared
 from cganlib.explainer import (
+    REDRAWING,
     InversionTrainer,
     Trainer,
     batch_plan,
@@ -142,13 +143,18 @@ def change_image(change):
 
 
 def samples_figure(trainer, images, labels, class_names, path):
-    """switched_eNNN.png: per image, the image, then per other label the switched image and its change."""
+    """switched_eNNN.png: per image, the image, then per other label the switched image and its change
+    (a redrawing explainer's: from the image it draws under the image's own label, shown second)."""
     n_classes = len(class_names)
     rows, names = [], []
     for image, label in zip(images, labels):
         others = [j for j in range(n_classes) if j != label]
         switched, changes = switch(trainer.explainer, np.repeat(image[None], len(others), 0), np.array(others), n_classes)
         row = [(image + 1) / 2]
+        if trainer.explainer.name in REDRAWING:
+            own, _ = switch(trainer.explainer, image[None], np.array([label]), n_classes)
+            changes = switched - own
+            row.append((own[0] + 1) / 2)
         for s, c in zip(switched, changes):
             row += [(s + 1) / 2, change_image(c)]
         rows.append(row)

@@ -13,7 +13,7 @@ from cganlib import cgan, cli, explanation_measures, plots, projection
 from cganlib.classifier import ClassifierFileError, load_classifier_for
 from cganlib.datasets import load_square_image
 from cganlib.delta import delta_sums, paint_levels
-from cganlib.explainer import switch
+from cganlib.explainer import REDRAWING, switch
 from cganlib.explainer_training import load_explainer
 from cganlib.flags import check_classifier_set
 from cganlib.saved_generators import check_classes, check_labels
@@ -249,7 +249,7 @@ def explained_by_switch(explainer, n_classes, images, labels, indices, targets):
     return {
         "indices": indices, "labels": labels, "targets": targets, "images": images,
         "reconstructions": reconstructions, "relabelled": relabelled,
-        "deltas": delta_sums((reconstructions if explainer.name == "encoder_decoder" else images)[:, None], relabelled),
+        "deltas": delta_sums((reconstructions if explainer.name in REDRAWING else images)[:, None], relabelled),
         "mse": np.mean((reconstructions - images) ** 2, axis=(1, 2, 3)), "ssim": ssim(reconstructions, images).numpy(),
     }
 
