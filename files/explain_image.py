@@ -9,7 +9,10 @@ generator may not reach every image: the reconstruction's error is printed and s
 
 With --tune_steps N the projection is followed by pivotal tuning (Roich et al. 2022): per image,
 a copy of the generator is tuned N Adam steps (--tune_lr) at the projected latent until it draws
-the image itself, and that copy draws the reconstruction and the relabelled images.
+the image itself, and that copy draws the reconstruction and the relabelled images. With
+--exaggerate A each target is drawn from its label embedding pushed past it, away from the image's
+own: e_target + A (e_target - e_own), a step of Singla et al.'s (2020) progressive exaggeration
+(the generator's own direction between the two labels, no classifier in it).
 
 With --explainer (a train_explainer.py run) the image itself is switched instead: no projection,
 the explainer's change keeps the patient's anatomy; "reconstruction" is then the image the
@@ -112,6 +115,9 @@ def parse_args(argv=None):
                    help="pivotal tuning (--model, or an inversion's --explainer): Adam steps on a copy of the "
                         "generator per image after the projection, the latent held, so that it draws the image (0: off)")
     p.add_argument("--tune_lr", type=cli.RATE, default=TUNE_LR, help="pivotal tuning's Adam rate")
+    p.add_argument("--exaggerate", type=cli.number(0), default=0.0,
+                   help="draw each target with its label embedding pushed this far past it, away from the "
+                        "image's own label (Singla et al. 2020; 0: the original's switch)")
     p.add_argument("--batch_size", type=cli.POSITIVE, default=32, help="images projected together")
     p.add_argument("--seed", type=cli.SEED, default=0, help="seed of the starting points")
     p.add_argument("--rows", type=cli.POSITIVE, default=8, help="images drawn in the figure")

@@ -257,6 +257,8 @@ def test_explain_image_switches_each_image_with_a_trained_explainer(tmp_path, ca
     assert (explained / "explain_img_align_xray.png").is_file()
     argv = [str(a) for a in ("--explainer", out, "--npz", data / "img_align_xray.npz", "--label", 0, "--tune_steps", 3)]
     assert "holds a switch, not an inversion" in one_error_line(explain_image.main, argv, capsys)
+    argv[-2:] = ["--exaggerate", "0.5"]
+    assert "--tune_steps and --exaggerate act on a generator" in one_error_line(explain_image.main, argv, capsys)
 
 
 def test_an_inversions_change_is_the_generators_drawing_of_the_encoders_latent_minus_the_image(tmp_path):

@@ -248,15 +248,35 @@ def test_projection_keeps_each_images_start_of_least_total_loss_not_of_least_mse
     np.testing.assert_allclose(ssim, start_ssim[best, columns], rtol=1e-4)
 
 
+def test_an_exaggerated_label_is_the_targets_embedding_pushed_away_from_the_images_own():
+    generator, own = strong_generator(), np.array([1, 2, 1, 0])
+    latents = cgan.training_latents(np.random.default_rng(4), 4)
+    embedding = next(layer for layer in generator.layers if isinstance(layer, keras.layers.Embedding))
+    table = embedding.get_weights()[0].copy()
+    drawn = cgan.generate_exaggerated(generator, latents, own, 0, 0.5)
+    np.testing.assert_array_equal(embedding.get_weights()[0], table)  # the generator is left as it was
+    by_hand = keras.models.clone_model(generator)
+    by_hand.set_weights(generator.get_weights())
+    hand_embedding = next(layer for layer in by_hand.layers if isinstance(layer, keras.layers.Embedding))
+    for i, label in enumerate(own):
+        pushed = table.copy()
+        pushed[0] = table[0] + 0.5 * (table[0] - table[label])  # label 0 (own == target): unchanged
+        hand_embedding.set_weights([pushed])
+        np.testing.assert_allclose(drawn[i], cgan.generate(by_hand, latents[i : i + 1], [0])[0], atol=1e-5)
+    plain = cgan.generate(generator, latents, [0] * 4)
+    np.testing.assert_array_equal(cgan.generate_exaggerated(generator, latents, own, 0, 0.0), plain)
+    assert np.abs(drawn[:3] - plain[:3]).max() > 0.01 and np.allclose(drawn[3], plain[3], atol=1e-5)
+
+
 def test_pivotal_tuning_without_steps_draws_what_the_generator_draws():
     generator, labels, targets = strong_generator(), np.array([0, 2, 1]), np.array([1, 2])
     latents = cgan.training_latents(np.random.default_rng(2), 3)
     images = np.random.default_rng(3).uniform(0, 1, (3, SIZE, SIZE, 3)).astype(np.float32)
     reconstructions, relabelled, mse, ssim = projection.pivotal_tuning(
         generator, latents, labels, images, targets, steps=0, lr=0.01, ssim_weight=0.2, progress=False)
-    np.testing.assert_allclose(reconstructions, cgan.generate(generator, latents, labels), atol=1e-6)
+    np.testing.assert_allclose(reconstructions, cgan.generate(generator, latents, labels), atol=1e-5)
     for t, target in enumerate(targets):
-        np.testing.assert_allclose(relabelled[:, t], cgan.generate(generator, latents, [target] * 3), atol=1e-6)
+        np.testing.assert_allclose(relabelled[:, t], cgan.generate(generator, latents, [target] * 3), atol=1e-5)
     np.testing.assert_allclose(mse, ((reconstructions - images) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
     np.testing.assert_allclose(ssim, separable_ssim(reconstructions, images).numpy(), rtol=1e-5)
 
@@ -316,6 +336,19 @@ def test_explain_image_writes_the_reconstruction_relabelled_images_and_deltas(im
                         capsys.readouterr().out)
     assert printed and [float(x) for x in printed.groups()] == pytest.approx(
         [result["mse"][0], result["mse"][0], result["ssim"][0], result["ssim"][0]], abs=1e-3)
+
+
+def test_explain_image_exaggerates_the_switch_at_the_projected_latents(image_folder, tmp_path):
+    model, image = data_file("keras2_generator_c3_f8.h5"), str(image_folder / "discs" / "d0.png")
+    explain_image.main(["--model", model, "--image", image, "--label", "1", "--steps", "3", "--starts", "2",
+                        "--exaggerate", "0.5", "--out_dir", str(tmp_path)])
+    with np.load(tmp_path / "explain_d0.npz") as saved:
+        generator = cgan.load_generator(model)
+        for t, target in enumerate(saved["targets"]):
+            np.testing.assert_allclose(saved["relabelled"][:, t], cgan.generate_exaggerated(
+                generator, saved["latents"], saved["labels"], target, 0.5), atol=1e-5)
+        np.testing.assert_allclose(saved["deltas"], (saved["reconstructions"][:, None] - saved["relabelled"]).sum(-1),
+                                   atol=1e-4)
 
 
 def test_explain_image_with_tune_steps_draws_the_image_from_its_tuned_copy(image_folder, tmp_path):

@@ -300,6 +300,28 @@ def generate(generator, latents, labels, batch_size=256):
     return to_unit(np.concatenate(out) if out else np.zeros((0, *generator.output_shape[1:]), np.float32))
 
 
+def generate_exaggerated(generator, latents, own_labels, target, amount):
+    """generate()'s images of latents under label `target`, its embedding pushed past the class,
+    away from each latent's own label: e_target + amount * (e_target - e_own) (one step of Singla
+    et al. 2020's exaggeration); amount 0, or an own label equal to the target, is generate()'s."""
+    own_labels = np.asarray(own_labels).reshape(-1)
+    if not amount:
+        return generate(generator, latents, [target] * len(own_labels))
+    embedding = next(layer for layer in generator.layers if isinstance(layer, layers.Embedding))
+    table = embedding.get_weights()[0]
+    drawn = np.zeros((len(own_labels), *generator.output_shape[1:]), np.float32)
+    try:
+        for own in np.unique(own_labels):
+            pushed = table.copy()
+            pushed[target] = table[target] + amount * (table[target] - table[own])
+            embedding.set_weights([pushed])
+            rows = own_labels == own
+            drawn[rows] = generate(generator, np.asarray(latents)[rows], [target] * int(rows.sum()))
+    finally:
+        embedding.set_weights([table])
+    return drawn
+
+
 # ---------------------------------------------------------------- loading saved models
 
 

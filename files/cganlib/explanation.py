@@ -134,11 +134,10 @@ def labelled_rows(args):
 # ---------------------------------------------------------------- explaining
 
 
-def relabelled_images(generator, latents, targets):
-    """(N, T, 80, 80, 3): each latent generated under each target label."""
-    n = len(latents)
-    images = cgan.generate(generator, np.repeat(latents, len(targets), axis=0), np.tile(targets, n))
-    return images.reshape(n, len(targets), *cgan.IMAGE_SHAPE)
+def relabelled_images(generator, latents, labels, targets, exaggerate=0.0):
+    """(N, T, 80, 80, 3): each latent generated under each target label (pushed `exaggerate` past
+    it, away from the latent's own label: cgan.generate_exaggerated)."""
+    return np.stack([cgan.generate_exaggerated(generator, latents, labels, target, exaggerate) for target in targets], 1)
 
 
 def explanation_figure(result, class_names, rows, title, gradcam=None):
@@ -225,9 +224,9 @@ def explained(generator, images, labels, indices, targets, args, initial=None):
         initial=initial)
     if args.tune_steps:
         reconstructions, relabelled, mse, ssim = projection.pivotal_tuning(
-            generator, latents, labels, images, targets, args.tune_steps, args.tune_lr, args.ssim_weight)
+            generator, latents, labels, images, targets, args.tune_steps, args.tune_lr, args.ssim_weight, args.exaggerate)
     else:
-        relabelled = relabelled_images(generator, latents, targets)
+        relabelled = relabelled_images(generator, latents, labels, targets, args.exaggerate)
     return {
         "indices": indices, "labels": labels, "targets": targets, "latents": latents, "images": images,
         "reconstructions": reconstructions, "relabelled": relabelled,
@@ -283,8 +282,9 @@ def explain(args):
         n_classes, model_name = len(run_classes), f"{os.path.basename(os.path.normpath(args.explainer))} (epoch {epoch})"
         args.class_names = args.class_names or run_classes
         generator = explainer.get_layer("generator") if explainer.name == "inversion" else None
-        if args.tune_steps and generator is None:
-            raise InputError(f"--tune_steps tunes a generator: {args.explainer} holds a switch, not an inversion")
+        if (args.tune_steps or args.exaggerate) and generator is None:
+            raise InputError(f"--tune_steps and --exaggerate act on a generator: {args.explainer} holds a switch, "
+                             "not an inversion")
     else:
         try:
             generator = cgan.load_generator(args.model)

@@ -83,11 +83,12 @@ def project(generator, images01, labels, steps, starts, lr, ssim_weight, seed=0,
     return latents, cgan.generate(generator, latents, labels), mse, ssim
 
 
-def pivotal_tuning(generator, latents, labels, images01, targets, steps, lr, ssim_weight, progress=True):
+def pivotal_tuning(generator, latents, labels, images01, targets, steps, lr, ssim_weight, exaggerate=0.0, progress=True):
     """For projected latents (N, d) of images (N, 80, 80, 3) in [0, 1] with labels (N,): per image
     the generator's weights tuned `steps` Adam steps at rate lr (the projection's loss, the latent
     held), then (reconstructions (N, 80, 80, 3), relabelled (N, T, 80, 80, 3) under targets (T,),
-    both in [0, 1], the reconstructions' MSE (N,) and SSIM (N,)), all drawn by each image's copy."""
+    both in [0, 1], the reconstructions' MSE (N,) and SSIM (N,)), all drawn by each image's copy
+    (the targets' with the label pushed `exaggerate` past them: cgan.generate_exaggerated)."""
     tuned = keras.models.clone_model(generator)
     for layer in tuned.layers:  # an inversion's generator is frozen; its tuned copy is not
         layer.trainable = True
@@ -102,8 +103,8 @@ def pivotal_tuning(generator, latents, labels, images01, targets, steps, lr, ssi
             loss = tf.reduce_sum(_loss(tuned, z, y, x, ssim_weight))
         optimizer.apply_gradients(zip(tape.gradient(loss, tuned.trainable_variables), tuned.trainable_variables))
 
-    every = np.concatenate([labels.reshape(-1, 1), np.tile(targets, (len(labels), 1))], axis=1).astype(np.int32)
-    drawn = np.zeros((len(labels), 1 + len(targets), *images01.shape[1:]), np.float32)
+    reconstructions = np.zeros(images01.shape, np.float32)
+    relabelled = np.zeros((len(labels), len(targets), *images01.shape[1:]), np.float32)
     for i in tqdm(range(len(labels)), desc="pivotal tuning", unit="image", disable=not progress, leave=False):
         tuned.set_weights(pivot_weights)
         for variable, value in zip(optimizer.variables, fresh_state):
@@ -113,7 +114,8 @@ def pivotal_tuning(generator, latents, labels, images01, targets, steps, lr, ssi
         x = tf.constant(images01[i : i + 1], tf.float32)
         for _ in range(steps):
             step(z, y, x)
-        drawn[i] = cgan.generate(tuned, np.repeat(latents[i : i + 1], len(every[i]), axis=0), every[i])
-    reconstructions = drawn[:, 0]
+        reconstructions[i] = cgan.generate(tuned, latents[i : i + 1], labels[i : i + 1])[0]
+        for t, target in enumerate(targets):
+            relabelled[i, t] = cgan.generate_exaggerated(tuned, latents[i : i + 1], labels[i : i + 1], target, exaggerate)[0]
     mse = np.mean((reconstructions - images01) ** 2, axis=(1, 2, 3))
-    return reconstructions, drawn[:, 1:], mse, separable_ssim(reconstructions, images01).numpy()
+    return reconstructions, relabelled, mse, separable_ssim(reconstructions, images01).numpy()
