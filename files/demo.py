@@ -97,15 +97,21 @@ and gen_recall are that epoch's precision and recall (evaluate.py's) averaged ov
 minutes is the demo's wall time.
 
 With --data_dir (prepare_xrays.py's output, names.txt beside it for the patient split) the demo
-skips the phantoms and the GAN: train_classifier.py (classifier and judge, into --out_dir), then
-train_explainer.py for what the budget leaves, then explain_image.py on every held-out viral and
-bacterial X-ray switched to healthy, and the RESULT line, per class (_viral, _bacterial):
+skips the phantoms and explains each patient with design c: train_classifier.py (classifier and
+judge, into --out_dir); train_cgan.py for what the budget leaves (--epochs), at the demo's GAN
+flags, on gan_data/, the X-rays but the held-out ones; train_explainer.py --architecture inversion,
+an encoder to that GAN's last generator (--explainer_epochs, default XRAY_ENCODER_EPOCHS); then
+explain_image.py on every held-out viral and bacterial X-ray: its latent from the encoder, the
+generator tuned to it (--tune_steps XRAY_TUNE_STEPS), switched to healthy with the label pushed
+past it (--exaggerate XRAY_EXAGGERATE); and the RESULT line, per class (_viral, _bacterial):
 judge_flip_rate, explain_recon_ssim, judge_deletion_auc_explain, judge_deletion_auc_gradcam,
 judge_deletion_auc_random (the judge's deletion AUC of the explainer's change, of the
 classifier's Grad-CAM and of a random map), then minutes.
 
 --minutes -> epochs: the training gets the budget less a fixed allowance for the other steps
-(OTHER_STEPS_SECONDS); the explainer EXPLAINER_SHARE of it, at SECONDS_PER_EXPLAINER_STEP a step;
+(OTHER_STEPS_SECONDS); the explainer EXPLAINER_SHARE of it, at SECONDS_PER_EXPLAINER_STEP a step
+(with --data_dir: the encoder's epochs and the tuning first, at SECONDS_PER_ENCODER_IMAGE and
+SECONDS_PER_TUNED_IMAGE);
 the GAN the rest, divided by the planned seconds per epoch: (images // --n_batch) batches at
 SECONDS_PER_BATCH (measured on 2 CPU cores at width 16 and batch 16, scaled by the batch and by
 the square of the width, since the convolutions dominate) plus the end-of-epoch sample grid and
@@ -123,7 +129,14 @@ import sys
 import time
 
 from cganlib import cli, config, run_folder
-from cganlib.datasets import BACTERIAL, DATASETS, HEALTHY, VIRAL, load_prepared
+from cganlib.datasets import (
+    BACTERIAL,
+    DATASETS,
+    HEALTHY,
+    VIRAL,
+    load_prepared,
+    manifest_file,
+)
 from cganlib.flags import CLASSIFIER_FILE, HELD_OUT_FILE
 from cganlib.phantoms import GROUND_TRUTH, LESION_PLACES
 from cganlib.scoring import (
@@ -145,9 +158,11 @@ from cganlib.storage import (
     fail,
     json_writer,
     load_arrays,
+    npz_writer,
     open_regular,
     save_arrays,
     save_figure,
+    save_file_set,
     writable_folder,
 )
 
@@ -185,16 +200,20 @@ EXPLAINER_SHARE = 0.38
 # the ramp's 1,500; the switched images' L1 at 1, not 3: the judge called 0.90 of the switched viral
 # phantoms healthy, at 3 0.78 (files/RESULTS.md)
 EXPLAINER_FLAGS = {"filters": 8, "lr": 0.0005, "l1_weight": 1.0, "ramp_steps": 1500}
-# on real X-rays (--data_dir) weaker penalties: the findings are subtler and the switch must be bolder;
-# no cycle back: over epochs 50-77 the judge's flip rates swing as widely with it as without it, and
-# average the same (files/RESULTS.md, "Explainer designs on the real X-rays")
-XRAY_EXPLAINER_FLAGS = {"filters": 8, "lr": 0.0005, "identity_weight": 10.0, "l1_weight": 1.0, "ramp_steps": 3000}
+# on real X-rays (--data_dir) design c, which switched more of them than the U-Net (files/RESULTS.md,
+# "Design c on the real X-rays"): the GAN trained on the classifier's training rows only, an encoder
+# to its latent (train_explainer.py --architecture inversion), each held-out X-ray's generator tuned
+# to it (pivotal tuning) and the label pushed half its step past healthy (--exaggerate)
+XRAY_ENCODER_FLAGS = {"architecture": "inversion", "filters": 16, "lr": 0.001}
+XRAY_ENCODER_EPOCHS = 20
+XRAY_TUNE_STEPS, XRAY_EXAGGERATE = 100, 0.5
+SECONDS_PER_ENCODER_IMAGE = 0.0022  # an encoder epoch over 2,927 X-rays took 6.5 s (2-core AVX-512 EPYC)
+SECONDS_PER_TUNED_IMAGE = 0.55  # explain_image.py --tune_steps 100, per X-ray (the same machine)
 SECONDS_PER_EXPLAINER_STEP, SECONDS_PER_EXPLAINER_EPOCH_END = 0.066, 0.8  # bench_explainer.py, width 8
-CYCLE_STEP_FACTOR = 1.56  # a step with the cycle term against one without (bench_explainer.py: 85.9 / 55.2 ms)
 # the judge: another architecture and seed on the classifier's split; no map is computed from it
 JUDGE_ARCHITECTURE = "vgg"
 HELD_OUT_SHARE = 0.2  # train_classifier.py's --held_out: the images train_explainer.py does not see
-# --data_dir: the classifier, the judge, TensorFlow's starts and explain_image.py on about 500 X-rays
+# --data_dir: the classifier, the judge, TensorFlow's starts and explain_image.py's curves on about 500 X-rays
 XRAY_OTHER_STEPS_SECONDS = 240.0
 EVALUATE_N = 200  # generated images per class and epoch in the demo's evaluation (evaluate.py's default: 500)
 MIN_PER_CLASS = 8  # evaluate.py's measures need 8 real images of each class (evaluation.MIN_REAL_PER_CLASS)
@@ -218,13 +237,14 @@ def parse_args(argv=None):
     p = cli.Parser(__doc__)
     p.add_argument("--out_dir", "--work_dir", dest="out_dir", default="demo_run",
                    help="folder for everything the demo writes (default %(default)s)")
-    p.add_argument("--data_dir", help="your own X-rays, prepare_xrays.py's output: train the classifier, the judge and "
-                                      "the explainer on them and explain every held-out viral and bacterial X-ray")
+    p.add_argument("--data_dir", help="your own X-rays, prepare_xrays.py's output: train the classifier, the judge, the "
+                                      "GAN and its encoder on them and explain every held-out viral and bacterial X-ray")
     p.add_argument("--minutes", type=cli.number(0, low_open=True), default=DEFAULT_MINUTES,
                    help="wall-time budget of the whole demo")
     p.add_argument("--epochs", type=cli.POSITIVE, help="train the GAN this many epochs (default: as --minutes allows)")
     p.add_argument("--explainer_epochs", type=cli.POSITIVE,
-                   help="train the explainer this many epochs (default: as --minutes allows)")
+                   help=f"train the explainer this many epochs (default: as --minutes allows; with --data_dir the "
+                        f"encoder, {XRAY_ENCODER_EPOCHS})")
     p.add_argument("--n", type=cli.integer(MIN_PER_CLASS), default=300,
                    help=f"phantoms per class (healthy, viral, bacterial), at least {MIN_PER_CLASS}")
     p.add_argument("--filters", type=cli.POSITIVE, default=SMALL.filters,
@@ -295,11 +315,18 @@ def training_plan(args):
 
 
 def planned_explainer_epochs(seconds, n_training_images, settings=EXPLAINER_FLAGS):
-    """The explainer's epochs that fit `seconds` (at least 1), at the settings' batch and cycle."""
+    """The explainer's epochs that fit `seconds` (at least 1), at the settings' batch."""
     batch = settings.get("n_batch", config.ExplainerConfig().n_batch)
-    step = SECONDS_PER_EXPLAINER_STEP * (CYCLE_STEP_FACTOR if settings.get("cycle_weight") else 1.0)
-    epoch = (n_training_images // batch) * step + SECONDS_PER_EXPLAINER_EPOCH_END
+    epoch = (n_training_images // batch) * SECONDS_PER_EXPLAINER_STEP + SECONDS_PER_EXPLAINER_EPOCH_END
     return max(1, int(seconds / epoch))
+
+
+def planned_xray_gan_epochs(seconds, n_training_images, n_held_out, encoder_epochs, filters, n_batch):
+    """--data_dir: the GAN's epochs (at least 1) that fit `seconds` once the encoder's epochs and
+    the tuning of n_held_out X-rays are paid for."""
+    left = seconds - encoder_epochs * n_training_images * SECONDS_PER_ENCODER_IMAGE - n_held_out * SECONDS_PER_TUNED_IMAGE
+    step = SECONDS_PER_BATCH * (n_batch / REFERENCE_BATCH) * (filters / REFERENCE_FILTERS) ** 2
+    return max(1, int(left / ((n_training_images // n_batch) * step + SECONDS_PER_EPOCH_END)))
 
 
 def training_config(args):
@@ -427,17 +454,31 @@ def train_classifier_and_judge(step, data_dir, paths, seed):
                      os.path.join(paths["classifier"], HELD_OUT_FILE)), "train_classifier.py")
 
 
+def train_gan(step, args, data_dir, results, epochs):
+    """train_cgan.py at the small preset with the demo's flags; the complete epochs it saved."""
+    train_args = ["--dataset", "xray", "--data_dir", data_dir, "--out_dir", results, "--epochs_goal", epochs,
+                  "--preset", "small", "--seed", args.seed, "--real_plots", 2]
+    for name, value in config.differences(training_config(args), "xray", "small").items():
+        train_args += [f"--{name}", value]
+    status = step("train_cgan.py", *train_args, *(["--mixed_precision"] if args.mixed_precision else []))
+    if status == cli.EXIT_TOO_MANY_REBUILDS:
+        print("training stopped early (collapse guard); the demo goes on with the epochs saved", flush=True)
+    else:
+        require(status, "train_cgan.py")
+    return run_folder.complete_epochs(results)
+
+
 def train_explainer(step, data_dir, paths, epochs, seed, settings=EXPLAINER_FLAGS):
     flags = [item for name, value in settings.items()
              for item in ((f"--{name}",) if value is True else (f"--{name}", value))]
-    if config.ExplainerConfig(**settings).guide_weight:
-        flags += ["--guide", os.path.join(paths["classifier"], CLASSIFIER_FILE)]
+    if settings.get("architecture") == "inversion":
+        flags += ["--model", paths["generator"]]
     require(step("train_explainer.py", "--dataset", "xray", "--data_dir", data_dir, "--out_dir", paths["explainer"],
                      "--held_out_from", os.path.join(paths["classifier"], HELD_OUT_FILE), "--epochs_goal", epochs,
                      "--seed", seed, "--overwrite", *flags), "train_explainer.py")
 
 
-def explain_held_out(step, data_dir, paths, label, indices_file, out_dir, seed):
+def explain_held_out(step, data_dir, paths, label, indices_file, out_dir, seed, *flags):
     """explain_image.py --explainer on the held-out images of one class, switched to healthy, with
     the classifier's measures and maps and the judge's measures."""
     xray = DATASETS["xray"]
@@ -446,7 +487,7 @@ def explain_held_out(step, data_dir, paths, label, indices_file, out_dir, seed):
         "--npz", os.path.join(data_dir, xray.images_file), "--labels_npz", os.path.join(data_dir, xray.labels_file),
         "--indices_from", indices_file, "--to", HEALTHY, "--rows", 4, "--seed", seed,
         "--classifier", os.path.join(paths["classifier"], CLASSIFIER_FILE),
-        "--judge", os.path.join(paths["judge"], CLASSIFIER_FILE), "--out_dir", out_dir), "explain_image.py")
+        "--judge", os.path.join(paths["judge"], CLASSIFIER_FILE), "--out_dir", out_dir, *flags), "explain_image.py")
 
 
 def run_demo(args, epochs, explainer_epochs):
@@ -467,16 +508,7 @@ def run_demo(args, epochs, explainer_epochs):
     train_classifier_and_judge(step, w, paths, args.seed)
 
     results = paths["results"]
-    train_args = ["--dataset", "xray", "--data_dir", w, "--out_dir", results, "--epochs_goal", epochs,
-                  "--preset", "small", "--seed", args.seed, "--real_plots", 2]
-    for name, value in config.differences(training_config(args), "xray", "small").items():
-        train_args += [f"--{name}", value]
-    status = step("train_cgan.py", *train_args, *(["--mixed_precision"] if args.mixed_precision else []))
-    if status == cli.EXIT_TOO_MANY_REBUILDS:
-        print("training stopped early (collapse guard); the demo goes on with the epochs saved", flush=True)
-    else:
-        require(status, "train_cgan.py")
-    epochs = run_folder.complete_epochs(results)[-args.heatmap_epochs:]
+    epochs = train_gan(step, args, w, results, epochs)[-args.heatmap_epochs:]
     heatmap_args = ["--dataset", "xray", "--data_dir", w, "--models_dir", results, "--seed", args.seed,
                     "--average", args.average_latents]
     require(step("heatmaps.py", *heatmap_args, "--out_dir", paths["heatmaps"], "--epochs", *epochs,
@@ -687,34 +719,55 @@ def held_out_of_class(paths, labels_file, label):
     return held_out[labels[held_out] == label]
 
 
+def gan_training_set(data_dir, held_out_file, out_dir):
+    """The X-rays but the classifier's held-out ones, prepared as prepare_xrays.py prepares them,
+    so that the GAN never sees a patient it will explain (train_cgan.py trains on every row)."""
+    xray = DATASETS["xray"]
+    images, labels = load_prepared(xray, data_dir)
+    (held_out,) = load_arrays(held_out_file, ("held_out",), "train_classifier.py")
+    keep = sorted(set(range(len(labels))) - set(held_out.tolist()))
+    writable_folder(out_dir)
+    save_file_set(out_dir, manifest_file(xray.name), {xray.images_file: npz_writer(images[keep]),
+                                                       xray.labels_file: npz_writer(labels[keep])})
+    return len(keep)
+
+
 def explain_xrays(args, start):
-    """--data_dir: the classifier and the judge (split by patient), the explainer in what the
-    budget leaves, every held-out viral and bacterial X-ray switched to healthy; the RESULT line."""
+    """--data_dir: the classifier and the judge (split by patient), design c in what the budget
+    leaves (the GAN on the training rows, the encoder to its latent), every held-out viral and
+    bacterial X-ray tuned and switched to healthy; the RESULT line."""
     w, data_dir = args.out_dir, args.data_dir
-    paths = {key: os.path.join(w, key) for key in ("classifier", "judge", "explainer", "explained")}
+    paths = {key: os.path.join(w, key) for key in ("classifier", "judge", "gan_data", "results", "explainer", "explained")}
     xray, step = DATASETS["xray"], recorded_steps(w)
-    n_images = load_arrays(os.path.join(data_dir, xray.labels_file), ("arr_0",), "prepare_xrays.py")[0].size
     train_classifier_and_judge(step, data_dir, paths, args.seed)
+    held_out_file = os.path.join(paths["classifier"], HELD_OUT_FILE)
+    n_training = gan_training_set(data_dir, held_out_file, paths["gan_data"])
+    n_held_out = load_arrays(held_out_file, ("held_out",), "train_classifier.py")[0].size
+    encoder_epochs = args.explainer_epochs or XRAY_ENCODER_EPOCHS
     seconds = training_seconds(args.minutes, XRAY_OTHER_STEPS_SECONDS + (time.monotonic() - start))
-    epochs = args.explainer_epochs or planned_explainer_epochs(seconds, int(n_images * (1 - HELD_OUT_SHARE)),
-                                                               XRAY_EXPLAINER_FLAGS)
-    print(f"the explainer: {epochs} epochs ({'--explainer_epochs' if args.explainer_epochs else 'planned for the budget left'})",
-          flush=True)
-    train_explainer(step, data_dir, paths, epochs, args.seed, XRAY_EXPLAINER_FLAGS)
+    epochs = args.epochs or planned_xray_gan_epochs(seconds, n_training, n_held_out, encoder_epochs, args.filters,
+                                                    args.n_batch)
+    print(f"the GAN: {epochs} epochs on {n_training} X-rays ({'--epochs' if args.epochs else 'planned for the budget left'}); "
+          f"the encoder: {encoder_epochs} epochs", flush=True)
+    done = train_gan(step, args, paths["gan_data"], paths["results"], epochs)
+    paths["generator"] = run_folder.model_paths(paths["results"], done[-1])["generator"]
+    train_explainer(step, data_dir, paths, encoder_epochs, args.seed, XRAY_ENCODER_FLAGS)
     scores = {}
     for label, name in ((VIRAL, "viral"), (BACTERIAL, "bacterial")):
         indices_file = os.path.join(paths["explained"], f"held_out_{label}.npz")
         writable_folder(paths["explained"])
         save_arrays(indices_file, indices=held_out_of_class(paths, os.path.join(data_dir, xray.labels_file), label))
         out_dir = os.path.join(paths["explained"], name)
-        explain_held_out(step, data_dir, paths, label, indices_file, out_dir, args.seed)
+        explain_held_out(step, data_dir, paths, label, indices_file, out_dir, args.seed, "--steps", 0,
+                         "--tune_steps", XRAY_TUNE_STEPS, "--exaggerate", XRAY_EXAGGERATE)
         measures = explained_measures(os.path.join(out_dir, f"explain_{os.path.splitext(xray.images_file)[0]}.npz"))
         scores.update({f"judge_flip_rate_{name}": measures["judge_flip_rate"],
                        f"explain_recon_ssim_{name}": measures["recon_ssim"],
                        **{f"judge_deletion_auc_{key}_{name}": measures[f"judge_deletion_auc_{curve_map}"]
                           for key, curve_map in (("explain", "delta"), ("gradcam", "gradcam"), ("random", "random"))}})
-    print(f"\noutputs in {w}/: classifier/, judge/, explainer/ (run_config.json, explainer_NNN.weights.h5, "
-          "switched_eNNN.png), explained/viral/, explained/bacterial/ (explain_img_align_xray.png and .npz)")
+    print(f"\noutputs in {w}/: classifier/, judge/, gan_data/ (the GAN's training X-rays), results/ (the GAN), "
+          "explainer/ (the encoder: run_config.json, explainer_NNN.weights.h5, switched_eNNN.png), "
+          "explained/viral/, explained/bacterial/ (explain_img_align_xray.png and .npz)")
     minutes = (time.monotonic() - start) / 60
     print(" ".join(["RESULT", *(f"{key}={value:.4f}" for key, value in scores.items()), f"minutes={minutes:.2f}"]),
           flush=True)

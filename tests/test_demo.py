@@ -1,6 +1,7 @@
 """demo.py end to end at a tiny setting, its refusals of bad input, and its minutes -> epochs plan."""
 
 import csv
+import json
 import os
 import re
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from cganlib.storage import InputError
-from demo import planned_epochs, planned_explainer_epochs
+from demo import planned_epochs, planned_explainer_epochs, planned_xray_gan_epochs
 from helpers import auc_by_hand, error_line, make_phantom_set
 
 RESULT_KEYS = (
@@ -165,11 +166,18 @@ def test_more_minutes_plan_more_epochs_and_wider_models_fewer():
         planned_epochs(0.1, 900, 16)  # a budget smaller than the fixed steps and one epoch
 
 
-def test_the_explainers_plan_counts_the_cycle_terms_longer_step():
-    """The same budget: a step with the cycle back costs CYCLE_STEP_FACTOR times one without."""
-    plain, cycle = {"n_batch": 16}, {"n_batch": 16, "cycle_weight": 1.0}
-    assert planned_explainer_epochs(1500, 2927, plain) > planned_explainer_epochs(1500, 2927, cycle) >= 1
-    assert planned_explainer_epochs(1500, 2927, {"n_batch": 32}) > planned_explainer_epochs(1500, 2927, plain)
+def test_the_explainers_plan_counts_its_batches():
+    assert planned_explainer_epochs(1500, 2927, {"n_batch": 32}) > planned_explainer_epochs(1500, 2927, {"n_batch": 16})
+    assert planned_explainer_epochs(1, 2927) == 1
+
+
+def test_the_xray_gans_plan_pays_for_the_encoder_and_the_tuning_first():
+    """demo.py --data_dir: the GAN gets what the encoder's epochs and the tuning of each held-out
+    X-ray leave; at least one epoch."""
+    base = planned_xray_gan_epochs(1500, 2927, 700, 20, 16, 16)
+    assert planned_xray_gan_epochs(1500, 2927, 100, 20, 16, 16) > base > planned_xray_gan_epochs(1500, 2927, 700, 60, 16, 16)
+    assert planned_xray_gan_epochs(1500, 2927, 700, 20, 32, 16) < base
+    assert planned_xray_gan_epochs(10, 2927, 700, 20, 16, 16) == 1
 
 
 XRAY_RESULT_KEYS = (*(f"{key}_{name}" for name in ("viral", "bacterial") for key in (
@@ -179,20 +187,28 @@ XRAY_RESULT_KEYS = (*(f"{key}_{name}" for name in ("viral", "bacterial") for key
 
 @pytest.mark.slow
 def test_the_demo_explains_your_own_xrays(run, tmp_path):
-    """--data_dir: the classifier and the judge on one patient split, the explainer, every held-out
-    viral and bacterial X-ray switched to healthy, and the RESULT line of their measures."""
+    """--data_dir: the classifier and the judge on one patient split, the GAN on the other X-rays,
+    the encoder to it, every held-out viral and bacterial X-ray tuned and switched to healthy, and
+    the RESULT line of their measures."""
     import prepare_xrays
 
     make_phantom_set(tmp_path / "raw", 10, 128)
     data = tmp_path / "data"
     prepare_xrays.main(["--images", str(tmp_path / "raw" / "chest_xray"), "--out_dir", str(data)])
     work = tmp_path / "demo"
-    done = run("demo.py", "--data_dir", data, "--out_dir", work, "--explainer_epochs", 1)
+    done = run("demo.py", "--data_dir", data, "--out_dir", work, "--epochs", 1, "--explainer_epochs", 1, "--n_batch", 4)
     assert done.returncode == 0, done.stderr[-2000:]
-    for name in ("classifier/classifier.keras", "judge/classifier.keras", "explainer/explainer_001.weights.h5",
-                 "explained/viral/explain_img_align_xray.npz", "explained/bacterial/explain_img_align_xray.png"):
+    for name in ("classifier/classifier.keras", "judge/classifier.keras", "results/generator_model_001.h5",
+                 "explainer/explainer_001.weights.h5", "explained/viral/explain_img_align_xray.npz",
+                 "explained/bacterial/explain_img_align_xray.png"):
         assert os.path.isfile(work / name), name
-    assert not (work / "results").exists()  # no GAN
+    with np.load(work / "classifier" / "held_out.npz") as split, np.load(data / "img_align_xray.npz") as images, \
+            np.load(work / "gan_data" / "img_align_xray.npz") as gan_images:
+        keep = np.setdiff1d(np.arange(len(images["arr_0"])), split["held_out"])
+        assert np.array_equal(gan_images["arr_0"], images["arr_0"][keep])  # the GAN never sees a held-out X-ray
+    config = json.loads((work / "explainer" / "run_config.json").read_text())
+    assert config["config"]["architecture"] == "inversion"
+    assert config["flags"]["model"] == str(work / "results" / "generator_model_001.h5")
     last = done.stdout.strip().splitlines()[-1]
     match = re.fullmatch("RESULT " + " ".join(rf"{key}=(\S+)" for key in XRAY_RESULT_KEYS), last)
     assert match, last
