@@ -101,8 +101,8 @@ skips the phantoms and explains each patient with design c: train_classifier.py 
 judge, into --out_dir); train_cgan.py for what the budget leaves (--epochs), at the demo's GAN
 flags, on gan_data/, the X-rays but the held-out ones; train_explainer.py --architecture inversion,
 an encoder to that GAN's last generator (--explainer_epochs, default XRAY_ENCODER_EPOCHS); then
-explain_image.py on every held-out viral and bacterial X-ray: its latent from the encoder, the
-generator tuned to it (--tune_steps XRAY_TUNE_STEPS), switched to healthy with the label pushed
+explain_image.py on every held-out viral and bacterial X-ray: its latent from the encoder (then
+XRAY_PROJECTION_STEPS steps of the projection), the generator tuned to it (--tune_steps XRAY_TUNE_STEPS), switched to healthy with the label pushed
 past it (--exaggerate XRAY_EXAGGERATE); and the RESULT line, per class (_viral, _bacterial):
 judge_flip_rate, explain_recon_ssim, judge_deletion_auc_explain, judge_deletion_auc_gradcam,
 judge_deletion_auc_random (the judge's deletion AUC of the explainer's change, of the
@@ -203,12 +203,13 @@ EXPLAINER_FLAGS = {"filters": 8, "lr": 0.0005, "l1_weight": 1.0, "ramp_steps": 1
 # on real X-rays (--data_dir) design c, which switched more of them than the U-Net (files/RESULTS.md,
 # "Design c on the real X-rays"): the GAN trained on the classifier's training rows only, an encoder
 # to its latent (train_explainer.py --architecture inversion), each held-out X-ray's generator tuned
-# to it (pivotal tuning) and the label pushed half its step past healthy (--exaggerate)
+# to it (pivotal tuning) and the label pushed half its step past healthy (--exaggerate); the
+# projection's steps from the encoder's latent before the tuning switched a few more than none
 XRAY_ENCODER_FLAGS = {"architecture": "inversion", "filters": 16, "lr": 0.001}
 XRAY_ENCODER_EPOCHS = 20
-XRAY_TUNE_STEPS, XRAY_EXAGGERATE = 100, 0.5
+XRAY_PROJECTION_STEPS, XRAY_TUNE_STEPS, XRAY_EXAGGERATE = 100, 100, 0.5
 SECONDS_PER_ENCODER_IMAGE = 0.0022  # an encoder epoch over 2,927 X-rays took 6.5 s (2-core AVX-512 EPYC)
-SECONDS_PER_TUNED_IMAGE = 0.55  # explain_image.py --tune_steps 100, per X-ray (the same machine)
+SECONDS_PER_TUNED_IMAGE = 0.7  # explain_image.py --steps 100 --tune_steps 100, per X-ray (the same machine)
 SECONDS_PER_EXPLAINER_STEP, SECONDS_PER_EXPLAINER_EPOCH_END = 0.066, 0.8  # bench_explainer.py, width 8
 # the judge: another architecture and seed on the classifier's split; no map is computed from it
 JUDGE_ARCHITECTURE = "vgg"
@@ -758,7 +759,7 @@ def explain_xrays(args, start):
         writable_folder(paths["explained"])
         save_arrays(indices_file, indices=held_out_of_class(paths, os.path.join(data_dir, xray.labels_file), label))
         out_dir = os.path.join(paths["explained"], name)
-        explain_held_out(step, data_dir, paths, label, indices_file, out_dir, args.seed, "--steps", 0,
+        explain_held_out(step, data_dir, paths, label, indices_file, out_dir, args.seed, "--steps", XRAY_PROJECTION_STEPS,
                          "--tune_steps", XRAY_TUNE_STEPS, "--exaggerate", XRAY_EXAGGERATE)
         measures = explained_measures(os.path.join(out_dir, f"explain_{os.path.splitext(xray.images_file)[0]}.npz"))
         scores.update({f"judge_flip_rate_{name}": measures["judge_flip_rate"],
