@@ -209,7 +209,7 @@ XRAY_ENCODER_FLAGS = {"architecture": "inversion", "filters": 16, "lr": 0.001}
 XRAY_ENCODER_EPOCHS = 20
 XRAY_PROJECTION_STEPS, XRAY_TUNE_STEPS, XRAY_EXAGGERATE = 100, 100, 0.5
 SECONDS_PER_ENCODER_IMAGE = 0.0022  # an encoder epoch over 2,927 X-rays took 6.5 s (2-core AVX-512 EPYC)
-SECONDS_PER_TUNED_IMAGE = 0.7  # explain_image.py --steps 100 --tune_steps 100, per X-ray (the same machine)
+SECONDS_PER_TUNED_IMAGE = 0.8  # explain_image.py --steps 100 --tune_steps 100, per X-ray (the demo on the same machine)
 SECONDS_PER_EXPLAINER_STEP, SECONDS_PER_EXPLAINER_EPOCH_END = 0.066, 0.8  # bench_explainer.py, width 8
 # the judge: another architecture and seed on the classifier's split; no map is computed from it
 JUDGE_ARCHITECTURE = "vgg"

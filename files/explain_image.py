@@ -108,7 +108,8 @@ def parse_args(argv=None):
     p.add_argument("--equalize", action="store_true", help="--image with --grey: equalize its histogram")
     p.add_argument("--steps", type=cli.integer(0), default=STEPS,
                    help="the projection's Adam steps (0: the best start, or an inversion's latent, as it is)")
-    p.add_argument("--starts", type=cli.POSITIVE, default=STARTS, help="starting points per image")
+    p.add_argument("--starts", type=cli.POSITIVE, default=STARTS,
+                   help="starting points per image (an inversion's --explainer: its encoder's latent, one)")
     p.add_argument("--lr", type=cli.RATE, default=LEARNING_RATE, help="Adam's learning rate")
     p.add_argument("--ssim_weight", type=cli.number(0), default=SSIM_WEIGHT, help="weight of the SSIM term")
     p.add_argument("--tune_steps", type=cli.integer(0), default=0,
