@@ -245,7 +245,8 @@ def test_the_hand_set_classifier_reads_the_region(region_world):
 def region_explained(region_world):
     """The region world's 8 images explained as explain_image.py does, and their measures."""
     w = region_world
-    projection_flags = SimpleNamespace(steps=5, starts=1, lr=0.05, ssim_weight=0.2, seed=0, batch_size=8)
+    projection_flags = SimpleNamespace(steps=5, starts=1, lr=0.05, ssim_weight=0.2, seed=0, batch_size=8, tune_steps=0,
+                                       exaggerate=0.0)
     result = explanation.explained(w.generator, w.pixels / 255.0, w.labels, np.arange(8), np.array([0, 1]),
                                    projection_flags)
     return result, explanation_measures.measure(w.classifier, result, (w.pixels, w.labels), steps=20, seed=0)

@@ -441,7 +441,7 @@ def test_a_full_disk_while_heatmaps_write_is_one_line_exit_1_and_nothing_half_wr
 def test_ctrl_c_in_explain_image_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
     image = small_image(tmp_path / "scan.png")
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(explanation.projection, "project", interrupted)
