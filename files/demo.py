@@ -136,6 +136,7 @@ from cganlib.datasets import (
     VIRAL,
     load_prepared,
     manifest_file,
+    training_rows,
 )
 from cganlib.flags import CLASSIFIER_FILE, HELD_OUT_FILE
 from cganlib.phantoms import GROUND_TRUTH, LESION_PLACES
@@ -725,8 +726,7 @@ def gan_training_set(data_dir, held_out_file, out_dir):
     so that the GAN never sees a patient it will explain (train_cgan.py trains on every row)."""
     xray = DATASETS["xray"]
     images, labels = load_prepared(xray, data_dir)
-    (held_out,) = load_arrays(held_out_file, ("held_out",), "train_classifier.py")
-    keep = sorted(set(range(len(labels))) - set(held_out.tolist()))
+    keep = training_rows(held_out_file, len(labels))
     writable_folder(out_dir)
     save_file_set(out_dir, manifest_file(xray.name), {xray.images_file: npz_writer(images[keep]),
                                                        xray.labels_file: npz_writer(labels[keep])})

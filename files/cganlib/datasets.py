@@ -362,6 +362,16 @@ def _prepared_labels(name, n_images, key, shape, dtype):
         raise InputError(f"{shape[0]} labels for {n_images} images")
 
 
+def training_rows(held_out_from, n_images):
+    """The rows to train on: every row but held_out_from's `held_out` ones."""
+    if held_out_from == "none":
+        return np.arange(n_images)
+    held_out = load_arrays(held_out_from, ("held_out",), "train_classifier.py")[0]
+    if held_out.dtype.kind not in "iu" or held_out.ndim != 1 or (held_out.size and (held_out.min() < 0 or held_out.max() >= n_images)):
+        raise InputError(f"{held_out_from}: held_out must be row numbers of the {n_images} prepared images")
+    return np.setdiff1d(np.arange(n_images), held_out)
+
+
 def load_prepared(settings, data_dir, attributes=None):
     """The prepared uint8 images (N, 80, 80, 3) and their classes (N,) int32, checked; faces'
     classes come from the attribute table (default: attribute_table(data_dir)). InputError

@@ -40,8 +40,7 @@ from keras import layers
 
 from cganlib import cgan
 from cganlib.cgan import IMAGE_SHAPE, PIXEL_SCALE
-from cganlib.projection import LATENT_RANGE
-from cganlib.ssim import ssim
+from cganlib.projection import LATENT_RANGE, reconstruction_losses
 
 CHANGE_SCALE = 2.0  # the change spans [-2, 2]: enough to turn black into white in [-1, 1]
 CRITIC_KERNEL = 4
@@ -170,7 +169,24 @@ class TargetHead(layers.Layer):
         return {**super().get_config(), "n_classes": self.n_classes, "scale": self.scale}
 
 
-class InversionTrainer:
+class SavedState:
+    """state_arrays and restore_arrays over a trainer's _state_variables() ({name: variables}):
+    what its weights file lacks to go on exactly."""
+
+    def state_arrays(self):
+        return {name: [v.numpy() for v in variables] for name, variables in self._state_variables().items()}
+
+    def restore_arrays(self, arrays, path):
+        """Put state_arrays' values back; ValueError naming path when they do not fit."""
+        for name, variables in self._state_variables().items():
+            values = arrays.get(name, [])
+            if [tuple(v.shape) for v in variables] != [a.shape for a in values]:
+                raise ValueError(f"{path}: its arrays do not fit this run's models")
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+
+
+class InversionTrainer(SavedState):
     """Design c's training: the encoder learns, on real images, the latent from which the frozen
     generator draws each image under its own label, by the projection's loss (MSE on [0, 1]
     pixels + INVERSION_SSIM_WEIGHT x (1 - SSIM)); the batch's targets are not used."""
@@ -184,11 +200,9 @@ class InversionTrainer:
         self.step = tf.function(self._step, reduce_retracing=True)
 
     def losses(self, images, labels):
-        drawn = self.generator([self.encoder(images, training=True), tf.reshape(labels, (-1, 1))], training=False)
-        a, b = (drawn + 1.0) / 2.0, (images + 1.0) / 2.0
-        mse = tf.reduce_mean(tf.square(a - b))
-        structure = 1.0 - tf.reduce_mean(ssim(a, b))
-        return {"reconstruction": mse + INVERSION_SSIM_WEIGHT * structure, "mse": mse}
+        total, mse, _ = reconstruction_losses(self.generator, self.encoder(images, training=True),
+                                              tf.reshape(labels, (-1, 1)), (images + 1.0) / 2.0, INVERSION_SSIM_WEIGHT)
+        return {"reconstruction": tf.reduce_mean(total), "mse": tf.reduce_mean(mse)}
 
     def _step(self, images, labels, targets):
         with tf.GradientTape() as tape:
@@ -197,15 +211,8 @@ class InversionTrainer:
         self.optimizer.apply_gradients(zip(grads, self.encoder.trainable_variables))
         return terms
 
-    def state_arrays(self):
-        return {"encoder_optimizer": [v.numpy() for v in self.optimizer.variables]}
-
-    def restore_arrays(self, arrays, path):
-        values = arrays.get("encoder_optimizer", [])
-        if [tuple(v.shape) for v in self.optimizer.variables] != [a.shape for a in values]:
-            raise ValueError(f"{path}: its arrays do not fit this run's models")
-        for variable, value in zip(self.optimizer.variables, values):
-            variable.assign(value)
+    def _state_variables(self):
+        return {"encoder_optimizer": self.optimizer.variables}
 
 
 def build_critic(n_classes, filters, image_shape=IMAGE_SHAPE):
@@ -269,7 +276,7 @@ def mean_size(change):
     return tf.reduce_mean(tf.abs(change), axis=(1, 2, 3))
 
 
-class Trainer:
+class Trainer(SavedState):
     """The explainer, its critic, their optimizers and one compiled training step."""
 
     def __init__(self, config, n_classes, guide=None):
@@ -339,25 +346,13 @@ class Trainer:
         del tape
         return terms
 
-    def state_arrays(self):
-        """What the weights file lacks to go on exactly: the critics and the optimizers."""
-        return {name: [v.numpy() for v in variables] for name, variables in self._state_variables().items()}
-
     def _state_variables(self):
+        """The critics and the optimizers."""
         state = {"critic": self.critic.weights, "explainer_optimizer": self.e_optimizer.variables,
                  "critic_optimizer": self.c_optimizer.variables}
         if self.latent_critic is not None:
             state.update(latent_critic=self.latent_critic.weights, latent_critic_optimizer=self.l_optimizer.variables)
         return state
-
-    def restore_arrays(self, arrays, path):
-        """Put state_arrays' values back; ValueError naming path when they do not fit."""
-        for name, variables in self._state_variables().items():
-            values = arrays.get(name, [])
-            if [tuple(v.shape) for v in variables] != [a.shape for a in values]:
-                raise ValueError(f"{path}: its arrays do not fit this run's models")
-            for variable, value in zip(variables, values):
-                variable.assign(value)
 
 
 def batch_plan(labels, n_batch, n_classes, rng):

@@ -19,7 +19,7 @@ import tensorflow as tf
 from cganlib import cgan, plots, run_folder
 from cganlib.classifier import ClassifierFileError, load_classifier_for
 from cganlib.config import EXPLAINER_HYPERPARAMETERS, ExplainerConfig
-from cganlib.datasets import load_prepared
+from cganlib.datasets import load_prepared, training_rows
 from cganlib.explainer import (
     REDRAWING,
     InversionTrainer,
@@ -30,7 +30,7 @@ from cganlib.explainer import (
     switch,
     to_unit,
 )
-from cganlib.storage import InputError, atomic_write, load_arrays, open_h5, save_figure
+from cganlib.storage import InputError, atomic_write, open_h5, save_figure
 
 HISTORY_FIELDS = ("epoch", "critic", "adversarial", "identity", "switch_l1", "switch_tv", "cycle", "guide", "latent_critic",
                   "latent", "reconstruction", "mse", "secs")
@@ -101,16 +101,6 @@ def restart_settings(args, record):
 def data_files(args, flags):
     paths = [os.path.join(args.data_dir, args.settings.images_file), os.path.join(args.data_dir, args.settings.labels_file)]
     return paths + [path for path in (flags["held_out_from"], flags["guide"], flags["model"]) if path and path != "none"]
-
-
-def training_rows(held_out_from, n_images):
-    """The rows to train on: every row but held_out_from's `held_out` ones."""
-    if held_out_from == "none":
-        return np.arange(n_images)
-    held_out = load_arrays(held_out_from, ("held_out",), "train_classifier.py")[0]
-    if held_out.dtype.kind not in "iu" or held_out.ndim != 1 or (held_out.size and (held_out.min() < 0 or held_out.max() >= n_images)):
-        raise InputError(f"{held_out_from}: held_out must be row numbers of the {n_images} prepared images")
-    return np.setdiff1d(np.arange(n_images), held_out)
 
 
 def load_inverted(path, n_classes):

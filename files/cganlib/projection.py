@@ -25,7 +25,7 @@ from cganlib.ssim import ssim as separable_ssim
 LATENT_RANGE = 3.0
 
 
-def _losses(generator, latents, labels, targets01, ssim_weight):
+def reconstruction_losses(generator, latents, labels, targets01, ssim_weight):
     """Per latent: MSE on [0, 1] pixels + ssim_weight * (1 - SSIM), and the two parts."""
     images = (generator([latents, labels], training=False) + 1.0) / 2.0
     mse = tf.reduce_mean(tf.square(images - targets01), axis=[1, 2, 3])
@@ -38,7 +38,7 @@ def _loss(generator, latents, labels, targets01, ssim_weight):
     if ssim_weight == 0:
         images = (generator([latents, labels], training=False) + 1.0) / 2.0
         return tf.reduce_mean(tf.square(images - targets01), axis=[1, 2, 3])
-    return _losses(generator, latents, labels, targets01, ssim_weight)[0]
+    return reconstruction_losses(generator, latents, labels, targets01, ssim_weight)[0]
 
 
 def _project_batch(generator, x, y, steps, starts, lr, ssim_weight, rng, progress, desc, initial=None):
@@ -59,7 +59,7 @@ def _project_batch(generator, x, y, steps, starts, lr, ssim_weight, rng, progres
 
     for _ in tqdm(range(steps), desc=desc, unit="step", disable=not progress, leave=False):
         step()
-    loss, mse, ssim = (t.numpy().reshape(starts, n) for t in _losses(generator, z, labels, targets, ssim_weight))
+    loss, mse, ssim = (t.numpy().reshape(starts, n) for t in reconstruction_losses(generator, z, labels, targets, ssim_weight))
     best, columns = loss.argmin(axis=0), np.arange(n)
     return z.numpy().reshape(starts, n, latent_dim)[best, columns], mse[best, columns], ssim[best, columns]
 
